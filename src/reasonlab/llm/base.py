@@ -1,0 +1,204 @@
+"""The one interface to language models: `LLM`, `TrainablePolicy`, and the values they exchange.
+
+Every system talks to a model through these types. A prompt is text, token ids (so that a carried-over
+piece of a trace is never re-tokenized), or a list of chat `Message`s (rendered with the model's chat
+template when it has one, else as a plain completion transcript).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, Union, runtime_checkable
+
+from pydantic import BaseModel, Field, model_validator
+
+__all__ = [
+    "LLM",
+    "BaseLLM",
+    "Generation",
+    "Message",
+    "Prompt",
+    "SamplingParams",
+    "TrainablePolicy",
+    "Usage",
+    "prompt_kind",
+]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+Prompt = Union[str, Sequence[int], Sequence[Message]]
+
+
+def prompt_kind(prompt: Prompt) -> Literal["text", "tokens", "chat"]:
+    """Say whether a prompt is text, token ids, or chat messages."""
+    if isinstance(prompt, str):
+        return "text"
+    if len(prompt) == 0:
+        raise ValueError("empty prompt: give text, token ids, or at least one Message")
+    first = prompt[0]
+    if isinstance(first, Message):
+        return "chat"
+    if isinstance(first, int) or hasattr(first, "__index__"):
+        return "tokens"
+    raise TypeError(f"unsupported prompt element {type(first).__name__}: use str, list[int] or list[Message]")
+
+
+class SamplingParams(BaseModel):
+    """How to sample. Structured output goes through `json_schema`, `grammar` or `regex` (constrained decoding)."""
+
+    temperature: float = Field(1.0, ge=0.0, description="0 means greedy decoding")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
+    max_tokens: int = Field(256, ge=1, description="new tokens per completion")
+    stop: list[str] = Field(default_factory=list, description="stop strings (not included in the text)")
+    seed: int | None = Field(None, description="same seed and params give the same text (hf backend)")
+    n: int = Field(1, ge=1, description="completions per prompt")
+    json_schema: dict[str, Any] | None = Field(None, description="constrain the output to this JSON schema")
+    grammar: str | None = Field(None, description="constrain the output to a grammar (GBNF/EBNF)")
+    regex: str | None = Field(None, description="constrain the output to a regular expression")
+    logprobs: bool = Field(True, description="return per-token logprobs where the backend has them")
+
+    @model_validator(mode="after")
+    def _one_constraint(self) -> SamplingParams:
+        given = [name for name in ("json_schema", "grammar", "regex") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of json_schema, grammar, regex (got {', '.join(given)})")
+        return self
+
+    @property
+    def constrained(self) -> bool:
+        return self.json_schema is not None or self.grammar is not None or self.regex is not None
+
+
+@dataclass
+class Generation:
+    """One completion. `logprobs[i]` is the log-probability of `token_ids[i]` under the sampling distribution
+    (logits / temperature; the raw distribution when temperature is 0), before top-p and constraint masks."""
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float] | None
+    finish_reason: Literal["stop", "length", "eos"]
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+
+
+@dataclass
+class Usage:
+    """Token accounting of one LLM object: calls, tokens, seconds. Thread-safe."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, prompt_tokens: int, completion_tokens: int, seconds: float, calls: int = 1) -> None:
+        with self._lock:
+            self.calls += calls
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+            self.seconds += seconds
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """Anything that generates text. `generate` returns, per prompt, `params.n` generations."""
+
+    name: str
+    usage: Usage
+
+    @property
+    def context_length(self) -> int: ...
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Generation]]: ...
+
+    def complete(self, prompt: Prompt, params: SamplingParams | None = None) -> Generation: ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def detokenize(self, token_ids: Sequence[int]) -> str: ...
+
+
+@runtime_checkable
+class TrainablePolicy(LLM, Protocol):
+    """An LLM whose weights reasonlab.train can update.
+
+    `logprobs` is differentiable and computes the same numbers as `Generation.logprobs` for the same tokens
+    and temperature. `reference()` is a frozen policy for KL terms (a copy, or the model with LoRA disabled).
+    """
+
+    @property
+    def module(self) -> Any: ...  # torch.nn.Module
+
+    @property
+    def eos_token_id(self) -> int: ...
+
+    @property
+    def pad_token_id(self) -> int: ...
+
+    def logprobs(
+        self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]], temperature: float = 1.0
+    ) -> list[Any]: ...  # one 1-D tensor of length len(completion_ids[i]) per row, with grad
+
+    def reference(self) -> TrainablePolicy: ...
+
+    def save(self, path: str) -> None: ...
+
+
+class BaseLLM:
+    """Shared plumbing for backends: single-prompt helper, chat rendering fallback, usage accounting."""
+
+    name: str = "llm"
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Generation]]:
+        raise NotImplementedError
+
+    def complete(self, prompt: Prompt, params: SamplingParams | None = None) -> Generation:
+        """Generate one completion for one prompt."""
+        params = (params or SamplingParams()).model_copy(update={"n": 1})
+        return self.generate([prompt], params)[0][0]
+
+    def chat(self, messages: Sequence[Message], params: SamplingParams | None = None) -> Generation:
+        return self.complete(list(messages), params)
+
+    def render_chat(self, messages: Sequence[Message]) -> str:
+        """Plain transcript for base models without a chat template; ends ready for the assistant's turn."""
+        lines = [f"{m.role.capitalize()}: {m.content}" for m in messages]
+        return "\n\n".join([*lines, "Assistant:"])
+
+    def _record(self, generations: list[list[Generation]], started: float) -> None:
+        flat = [g for group in generations for g in group]
+        self.usage.add(
+            prompt_tokens=sum(group[0].prompt_tokens for group in generations if group),
+            completion_tokens=sum(g.completion_tokens for g in flat),
+            seconds=time.perf_counter() - started,
+            calls=len(generations),
+        )
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut `text` at the first stop string; say whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -1,0 +1,68 @@
+"""`ScriptedLLM`: a deterministic stand-in for tests of LLM programs (no model, no network).
+
+It answers from a list of scripted replies (in order) or from a function of the prompt text, tokenizes by
+characters, and counts usage like a real backend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from reasonlab.llm.base import BaseLLM, Generation, Prompt, SamplingParams, prompt_kind, truncate_at_stop
+
+__all__ = ["ScriptedLLM"]
+
+
+class ScriptedLLM(BaseLLM):
+    """Replies come from `script`: a list consumed in order, or a callable `prompt_text -> reply`."""
+
+    def __init__(self, script: Sequence[str] | Callable[[str], str], name: str = "scripted") -> None:
+        super().__init__()
+        self.name = name
+        self._script = script if callable(script) else list(script)
+        self.prompts: list[str] = []
+
+    @property
+    def context_length(self) -> int:
+        return 1_000_000
+
+    def tokenize(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        return "".join(chr(t) for t in token_ids)
+
+    def _prompt_text(self, prompt: Prompt) -> str:
+        kind = prompt_kind(prompt)
+        if kind == "tokens":
+            return self.detokenize(prompt)  # type: ignore[arg-type]
+        if kind == "chat":
+            return self.render_chat(prompt)  # type: ignore[arg-type]
+        return prompt  # type: ignore[return-value]
+
+    def _next_reply(self, text: str) -> str:
+        if callable(self._script):
+            return self._script(text)
+        if not self._script:
+            raise RuntimeError("ScriptedLLM ran out of scripted replies")
+        return self._script.pop(0)
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Generation]]:
+        started = time.perf_counter()
+        grouped = []
+        for prompt in prompts:
+            text = self._prompt_text(prompt)
+            self.prompts.append(text)
+            group = []
+            for _ in range(params.n):
+                reply, stopped = truncate_at_stop(self._next_reply(text), params.stop)
+                ids = self.tokenize(reply)[: params.max_tokens]
+                finish = "stop" if stopped else ("length" if len(ids) < len(reply) else "eos")
+                group.append(Generation(
+                    text=self.detokenize(ids), token_ids=ids, logprobs=[0.0] * len(ids), finish_reason=finish,
+                    prompt_tokens=len(text), completion_tokens=len(ids), latency_s=0.0,
+                ))
+            grouped.append(group)
+        self._record(grouped, started)
+        return grouped

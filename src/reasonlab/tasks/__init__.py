@@ -1,0 +1,1 @@
+"""Data sources shared by several systems (sudoku, maze, arc, arithmetic chains, ...)."""

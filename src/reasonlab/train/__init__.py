@@ -1,0 +1,1 @@
+"""Shared training machinery: tinylm (small causal LM), rl (episodes of segments, GRPO family), sft."""

@@ -1,0 +1,89 @@
+"""Shared fixtures: the embedded Gemma loaded once, and real OpenAI-compatible servers started once per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 240.0) -> None:
+    """Poll `url` until it answers 200; fail with the server's output if it dies or never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            pytest.fail(f"server exited with {process.returncode} before answering {url}:\n{output[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    pytest.fail(f"server did not answer {url} within {timeout:.0f} s")
+
+
+def start_server(command: list[str], port: int) -> Iterator[str]:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v1/models", process)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def embedded_hf():
+    """Gemma-3-270M on the hf backend, loaded once per test session (converted once, under a file lock)."""
+    from reasonlab.llm import load_llm
+
+    return load_llm("hf:embedded")
+
+
+@pytest.fixture(scope="session")
+def embedded_gguf() -> Path:
+    from reasonlab.llm.embedded import embedded_gemma_gguf
+
+    return embedded_gemma_gguf()
+
+
+@pytest.fixture(scope="session")
+def llamacpp_server(embedded_gguf: Path) -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server over the embedded GGUF; yields its base URL."""
+    pytest.importorskip("llama_cpp.server", reason="the llamacpp extra is not installed")
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", "2048", "--model_alias", "gemma"]
+    yield from start_server(command, port)
+
+
+@pytest.fixture(scope="session")
+def reasonlab_server(embedded_hf) -> Iterator[str]:
+    """`reasonlab serve --llm hf:embedded` as a real subprocess; yields its base URL (model id 'gemma')."""
+    port = free_port()
+    command = [sys.executable, "-m", "reasonlab.cli", "serve", "--llm", "hf:embedded", "--port", str(port),
+               "--model-name", "gemma"]
+    yield from start_server(command, port)

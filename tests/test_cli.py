@@ -1,0 +1,101 @@
+"""The `reasonlab` command: user errors are one line and exit 2; info, embed and report work end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reasonlab.runs import Run
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reasonlab.cli", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def assert_one_line_user_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 2, output
+    assert "Traceback" not in output
+    assert len(output.splitlines()) == 1, output
+    assert output.startswith("error:") and fragment in output, output
+
+
+def test_unknown_spec() -> None:
+    assert_one_line_user_error(run_cli("generate", "--llm", "gpt9", "hi"), "unknown LLM spec 'gpt9'")
+
+
+def test_missing_model_file() -> None:
+    assert_one_line_user_error(run_cli("generate", "--llm", "hf:/nonexistent/model", "hi"), "does not exist")
+
+
+def test_unreachable_server() -> None:
+    result = run_cli("generate", "--llm", "openai:http://127.0.0.1:9/v1#m", "hi")
+    assert_one_line_user_error(result, "cannot reach the server at http://127.0.0.1:9/v1")
+
+
+def test_report_on_missing_and_empty_folders(tmp_path: Path) -> None:
+    assert_one_line_user_error(run_cli("report", str(tmp_path / "nope")), "does not exist")
+    assert_one_line_user_error(run_cli("report", str(tmp_path)), "no run directories")
+
+
+def test_bad_yaml_config_is_named_with_its_line(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    from reasonlab.config import load_config
+    from reasonlab.errors import UserError
+
+    class DemoConfig(BaseModel):
+        steps: int = 10
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: 3\n  oops: [\n")
+    with pytest.raises(UserError, match=r"bad.yaml is not valid YAML at line \d"):
+        load_config(DemoConfig, bad)
+    wrong_type = tmp_path / "wrong.yaml"
+    wrong_type.write_text("steps: many\n")
+    with pytest.raises(UserError, match="config field 'steps'"):
+        load_config(DemoConfig, wrong_type)
+    with pytest.raises(UserError, match="does not exist"):
+        load_config(DemoConfig, tmp_path / "missing.yaml")
+    assert load_config(DemoConfig, None, steps=4).steps == 4
+
+
+def test_unknown_demo_name(tmp_path: Path) -> None:
+    result = run_cli("demo", "--only", "no-such-system", "--out", str(tmp_path))
+    assert_one_line_user_error(result, "no demo named no-such-system")
+
+
+def test_report_command_writes_both_files(tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "example", {"lr": 0.1})
+    for step in range(3):
+        run.log({"loss": 1.0 / (step + 1)}, step=step)
+    run.write_summary({"accuracy": 0.75})
+    result = run_cli("report", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "0.75" in (tmp_path / "report.md").read_text()
+    assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
+
+
+def test_info_lists_backends_and_models() -> None:
+    result = run_cli("info")
+    assert result.returncode == 0, result.stderr
+    for word in ("torch", "hf", "llamacpp", "openai", "embedded Gemma-3-270M", "embedded MiniLM"):
+        assert word in result.stdout
+
+
+@pytest.mark.slow
+def test_embed_prints_similarities() -> None:
+    result = run_cli("embed", "A cat sits on the mat.", "A kitten rests on a rug.", "Markets fell.")
+    assert result.returncode == 0, result.stderr
+    assert "3 vectors of dimension 384" in result.stdout
+
+
+@pytest.mark.slow
+def test_generate_with_the_embedded_model(embedded_hf) -> None:
+    result = run_cli("generate", "--llm", "hf:embedded", "--max-tokens", "10", "Q: What is the capital of France?\nA:")
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout
