@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test venv lint bench
+.PHONY: demo test venv lint bench sandbox-tools
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/reasonlab demo
 
-test: venv
+# the sandbox's first layer is bubblewrap (Debian package); install it where we may, else its tests skip
+sandbox-tools:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1; } || \
+	  echo "note: bubblewrap not installed; sandbox tests that need it will be skipped"
+
+test: venv sandbox-tools
 	$(VENV)/bin/python -m pytest tests
 
 lint: venv

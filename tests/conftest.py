@@ -24,12 +24,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 240.0) -> None:
+def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 240.0) -> None:
     """Poll `url` until it answers 200; fail with the server's output if it dies or never answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            output = log.read_text(errors="replace")
             pytest.fail(f"server exited with {process.returncode} before answering {url}:\n{output[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -42,10 +42,12 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 240.0) -
     pytest.fail(f"server did not answer {url} within {timeout:.0f} s")
 
 
-def start_server(command: list[str], port: int) -> Iterator[str]:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def start_server(command: list[str], port: int, log: Path) -> Iterator[str]:
+    """Run a server subprocess (output to a log file: a full pipe would block it) until the session ends."""
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/v1/models", process)
+        wait_for_http(f"http://127.0.0.1:{port}/v1/models", process, log)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.terminate()
@@ -71,19 +73,19 @@ def embedded_gguf() -> Path:
 
 
 @pytest.fixture(scope="session")
-def llamacpp_server(embedded_gguf: Path) -> Iterator[str]:
+def llamacpp_server(embedded_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's own OpenAI-compatible server over the embedded GGUF; yields its base URL."""
     pytest.importorskip("llama_cpp.server", reason="the llamacpp extra is not installed")
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", "2048", "--model_alias", "gemma"]
-    yield from start_server(command, port)
+    yield from start_server(command, port, tmp_path_factory.mktemp("llamacpp") / "server.log")
 
 
 @pytest.fixture(scope="session")
-def reasonlab_server(embedded_hf) -> Iterator[str]:
+def reasonlab_server(embedded_hf, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`reasonlab serve --llm hf:embedded` as a real subprocess; yields its base URL (model id 'gemma')."""
     port = free_port()
     command = [sys.executable, "-m", "reasonlab.cli", "serve", "--llm", "hf:embedded", "--port", str(port),
                "--model-name", "gemma"]
-    yield from start_server(command, port)
+    yield from start_server(command, port, tmp_path_factory.mktemp("serve") / "server.log")

@@ -114,9 +114,12 @@ class LlamaCppLLM(BaseLLM):
 
     def _decode_one(self, prompt: list[int], params: SamplingParams, seed: int | None) -> Generation:
         started = time.perf_counter()
+        import llama_cpp
+
         self.llama.set_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
+        # a full prefill every time: reusing a cached prefix changes the numerics, and with them the samples
         self.llama.reset()
-        eos = self.llama.token_eos()
+        vocab_size = self.llama.n_vocab()
         tokens: list[int] = []
         logprobs: list[float] = []
         finish = "length"
@@ -127,10 +130,11 @@ class LlamaCppLLM(BaseLLM):
         )
         for token in stream:
             if params.logprobs:
-                logits = self.llama.scores[self.llama.n_tokens - 1]
+                # the context still holds the logits this token was sampled from (one output row)
+                logits = np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=(vocab_size,))
                 logprobs.append(float(_log_softmax(logits, params.temperature)[token]))
             tokens.append(int(token))
-            if token == eos or self.llama._model.token_is_eog(token):
+            if llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token):
                 finish = "eos"
                 break
             if params.stop and truncate_at_stop(self.detokenize(tokens), params.stop)[1]:
