@@ -99,3 +99,13 @@ def test_generate_with_the_embedded_model(embedded_hf) -> None:
     result = run_cli("generate", "--llm", "hf:embedded", "--max-tokens", "10", "Q: What is the capital of France?\nA:")
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
+
+
+@pytest.mark.slow
+def test_embedded_models_demo_writes_a_run(tmp_path: Path, embedded_hf) -> None:
+    from reasonlab.cli import _embedded_models_demo
+
+    run_dir = _embedded_models_demo(tmp_path, llm=embedded_hf)
+    summary = Run.open(run_dir).summary()
+    assert summary["completion_tokens"] > 0 and summary["tokens_per_s"] > 0
+    assert summary["cosine_similar"] > summary["cosine_unrelated"]

@@ -13,12 +13,16 @@ import pkgutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from reasonlab.errors import UserError
+
+if TYPE_CHECKING:
+    from reasonlab.llm import LLM
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -27,6 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 app = typer.Typer(help="reasonlab: ten 2025 methods for reasoning, memory and alignment of language models.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
+error_console = Console(stderr=True, soft_wrap=True)
 
 
 def _add_system_apps() -> None:
@@ -176,14 +181,14 @@ def demo(
     console.print(f"report: {markdown} and {html}")
 
 
-def _embedded_models_demo(out: Path) -> None:
+def _embedded_models_demo(out: Path, llm: LLM | None = None) -> Path:
     """Until systems register demos: the embedded model generating, and MiniLM embedding."""
     from reasonlab.llm import SamplingParams, load_llm
     from reasonlab.llm.embed import MiniLMEmbedder, cosine_similarity
     from reasonlab.runs import Run
 
     run = Run.create(out, "embedded-models", {"llm": "hf:embedded", "embedder": "minilm"}, exist_ok=True)
-    llm = load_llm("hf:embedded")
+    llm = llm or load_llm("hf:embedded")
     prompts = ["The capital of France is", "def fibonacci(n):", "Water boils at a temperature of"]
     params = SamplingParams(max_tokens=24, temperature=0.0)
     for prompt, group in zip(prompts, llm.generate(prompts, params), strict=True):
@@ -197,6 +202,7 @@ def _embedded_models_demo(out: Path) -> None:
         "cosine_similar": float(similarity[0, 1]),
         "cosine_unrelated": float(similarity[0, 2]),
     })
+    return run.dir
 
 
 def main() -> None:
@@ -205,7 +211,9 @@ def main() -> None:
         _add_system_apps()
         app(standalone_mode=False)
     except UserError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False)
+        from rich.markup import escape
+
+        error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)

@@ -53,7 +53,7 @@ def test_stop_and_json_schema(llama) -> None:
 
 
 def test_regex_is_refused_with_the_fix(llama) -> None:
-    with pytest.raises(UserError, match="use hf:... for regex"):
+    with pytest.raises(UserError, match=r"use hf:\.\.\. for regex"):
         llama.complete("x", SamplingParams(regex="[0-9]+"))
 
 

@@ -227,15 +227,17 @@ class HFPolicy(BaseLLM):
         finish: list[str | None],
     ) -> int:
         """Choose row i's next token, record its logprob, and decide whether the row is finished."""
-        scale = params.temperature if params.temperature > 0 else 1.0
-        log_dist = torch.log_softmax(logits / scale, dim=-1)
         constraint = constraints[i]
+        logits_unmasked = logits
         if constraint is not None:
             logits = logits.clone()
             constraint.mask_logits(logits)
         token = sample_token(logits, params.temperature, params.top_p, generators[i])
         completions[i].append(token)
-        logprobs[i].append(float(log_dist[token]))
+        if params.logprobs:
+            # the sampling distribution (logits / temperature) before top-p and constraint masks
+            scale = params.temperature if params.temperature > 0 else 1.0
+            logprobs[i].append(float(logits_unmasked[token] / scale - torch.logsumexp(logits_unmasked / scale, -1)))
         if constraint is not None:
             constraint.accept(token)
         if token in self._stop_ids or (constraint is not None and constraint.finished):

@@ -73,7 +73,7 @@ class VLLMLLM(BaseLLM):
             for completion in output.outputs:
                 logprobs = None
                 if completion.logprobs is not None:
-                    logprobs = [step[tok].logprob for step, tok in zip(completion.logprobs, completion.token_ids)]
+                    logprobs = [step[tok].logprob for step, tok in zip(completion.logprobs, completion.token_ids, strict=True)]
                 group.append(Generation(
                     text=completion.text, token_ids=list(completion.token_ids), logprobs=logprobs,
                     finish_reason="length" if completion.finish_reason == "length" else "stop",
