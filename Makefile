@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
+	$(PIP) -q --upgrade pip
 	# torch first, pinned to the CPU build on this disk; everything else under the same constraints
 	$(PIP) -q torch==2.13.0
 	$(PIP) -q -e ".[$(EXTRAS)]"

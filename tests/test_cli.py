@@ -64,6 +64,18 @@ def test_bad_yaml_config_is_named_with_its_line(tmp_path: Path) -> None:
     assert load_config(DemoConfig, None, steps=4).steps == 4
 
 
+def test_bad_yaml_through_the_cli(tmp_path: Path) -> None:
+    bad = tmp_path / "generate.yaml"
+    bad.write_text("llm: hf:embedded\n  max_tokens: [\n")
+    assert_one_line_user_error(run_cli("generate", "--config", str(bad), "hi"), "is not valid YAML at line 2")
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("max_tokens: -3\n")
+    assert_one_line_user_error(run_cli("generate", "--config", str(wrong), "hi"), "config field 'max_tokens'")
+    unknown_spec = tmp_path / "spec.yaml"
+    unknown_spec.write_text("llm: gpt9\n")
+    assert_one_line_user_error(run_cli("generate", "--config", str(unknown_spec), "hi"), "unknown LLM spec 'gpt9'")
+
+
 def test_unknown_demo_name(tmp_path: Path) -> None:
     result = run_cli("demo", "--only", "no-such-system", "--out", str(tmp_path))
     assert_one_line_user_error(result, "no demo named no-such-system")

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from pydantic import BaseModel, Field
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reasonlab.errors import UserError
@@ -86,22 +88,37 @@ def _find_minilm() -> str:
     return str(Path(spec.origin).parent) if spec and spec.origin else "[red]not installed[/red]"
 
 
+class GenerateConfig(BaseModel):
+    """Options of `reasonlab generate`; loadable from YAML with --config, overridden by CLI options."""
+
+    llm: str = Field("hf:embedded", description="model spec, e.g. hf:embedded, openai:URL#MODEL")
+    max_tokens: int = Field(48, ge=1, description="new tokens to generate")
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
+    seed: int | None = Field(None, description="sampling seed")
+    stop: list[str] = Field(default_factory=list, description="stop strings")
+
+
 @app.command()
 def generate(
     prompt: str = typer.Argument(..., help="prompt text (a completion prompt for base models)"),
-    llm: str = typer.Option("hf:embedded", "--llm", help="model spec, e.g. hf:embedded, openai:URL#MODEL"),
-    max_tokens: int = typer.Option(48, "--max-tokens", help="new tokens to generate"),
-    temperature: float = typer.Option(0.0, help="0 = greedy"),
+    config: Path | None = typer.Option(None, "--config", help="YAML file with the options below"),
+    llm: str | None = typer.Option(None, "--llm", help="model spec [default: hf:embedded]"),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="new tokens to generate [default: 48]"),
+    temperature: float | None = typer.Option(None, help="0 = greedy [default: 0]"),
     seed: int | None = typer.Option(None, help="sampling seed"),
-    stop: list[str] = typer.Option([], help="stop string (repeatable)"),
+    stop: list[str] | None = typer.Option(None, help="stop string (repeatable)"),
 ) -> None:
     """Generate a completion with any model."""
+    from reasonlab.config import load_config
     from reasonlab.llm import SamplingParams, load_llm
 
-    model = load_llm(llm)
-    result = model.complete(prompt, SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed,
-                                                   stop=stop))
-    console.print(f"[bold]{prompt}[/bold]{result.text}", highlight=False)
+    options = load_config(GenerateConfig, config, llm=llm, max_tokens=max_tokens, temperature=temperature,
+                          seed=seed, stop=stop or None)
+    model = load_llm(options.llm)
+    params = SamplingParams(max_tokens=options.max_tokens, temperature=options.temperature, seed=options.seed,
+                            stop=options.stop)
+    result = model.complete(prompt, params)
+    console.print(f"[bold]{escape(prompt)}[/bold]{escape(result.text)}", highlight=False)
     console.print(f"[dim]{result.completion_tokens} tokens, {result.latency_s:.2f} s, "
                   f"finish: {result.finish_reason}[/dim]")
 
@@ -211,8 +228,6 @@ def main() -> None:
         _add_system_apps()
         app(standalone_mode=False)
     except UserError as err:
-        from rich.markup import escape
-
         error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         sys.exit(2)
     except typer.Abort:
