@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol, Union, runtime_checkable
 
 from pydantic import BaseModel, Field, model_validator
 
+from reasonlab.errors import UserError
+
 __all__ = [
     "LLM",
     "BaseLLM",
@@ -187,6 +189,30 @@ class BaseLLM:
         """Plain transcript for base models without a chat template; ends ready for the assistant's turn."""
         lines = [f"{m.role.capitalize()}: {m.content}" for m in messages]
         return "\n\n".join([*lines, "Assistant:"])
+
+    bos_text: str = ""
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        raise NotImplementedError
+
+    def prompt_ids(self, prompt: Prompt) -> list[int]:
+        """Token ids of a prompt: ids pass through untouched, text gets BOS, chat goes through the template."""
+        kind = prompt_kind(prompt)
+        if kind == "tokens":
+            return [int(t) for t in prompt]  # type: ignore[union-attr]
+        if kind == "chat":
+            text = self.render_chat(prompt)  # type: ignore[arg-type]
+            # chat templates write their own BOS
+            return self.tokenize(text, add_special_tokens=not (self.bos_text and text.startswith(self.bos_text)))
+        return self.tokenize(prompt)  # type: ignore[arg-type]
+
+    def check_fits(self, prompt_length: int, max_tokens: int) -> None:
+        """Raise a one-line UserError when a prompt plus its completion cannot fit the context."""
+        if prompt_length + max_tokens > self.context_length:  # type: ignore[attr-defined]
+            raise UserError(
+                f"prompt of {prompt_length} tokens + max_tokens {max_tokens} exceeds the context length "
+                f"{self.context_length} of {self.name}: shorten the prompt or lower max_tokens"  # type: ignore[attr-defined]
+            )
 
     def _record(self, generations: list[list[Generation]], started: float) -> None:
         flat = [g for group in generations for g in group]

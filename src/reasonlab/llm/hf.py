@@ -30,7 +30,6 @@ from reasonlab.llm.base import (
     Message,
     Prompt,
     SamplingParams,
-    prompt_kind,
     truncate_at_stop,
 )
 from reasonlab.llm.constrained import ConstraintFactory, GrammarConstraint
@@ -141,27 +140,15 @@ class HFPolicy(BaseLLM):
             return self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
         return super().render_chat(messages)
 
-    def prompt_ids(self, prompt: Prompt) -> list[int]:
-        """Token ids of a prompt: ids pass through untouched, text gets BOS, chat goes through the template."""
-        kind = prompt_kind(prompt)
-        if kind == "tokens":
-            return [int(t) for t in prompt]  # type: ignore[union-attr]
-        if kind == "chat":
-            text = self.render_chat(prompt)  # type: ignore[arg-type]
-            # chat templates write their own BOS
-            return self.tokenize(text, add_special_tokens=not text.startswith(str(self.tokenizer.bos_token)))
-        return self.tokenize(prompt)  # type: ignore[arg-type]
+    @property
+    def bos_text(self) -> str:  # type: ignore[override]
+        return str(self.tokenizer.bos_token or "")
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Generation]]:
         """Per prompt, `params.n` completions; all rows of the request are decoded as one batch."""
         started = time.perf_counter()
         rows = [self.prompt_ids(p) for p in prompts for _ in range(params.n)]
-        too_long = [len(r) for r in rows if len(r) + params.max_tokens > self.context_length]
-        if too_long:
-            raise UserError(
-                f"prompt of {max(too_long)} tokens + max_tokens {params.max_tokens} exceeds the context "
-                f"length {self.context_length} of {self.name}: shorten the prompt or lower max_tokens"
-            )
+        self.check_fits(max(len(r) for r in rows), params.max_tokens)
         seeds = [None if params.seed is None else params.seed + i for i in range(len(rows))]
         flat = self._decode_batch(rows, params, seeds)
         grouped = [flat[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]

@@ -25,7 +25,6 @@ from reasonlab.llm.base import (
     Message,
     Prompt,
     SamplingParams,
-    prompt_kind,
     truncate_at_stop,
 )
 
@@ -72,19 +71,12 @@ class LlamaCppLLM(BaseLLM):
 
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             turns = [{"role": m.role, "content": m.content} for m in messages]
-            bos = self.llama.detokenize([self.llama.token_bos()]).decode()
-            return env.from_string(template).render(messages=turns, add_generation_prompt=True, bos_token=bos)
+            return env.from_string(template).render(messages=turns, add_generation_prompt=True, bos_token=self.bos_text)
         return super().render_chat(messages)
 
-    def prompt_ids(self, prompt: Prompt) -> list[int]:
-        kind = prompt_kind(prompt)
-        if kind == "tokens":
-            return [int(t) for t in prompt]  # type: ignore[union-attr]
-        if kind == "chat":
-            text = self.render_chat(prompt)  # type: ignore[arg-type]
-            bos = self.llama.detokenize([self.llama.token_bos()]).decode()
-            return self.tokenize(text, add_special_tokens=not text.startswith(bos))
-        return self.tokenize(prompt)  # type: ignore[arg-type]
+    @property
+    def bos_text(self) -> str:  # type: ignore[override]
+        return self.llama.detokenize([self.llama.token_bos()]).decode()
 
     def _grammar(self, params: SamplingParams) -> Any:
         from llama_cpp import LlamaGrammar
@@ -102,11 +94,7 @@ class LlamaCppLLM(BaseLLM):
         grouped = []
         for index, prompt in enumerate(prompts):
             ids = self.prompt_ids(prompt)
-            if len(ids) + params.max_tokens > self.context_length:
-                raise UserError(
-                    f"prompt of {len(ids)} tokens + max_tokens {params.max_tokens} exceeds the context length "
-                    f"{self.context_length} of {self.name}: shorten the prompt or lower max_tokens"
-                )
+            self.check_fits(len(ids), params.max_tokens)
             seeds = [None if params.seed is None else params.seed + index * params.n + k for k in range(params.n)]
             grouped.append([self._decode_one(ids, params, seed) for seed in seeds])
         self._record(grouped, started)
