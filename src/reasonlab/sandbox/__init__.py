@@ -1,0 +1,155 @@
+"""Run untrusted, model-written Python in a separate process under operating-system limits.
+
+mem-agent runs the model's tool calls and ArcMemo runs model-written `transform(grid)` programs through
+`run_python`. Every violation comes back as a `SandboxResult` value naming the layer that stopped it:
+
+    namespace   bubblewrap: new user, pid, network, ipc, uts and mount namespaces; read-only system dirs
+    user        the code runs as an unprivileged host user (uid 65534 when the caller is root)
+    tmpfs       size-limited tmpfs mounts are the only writable places (/sandbox = workdir, /tmp)
+    seccomp     a syscall filter: no fork of new processes, no non-unix sockets, no ptrace/mount/bpf
+    rlimit      RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC (inside the user namespace)
+    audit       a `sys.addaudithook` hook; an extra layer only, it does not hold against native code
+    env         the environment is rebuilt from scratch: no secrets, single-threaded BLAS
+    timeout     the parent kills the process group at the wall-clock limit
+    supervisor  the parent caps output and checks every file before copying it back into the workdir
+
+Without bubblewrap (no user namespaces, e.g. Docker's default profile) it degrades to rlimit + seccomp +
+audit + env + timeout + supervisor in a plain subprocess; `available_layers()` says which layers hold and
+docs/sandbox.md explains what that means. The result travels as JSON lines over a pipe, never as pickle.
+
+    limits.py      SandboxLimits, SandboxResult, LayerStatus and the layer and error-kind names
+    launch.py      bubblewrap, the root-to-nobody staging and the fallback; the rebuilt environment
+    seccomp.py     the BPF program
+    runner.py      the child: a stdlib-only script, run by path as `python -I -B runner.py RESULT_FD`
+    supervisor.py  feeding the job, capping the output, the timeout and reading the result back
+    workdir.py     the workdir snapshot and the checked copy back
+
+    python -c "from reasonlab.sandbox import run_python; print(run_python('result = 6 * 7'))"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from reasonlab.errors import UserError
+from reasonlab.sandbox.launch import Launcher, bind_sources, choose_launcher, fallback_dirs, user_note
+from reasonlab.sandbox.limits import (
+    SANDBOX_TMPDIR,
+    SANDBOX_WORKDIR,
+    SKIPPABLE_LAYERS,
+    ErrorKind,
+    Layer,
+    LayerStatus,
+    SandboxLimits,
+    SandboxMode,
+    SandboxResult,
+)
+from reasonlab.sandbox.seccomp import seccomp_program
+from reasonlab.sandbox.supervisor import execute, interpret
+from reasonlab.sandbox.workdir import Snapshot, snapshot_workdir
+
+__all__ = [
+    "ErrorKind",
+    "Layer",
+    "LayerStatus",
+    "SandboxLimits",
+    "SandboxMode",
+    "SandboxResult",
+    "available_layers",
+    "run_python",
+]
+
+
+def run_python(
+    code: str,
+    *,
+    workdir: Path | str | None = None,
+    inputs: dict[str, Any] | None = None,
+    limits: SandboxLimits | None = None,
+    preamble: str | None = None,
+    mode: SandboxMode = "auto",
+    skip_layers: Collection[str] = (),
+) -> SandboxResult:
+    """Run `code` in the sandbox; `inputs` is visible as a dict, `preamble` is trusted source run first.
+
+    `mode`: "auto" uses bubblewrap when it works and falls back otherwise, "strict" raises UserError
+    without it, "fallback" never uses it. `skip_layers` turns off "audit" and/or "seccomp" (tests, debugging).
+    With `workdir`, the code runs in a copy on the tmpfs; changed regular files come back after checks,
+    and only when the run ended normally or with an ordinary Python exception.
+    """
+    limits = limits or SandboxLimits()
+    skipped = _check_skip_layers(skip_layers)
+    launcher = choose_launcher(mode)
+    snapshot = snapshot_workdir(workdir, limits)
+    seccomp = None if "seccomp" in skipped else seccomp_program(lock_rlimits=not launcher.namespace)
+    job = _job(code, inputs, preamble, limits, launcher, snapshot, audit="audit" not in skipped, seccomp=seccomp)
+    with tempfile.TemporaryDirectory(prefix="reasonlab-sandbox-") as private:
+        if not launcher.namespace:
+            job["workdir"], job["tmpdir"] = fallback_dirs(Path(private), launcher)
+        exchange = execute(job, launcher, limits, seccomp if launcher.namespace else None, Path(private))
+    return interpret(exchange, limits, snapshot)
+
+
+def available_layers(mode: SandboxMode = "auto") -> dict[Layer, LayerStatus]:
+    """Which layers hold for `run_python(..., mode=mode)` on this machine, with what each one enforces."""
+    launcher = choose_launcher(mode, strict_raises=False)
+    seccomp = seccomp_program(lock_rlimits=False) is not None
+    off = f"off: {launcher.note}"
+    namespace = "bubblewrap: new user/pid/net/ipc/uts/mount namespaces, read-only system dirs, no host /etc"
+    unprivileged = launcher.host_user != "root"
+    nproc = "RLIMIT_NPROC per sandbox" if launcher.namespace and unprivileged else "no RLIMIT_NPROC"
+    return {
+        "namespace": LayerStatus(launcher.namespace, namespace if launcher.namespace else off),
+        "user": LayerStatus(unprivileged, user_note(launcher)),
+        "tmpfs": LayerStatus(launcher.namespace, "size-limited tmpfs at /sandbox and /tmp, rest read-only"
+                             if launcher.namespace else off),
+        "seccomp": LayerStatus(seccomp, "no fork/vfork/clone of processes, only AF_UNIX sockets, no ptrace, "
+                               "mount, bpf, keyctl, io_uring" if seccomp else "off: filter is built for x86_64 only"),
+        "rlimit": LayerStatus(True, f"RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE; {nproc}"),
+        "audit": LayerStatus(True, "sys.addaudithook: sockets, subprocesses, fork, ctypes calls, paths outside "
+                             "the workdir; not a boundary on its own"),
+        "env": LayerStatus(True, "environment rebuilt from scratch, single-threaded BLAS"),
+        "timeout": LayerStatus(True, "parent kills the process group after wall_seconds"),
+        "supervisor": LayerStatus(True, "output caps; returned files checked before they reach the workdir"),
+    }
+
+
+def _check_skip_layers(skip_layers: Collection[str]) -> frozenset[str]:
+    unknown = set(skip_layers) - set(SKIPPABLE_LAYERS)
+    if unknown:
+        raise UserError(f"skip_layers={sorted(skip_layers)} names {sorted(unknown)}; only "
+                        f"{', '.join(SKIPPABLE_LAYERS)} can be skipped")
+    return frozenset(skip_layers)
+
+
+def _job(code: str, inputs: dict[str, Any] | None, preamble: str | None, limits: SandboxLimits,
+         launcher: Launcher, snapshot: Snapshot, audit: bool, seccomp: bytes | None) -> dict[str, Any]:
+    if inputs is not None and not isinstance(inputs, dict):
+        raise UserError(f"sandbox inputs must be a dict, got {type(inputs).__name__}; wrap the value in a dict")
+    try:
+        json.dumps(inputs, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"sandbox inputs are not JSON-serializable ({error}); pass lists, dicts, str, "
+                        "numbers, bools or None") from error
+    workdir, tmpdir = (SANDBOX_WORKDIR, SANDBOX_TMPDIR) if launcher.namespace else ("", "")
+    sources = bind_sources()
+    return {
+        "code": code, "preamble": preamble or "", "inputs": inputs or {}, "files": snapshot.entries,
+        "workdir": workdir, "tmpdir": tmpdir, "audit": audit,
+        "read_roots": sources + [os.path.realpath(s) for s in sources] + ["/dev/null", "/dev/urandom",
+                                                                          "/dev/random", "/dev/zero"],
+        # in the namespace bubblewrap loads the filter; without it the runner loads it after its rlimits
+        "seccomp": seccomp.hex() if seccomp is not None and not launcher.namespace else None,
+        "seccomp_active": seccomp is not None, "namespace": launcher.namespace,
+        "dropped": launcher.host_user == "nobody",
+        # bwrap's pid 1 and the runner count too; outside a user namespace the count is per host user
+        "nproc": limits.max_processes + 2 if launcher.namespace else None,
+        "cpu_seconds": limits.cpu_seconds, "memory_bytes": limits.memory_mb << 20,
+        "file_bytes": limits.file_mb << 20, "max_files": limits.max_files,
+        "max_output_bytes": limits.max_output_bytes,
+    }

@@ -1,0 +1,244 @@
+"""The namespace, user and env layers: how the child is started, through bubblewrap or as a plain subprocess.
+
+`choose_launcher` picks the first bubblewrap setup that starts Python on this machine, or the fallback;
+`launch_argv` puts bubblewrap (and, for a root caller, the staging that drops to uid 65534) in front of the
+runner. The child sees the Python installation and the system libraries read-only, and runner.py bound
+read-only at /opt/reasonlab/runner.py; it runs as `python -I -B runner.py RESULT_FD`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from reasonlab.errors import UserError
+from reasonlab.sandbox.limits import NOBODY, SANDBOX_TMPDIR, SANDBOX_WORKDIR, SandboxLimits, SandboxMode
+from reasonlab.sandbox.seccomp import seccomp_program
+
+# the child-side program: a stdlib-only script beside this file, executed by path
+RUNNER = os.path.join(os.path.dirname(os.path.realpath(__file__)), "runner.py")
+RUNNER_MOUNT = "/opt/reasonlab/runner.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class Launcher:
+    """How to start the child: through bubblewrap or as a plain subprocess, and as which host user.
+
+    host_user: "caller" (a non-root caller's own uid), "nobody" (uid 65534, dropped to by a root caller)
+    or "root" (a root caller that could not drop). `staged` lists host paths uid 65534 cannot reach
+    (python under /root): a root caller re-binds them in a private mount namespace before dropping.
+    """
+
+    namespace: bool
+    host_user: Literal["caller", "nobody", "root"]
+    staged: tuple[str, ...] = ()
+    bwrap: str | None = None
+    note: str = ""
+
+
+def choose_launcher(mode: SandboxMode, strict_raises: bool = True) -> Launcher:
+    if mode not in get_args(SandboxMode):
+        raise UserError(f"unknown sandbox mode {mode!r}; use one of {', '.join(get_args(SandboxMode))}")
+    if mode != "fallback":
+        bwrap = shutil.which("bwrap")
+        launcher = _namespace_launcher(bwrap)
+        if launcher.namespace:
+            return launcher
+        if mode == "strict" and strict_raises:
+            raise UserError(f"strict sandbox mode needs bubblewrap: {launcher.note}; install it "
+                            "(apt-get install bubblewrap) where user namespaces are allowed, or use mode='auto'")
+        return _fallback_launcher(launcher.note)
+    return _fallback_launcher("mode='fallback' was asked for")
+
+
+@functools.lru_cache(maxsize=8)
+def _namespace_launcher(bwrap: str | None) -> Launcher:
+    """The first bubblewrap setup that starts Python on this machine, or a launcher saying why none does."""
+    if bwrap is None:
+        return Launcher(False, "caller", note="bwrap is not on PATH")
+    candidates = [Launcher(True, "caller", bwrap=bwrap)]
+    if os.geteuid() == 0:
+        unreachable = tuple(p for p in _host_sources() if not _reachable_by_nobody(p))
+        candidates = [Launcher(True, "nobody", unreachable, bwrap), Launcher(True, "root", bwrap=bwrap)]
+        if unreachable and _tool_paths() is None:
+            candidates.pop(0)
+    failures = [] if len(candidates) > 1 or os.geteuid() != 0 else [
+        "python or the sandbox runner is not readable by uid 65534 and unshare, mount or setpriv is missing"]
+    for launcher in candidates:
+        failure = _probe(launcher)
+        if not failure:
+            return dataclasses.replace(launcher, note="; ".join(failures))
+        failures.append(f"as {launcher.host_user}: {failure}")
+    return Launcher(False, "caller", note=f"bwrap cannot start a sandbox here ({'; '.join(failures)})")
+
+
+def _fallback_launcher(reason: str) -> Launcher:
+    if os.geteuid() != 0:
+        return Launcher(False, "caller", note=reason)
+    reachable = all(_reachable_by_nobody(p) for p in _host_sources())
+    return Launcher(False, "nobody" if reachable else "root", note=reason)
+
+
+def user_note(launcher: Launcher) -> str:
+    if launcher.host_user == "nobody":
+        how = "python re-bound in a private mount namespace, " if launcher.staged else ""
+        return f"host uid {NOBODY} ({how}dropped from root), no capabilities"
+    if launcher.host_user == "caller":
+        seen = "" if launcher.namespace else "; without the namespace the code can read what that user can"
+        return f"host uid {os.getuid()} (the caller), no capabilities{seen}"
+    if launcher.namespace:
+        return (f"off: host root without capabilities, uid 65534 only inside the user namespace ({launcher.note}); "
+                "RLIMIT_NPROC does not apply, seccomp still blocks fork and /proc/sys is hidden")
+    return "off: the code runs as root, because python or the sandbox runner is not readable by uid 65534"
+
+
+@functools.lru_cache(maxsize=1)
+def _tool_paths() -> tuple[str, str, str] | None:
+    """util-linux's unshare, mount and setpriv, needed to stage binds for a root caller."""
+    tools = tuple(shutil.which(name) for name in ("unshare", "mount", "setpriv"))
+    return None if None in tools else tools  # type: ignore[return-value]
+
+
+def _probe(launcher: Launcher) -> str:
+    """Start `python -c pass` the way a run would; return the complaint, or "" when it works."""
+    seccomp = seccomp_program(lock_rlimits=False)
+    with tempfile.TemporaryDirectory(prefix="reasonlab-sandbox-probe-") as private:
+        python = [sys.executable, "-I", "-B", "-c", "pass"]
+        argv, fds = launch_argv(launcher, SandboxLimits(), seccomp, python, Path(private))
+        try:
+            done = subprocess.run(argv, pass_fds=fds, capture_output=True, timeout=30,
+                                  env=child_env(SANDBOX_WORKDIR, SANDBOX_TMPDIR), **user_kwargs(launcher))
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return str(error)
+        finally:
+            for fd in fds:
+                os.close(fd)
+    return "" if done.returncode == 0 else done.stderr.decode(errors="replace").strip()[-300:]
+
+
+def bind_sources() -> list[str]:
+    """Host directories the child needs read-only: the Python installation and the system libraries."""
+    python = {sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix,
+              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    libs = {d for d in ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32") if os.path.isdir(d)}
+    libs |= {d for d in ("/lib", "/lib64", "/lib32", "/libx32") if os.path.isdir(d) and not os.path.islink(d)}
+    roots: list[str] = []
+    for path in sorted({os.path.abspath(p) for p in python | libs}, key=len):
+        if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
+            roots.append(path)
+    return roots
+
+
+def _host_sources() -> list[str]:
+    """Every host path the child reads: the bind sources and the runner."""
+    return [*bind_sources(), RUNNER]
+
+
+def _reachable_by_nobody(path: str) -> bool:
+    """Whether uid 65534 can reach and read `path` through "other" permission bits (ACLs ignored)."""
+    for candidate in {os.path.abspath(path), os.path.realpath(path)}:
+        parts = Path(candidate).parts
+        for depth in range(1, len(parts) + 1):
+            try:
+                mode = os.stat(Path(*parts[:depth])).st_mode
+            except OSError:
+                return False
+            if not mode & stat.S_IXOTH or (depth == len(parts) and not mode & stat.S_IROTH):
+                return False
+    return True
+
+
+def user_kwargs(launcher: Launcher) -> dict[str, Any]:
+    """Popen drops a root caller to uid 65534 itself, unless setpriv does it after staging."""
+    if launcher.host_user != "nobody" or launcher.staged:
+        return {}
+    return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+
+
+def child_env(workdir: str, tmpdir: str) -> dict[str, str]:
+    """A fresh environment: nothing inherited, so no tokens, keys or proxy settings reach the code."""
+    threads = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "GOTO_NUM_THREADS")
+    env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": tmpdir, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    # OpenBLAS reserves a buffer per thread and fails under RLIMIT_AS with its default thread count
+    return env | dict.fromkeys(threads, "1")
+
+
+def runner_command(launcher: Launcher, result_fd: int) -> list[str]:
+    """The runner, isolated (-I: no script dir on sys.path, no user site, no PYTHON* variables), no .pyc."""
+    return [sys.executable, "-I", "-B", RUNNER_MOUNT if launcher.namespace else RUNNER, str(result_fd)]
+
+
+_STAGE_SCRIPT = 'mount=$1; shift; while [ "$1" != -- ]; do "$mount" --bind "$1" "$2" || exit 1; shift 2; done; ' \
+    'shift; exec "$@"'
+
+
+def launch_argv(launcher: Launcher, limits: SandboxLimits, seccomp: bytes | None, command: list[str],
+                private: Path) -> tuple[list[str], list[int]]:
+    """The argv that starts `command` (bwrap in front of it when namespaces are used) and the fds it needs."""
+    if not launcher.namespace:
+        return command, []
+    assert launcher.bwrap is not None
+    tmpfs = str(limits.tmpfs_mb << 20)
+    argv = [launcher.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(NOBODY),
+            "--gid", str(NOBODY), "--hostname", "sandbox", "--die-with-parent", "--cap-drop", "ALL",
+            "--size", tmpfs, "--perms", "0700", "--tmpfs", SANDBOX_WORKDIR,
+            "--size", tmpfs, "--perms", "0700", "--tmpfs", SANDBOX_TMPDIR,
+            # /dev would be an unlimited writable tmpfs; /proc/sys is writable by a host-root uid
+            "--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--tmpfs", "/proc/sys",
+            "--remount-ro", "/proc/sys", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    for link in ("/lib", "/lib64", "/lib32", "/libx32"):
+        if os.path.islink(link):
+            argv += ["--symlink", os.readlink(link), link]
+    prefix: list[str] = []
+    if launcher.staged:
+        tools = _tool_paths()
+        assert tools is not None
+        unshare, mount, setpriv = tools
+        os.chmod(private, 0o711)
+        prefix = [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _STAGE_SCRIPT,
+                  "reasonlab-stage", mount]
+    binds = [(source, source) for source in bind_sources()] + [(RUNNER, RUNNER_MOUNT)]
+    for index, (source, destination) in enumerate(binds):
+        if source in launcher.staged:
+            # a bind needs a mountpoint of the same kind: an empty folder, or an empty file for the runner
+            mountpoint = private / f"bind{index}"
+            if os.path.isdir(source):
+                mountpoint.mkdir(mode=0o755)
+            else:
+                mountpoint.touch(mode=0o644)
+            prefix += [source, str(mountpoint)]
+            argv += ["--ro-bind", str(mountpoint), destination]
+        else:
+            argv += ["--ro-bind", source, destination]
+    if launcher.staged:
+        prefix += ["--", setpriv, "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups", "--"]
+    fds: list[int] = []
+    if seccomp is not None:
+        fd = os.memfd_create("reasonlab-seccomp")
+        os.write(fd, seccomp)
+        os.lseek(fd, 0, os.SEEK_SET)
+        fds.append(fd)
+        argv += ["--seccomp", str(fd)]
+    argv += ["--chdir", SANDBOX_WORKDIR, "--remount-ro", "/", "--"]
+    return prefix + argv + command, fds
+
+
+def fallback_dirs(private: Path, launcher: Launcher) -> tuple[str, str]:
+    """Without the namespace: the workdir and tmp dir in the private temp dir, the child's own."""
+    workdir, tmpdir = private / "work", private / "tmp"
+    for path in (workdir, tmpdir):
+        path.mkdir(mode=0o700)
+        if launcher.host_user == "nobody":
+            os.chown(path, NOBODY, NOBODY)
+    if launcher.host_user == "nobody":
+        os.chmod(private, 0o711)
+    return str(workdir), str(tmpdir)
