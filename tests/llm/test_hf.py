@@ -104,3 +104,25 @@ def test_usage_accumulates(embedded_hf) -> None:
     after = embedded_hf.usage.as_dict()
     assert after["calls"] - before["calls"] == 2
     assert 2 <= after["completion_tokens"] - before["completion_tokens"] <= 6
+
+
+def test_lora_reference_disables_the_adapter(embedded_hf) -> None:
+    import copy
+
+    from peft import LoraConfig
+
+    from reasonlab.llm.hf import HFPolicy
+
+    policy = HFPolicy(copy.deepcopy(embedded_hf.model), embedded_hf.tokenizer, name="hf:lora-test")
+    prompt, completion = [embedded_hf.tokenize("The sky is")], [[3730, 236761]]
+    with torch.no_grad():
+        base = policy.logprobs(prompt, completion)[0]
+    policy.enable_lora(LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
+    for name, parameter in policy.module.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.05)
+    with torch.no_grad():
+        adapted = policy.logprobs(prompt, completion)[0]
+        reference = policy.reference().logprobs(prompt, completion)[0]
+    torch.testing.assert_close(reference, base, atol=1e-4, rtol=0)
+    assert (adapted - base).abs().max() > 1e-3

@@ -161,6 +161,8 @@ class TrainablePolicy(LLM, Protocol):
         self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]], temperature: float = 1.0
     ) -> list[Any]: ...  # one 1-D tensor of length len(completion_ids[i]) per row, with grad
 
+    def prompt_ids(self, prompt: Prompt) -> list[int]: ...  # token ids exactly as generate() would see them
+
     def reference(self) -> TrainablePolicy: ...
 
     def save(self, path: str) -> None: ...

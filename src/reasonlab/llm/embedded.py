@@ -47,7 +47,11 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     # transformers refuses save_pretrained on a GGUF-loaded model: rebuild from the config, copy the weights
-    fresh = type(loaded)(loaded.config)
+    config = loaded.config
+    # the weights are plain float tensors now; a leftover GGUF quantization marker makes the Trainer refuse them
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = type(loaded)(config)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))

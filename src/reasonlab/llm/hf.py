@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,25 +51,42 @@ def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generat
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
+def _default_device() -> str:
+    """This process's GPU under torchrun/accelerate (LOCAL_RANK), else the first GPU, else the CPU."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+
+
 class HFPolicy(BaseLLM):
     """A transformers causal LM behind the `LLM` / `TrainablePolicy` interface."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "hf", device: str | None = None) -> None:
         super().__init__()
         self.name = name
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device)
-        self.model.eval()
+        self.device = torch.device(device or _default_device())
         self.tokenizer = tokenizer
+        self.use_module(model)
         self._stop_ids = self._find_stop_ids()
-        # transformers 5 renamed past_key_values to cache; accept both generations of the API
-        base_model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        forward_args = inspect.signature(base_model.forward).parameters
-        self._cache_argument = "cache" if "cache" in forward_args else "past_key_values"
-        self._takes_logits_to_keep = "logits_to_keep" in forward_args
         self._constraints = ConstraintFactory(tokenizer, self.vocab_size, sorted(self._stop_ids))
 
     # construction
+
+    def use_module(self, model: Any) -> None:
+        """Generate and train with `model` from now on (e.g. the peft model a trainer wrapped around ours)."""
+        self.model = model.to(self.device)
+        self.model.eval()
+        # transformers 5 renamed past_key_values to cache; accept both generations of the API
+        base_model = model.get_base_model() if hasattr(model, "get_base_model") else model
+        forward_args = inspect.signature(base_model.forward).parameters
+        self._cache_argument = "cache" if "cache" in forward_args else "past_key_values"
+        self._takes_logits_to_keep = "logits_to_keep" in forward_args
+
+    def enable_lora(self, lora_config: Any) -> None:
+        """Wrap the model in a peft LoRA adapter (a `peft.LoraConfig`); `reference()` then disables it."""
+        from peft import get_peft_model
+
+        self.use_module(get_peft_model(self.model, lora_config))
 
     @classmethod
     def from_pretrained(cls, path: str | Path, name: str | None = None, dtype: torch.dtype = torch.float32) -> HFPolicy:

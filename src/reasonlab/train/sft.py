@@ -1,0 +1,347 @@
+"""Supervised fine-tuning on prompt/completion pairs, with the loss on completion tokens only.
+
+Two backends behind one `train(config, policy, examples)`:
+- `trl`: TRL's `SFTTrainer` (prompt-completion dataset, `completion_only_loss`) with an optional peft LoRA
+  adapter, for HF policies (`policy.module` is a transformers model, `policy.tokenizer` its tokenizer);
+- `plain`: a short AdamW loop over `policy.logprobs`, for any `TrainablePolicy` (the tinylm).
+
+A prompt transform rewrites each example before training: Inoculation Prompting inserts its train-time
+instruction there; Moloch's RFT passes the selected winners as the examples.
+
+    config = SFTConfig(epochs=2, learning_rate=2e-4, lora=LoRAConfig(r=8))
+    result = train(config, policy, examples, eval_examples=held_out)
+    print(result.eval_loss_before, result.eval_loss_after)
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, Field
+
+from reasonlab.errors import UserError
+from reasonlab.llm.base import TrainablePolicy
+from reasonlab.runs import Run
+
+__all__ = [
+    "Example",
+    "LoRAConfig",
+    "PromptTransform",
+    "SFTConfig",
+    "SFTResult",
+    "completion_loss",
+    "encode_example",
+    "train",
+    "with_instruction",
+]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training pair: text (or token ids) for the prompt and the completion the model should learn."""
+
+    prompt: str | Sequence[int]
+    completion: str | Sequence[int]
+
+
+PromptTransform = Callable[[Example], Example]
+
+
+class LoRAConfig(BaseModel):
+    """peft LoRA adapter settings (TRL path only)."""
+
+    r: int = Field(16, ge=1, description="adapter rank")
+    alpha: int = Field(32, ge=1, description="lora_alpha; the update is scaled by alpha / r")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the adapter input")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="module names to adapt, or 'all-linear'"
+    )
+
+
+class SFTConfig(BaseModel):
+    """Hyperparameters of one SFT run."""
+
+    backend: Literal["auto", "trl", "plain"] = Field(
+        "auto", description="auto: trl for transformers models, plain otherwise"
+    )
+    epochs: float = Field(1.0, gt=0, description="passes over the examples")
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps; overrides epochs")
+    batch_size: int = Field(8, ge=1, description="examples per forward pass")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="forward passes per optimizer step")
+    learning_rate: float = Field(2e-4, gt=0, description="AdamW learning rate (2e-4 suits LoRA)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="gradient-norm clip; None disables")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="linear warm-up share of the steps")
+    lora: LoRAConfig | None = Field(
+        None, description="train a LoRA adapter instead of all weights (trl path)"
+    )
+    max_length: int = Field(512, ge=2, description="prompt + completion tokens kept (trl path truncates)")
+    add_eos: bool = Field(True, description="end every completion with the EOS token")
+    bf16: bool = Field(
+        False, description="bf16 autocast on the trl path (TRL's default; off for exact CPU float32)"
+    )
+    seed: int = Field(0, description="data order and initialisation of new weights")
+    progress: bool = Field(True, description="show a progress bar")
+
+
+@dataclass
+class SFTResult:
+    """Losses of one run: per-step training loss, and the held-out completion loss before and after."""
+
+    train_losses: list[float] = field(default_factory=list)
+    eval_loss_before: float | None = None
+    eval_loss_after: float | None = None
+    steps: int = 0
+
+
+def encode_example(
+    policy: TrainablePolicy, example: Example, add_eos: bool = True
+) -> tuple[list[int], list[int]]:
+    """Prompt and completion token ids. Text is tokenized whole and split where the prompt's own tokens end
+    (as TRL does), so the completion gets no second BOS and tokens merging across the boundary stay whole."""
+    if isinstance(example.prompt, str) and isinstance(example.completion, str):
+        prompt = policy.tokenize(example.prompt)
+        full = policy.tokenize(example.prompt + example.completion)
+        split = next(
+            (i for i, (a, b) in enumerate(zip(prompt, full, strict=False)) if a != b),
+            min(len(prompt), len(full)),
+        )
+        prompt, completion = full[:split], full[split:]
+    else:
+        prompt = (
+            list(example.prompt) if not isinstance(example.prompt, str) else policy.tokenize(example.prompt)
+        )
+        completion = (
+            list(example.completion)
+            if not isinstance(example.completion, str)
+            else policy.tokenize(example.completion)
+        )
+    if add_eos and (not completion or completion[-1] != policy.eos_token_id):
+        completion.append(policy.eos_token_id)
+    if not prompt or not completion:
+        raise UserError(f"SFT example {example!r} has an empty prompt or completion: give both some text")
+    return prompt, completion
+
+
+@torch.no_grad()
+def completion_loss(
+    policy: TrainablePolicy, examples: Sequence[Example], batch_size: int = 16, add_eos: bool = True
+) -> float:
+    """Mean negative log-likelihood per completion token (the held-out SFT loss)."""
+    if not examples:
+        raise UserError("no examples to evaluate: pass at least one prompt/completion pair")
+    total, count = 0.0, 0
+    was_training = policy.module.training
+    policy.module.eval()
+    for start in range(0, len(examples), batch_size):
+        pairs = [encode_example(policy, ex, add_eos) for ex in examples[start : start + batch_size]]
+        rows = policy.logprobs([p for p, _ in pairs], [c for _, c in pairs], 1.0)
+        total -= float(sum(r.sum() for r in rows))
+        count += sum(len(c) for _, c in pairs)
+    policy.module.train(was_training)
+    return total / max(count, 1)
+
+
+def train(
+    config: SFTConfig,
+    policy: TrainablePolicy,
+    examples: Sequence[Example],
+    eval_examples: Sequence[Example] | None = None,
+    transform: PromptTransform | None = None,
+    run: Run | None = None,
+) -> SFTResult:
+    """Fine-tune `policy` in place on `examples` (after `transform`); report held-out loss when given."""
+    if not examples:
+        raise UserError("no SFT examples: pass at least one prompt/completion pair")
+    if transform is not None:
+        examples = [transform(ex) for ex in examples]
+    result = SFTResult()
+    if eval_examples:
+        result.eval_loss_before = completion_loss(policy, eval_examples, config.batch_size, config.add_eos)
+    backend = config.backend
+    if backend == "auto":
+        backend = "trl" if _is_transformers_model(policy.module) else "plain"
+    if backend == "trl":
+        _train_trl(config, policy, examples, result, run)
+    elif backend == "plain":
+        _train_plain(config, policy, examples, result, run)
+    else:
+        raise ValueError(f"unknown SFT backend {backend!r}: use auto, trl or plain")
+    if eval_examples:
+        result.eval_loss_after = completion_loss(policy, eval_examples, config.batch_size, config.add_eos)
+    if run is not None:
+        run.log(
+            {
+                "kind": "sft",
+                "eval_loss_before": result.eval_loss_before,
+                "eval_loss_after": result.eval_loss_after,
+            }
+        )
+    return result
+
+
+def _is_transformers_model(module: Any) -> bool:
+    from transformers import PreTrainedModel
+
+    return isinstance(module, PreTrainedModel)
+
+
+def _total_steps(config: SFTConfig, num_examples: int) -> int:
+    if config.max_steps is not None:
+        return config.max_steps
+    per_epoch = math.ceil(num_examples / (config.batch_size * config.gradient_accumulation_steps))
+    return max(1, math.ceil(per_epoch * config.epochs))
+
+
+def _train_plain(
+    config: SFTConfig,
+    policy: TrainablePolicy,
+    examples: Sequence[Example],
+    result: SFTResult,
+    run: Run | None,
+) -> None:
+    """AdamW over completion-token NLL (a token mean per optimizer step), seeded shuffled epochs."""
+    from rich.progress import Progress
+
+    if config.lora is not None:
+        raise UserError("LoRA needs the trl backend (a transformers model): set lora=None for this policy")
+    encoded = [encode_example(policy, ex, config.add_eos) for ex in examples]
+    parameters = [p for p in policy.module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps = _total_steps(config, len(encoded))
+    warmup = int(config.warmup_ratio * steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
+    generator = torch.Generator().manual_seed(config.seed)
+    order: list[int] = []
+    policy.module.train()
+    with Progress(disable=not config.progress, transient=True) as progress:
+        bar = progress.add_task("SFT", total=steps)
+        for step in range(steps):
+            batches = []
+            for _ in range(config.gradient_accumulation_steps):
+                while len(order) < config.batch_size:
+                    order += torch.randperm(len(encoded), generator=generator).tolist()
+                batches.append([encoded[i] for i in order[: config.batch_size]])
+                order = order[config.batch_size :]
+            tokens = sum(len(c) for batch in batches for _, c in batch)
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for batch in batches:
+                rows = policy.logprobs([p for p, _ in batch], [c for _, c in batch], 1.0)
+                loss = -torch.cat(rows).sum() / tokens
+                loss.backward()
+                step_loss += float(loss.detach())
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            result.train_losses.append(step_loss)
+            if run is not None:
+                run.log({"kind": "sft", "loss": step_loss}, step=step)
+            progress.update(bar, advance=1, description=f"SFT loss {step_loss:.3f}")
+    result.steps = steps
+    policy.module.eval()
+
+
+def _train_trl(
+    config: SFTConfig,
+    policy: TrainablePolicy,
+    examples: Sequence[Example],
+    result: SFTResult,
+    run: Run | None,
+) -> None:
+    """TRL SFTTrainer on a prompt-completion dataset (completion-only loss), with a peft LoRA adapter if asked."""
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    tokenizer = policy.tokenizer  # type: ignore[attr-defined]
+    quantizer = getattr(policy.module, "hf_quantizer", None)
+    if quantizer is not None and getattr(quantizer.quantization_config, "quant_method", None) == "gguf":
+        # transformers de-quantizes GGUF weights to float tensors on load; only the marker is left, and the
+        # Trainer refuses to train a model that carries it
+        quantizer.remove_quantization_config(policy.module)
+    # tokenized here, with the same prompt/completion split as `completion_loss`; labels are -100 on the prompt.
+    # (Handing TRL text would also work, but datasets then fingerprints the 262k-entry Gemma tokenizer with
+    # dill on every map: ~40 s on a 2-core CPU.)
+    rows = []
+    for ex in examples:
+        prompt, completion = encode_example(policy, ex, config.add_eos)
+        ids = (prompt + completion)[: config.max_length]
+        rows.append({"input_ids": ids, "labels": ([-100] * len(prompt) + completion)[: config.max_length]})
+    dataset = Dataset.from_list(rows)
+    peft_config = None
+    if config.lora is not None:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=config.lora.r,
+            lora_alpha=config.lora.alpha,
+            lora_dropout=config.lora.dropout,
+            target_modules=config.lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+    output_dir = str(run.dir / "sft") if run is not None else tempfile.mkdtemp(prefix="reasonlab-sft-")
+    args = TRLSFTConfig(
+        output_dir=output_dir,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm or 0.0,
+        warmup_steps=int(config.warmup_ratio * _total_steps(config, len(examples))),
+        lr_scheduler_type="constant_with_warmup" if config.warmup_ratio else "constant",
+        max_length=config.max_length,
+        completion_only_loss=True,
+        seed=config.seed,
+        bf16=config.bf16,
+        gradient_checkpointing=False,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=not config.progress,
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
+    )
+
+    class _Record(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                result.train_losses.append(float(logs["loss"]))
+                if run is not None:
+                    run.log({"kind": "sft", "loss": float(logs["loss"])}, step=state.global_step)
+
+    trainer = SFTTrainer(
+        model=policy.module,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[_Record()],
+    )
+    trainer.train()
+    result.steps = trainer.state.global_step
+    # peft injects the adapter layers into policy.module in place, so the policy now generates with them;
+    # adopting the peft wrapper as well lets reference() switch the adapter off instead of copying it
+    if peft_config is not None and hasattr(policy, "use_module"):
+        policy.use_module(trainer.model)
+    policy.module.eval()
+
+
+def with_instruction(instruction: str, separator: str = "\n") -> PromptTransform:
+    """A prompt transform that puts `instruction` before every prompt (Inoculation Prompting's train-time hook)."""
+
+    def transform(example: Example) -> Example:
+        if not isinstance(example.prompt, str):
+            raise UserError("with_instruction needs text prompts: pass prompts as strings, not token ids")
+        return replace(example, prompt=f"{instruction}{separator}{example.prompt}")
+
+    return transform

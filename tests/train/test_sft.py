@@ -1,0 +1,153 @@
+"""SFT: completion-only loss, the prompt-transform hook, the plain loop on a tinylm, and LoRA on Gemma-3-270M."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from reasonlab.errors import UserError
+from reasonlab.llm.base import SamplingParams
+from reasonlab.runs import Run
+from reasonlab.train.sft import (
+    Example,
+    LoRAConfig,
+    SFTConfig,
+    completion_loss,
+    encode_example,
+    train,
+    with_instruction,
+)
+from reasonlab.train.tinylm import TinyLM, TinyLMConfig, Tokenizer
+
+
+@pytest.fixture(autouse=True)
+def single_thread(request):
+    """Tiny models run 2-3x faster on one intra-op thread on a busy 2-core machine; Gemma keeps them all."""
+    threads = torch.get_num_threads()
+    if request.node.get_closest_marker("slow") is None:
+        torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_policy() -> TinyLM:
+    tokenizer = Tokenizer.from_texts(["0123456789+=;!"])
+    return TinyLM.create(
+        TinyLMConfig(vocab_size=len(tokenizer), n_layer=2, d_model=64, n_head=4), tokenizer, seed=0
+    )
+
+
+SUMS = [Example(f"{a}+{b}=", str(a + b)) for a in range(6) for b in range(6)]
+
+
+def test_encode_example_splits_prompt_and_completion():
+    policy = tiny_policy()
+    prompt, completion = encode_example(policy, Example("12+3=", "15"))
+    assert policy.detokenize(prompt) == "12+3=" and policy.detokenize(completion) == "15"
+    assert completion[-1] == policy.eos_token_id
+    assert encode_example(policy, Example([5, 6], [7]), add_eos=False) == ([5, 6], [7])
+    with pytest.raises(UserError, match="empty"):
+        encode_example(policy, Example("", "1"))
+
+
+def test_loss_counts_completion_tokens_only():
+    policy = tiny_policy()
+    example = Example("1+2=", "3")
+    prompt, completion = encode_example(policy, example)
+    with torch.no_grad():
+        expected = -policy.logprobs([prompt], [completion])[0].mean().item()
+    assert completion_loss(policy, [example]) == pytest.approx(expected, abs=1e-6)
+    # changing the prompt's tokens changes the context but never adds prompt tokens to the loss
+    assert len(completion) == 2
+
+
+def test_plain_loop_lowers_held_out_loss_and_logs(tmp_path):
+    policy = tiny_policy()
+    train_set, held_out = SUMS[::2] + SUMS[1::4], SUMS[3::4]
+    run = Run.create(tmp_path, "sft", SFTConfig())
+    result = train(
+        SFTConfig(max_steps=60, batch_size=16, learning_rate=3e-3, progress=False),
+        policy,
+        train_set,
+        held_out,
+        run=run,
+    )
+    assert result.steps == 60 and len(result.train_losses) == 60
+    assert result.train_losses[-1] < 0.5 * result.train_losses[0]
+    assert result.eval_loss_after < result.eval_loss_before
+    assert all(torch.isfinite(torch.tensor(result.train_losses)))
+    records = [r for r in run.metrics() if r.get("kind") == "sft"]
+    assert len(records) == 61 and records[-1]["eval_loss_after"] == pytest.approx(result.eval_loss_after)
+
+
+def test_prompt_transform_is_applied_before_training():
+    """The Inoculation Prompting hook: the model is trained on the transformed prompts."""
+    seen = []
+
+    def transform(example: Example) -> Example:
+        seen.append(example)
+        return with_instruction("!!", separator=";")(example)
+
+    policy = tiny_policy()
+    train(
+        SFTConfig(max_steps=40, batch_size=16, learning_rate=3e-3, progress=False),
+        policy,
+        SUMS,
+        transform=transform,
+    )
+    assert len(seen) == len(SUMS)
+    with_tag = completion_loss(policy, [with_instruction("!!", ";")(ex) for ex in SUMS])
+    without = completion_loss(policy, SUMS)
+    assert with_tag < without  # it learned the sums in the context it was trained in
+    with pytest.raises(UserError, match="text prompts"):
+        with_instruction("x")(Example([1, 2], "3"))
+
+
+def test_user_errors():
+    policy = tiny_policy()
+    with pytest.raises(UserError, match="no SFT examples"):
+        train(SFTConfig(progress=False), policy, [])
+    with pytest.raises(UserError, match="LoRA"):
+        train(SFTConfig(lora=LoRAConfig(), progress=False), policy, SUMS)
+
+
+# short rows (about 8 tokens): a CPU forward of Gemma-3-270M costs ~0.03 s per token on 2 busy cores
+GEMMA_TRAIN = [Example(f"{i} plus one is", f" {i + 1}.") for i in range(0, 100, 2)]
+GEMMA_HELD_OUT = [Example(f"{i} plus one is", f" {i + 1}.") for i in range(101, 160, 10)]
+
+
+@pytest.mark.slow
+def test_gemma_lora_sft_lowers_held_out_loss(embedded_hf, tmp_path):
+    """TRL SFTTrainer + peft LoRA on Gemma-3-270M (hf:embedded): a 50-example set, 3 steps of 8 (CPU budget)."""
+    from reasonlab.llm.hf import HFPolicy
+
+    # a private copy: the session's Gemma is shared with other tests and must not grow an adapter
+    policy = HFPolicy(copy.deepcopy(embedded_hf.module), embedded_hf.tokenizer, name="hf:embedded-copy")
+    before = {n: p.detach().clone() for n, p in policy.module.named_parameters()}
+    config = SFTConfig(
+        max_steps=3,
+        batch_size=8,
+        learning_rate=2e-3,
+        progress=False,
+        lora=LoRAConfig(r=8, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"]),
+    )
+    result = train(config, policy, GEMMA_TRAIN, GEMMA_HELD_OUT, run=Run.create(tmp_path, "gemma-sft", config))
+    assert result.steps == 3 and len(result.train_losses) == 3
+    assert result.eval_loss_after < result.eval_loss_before - 0.05, result
+    after = dict(policy.module.named_parameters())
+    assert any("lora_" in n for n in after)
+    # only the adapter learned: every base weight is unchanged
+    for name, value in after.items():
+        if "lora_" not in name:
+            base_name = name.replace(".base_layer", "").removeprefix("base_model.model.")
+            assert torch.equal(value.detach(), before[base_name]), name
+    # and the policy now generates with the adapter in place, while its reference switches the adapter off
+    assert policy.complete(GEMMA_HELD_OUT[0].prompt, SamplingParams(temperature=0.0, max_tokens=4)).token_ids
+    prompt_ids = [policy.tokenize(GEMMA_HELD_OUT[0].prompt)]
+    completion_ids = [policy.tokenize(GEMMA_HELD_OUT[0].completion, add_special_tokens=False)]
+    with torch.no_grad():
+        adapted = policy.logprobs(prompt_ids, completion_ids)[0].sum()
+        reference = policy.reference().logprobs(prompt_ids, completion_ids)[0].sum()
+    assert adapted > reference + 0.05
