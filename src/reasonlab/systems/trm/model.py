@@ -1,0 +1,181 @@
+"""TRM (Tiny Recursive Model) and HRM as one module with an `arch` switch.
+
+Paper: "Less is More: Recursive Reasoning with Tiny Networks", arXiv 2510.04871; official code
+SamsungSAILMontreal/TinyRecursiveModels. HRM: arXiv 2506.21734 (sapientinc/HRM).
+
+Notation: x = embedded question, y = answer state (code z_H), z = latent (code z_L), all (B, P+L, D).
+
+    latent_recursion(x, y, z, n): repeat n: z = net(z, y + x)
+                                  y = net(y, z)
+    deep_recursion: T-1 cycles under no_grad, then one cycle with gradient through all n+1 calls
+    logits = lm_head(y)[:, P:], q = q_head(y[:, 0])
+
+HRM (arch="hrm") has two networks f_L (z) and f_H (y) and back-propagates through only the last f_L and
+f_H call ("1-step gradient"). One forward call is one supervision step; the caller keeps the carry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from reasonlab.systems.trm.layers import Block, Linear, ReasoningModule, trunc_normal_
+
+__all__ = ["ModelConfig", "PuzzleEmbedding", "RecursiveReasoner", "StepOutput"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network shape; defaults are the paper's TRM-Att (D=512, 8 heads, 2 layers, T=3, n=6, P=16)."""
+
+    vocab_size: int
+    seq_len: int  # L, grid cells
+    num_puzzle_ids: int = 1
+    arch: Literal["trm", "hrm"] = "trm"
+    mixer: Literal["attention", "mlp"] = "attention"
+    hidden_size: int = 512
+    num_heads: int = 8
+    expansion: float = 4.0
+    num_layers: int = 2  # per network: TRM has one net; HRM has f_L and f_H of this many layers each
+    n: int = 6  # latent recursions per cycle (code L_cycles)
+    T: int = 3  # cycles per supervision step (code H_cycles)
+    prefix_len: int = 16  # P; position 0 carries the puzzle embedding
+    ffn_multiple: int = 256  # SwiGLU inner size rounded up to this multiple
+    one_step_gradient: bool = False  # TRM ablation: back-propagate through the last z and y call only
+    norm_eps: float = 1e-5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PuzzleEmbedding(nn.Module):
+    """Per-puzzle D-vectors kept as a buffer and trained by sign-SGD on the rows of the batch (not EMA'd).
+
+    In training mode with grad enabled, `forward` hands out a leaf copy of the batch rows; after backward,
+    `SignSGD` (optim.py) reads its grad and updates the table.
+    """
+
+    def __init__(self, num_ids: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(num_ids, dim))
+        self.local: torch.Tensor | None = None
+        self.local_ids: torch.Tensor | None = None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = self.weight[ids]
+        if self.training and torch.is_grad_enabled():
+            rows = rows.detach().clone().requires_grad_(True)
+            self.local, self.local_ids = rows, ids
+        return rows
+
+
+@dataclass
+class StepOutput:
+    y: torch.Tensor  # (B, P+L, D), detached
+    z: torch.Tensor  # (B, P+L, D), detached
+    logits: torch.Tensor  # (B, L, V)
+    q_halt: torch.Tensor  # (B,)
+    q_continue: torch.Tensor  # (B,)
+
+
+class RecursiveReasoner(nn.Module):
+    """One supervision step of TRM or HRM: forward(inputs, puzzle_ids, y, z) -> StepOutput."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        if c.prefix_len < 1:
+            raise ValueError("prefix_len must be >= 1: position 0 holds the puzzle embedding read by the q head")
+        seq = c.prefix_len + c.seq_len
+        self.embed_scale = math.sqrt(c.hidden_size)
+        self.embed_tokens = nn.Embedding(c.vocab_size, c.hidden_size)
+        trunc_normal_(self.embed_tokens.weight, std=1.0 / math.sqrt(c.hidden_size))
+        self.puzzle_emb = PuzzleEmbedding(c.num_puzzle_ids, c.hidden_size)
+
+        def make_net() -> ReasoningModule:
+            return ReasoningModule(
+                [
+                    Block(c.hidden_size, c.num_heads, seq, c.mixer, c.expansion, c.ffn_multiple, c.norm_eps)
+                    for _ in range(c.num_layers)
+                ]
+            )
+
+        if c.arch == "trm":
+            self.net = make_net()
+        elif c.arch == "hrm":
+            self.low = make_net()  # f_L, updates z
+            self.high = make_net()  # f_H, updates y
+        else:
+            raise ValueError(f"arch must be 'trm' or 'hrm', got {c.arch!r}")
+        self.lm_head = Linear(c.hidden_size, c.vocab_size)
+        self.q_head = nn.Linear(c.hidden_size, 2, bias=True)
+        with torch.no_grad():
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+        # fixed random initial states (not trained), broadcast to every position
+        self.register_buffer("y_init", trunc_normal_(torch.empty(c.hidden_size), std=1.0))
+        self.register_buffer("z_init", trunc_normal_(torch.empty(c.hidden_size), std=1.0))
+
+    def num_parameters(self) -> int:
+        """Trainable parameters (the puzzle-embedding table is a buffer, as in the paper's counts)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (batch, self.config.prefix_len + self.config.seq_len, self.config.hidden_size)
+        return self.y_init.expand(shape).clone(), self.z_init.expand(shape).clone()
+
+    def embed(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, L) and puzzle ids (B,) -> x (B, P+L, D), scaled by sqrt(D)."""
+        tokens = self.embed_tokens(inputs)  # (B, L, D)
+        prefix = tokens.new_zeros(inputs.shape[0], self.config.prefix_len, self.config.hidden_size)
+        prefix = torch.cat([self.puzzle_emb(puzzle_ids).unsqueeze(1).to(tokens.dtype), prefix[:, 1:]], dim=1)
+        return self.embed_scale * torch.cat([prefix, tokens], dim=1)
+
+    def latent_recursion(
+        self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, n: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        for _ in range(n):
+            z = self.net(z, y + x)  # the latent sees the question
+        y = self.net(y, z)  # the answer never sees x directly
+        return y, z
+
+    def recursion(
+        self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Deep recursion of one supervision step; only the last cycle (or last call) keeps gradient."""
+        c = self.config
+        if c.arch == "trm":
+            with torch.no_grad():
+                for _ in range(c.T - 1):
+                    y, z = self.latent_recursion(x, y, z, c.n)
+                if c.one_step_gradient:
+                    for _ in range(c.n - 1):
+                        z = self.net(z, y + x)
+            if c.one_step_gradient:
+                z = self.net(z, y + x)
+                return self.net(y, z), z
+            return self.latent_recursion(x, y, z, c.n)
+        # hrm: T cycles of (n f_L calls, one f_H call); all but the very last f_L and f_H under no_grad
+        with torch.no_grad():
+            for cycle in range(c.T):
+                for step in range(c.n):
+                    if not (cycle == c.T - 1 and step == c.n - 1):
+                        z = self.low(z, y + x)
+                if cycle != c.T - 1:
+                    y = self.high(y, z)
+        z = self.low(z, y + x)
+        y = self.high(y, z)
+        return y, z
+
+    def forward(
+        self, inputs: torch.Tensor, puzzle_ids: torch.Tensor, y: torch.Tensor, z: torch.Tensor
+    ) -> StepOutput:
+        x = self.embed(inputs, puzzle_ids)  # (B, P+L, D)
+        y, z = self.recursion(x, y, z)
+        logits = self.lm_head(y)[:, self.config.prefix_len :]  # (B, L, V)
+        q = self.q_head(y[:, 0]).float()  # (B, 2)
+        return StepOutput(y.detach(), z.detach(), logits, q[:, 0], q[:, 1])

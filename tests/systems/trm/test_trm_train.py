@@ -1,0 +1,148 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from reasonlab.errors import UserError
+from reasonlab.systems.trm.cli import app
+from reasonlab.systems.trm.config import TRMTrainConfig
+from reasonlab.systems.trm.inference import eval_checkpoint, solve_puzzle
+from reasonlab.systems.trm.train import load_checkpoint, load_model, train
+from reasonlab.tasks import sudoku
+
+TINY = dict(
+    task="sudoku", size=4, givens=6, train_size=64, val_size=32, test_size=32, mixer="mlp", hidden_size=32,
+    num_heads=2, n=2, T=2, n_sup=3, prefix_len=1, ffn_multiple=16, batch_size=16, lr=1e-2, warmup_steps=5,
+    weight_decay=0.1, puzzle_emb_lr=1e-2, ema=0.9, eval_every=20, checkpoint_every=20, log_every=10,
+    eval_steps=5, max_steps=60, progress=False, device="cpu", threads=1,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    run_dir = train(TRMTrainConfig(**TINY, out=str(out), name="tiny"))
+    return run_dir
+
+
+def test_training_lowers_the_loss_and_writes_a_complete_run(trained):
+    records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.8 * losses[0]
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["train_steps"] == 60 and summary["task"] == "sudoku-4x4"
+    assert len(summary["test_exact_by_step"]) == 5 and summary["test_count"] == 32
+    assert summary["test_exact"] == summary["test_exact_by_step"][2]  # read at N_sup = 3
+    assert summary["test_token_by_step"][2] > 0.4  # well above chance (1/4 of the digits)
+    assert [r["step"] for r in records if "val_exact" in r] == [20, 40, 60]
+    for name in ("checkpoints/best.pt", "checkpoints/last.pt", "plots/training_curve.png",
+                 "plots/accuracy_vs_step.png", "config.yaml"):
+        assert (trained / name).is_file(), name
+
+
+def test_every_parameter_changed_and_the_ema_differs_from_the_live_weights(trained):
+    state = load_checkpoint(trained / "checkpoints" / "last.pt")
+    torch.manual_seed(0)
+    from reasonlab.systems.trm.model import ModelConfig, RecursiveReasoner
+
+    fresh = RecursiveReasoner(ModelConfig(**state["model_config"]))
+    for name, p in fresh.named_parameters():
+        assert not torch.equal(p, state["model"][name]), f"{name} did not change"
+        assert not torch.equal(state["ema"][name], state["model"][name]), f"EMA of {name} equals the weights"
+    assert state["model"]["puzzle_emb.weight"].abs().sum() > 0  # sign-SGD moved the shared puzzle embedding
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    config = {**TINY, "max_steps": 20, "checkpoint_every": 10, "eval_every": 10, "out": str(tmp_path)}
+    straight = train(TRMTrainConfig(**config, name="straight"))
+    train(TRMTrainConfig(**{**config, "max_steps": 10}, name="split"))
+    resumed = train(TRMTrainConfig(**config, name="split", resume=True))
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 20
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0, msg=key)
+
+
+def test_checkpoints_of_another_task_or_variant_are_refused(trained, tmp_path):
+    ckpt = trained / "checkpoints" / "best.pt"
+    with pytest.raises(UserError, match="trained on sudoku-4x4, not sudoku-9x9"):
+        load_checkpoint(ckpt, expect_signature="sudoku-9x9")
+    with pytest.raises(UserError, match=r"different model variant.*mixer"):
+        load_checkpoint(ckpt, expect_model={**load_checkpoint(ckpt)["model_config"], "mixer": "attention"})
+    # resuming the run with another variant is refused, naming the difference
+    with pytest.raises(UserError, match="different model variant"):
+        train(TRMTrainConfig(**{**TINY, "mixer": "attention"}, out=str(trained.parent), name="tiny", resume=True))
+    other = tmp_path / "other.pt"
+    torch.save({"weights": 1}, other)
+    with pytest.raises(UserError, match="not a reasonlab TRM checkpoint"):
+        load_checkpoint(other)
+    # a 6x6 CSV for a 4x4 checkpoint
+    p = sudoku.generate_dataset(6, 12, 1, seed=0)[0]
+    csv = tmp_path / "six.csv"
+    q = "".join(str(v) if v else "." for v in p.question.reshape(-1))
+    csv.write_text(f"source,question,answer,rating\nx,{q},{''.join(map(str, p.solution.reshape(-1)))},0\n")
+    with pytest.raises(UserError, match="holds sudoku-6x6 puzzles but the checkpoint was trained on sudoku-4x4"):
+        eval_checkpoint(ckpt, data_path=str(csv))
+
+
+def test_eval_on_a_users_csv_matches_the_model(trained, tmp_path):
+    puzzles = sudoku.generate_dataset(4, 6, 10, seed=123)
+    lines = ["source,question,answer,rating"]
+    for p in puzzles:
+        q = "".join(str(v) if v else "." for v in p.question.reshape(-1))
+        lines.append(f"x,{q},{''.join(map(str, p.solution.reshape(-1)))},0")
+    csv = tmp_path / "four.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    result = eval_checkpoint(trained, data_path=str(csv))
+    assert result["count"] == 10 and result["task"] == "sudoku-4x4"
+    model = load_model(load_checkpoint(trained))
+    inputs = torch.stack([torch.from_numpy(sudoku.encode(p.question)) for p in puzzles])
+    labels = torch.stack([torch.from_numpy(sudoku.encode(p.solution)) for p in puzzles])
+    y, z = model.initial_state(10)
+    for _ in range(3):
+        out = model(inputs, torch.zeros(10, dtype=torch.long), y, z)
+        y, z = out.y, out.z
+    assert result["exact"] == pytest.approx(float((out.logits.argmax(-1) == labels).all(-1).float().mean()))
+
+
+def test_solve_reports_the_grid_and_steps(trained):
+    p = sudoku.generate_dataset(4, 6, 1, seed=7)[0]
+    text = "".join(str(v) if v else "." for v in p.question.reshape(-1))
+    result = solve_puzzle(trained, text)
+    grid = np.array([[int(v) for v in row.split()] for row in result.text.splitlines()])
+    assert grid.shape == (4, 4)
+    assert 1 <= result.steps_used <= 3
+    assert result.valid == (sudoku.is_solved(grid) and bool((grid[p.question > 0] == p.question[p.question > 0]).all()))
+    forced = solve_puzzle(trained, text, max_steps=5, halt=False)
+    assert forced.steps_used == 5 and not forced.halted
+
+
+def test_cli_train_eval_solve_and_errors(trained, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", str(trained)])
+    assert result.exit_code == 0, result.output
+    assert "sudoku-4x4: exact accuracy" in result.output and "by step:" in result.output
+    result = runner.invoke(app, ["solve", str(trained), "--puzzle", "1..4 .4.. ..1. 4..2"])
+    assert result.exit_code == 0, result.output
+    assert "supervision steps used:" in result.output
+    result = runner.invoke(app, ["solve", str(trained), "--puzzle", "1..4x4..........", ])
+    assert result.exit_code == 2 and "character 'x' at cell 4" in result.output
+    result = runner.invoke(app, ["solve", str(trained), "--puzzle", "." * 36])
+    assert result.exit_code == 2 and "checkpoint solves 4x4" in result.output
+    result = runner.invoke(app, ["eval", str(tmp_path / "nothing.pt")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    cfg = tmp_path / "tiny.yaml"
+    import yaml
+
+    cfg.write_text(yaml.safe_dump({**TINY, "max_steps": 4, "eval_every": 4}))
+    result = runner.invoke(app, ["train", "--config", str(cfg), "--out", str(tmp_path), "--name", "cli",
+                                 "--set", "ema=0.5", "--n-sup", "2"])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text())
+    assert saved["ema"] == 0.5 and saved["n_sup"] == 2 and saved["max_steps"] == 4
+    result = runner.invoke(app, ["train", "--config", str(cfg), "--out", str(tmp_path), "--name", "x", "--n", "0"])
+    assert result.exit_code == 2 and "n, T and n_sup must be >= 1" in result.output
