@@ -77,10 +77,14 @@ def test_bad_specs_raise_one_line_user_errors(spec: str, fragment: str) -> None:
 
 
 def test_unreachable_server_is_a_user_error() -> None:
-    from conftest import free_port
+    import socket
 
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # the port is free again once the socket closes: nothing listens there
     with pytest.raises(UserError, match="cannot reach the server"):
-        load_llm(f"openai:http://127.0.0.1:{free_port()}/v1#model")
+        load_llm(f"openai:http://127.0.0.1:{port}/v1#model")
 
 
 def test_vllm_spec_without_vllm_explains_the_fix() -> None:
