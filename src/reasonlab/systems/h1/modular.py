@@ -1,0 +1,113 @@
+"""Modular state-tracking chains for a tinylm: the CPU-sized form of h1's composed problems.
+
+A depth-h chain over Z_M: x0 = c0, then x_j = x_{r_j} op_j c_j (mod M) for j = 1..h. Serial chains
+(the default, and h1's chains) read the previous answer, r_j = j - 1, and render compactly:
+prompt "5 + 3 - 7 ?", worked target "8 - 7 ? 1 ? ans = 1": after each step the remaining chain is
+rewritten, so every step is the same local operation at any depth (a format meant to extend past the
+depths seen in fine-tuning).. With `serial=False`, r_j is drawn uniformly from the
+earlier variables (spec section 7's back-references): prompt "x0 = 5 ; x1 = x0 + 3 ; x2 = x0 - 7 ; ? x2 :",
+target "x1 = 8 ; x2 = 21 ; ans = 21". Tokens are words (numbers 0..M-1 are single tokens); a random guess
+is right 1/M of the time.
+
+    chains = make_modular_chains(depth=3, count=4, seed=0)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from reasonlab.train.sft import Example
+from reasonlab.train.tinylm import Tokenizer
+
+__all__ = ["ModularChain", "make_modular_chains", "modular_tokenizer", "sft_examples", "solve_modular"]
+
+
+LABELS = tuple("abcdefghijklmnopqrst")  # step names of labelled chains: random, so they must be copied
+
+
+@dataclass(frozen=True)
+class ModularChain:
+    """x0 = start; step j: (reference r_j, op_j, constant c_j); `answer` is x_h."""
+
+    start: int
+    steps: tuple[tuple[int, str, int], ...]
+    modulus: int
+    labels: tuple[str, ...] = ()  # serial chains only: a random name per step, copied into the worked target
+
+    @property
+    def depth(self) -> int:
+        return len(self.steps)
+
+    @property
+    def values(self) -> list[int]:
+        return solve_modular(self)
+
+    @property
+    def answer(self) -> int:
+        return self.values[-1]
+
+    @property
+    def serial(self) -> bool:
+        """Every step reads the previous value (r_j = j - 1)."""
+        return all(r == j for j, (r, _, _) in enumerate(self.steps))
+
+    @property
+    def prompt(self) -> str:
+        if self.labels:  # "5 k + 3 d - 7 ?": each step carries its label
+            return " ".join([str(self.start), *(f"{n} {op} {c}" for n, (_, op, c) in zip(self.labels, self.steps, strict=True)), "?"])
+        if self.serial:  # compact form: "x0 op1 c1 op2 c2 ... ?"
+            return " ".join([str(self.start), *(f"{op} {c}" for _, op, c in self.steps), "?"])
+        lines = [f"x0 = {self.start}"]
+        lines += [f"x{j} = x{r} {op} {c}" for j, (r, op, c) in enumerate(self.steps, start=1)]
+        return " ; ".join(lines) + f" ; ? x{self.depth} :"
+
+    @property
+    def target(self) -> str:
+        if self.labels:  # "k 8 d 1 ans = 1"
+            steps = [f"{n} {v}" for n, v in zip(self.labels, self.values[1:], strict=True)]
+            return " ".join([*steps, f"ans = {self.answer}"])
+        if self.serial:  # rewrite the remaining chain after each step: "8 - 2 + 4 ? 6 + 4 ? 10 ? ans = 10"
+            lines = [" ".join([str(v), *(f"{op} {c}" for _, op, c in self.steps[j:]), "?"])
+                     for j, v in enumerate(self.values[1:], start=1)]
+            return " ".join([*lines, f"ans = {self.answer}"])
+        worked = [f"x{j} = {v}" for j, v in enumerate(self.values[1:], start=1)]
+        return " ; ".join([*worked, f"ans = {self.answer}"])
+
+
+def solve_modular(chain: ModularChain) -> list[int]:
+    """Reference solver: x0..x_h."""
+    values = [chain.start]
+    for r, op, c in chain.steps:
+        x = values[r] + c if op == "+" else values[r] - c
+        values.append(x % chain.modulus)
+    return values
+
+
+def make_modular_chains(
+    depth: int, count: int, seed: int, modulus: int = 31, max_constant: int = 4, serial: bool = True,
+    labelled: bool = False,
+) -> list[ModularChain]:
+    """`count` random depth-`depth` chains; constants are 1..max_constant, ops + and -; `serial` chains read
+    the previous value at every step, the others a uniformly drawn earlier variable."""
+    rng = random.Random(f"{seed}-{depth}-{modulus}-{serial}-{labelled}")
+    chains = []
+    for _ in range(count):
+        steps = tuple(
+            (j - 1 if serial else rng.randrange(j), rng.choice("+-"), rng.randint(1, max_constant))
+            for j in range(1, depth + 1)
+        )
+        labels = tuple(rng.sample(LABELS, depth)) if labelled and serial else ()
+        chains.append(ModularChain(rng.randrange(modulus), steps, modulus, labels))
+    return chains
+
+
+def modular_tokenizer(modulus: int = 31, max_depth: int = 12) -> Tokenizer:
+    """Word tokens: 0..M-1, x0..x_maxdepth, = + - ; ? : ans."""
+    words = [str(i) for i in range(max(modulus, 10))] + [f"x{j}" for j in range(max_depth + 1)]
+    return Tokenizer([*words, *LABELS, "=", "+", "-", ";", "?", ":", "ans"], level="word")
+
+
+def sft_examples(chains: list[ModularChain]) -> list[Example]:
+    """Warm-start examples: prompt -> worked chain (the trailing space keeps word tokens apart)."""
+    return [Example(chain.prompt + " ", chain.target) for chain in chains]

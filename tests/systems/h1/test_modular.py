@@ -1,0 +1,58 @@
+"""Modular chains: the reference solver, both renderings, the tokenizer and the reward on the worked target."""
+
+from __future__ import annotations
+
+from reasonlab.systems.h1.modular import (
+    ModularChain,
+    make_modular_chains,
+    modular_tokenizer,
+    sft_examples,
+    solve_modular,
+)
+from reasonlab.tasks.arithmetic import extract_answer, numeric_reward
+
+
+def test_serial_chain_renders_compactly_and_solves():
+    chain = ModularChain(start=5, steps=((0, "+", 3), (1, "-", 9), (2, "+", 20)), modulus=23)
+    assert chain.serial and chain.depth == 3
+    assert solve_modular(chain) == [5, 8, 22, 19]  # 8 - 9 = -1 = 22 (mod 23), 22 + 20 = 42 = 19
+    assert chain.prompt == "5 + 3 - 9 + 20 ?"
+    assert chain.target == "8 - 9 + 20 ? 22 + 20 ? 19 ? ans = 19"
+    assert numeric_reward(chain.target, chain.answer) == 1.0
+    assert numeric_reward("8 - 9 ? 22 ? ans = 22", chain.answer) == 0.0
+
+
+def test_back_reference_chain_needs_the_earlier_state():
+    chain = ModularChain(start=5, steps=((0, "+", 3), (0, "-", 7), (1, "+", 1)), modulus=23)
+    assert not chain.serial
+    assert chain.values == [5, 8, 21, 9]
+    assert chain.prompt == "x0 = 5 ; x1 = x0 + 3 ; x2 = x0 - 7 ; x3 = x1 + 1 ; ? x3 :"
+    assert chain.target == "x1 = 8 ; x2 = 21 ; x3 = 9 ; ans = 9"
+    assert extract_answer(chain.target) == 9
+
+
+def test_generated_chains_are_seeded_valid_and_tokenizable():
+    tokenizer = modular_tokenizer(31, max_depth=8)
+    for serial in (True, False):
+        chains = make_modular_chains(6, 50, seed=1, serial=serial)
+        assert chains == make_modular_chains(6, 50, seed=1, serial=serial)
+        assert chains != make_modular_chains(6, 50, seed=2, serial=serial)
+        for chain in chains:
+            assert chain.depth == 6 and chain.serial == serial
+            assert all(0 <= v < 31 for v in chain.values)
+            assert all(r < j and 1 <= c <= 4 for j, (r, _, c) in enumerate(chain.steps, start=1))
+            ids = tokenizer.encode(chain.prompt + " " + chain.target)
+            assert tokenizer.unk_id not in ids
+    example = sft_examples(make_modular_chains(2, 1, seed=0))[0]
+    assert example.prompt.endswith("? ") and example.completion.endswith(f"ans = {extract_answer(example.completion)}")
+
+
+def test_labelled_chain_names_each_step():
+    chain = ModularChain(start=5, steps=((0, "+", 3), (1, "-", 4)), modulus=31, labels=("k", "d"))
+    assert chain.prompt == "5 k + 3 d - 4 ?"
+    assert chain.target == "k 8 d 4 ans = 4"
+    chains = make_modular_chains(5, 20, seed=0, labelled=True)
+    assert all(len(set(c.labels)) == 5 and c.serial for c in chains)
+    assert len({c.labels for c in chains}) == 20  # labels are random: a model has to copy them
+    tokenizer = modular_tokenizer()
+    assert all(tokenizer.unk_id not in tokenizer.encode(c.prompt + " " + c.target) for c in chains)
