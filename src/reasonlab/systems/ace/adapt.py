@@ -1,0 +1,303 @@
+"""Offline and online adaptation of a context (ACE playbook or a baseline memory), and evaluation.
+
+    reasonlab ace adapt --llm llamacpp:embedded --task formula --mode offline
+    reasonlab ace adapt --llm llamacpp:embedded --task tools --mode online --no-labels
+
+Offline: epochs over the training split; every `eval_steps` steps the validation split is scored and the
+best context so far is kept (ties keep the earlier one); the test split is scored with the best.
+Online: the test stream in windows of `window` samples; each window is scored with the current context
+first, then the context learns from it sample by sample (the scored answer is the first attempt).
+With `labels=False` the feedback is the task's execution signal only; the gold label is read only to
+report accuracy, never during adaptation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from reasonlab.llm import LLM
+from reasonlab.runs import Run, atomic_write_json, atomic_write_text
+from reasonlab.systems.ace.memory import (
+    Attempt,
+    ExamplesMemory,
+    FeedbackFn,
+    Memory,
+    NoMemory,
+    OracleReflector,
+    PlaybookMemory,
+    RewriteMemory,
+    answer,
+    fact_retained,
+)
+from reasonlab.systems.ace.playbook import Playbook
+from reasonlab.systems.ace.roles import Curator, Generator, Reflector, RoleSettings
+from reasonlab.systems.ace.tasks import Sample, Task, load_task
+
+__all__ = [
+    "ACEConfig",
+    "Scorer",
+    "adapt",
+    "build_memory",
+    "collapse_stats",
+    "evaluate",
+    "feedback_fn",
+    "run_adaptation",
+]
+
+Scorer = Callable[[Sample, str], bool]
+
+
+class ACEConfig(BaseModel):
+    """Options of `reasonlab ace adapt` / `eval` (paper/repo defaults noted in each help)."""
+
+    llm: str = Field("llamacpp:embedded", description="model spec for all three roles (paper: one frozen LLM)")
+    task: str = Field("formula", description="formula | tools (generated) | finer | formula-jsonl (needs data)")
+    data: dict[str, str] = Field(default_factory=dict, description="JSONL paths for finer/formula-jsonl: train, val, test")
+    task_options: dict[str, Any] = Field(default_factory=dict, description="generated suites: families, per_family, split")
+    method: Literal["ace", "dc", "icl", "none"] = Field("ace", description="ace, or a baseline: dc (full rewrite), icl, none")
+    mode: Literal["offline", "online"] = Field("offline", description="offline (train split) or online (test stream)")
+    labels: bool = Field(True, description="use gold labels as feedback; False = execution feedback only")
+    oracle_reflector: bool = Field(False, description="scripted Reflector stating the true rule (generated suites)")
+    epochs: int = Field(1, ge=1, description="offline epochs (paper <= 5, repo 1)")
+    reflector_rounds: int = Field(3, ge=0, description="Reflector rounds on a wrong answer (paper <= 5, repo 3)")
+    curator_frequency: int = Field(1, ge=1, description="run the Curator every this many steps (paper 1)")
+    eval_steps: int = Field(100, ge=1, description="offline: validate every this many steps (repo 100)")
+    window: int = Field(15, ge=1, description="online: samples scored before the context learns from them (repo 15)")
+    token_budget: int = Field(2000, ge=1, description="playbook token budget, enforced (repo 80,000, not enforced)")
+    prune: bool = Field(True, description="over budget: prune least useful bullets (else reject the delta)")
+    dedup: bool = Field(True, description="grow-and-refine: MiniLM de-duplication after each delta")
+    dedup_threshold: float = Field(0.72, gt=0, le=1, description="cosine threshold of de-duplication (MiniLM-"
+                                   "calibrated, see ace.calibrate; the repo's 0.90 was tuned for mpnet)")
+    dedup_within_section: bool = Field(False, description="only merge bullets of the same section")
+    icl_examples: int = Field(4, ge=1, description="icl baseline: examples kept in context")
+    rewrite_chars: int = Field(800, ge=16, description="dc baseline: bound of the rewritten cheatsheet")
+    seed_facts: bool = Field(False, description="seed both memories with reference facts (collapse probe)")
+    playbook: str | None = Field(None, description="initial playbook JSON (e.g. an offline warm-up for online)")
+    train_size: int | None = Field(None, ge=1, description="use the first N training samples")
+    val_size: int | None = Field(None, ge=0, description="use the first N validation samples (0: no validation)")
+    test_size: int | None = Field(None, ge=1, description="use the first N test samples")
+    eval_before: bool = Field(True, description="offline: also score the test split with the initial context")
+    roles: RoleSettings = Field(default_factory=RoleSettings, description="decoding and schema bounds of the roles")
+    n_threads: int | None = Field(None, ge=1, description="llamacpp threads (default: all cores)")
+    seed: int = Field(0, description="task generation seed")
+    out: str = Field("runs/ace", description="root folder of runs")
+    name: str | None = Field(None, description="run name (default: task-method-mode)")
+
+
+def feedback_fn(task: Task, labels: bool) -> FeedbackFn:
+    """Label feedback, or the task's execution signal only."""
+    return task.label_feedback if labels else task.execute
+
+
+def build_memory(config: ACEConfig, llm: LLM, task: Task, embedder: Any = None) -> Memory:
+    """The context named by `config.method`, seeded with the task's reference facts if asked."""
+    count = _counter(llm)
+    facts = task.seed_facts() if config.seed_facts else []
+    if config.method == "none":
+        return NoMemory()
+    if config.method == "icl":
+        return ExamplesMemory(count, k=config.icl_examples, labels=config.labels)
+    if config.method == "dc":
+        insight = (lambda s: task.rule(s.family) or "") if config.oracle_reflector else None
+        return RewriteMemory(llm, config.roles, count, task.demo, config.rewrite_chars, insight,
+                             cheatsheet="\n".join(f"- {f}" for f in facts))
+    playbook = Playbook.load(config.playbook) if config.playbook else Playbook()
+    for fact in facts:
+        playbook.add("others", fact)
+    reflector = OracleReflector(task) if config.oracle_reflector else Reflector(llm, config.roles, task.demo)
+    return PlaybookMemory(
+        generator=Generator(llm, config.roles, task.demo, task.instructions), reflector=reflector,
+        curator=Curator(llm, config.roles, task.demo), task=task, feedback=feedback_fn(task, config.labels),
+        count=count, budget=config.token_budget, prune=config.prune, rounds=config.reflector_rounds,
+        curator_frequency=config.curator_frequency, embedder=embedder, dedup_threshold=config.dedup_threshold,
+        dedup_within_section=config.dedup_within_section, playbook=playbook)
+
+
+def _counter(llm: LLM) -> Callable[[str], int]:
+    """Token counts with the model's own tokenizer."""
+    return lambda text: len(llm.tokenize(text))
+
+
+def evaluate(generator: Generator, memory: Memory, task: Task, samples: list[Sample],
+             scorer: Scorer | None = None) -> dict[str, Any]:
+    """Accuracy of the Generator with this context; parse rate; per-sample answers."""
+    scorer = scorer or task.check
+    rows = []
+    for sample in samples:
+        attempt = answer(generator, memory, task, sample, lambda s, a: task.execute(s, a))
+        rows.append({"id": sample.id, "answer": attempt.answer, "parsed": attempt.parsed,
+                     "correct": attempt.parsed and scorer(sample, attempt.answer), "cited": attempt.cited})
+    n = max(len(rows), 1)
+    return {"accuracy": sum(r["correct"] for r in rows) / n, "parse_rate": sum(r["parsed"] for r in rows) / n,
+            "n": len(rows), "rows": rows}
+
+
+def collapse_stats(tokens: list[int]) -> dict[str, Any]:
+    """Largest one-step shrink of the context and the number of >50% shrinks (collapse events)."""
+    shrinks = [1 - b / a for a, b in pairwise(tokens) if a > 0]
+    return {"max_shrink": round(max([0.0, *shrinks]), 4),  # growth is not a shrink
+            "collapse_events": sum(s > 0.5 for s in shrinks),
+            "peak_tokens": max(tokens, default=0), "final_tokens": tokens[-1] if tokens else 0}
+
+
+class _Progress:
+    """Per-step metrics, memory size and cost; logs to the run and keeps the token curve."""
+
+    def __init__(self, run: Run | None, llm: LLM, memory: Memory, facts: list[str]):
+        self.run, self.llm, self.memory, self.facts = run, llm, memory, facts
+        self.tokens = [memory.tokens()]
+        self.retained = [self.retention()]
+        self.started = time.perf_counter()
+        self.seconds = 0.0
+
+    def retention(self) -> int:
+        text = self.memory.context()
+        return sum(fact_retained(f, text) for f in self.facts)
+
+    def step(self, step: int, sample: Sample, first: Attempt, record: dict[str, Any]) -> None:
+        self.tokens.append(self.memory.tokens())
+        self.retained.append(self.retention())
+        metrics = {"sample": sample.id, "first_correct": first.feedback.correct, "context_tokens": self.tokens[-1],
+                   "facts_retained": self.retained[-1], **record, **self.llm.usage.as_dict()}
+        if self.run is not None:
+            self.run.log(metrics, step=step)
+            _save_memory(self.run, self.memory)
+
+
+def _save_memory(run: Run, memory: Memory) -> None:
+    if isinstance(memory, PlaybookMemory):
+        memory.playbook.save(run.dir / "playbook.json")
+    else:
+        atomic_write_text(run.dir / f"{memory.name}_context.txt", memory.context())
+
+
+def adapt(config: ACEConfig, llm: LLM, task: Task, memory: Memory, run: Run | None = None,
+          scorer: Scorer | None = None) -> dict[str, Any]:
+    """Adapt `memory` on `task` (offline or online) and return the summary; the run (if any) gets the logs."""
+    generator = Generator(llm, config.roles, task.demo, task.instructions)
+    feedback = feedback_fn(task, config.labels)
+    facts = task.seed_facts() if config.seed_facts else []
+    progress = _Progress(run, llm, memory, facts)
+    if config.mode == "online":
+        summary = _online(config, generator, memory, task, feedback, progress, scorer)
+    else:
+        summary = _offline(config, generator, memory, task, feedback, progress, scorer)
+    summary.update({
+        "method": memory.name, "mode": config.mode, "labels": config.labels, "task": task.name,
+        "context_tokens": progress.tokens, "facts_seeded": len(facts), "facts_retained": progress.retained,
+        **collapse_stats(progress.tokens), "usage": llm.usage.as_dict(),
+        "adapt_seconds": round(progress.seconds, 2),
+        "failures": len(getattr(memory, "failures", [])),
+        "role_stats": {"evaluation_generator": generator.stats, **_role_stats(memory)},
+    })
+    return summary
+
+
+def _role_stats(memory: Memory) -> dict[str, dict[str, int]]:
+    """Calls, LLM tries (retries included) and failures of each role of the memory."""
+    if isinstance(memory, PlaybookMemory):
+        roles = {"generator": memory.generator, "reflector": memory.reflector, "curator": memory.curator}
+        return {name: dict(getattr(role, "stats", {})) for name, role in roles.items()}
+    if isinstance(memory, RewriteMemory):
+        return {"rewrite": dict(memory.stats)}
+    return {}
+
+
+def _learn(memory: Memory, generator: Generator, task: Task, sample: Sample, feedback: FeedbackFn,
+           step: int, total: int, progress: _Progress, first: Attempt | None = None) -> Attempt:
+    first = first or answer(generator, memory, task, sample, feedback)
+    record = memory.learn(sample, first, step, total)
+    progress.step(step, sample, first, record)
+    return first
+
+
+def _offline(config: ACEConfig, generator: Generator, memory: Memory, task: Task, feedback: FeedbackFn,
+             progress: _Progress, scorer: Scorer | None) -> dict[str, Any]:
+    train, val, test = _splits(config, task)
+    before = evaluate(generator, memory, task, test, scorer) if config.eval_before else None
+    progress.started = time.perf_counter()
+    usage_start = dict(progress.llm.usage.as_dict())
+    best_state, best_score, best_step = memory.snapshot(), -1.0, 0
+    val_curve = []
+    if val:
+        best_score = evaluate(generator, memory, task, val, scorer)["accuracy"]
+        val_curve.append((0, best_score))
+    total, step = config.epochs * len(train), 0
+    for _ in range(config.epochs):
+        for sample in train:
+            step += 1
+            _learn(memory, generator, task, sample, feedback, step, total, progress)
+            if val and (step % config.eval_steps == 0 or step == total):
+                score = evaluate(generator, memory, task, val, scorer)["accuracy"]
+                val_curve.append((step, score))
+                if score > best_score:
+                    best_state, best_score, best_step = memory.snapshot(), score, step
+    progress.seconds = time.perf_counter() - progress.started
+    adapt_usage = _usage_delta(usage_start, progress.llm.usage.as_dict())
+    if val:
+        memory.restore(best_state)
+    after = evaluate(generator, memory, task, test, scorer)
+    return {"test_before": _brief(before), "test_after": _brief(after), "val_curve": val_curve,
+            "best_step": best_step, "adapt_usage": adapt_usage, "test_rows": after["rows"]}
+
+
+def _online(config: ACEConfig, generator: Generator, memory: Memory, task: Task, feedback: FeedbackFn,
+            progress: _Progress, scorer: Scorer | None) -> dict[str, Any]:
+    _, _, stream = _splits(config, task)
+    scorer = scorer or task.check
+    rows, step = [], 0
+    for start in range(0, len(stream), config.window):
+        window = stream[start:start + config.window]
+        # score the whole window with the current context before learning from any of it
+        attempts = [answer(generator, memory, task, s, feedback) for s in window]
+        rows += [{"id": s.id, "answer": a.answer, "parsed": a.parsed, "window": start // config.window,
+                  "correct": a.parsed and scorer(s, a.answer)} for s, a in zip(window, attempts, strict=True)]
+        for sample, attempt in zip(window, attempts, strict=True):
+            step += 1
+            _learn(memory, generator, task, sample, feedback, step, len(stream), progress, first=attempt)
+    progress.seconds = time.perf_counter() - progress.started
+    n = max(len(rows), 1)
+    return {"online_accuracy": sum(r["correct"] for r in rows) / n,
+            "parse_rate": sum(r["parsed"] for r in rows) / n, "test_rows": rows,
+            "adapt_usage": progress.llm.usage.as_dict()}
+
+
+def _splits(config: ACEConfig, task: Task) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    return (task.train[:config.train_size], task.val[:config.val_size], task.test[:config.test_size])
+
+
+def _brief(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if result is None else {k: result[k] for k in ("accuracy", "parse_rate", "n")}
+
+
+def _usage_delta(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    return {k: round(end[k] - start[k], 3) for k in end}
+
+
+def run_adaptation(config: ACEConfig, llm: LLM | None = None, embedder: Any = None) -> Path:
+    """Load the model and task, adapt, write playbook/context, summary and metrics to a run directory."""
+    from reasonlab.llm import load_llm
+
+    task = load_task(config.task, seed=config.seed, data=config.data or None, **config.task_options)
+    if llm is None:
+        options = {"n_threads": config.n_threads} if config.llm.startswith("llamacpp") and config.n_threads else {}
+        llm = load_llm(config.llm, **options)
+    if embedder is None and config.method == "ace" and config.dedup:
+        from reasonlab.llm.embed import MiniLMEmbedder
+
+        embedder = MiniLMEmbedder()
+    name = config.name or f"{config.task}-{config.method}-{config.mode}{'' if config.labels else '-nolabels'}"
+    run = Run.create(config.out, name, config)
+    memory = build_memory(config, llm, task, embedder)
+    summary = adapt(config, llm, task, memory, run)
+    _save_memory(run, memory)
+    if isinstance(memory, (PlaybookMemory, RewriteMemory)) and memory.failures:
+        atomic_write_json(run.dir / "failures.json", memory.failures)
+    run.write_summary(summary)
+    return run.dir
