@@ -118,3 +118,6 @@ def test_csv_errors_name_the_row(tmp_path):
     assert len(sudoku.load_sudoku_csv(path)) == 1
     with pytest.raises(UserError, match="does not exist"):
         sudoku.load_sudoku_csv(tmp_path / "missing.csv")
+    path.write_text("source,question,answer,rating\n")
+    with pytest.raises(UserError, match="holds no Sudoku-Extreme style sudoku rows"):
+        sudoku.load_sudoku_csv(path)

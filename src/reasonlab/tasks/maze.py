@@ -8,8 +8,6 @@ sapientinc/maze-30x30-hard-1k): header `source,question,answer,rating`, row-majo
 
 from __future__ import annotations
 
-import csv
-import itertools
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from reasonlab.errors import UserError
+from reasonlab.tasks.puzzle_csv import puzzle_csv_rows
 
 __all__ = [
     "CHARSET",
@@ -167,32 +166,11 @@ def _looks_like_data(row: list[str]) -> bool:
 
 def load_maze_csv(path: str | Path, limit: int | None = None) -> list[Maze]:
     """Read a Maze-Hard style CSV (`source,question,answer,rating`); bad rows raise with their line."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"maze CSV {path} does not exist: pass the path of a Maze-Hard style CSV")
     mazes = []
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        rows = enumerate(reader, start=1)
-        first = next(rows, None)
-        # the official files start with a `source,question,answer,rating` header; headerless files work too
-        if first is not None and not _looks_like_data(first[1]):
-            first = None
-        if first is not None:
-            rows = itertools.chain([first], rows)
-        for line_no, row in rows:
-            if limit is not None and len(mazes) >= limit:
-                break
-            if not row:
-                continue
-            where = f"{path} line {line_no}"
-            if len(row) < 3:
-                raise UserError(f"{where}: expected 4 columns source,question,answer,rating")
-            question = parse_maze(row[1], where=f"{where} question")
-            solution = parse_maze(row[2], size=question.shape[0], where=f"{where} answer")
-            if not np.array_equal(np.where(solution == "o", " ", solution), question):
-                raise UserError(f"{where}: the answer changes walls, S or G of the question: fix or drop the row")
-            mazes.append(Maze(question, solution))
-    if not mazes:
-        raise UserError(f"{path} holds no mazes: add rows below the header")
+    for where, row in puzzle_csv_rows(path, "Maze-Hard style maze", _looks_like_data, limit):
+        question = parse_maze(row[1], where=f"{where} question")
+        solution = parse_maze(row[2], size=question.shape[0], where=f"{where} answer")
+        if not np.array_equal(np.where(solution == "o", " ", solution), question):
+            raise UserError(f"{where}: the answer changes walls, S or G of the question: fix or drop the row")
+        mazes.append(Maze(question, solution))
     return mazes

@@ -8,14 +8,13 @@ Sudoku-Extreme CSV (huggingface sapientinc/sudoku-extreme): header `source,quest
 
 from __future__ import annotations
 
-import csv
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from reasonlab.errors import UserError
+from reasonlab.tasks.puzzle_csv import puzzle_csv_rows
 
 __all__ = [
     "BOX_SHAPES",
@@ -234,36 +233,15 @@ def _looks_like_data(row: list[str]) -> bool:
 
 def load_sudoku_csv(path: str | Path, limit: int | None = None) -> list[SudokuPuzzle]:
     """Read a Sudoku-Extreme style CSV (`source,question,answer,rating`); bad rows raise with their line."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sudoku CSV {path} does not exist: pass the path of a Sudoku-Extreme style CSV")
     puzzles = []
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        rows = enumerate(reader, start=1)
-        first = next(rows, None)
-        # the official files start with a `source,question,answer,rating` header; headerless files work too
-        if first is not None and not _looks_like_data(first[1]):
-            first = None
-        if first is not None:
-            rows = itertools.chain([first], rows)
-        for line_no, row in rows:
-            if limit is not None and len(puzzles) >= limit:
-                break
-            if not row:
-                continue
-            if len(row) < 3:
-                raise UserError(f"{path} line {line_no}: expected 4 columns source,question,answer,rating")
-            where = f"{path} line {line_no}"
-            question = parse_grid(row[1].replace("0", "."), where=f"{where} question")
-            solution = parse_grid(row[2], size=question.shape[0], where=f"{where} answer")
-            if not is_solved(solution):
-                raise UserError(f"{where}: the answer is not a solved sudoku: fix or drop the row")
-            given = question > 0
-            if not np.array_equal(question[given], solution[given]):
-                raise UserError(f"{where}: the answer contradicts a given of the question: fix or drop the row")
-            rating = int(float(row[3])) if len(row) > 3 and row[3].strip() else 0
-            puzzles.append(SudokuPuzzle(question, solution, rating))
-    if not puzzles:
-        raise UserError(f"{path} holds no puzzles: add rows below the header")
+    for where, row in puzzle_csv_rows(path, "Sudoku-Extreme style sudoku", _looks_like_data, limit):
+        question = parse_grid(row[1].replace("0", "."), where=f"{where} question")
+        solution = parse_grid(row[2], size=question.shape[0], where=f"{where} answer")
+        if not is_solved(solution):
+            raise UserError(f"{where}: the answer is not a solved sudoku: fix or drop the row")
+        given = question > 0
+        if not np.array_equal(question[given], solution[given]):
+            raise UserError(f"{where}: the answer contradicts a given of the question: fix or drop the row")
+        rating = int(float(row[3])) if len(row) > 3 and row[3].strip() else 0
+        puzzles.append(SudokuPuzzle(question, solution, rating))
     return puzzles
