@@ -26,8 +26,21 @@ needs_nproc = pytest.mark.skipif(not (LAYERS["namespace"].active and LAYERS["use
 
 SECRET = "reasonlab-test-secret-7f3a"
 OUTSIDE = "TOPSECRET-outside-the-workdir"
-# a host file outside /tmp (inside the namespace /tmp is the sandbox's own tmpfs): this test file, holding OUTSIDE
-HOST_FILE = str(Path(__file__).resolve())
+
+
+def _host_file() -> str:
+    """A host file holding OUTSIDE and lying outside /tmp (inside the namespace /tmp is the sandbox's own tmpfs):
+    this test file, or a file under the home cache when the checkout itself lives under /tmp."""
+    here = Path(__file__).resolve()
+    if not here.is_relative_to("/tmp"):
+        return str(here)
+    fallback = Path.home() / ".cache" / "reasonlab-tests" / "outside.txt"
+    fallback.parent.mkdir(parents=True, exist_ok=True)
+    fallback.write_text(f"{OUTSIDE}\n")
+    return str(fallback)
+
+
+HOST_FILE = _host_file()
 # (layers to skip, layer expected to stop the attempt)
 BY_AUDIT = pytest.param((), "audit", id="audit")
 BY_SECCOMP = pytest.param(("audit",), "seccomp", id="seccomp", marks=needs_seccomp)
