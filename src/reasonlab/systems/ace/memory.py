@@ -108,8 +108,30 @@ class OracleReflector:
         return RoleOutcome(ReflectorOutput(key_insight=rule, correct_approach="apply the rule", bullet_tags=tags))
 
 
+class _PlaybookContext:
+    """The context side shared by every playbook-backed memory: render, ids, size, snapshot and restore."""
+
+    playbook: Playbook
+    count: TokenCounter
+
+    def context(self) -> str:
+        return self.playbook.render()
+
+    def ids(self) -> list[str]:
+        return self.playbook.ids
+
+    def tokens(self) -> int:
+        return self.playbook.tokens(self.count)
+
+    def snapshot(self) -> Playbook:
+        return self.playbook.copy()
+
+    def restore(self, state: Playbook) -> None:
+        self.playbook = state.copy()
+
+
 @dataclass
-class PlaybookMemory:
+class PlaybookMemory(_PlaybookContext):
     """ACE: an itemized playbook grown by Reflector + Curator deltas and a deterministic merge."""
 
     generator: Generator
@@ -128,21 +150,6 @@ class PlaybookMemory:
     playbook: Playbook = field(default_factory=Playbook)
     failures: list[dict[str, Any]] = field(default_factory=list)
     name: str = "ace"
-
-    def context(self) -> str:
-        return self.playbook.render()
-
-    def ids(self) -> list[str]:
-        return self.playbook.ids
-
-    def tokens(self) -> int:
-        return self.playbook.tokens(self.count)
-
-    def snapshot(self) -> Playbook:
-        return self.playbook.copy()
-
-    def restore(self, state: Playbook) -> None:
-        self.playbook = state.copy()
 
     def _reflect(self, sample: Sample, attempt: Attempt) -> ReflectorOutput | None:
         outcome = self.reflector(question=sample.question, answer=attempt.answer or "(none)",
@@ -313,27 +320,12 @@ class NoMemory:
 
 
 @dataclass
-class FrozenPlaybook:
+class FrozenPlaybook(_PlaybookContext):
     """A playbook used as a fixed context (evaluation, the no-learning arm)."""
 
     playbook: Playbook
     count: TokenCounter
     name: str = "playbook"
-
-    def context(self) -> str:
-        return self.playbook.render()
-
-    def ids(self) -> list[str]:
-        return self.playbook.ids
-
-    def tokens(self) -> int:
-        return self.playbook.tokens(self.count)
-
-    def snapshot(self) -> Playbook:
-        return self.playbook.copy()
-
-    def restore(self, state: Playbook) -> None:
-        self.playbook = state.copy()
 
     def learn(self, sample: Sample, first: Attempt, step: int, total: int) -> dict[str, Any]:
         return {}
