@@ -121,3 +121,15 @@ def test_embedded_models_demo_writes_a_run(tmp_path: Path, embedded_hf) -> None:
     summary = Run.open(run_dir).summary()
     assert summary["completion_tokens"] > 0 and summary["tokens_per_s"] > 0
     assert summary["cosine_similar"] > summary["cosine_unrelated"]
+
+
+def test_help_lists_every_system_without_importing_torch() -> None:
+    """System packages export lazily, so `reasonlab --help` builds every sub-app without loading torch."""
+    code = ("import sys; from typer.testing import CliRunner; from reasonlab import cli; cli._add_system_apps(); "
+            "out = CliRunner().invoke(cli.app, ['--help'], env={'COLUMNS': '200'}).output; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules)); print(out)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, _, help_text = result.stdout.partition("\n")
+    assert first == "[]"
+    for system in ("ace", "delethink", "h1", "trm"):
+        assert system in help_text

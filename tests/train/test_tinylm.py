@@ -124,6 +124,30 @@ def test_sdpa_matches_plain_attention():
         assert torch.allclose(fast[row, :n], plain[row, :n], atol=1e-5)
 
 
+def test_nope_has_no_position_signal_and_keeps_cached_generation_exact(tmp_path):
+    """position_encoding="none": logits ignore position ids; the KV-cache path still equals recomputation."""
+    tokenizer = Tokenizer.from_texts(["0123456789+=;ab"])
+    config = TinyLMConfig(vocab_size=len(tokenizer), n_layer=2, d_model=32, n_head=4, position_encoding="none")
+    nope = TinyLM.create(config, tokenizer, seed=0)
+    idx = torch.randint(4, len(tokenizer), (1, 12))
+    mask = torch.ones(12, 12, dtype=torch.bool).tril()[None, None]
+    at_zero = nope.module(idx, torch.arange(12)[None], mask)
+    shifted = nope.module(idx, torch.arange(12)[None] + 50, mask)
+    assert torch.equal(at_zero, shifted)
+    rope = TinyTransformer(config.model_copy(update={"position_encoding": "rope"}))
+    rope.load_state_dict(nope.module.state_dict())
+    assert not torch.allclose(rope(idx, torch.arange(12)[None], mask), at_zero)
+    params = SamplingParams(temperature=1.0, max_tokens=7, n=2, seed=3)
+    prompts = ["12+7=", "3+4=;ab"]
+    rows = [(nope.tokenize(p), g) for p, group in zip(prompts, nope.generate(prompts, params), strict=True)
+            for g in group]
+    recomputed = nope.logprobs([p for p, _ in rows], [g.token_ids for _, g in rows], 1.0)
+    for (_, g), values in zip(rows, recomputed, strict=True):
+        assert torch.allclose(values, torch.tensor(g.logprobs), atol=1e-5)
+    nope.save(str(tmp_path / "nope"))
+    assert TinyLM.load(tmp_path / "nope").module.config.position_encoding == "none"
+
+
 def test_save_load_round_trip(policy, tmp_path):
     policy.save(str(tmp_path / "tiny"))
     loaded = TinyLM.load(tmp_path / "tiny")

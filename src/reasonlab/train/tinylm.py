@@ -103,6 +103,9 @@ class TinyLMConfig(BaseModel):
     n_head: int = Field(4, ge=1, description="attention heads")
     d_model: int = Field(96, ge=8, description="residual width; a multiple of 2 * n_head")
     rope_base: float = Field(10000.0, gt=0, description="RoPE frequency base")
+    position_encoding: Literal["rope", "none"] = Field(
+        "rope", description="rope, or none (NoPE: causal attention infers order; extends to longer inputs better)"
+    )
     norm_eps: float = Field(1e-5, gt=0, description="RMSNorm epsilon")
 
     @property
@@ -160,8 +163,8 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
+        cos: torch.Tensor | None,
+        sin: torch.Tensor | None,
         mask: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
         start: int = 0,
@@ -170,7 +173,8 @@ class Attention(nn.Module):
         q, k, v = (
             self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
         )  # 3 x (B, nh, T, hd)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cos is not None:  # None: no position encoding (NoPE)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             # write this step's keys/values into the preallocated buffers, attend over everything so far
             cache[0][:, :, start : start + T] = k
@@ -243,7 +247,8 @@ class TinyTransformer(nn.Module):
         start: int = 0,
     ) -> torch.Tensor:
         """Logits (B, T, V) for tokens `idx` (B, T) at `positions` (B, T); `mask` (B, 1, T, S) says who sees whom."""
-        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_base)
+        cos, sin = (None, None) if self.config.position_encoding == "none" else rope_tables(
+            positions, self.config.head_dim, self.config.rope_base)
         x = self.embed(idx)  # (B, T, d)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, mask, None if cache is None else cache[i], start)

@@ -22,6 +22,12 @@ def length_reward(task, text: str) -> float:
     return float("a" in text.split())
 
 
+def digit_share_reward(task, text: str) -> float:
+    """A continuous reward, so that every group of random traces has spread: the share of state words."""
+    words = text.split()
+    return sum(w.isdigit() for w in words) / max(len(words), 1)
+
+
 def rollout(world, policy, config: DelethinkConfig, tasks, seed: int = 0):
     environment = DelethinkEnvironment(config, policy, world.query, length_reward)
     base = rl.RLConfig(group_size=4, learning_rate=1e-3, sampling=SamplingParams(temperature=1.0), progress=False)
@@ -152,7 +158,7 @@ def test_longcot_environment_equals_delethink_when_traces_fit_one_chunk(world, o
 def test_delethink_rl_step_changes_every_parameter(world):
     policy = random_tinylm(world, seed=1)
     tasks = [world.task(5, random.Random(i)) for i in range(4)]
-    environment = DelethinkEnvironment(CONFIG, policy, world.query, length_reward)
+    environment = DelethinkEnvironment(CONFIG, policy, world.query, digit_share_reward)
     settings = rl_config(CONFIG, rl.RLConfig(iterations=1, tasks_per_iteration=4, group_size=4, learning_rate=1e-2,
                                              sampling=SamplingParams(temperature=1.0), progress=False))
     before = {n: p.detach().clone() for n, p in policy.module.named_parameters()}

@@ -13,7 +13,7 @@ from reasonlab.systems.delethink import (
     extract_arithmetic_answer,
     extract_walk_answer,
 )
-from reasonlab.systems.delethink.tasks import CONTROL_STEP
+from reasonlab.systems.delethink.tasks import CONTROL_MARK, CONTROL_STEP
 
 
 def test_walk_is_one_cycle_and_lengths_are_exact():
@@ -43,9 +43,14 @@ def test_control_answer_needs_an_early_step():
     world = PermutationWalk(num_states=31, num_letters=5, seed=3)
     task = world.task(20, random.Random(0), control=True)
     states = world.states(task)
-    expected = (states[-1][1] + states[CONTROL_STEP - 1][1]) % 5
-    assert world.answer(task) == world.letters[expected]
+    assert world.answer(task) == world.letters[states[CONTROL_STEP - 1][1]]
     assert world.query(task).endswith("?")
+    words = world.trace(task).split()
+    # the mark follows the letter of step CONTROL_STEP, and only there
+    assert words.index(CONTROL_MARK) == 2 * CONTROL_STEP and words.count(CONTROL_MARK) == 1
+    assert words[2 * CONTROL_STEP - 1] == world.answer(task) and len(words) + 1 == world.trace_length(task)
+    plain = world.task(20, random.Random(0))
+    assert CONTROL_MARK not in world.trace(plain) and len(world.trace(plain).split()) + 1 == world.trace_length(plain)
 
 
 def test_walk_answer_extraction():

@@ -12,45 +12,25 @@ any LLM), environment (the RL environment on reasonlab.train.rl), evaluate (avg@
 (analytic attention FLOPs and KV bytes), tasks (permutation walk, templated arithmetic), experiment, cli.
 """
 
-from reasonlab.systems.delethink.carryover import carryover_ids, chunk_prompt
-from reasonlab.systems.delethink.config import DelethinkConfig
-from reasonlab.systems.delethink.cost import attended_keys, attention_flops, kv_cache_bytes, peak_context
-from reasonlab.systems.delethink.environment import DelethinkEnvironment, rl_config
-from reasonlab.systems.delethink.evaluate import EvalResult, evaluate, trace_metrics
-from reasonlab.systems.delethink.rollout import Chunk, Trace, chunked_rollout, longcot_rollout, query_ids
-from reasonlab.systems.delethink.tasks import (
-    ArithmeticTask,
-    PermutationWalk,
-    WalkTask,
-    arithmetic_prompt,
-    arithmetic_tasks,
-    extract_arithmetic_answer,
-    extract_walk_answer,
-)
+from reasonlab.systems import lazy_exports
 
-__all__ = [
-    "ArithmeticTask",
-    "Chunk",
-    "DelethinkConfig",
-    "DelethinkEnvironment",
-    "EvalResult",
-    "PermutationWalk",
-    "Trace",
-    "WalkTask",
-    "arithmetic_prompt",
-    "arithmetic_tasks",
-    "attended_keys",
-    "attention_flops",
-    "carryover_ids",
-    "chunk_prompt",
-    "chunked_rollout",
-    "evaluate",
-    "extract_arithmetic_answer",
-    "extract_walk_answer",
-    "kv_cache_bytes",
-    "longcot_rollout",
-    "peak_context",
-    "query_ids",
-    "rl_config",
-    "trace_metrics",
-]
+# imported on first use (PEP 562), so the CLI starts without torch
+EXPORTS = {
+    "carryover": ["carryover_ids", "chunk_prompt"],
+    "config": ["DelethinkConfig"],
+    "cost": ["attended_keys", "attention_flops", "kv_cache_bytes", "peak_context"],
+    "environment": ["DelethinkEnvironment", "rl_config"],
+    "evaluate": ["EvalResult", "evaluate", "trace_metrics"],
+    "rollout": ["Chunk", "Trace", "chunked_rollout", "longcot_rollout", "query_ids"],
+    "tasks": [
+        "ArithmeticTask",
+        "PermutationWalk",
+        "WalkTask",
+        "arithmetic_prompt",
+        "arithmetic_tasks",
+        "extract_arithmetic_answer",
+        "extract_walk_answer",
+    ],
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+__all__ = sorted(name for names in EXPORTS.values() for name in names)

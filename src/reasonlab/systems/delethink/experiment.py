@@ -56,7 +56,7 @@ class ExperimentConfig(BaseModel):
     d_model: int = Field(128, description="tinylm width")
     n_head: int = Field(4, description="tinylm heads")
     sft_examples: int = Field(6000, description="SFT traces")
-    sft_max_steps: int = Field(30, description="longest walk T in SFT")
+    sft_max_steps: int = Field(46, description="longest walk T in SFT: the whole training budget (2T+3 <= 96)")
     sft_control_fraction: float = Field(0.25, description="share of non-Markovian control traces in SFT")
     sft_steps: int = Field(1500, description="SFT optimizer steps")
     sft_batch_size: int = Field(32, description="SFT batch")

@@ -10,8 +10,10 @@ running accumulator s_t = s_{t-1} + w(x_t) mod K, one step "x_t s_t" at a time, 
 The length T is set by how far the target lies along the cycle, and there is no step counter: every token of
 a long trace (states, accumulator letters) also appears in short ones, so lengths beyond the training budget
 need no unseen token. The live state (x_t, s_t) is two tokens, so it fits any carryover m >= 2.
-Control (non-Markovian): the query ends in "?" and the answer is s_T + s_CONTROL_STEP mod K, a fact from
-early in the trace that a bounded carryover loses.
+Control (non-Markovian): the query ends in "?", the trace marks step CONTROL_STEP with "!" after its letter
+("45 c 12 a ! 77 d ..."), and the answer is that marked letter s_CONTROL_STEP, not s_T: a fact from early in the
+trace that a bounded carryover loses. The marker makes it content-addressed (attend to "!", read the letter
+before it), so a 2-layer model can learn it at any T; only the deletion of old tokens can take it away.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ __all__ = [
 ]
 
 END_THINK = "</think>"
-CONTROL_STEP = 2  # the control's answer needs s_2, written at trace tokens 3-4
+CONTROL_STEP = 2  # the control's answer is s_2, marked by "!" at trace token 5
+CONTROL_MARK = "!"
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class PermutationWalk:
     @property
     def vocabulary(self) -> list[str]:
         """Every word the task uses (for a word-level tinylm tokenizer)."""
-        return [str(x) for x in range(self.num_states)] + self.letters + [">", ":", "?", END_THINK]
+        return [str(x) for x in range(self.num_states)] + self.letters + [">", ":", "?", CONTROL_MARK, END_THINK]
 
     def task(self, steps: int, rng: random.Random, control: bool = False) -> WalkTask:
         """A walk of exactly `steps` steps from a random start."""
@@ -92,19 +95,18 @@ class PermutationWalk:
 
     def answer(self, task: WalkTask) -> str:
         states = self.states(task)
-        s = states[-1][1]
-        if task.control:
-            s = (s + states[min(CONTROL_STEP, task.steps) - 1][1]) % len(self.letters)
-        return self.letters[s]
+        return self.letters[states[min(CONTROL_STEP, task.steps) - 1 if task.control else -1][1]]
 
     def trace(self, task: WalkTask) -> str:
         """The reference trace, `</think>` and the answer (the SFT completion, before EOS)."""
-        steps = " ".join(f"{x} {self.letters[s]}" for x, s in self.states(task))
+        marked = min(CONTROL_STEP, task.steps) if task.control else 0
+        steps = " ".join(f"{x} {self.letters[s]}" + (f" {CONTROL_MARK}" if t == marked else "")
+                         for t, (x, s) in enumerate(self.states(task), start=1))
         return f"{steps} {END_THINK} {self.answer(task)}"
 
     def trace_length(self, task: WalkTask) -> int:
-        """Tokens of the reference completion including EOS: 2T + 3."""
-        return 2 * task.steps + 3
+        """Tokens of the reference completion including EOS: 2T + 3 (+ 1 for the control's mark)."""
+        return 2 * task.steps + 3 + int(task.control)
 
     def reward(self, task: WalkTask, text: str) -> float:
         """1.0 when the answer after `</think>` is right, else 0.0."""

@@ -5,22 +5,14 @@ Motwani, Ivanova et al., arXiv 2510.07312. Chains and the numeric reward live in
 on `reasonlab.train.rl`, the TRL GRPOTrainer path and the CPU experiment. See docs/h1.md.
 """
 
-from reasonlab.systems.h1.curriculum import Curriculum, CurriculumConfig, StageEvent
-from reasonlab.systems.h1.environment import ChainEnvironment, accuracy, accuracy_by_depth
-from reasonlab.systems.h1.modular import ModularChain, make_modular_chains, modular_tokenizer, solve_modular
-from reasonlab.systems.h1.train import H1Config, train_h1
+from reasonlab.systems import lazy_exports
 
-__all__ = [
-    "ChainEnvironment",
-    "Curriculum",
-    "CurriculumConfig",
-    "H1Config",
-    "ModularChain",
-    "StageEvent",
-    "accuracy",
-    "accuracy_by_depth",
-    "make_modular_chains",
-    "modular_tokenizer",
-    "solve_modular",
-    "train_h1",
-]
+# imported on first use (PEP 562), so the CLI starts without torch
+EXPORTS = {
+    "curriculum": ["Curriculum", "CurriculumConfig", "StageEvent"],
+    "environment": ["ChainEnvironment", "accuracy", "accuracy_by_depth"],
+    "modular": ["ModularChain", "make_modular_chains", "modular_tokenizer", "solve_modular"],
+    "train": ["H1Config", "train_h1"],
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+__all__ = sorted(name for names in EXPORTS.values() for name in names)

@@ -8,38 +8,23 @@ EMA), supervision (carry, reference loop, evaluation), data (tasks as tensors), 
 experiment (three-arm reproduction), cli.
 """
 
-from reasonlab.systems.trm.config import TRMTrainConfig
-from reasonlab.systems.trm.inference import SolveResult, eval_checkpoint, solve_puzzle
-from reasonlab.systems.trm.losses import stablemax_cross_entropy, trm_loss
-from reasonlab.systems.trm.model import ModelConfig, RecursiveReasoner
-from reasonlab.systems.trm.optim import EMA, AdamATan2, SignSGD
-from reasonlab.systems.trm.supervision import (
-    Carry,
-    SupervisionConfig,
-    deep_supervision_reference,
-    evaluate,
-    supervision_step,
-)
-from reasonlab.systems.trm.train import load_checkpoint, load_model, train
+from reasonlab.systems import lazy_exports
 
-__all__ = [
-    "EMA",
-    "AdamATan2",
-    "Carry",
-    "ModelConfig",
-    "RecursiveReasoner",
-    "SignSGD",
-    "SolveResult",
-    "SupervisionConfig",
-    "TRMTrainConfig",
-    "deep_supervision_reference",
-    "eval_checkpoint",
-    "evaluate",
-    "load_checkpoint",
-    "load_model",
-    "solve_puzzle",
-    "stablemax_cross_entropy",
-    "supervision_step",
-    "train",
-    "trm_loss",
-]
+# imported on first use (PEP 562), so the CLI starts without torch
+EXPORTS = {
+    "config": ["TRMTrainConfig"],
+    "inference": ["SolveResult", "eval_checkpoint", "solve_puzzle"],
+    "losses": ["stablemax_cross_entropy", "trm_loss"],
+    "model": ["ModelConfig", "RecursiveReasoner"],
+    "optim": ["EMA", "AdamATan2", "SignSGD"],
+    "supervision": [
+        "Carry",
+        "SupervisionConfig",
+        "deep_supervision_reference",
+        "evaluate",
+        "supervision_step",
+    ],
+    "train": ["load_checkpoint", "load_model", "train"],
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+__all__ = sorted(name for names in EXPORTS.values() for name in names)
