@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from reasonlab.systems.h1.modular import (
     ModularChain,
     make_modular_chains,
@@ -56,3 +58,18 @@ def test_labelled_chain_names_each_step():
     assert len({c.labels for c in chains}) == 20  # labels are random: a model has to copy them
     tokenizer = modular_tokenizer()
     assert all(tokenizer.unk_id not in tokenizer.encode(c.prompt + " " + c.target) for c in chains)
+
+
+def test_products_scramble_the_chain_and_need_their_own_token():
+    chain = ModularChain(start=5, steps=((0, "*", 4), (1, "-", 2)), modulus=31)
+    assert chain.values == [5, 20, 18] and chain.prompt == "5 * 4 - 2 ?"
+    chains = make_modular_chains(4, 200, seed=3, ops="+-*")
+    ops = [op for c in chains for _, op, _ in c.steps]
+    assert set(ops) == {"+", "-", "*"}
+    assert all(2 <= c <= 5 for chain in chains for _, op, c in chain.steps if op == "*")  # never the identity
+    assert make_modular_chains(4, 20, seed=3) == make_modular_chains(4, 20, seed=3, ops="+-")  # default unchanged
+    assert "*" not in modular_tokenizer().tokens
+    tokenizer = modular_tokenizer(ops="+-*")
+    assert all(tokenizer.unk_id not in tokenizer.encode(c.prompt + " " + c.target) for c in chains)
+    with pytest.raises(ValueError, match="ops='/'"):
+        make_modular_chains(2, 1, seed=0, ops="/")

@@ -44,9 +44,11 @@ class ExperimentConfig(BaseModel):
 
     modulus: int = Field(31, ge=2, description="M: values live in Z_M (a guess is right 1/M of the time)")
     max_constant: int = Field(4, ge=1, description="step constants are 1..max_constant")
+    ops: str = Field("+-", description="step operations: '+-', or '+-*' (products leave no 'stay near x0' guess)")
     labelled: bool = Field(False, description="labelled serial chains ('5 k + 3 d - 7 ?'); else the rewrite format")
     n_layer: int = Field(3, ge=1, description="tinylm blocks")
     d_model: int = Field(96, ge=8, description="tinylm width")
+    position_encoding: str = Field("rope", description="tinylm positions: rope | none (NoPE: d3 0.12 vs 0.05 greedy)")
     sft_chains_per_depth: int = Field(3000, ge=1, description="warm-start chains at depths 1 and 2 each")
     sft_steps: int = Field(400, ge=1, description="warm-start optimizer steps")
     sft_learning_rate: float = Field(3e-3, gt=0, description="warm-start AdamW learning rate")
@@ -80,11 +82,12 @@ PRESETS: dict[str, ExperimentConfig] = {
 
 def warm_start(config: ExperimentConfig, seed: int) -> TinyLM:
     """A tinylm fine-tuned on depth-1 and depth-2 chains."""
-    tokenizer = modular_tokenizer(config.modulus, config.max_depth + 3)
-    shape = TinyLMConfig(vocab_size=len(tokenizer), n_layer=config.n_layer, d_model=config.d_model, n_head=4)
+    tokenizer = modular_tokenizer(config.modulus, config.max_depth + 3, config.ops)
+    shape = TinyLMConfig(vocab_size=len(tokenizer), n_layer=config.n_layer, d_model=config.d_model, n_head=4,
+                         position_encoding=config.position_encoding)
     policy = TinyLM.create(shape, tokenizer, seed=seed)
     chains = [c for d in (1, 2) for c in make_modular_chains(d, config.sft_chains_per_depth, seed, config.modulus,
-                                                               config.max_constant, labelled=config.labelled)]
+                                                               config.max_constant, labelled=config.labelled, ops=config.ops)]
     sft_config = sft.SFTConfig(max_steps=config.sft_steps, batch_size=64, learning_rate=config.sft_learning_rate,
                                warmup_ratio=0.05, seed=seed, progress=False)
     sft.train(sft_config, policy, sft_examples(chains))
@@ -112,14 +115,14 @@ def run_seed(config: ExperimentConfig, out: Path, seed: int, log: Any = print) -
     started = time.perf_counter()
     base = warm_start(config, seed)
     eval_sets = {d: make_modular_chains(d, config.eval_chains, EVAL_SEED + seed, config.modulus,
-                                    config.max_constant, labelled=config.labelled)
+                                    config.max_constant, labelled=config.labelled, ops=config.ops)
                  for d in config.eval_depths}
     result: dict[str, Any] = {"warm_start": _accuracy(base, eval_sets, config)}
     log(f"seed {seed}: warm start {result['warm_start']} ({time.perf_counter() - started:.0f}s)")
 
     def source(depth: int, count: int, chain_seed: int) -> list[Any]:
         return make_modular_chains(depth, count, chain_seed, config.modulus, config.max_constant,
-                                   labelled=config.labelled)
+                                   labelled=config.labelled, ops=config.ops)
 
     budget: int | None = None
     for arm in ARMS:

@@ -23,7 +23,8 @@ from reasonlab.train.tinylm import Tokenizer
 __all__ = ["ModularChain", "make_modular_chains", "modular_tokenizer", "sft_examples", "solve_modular"]
 
 
-LABELS = tuple("abcdefghijklmnopqrst")  # step names of labelled chains: random, so they must be copied
+LABELS = tuple("abcdefghijklmnopqrst")
+OPERATIONS = {"+": lambda x, c: x + c, "-": lambda x, c: x - c, "*": lambda x, c: x * c}  # step names of labelled chains: random, so they must be copied
 
 
 @dataclass(frozen=True)
@@ -79,33 +80,38 @@ def solve_modular(chain: ModularChain) -> list[int]:
     """Reference solver: x0..x_h."""
     values = [chain.start]
     for r, op, c in chain.steps:
-        x = values[r] + c if op == "+" else values[r] - c
-        values.append(x % chain.modulus)
+        values.append(OPERATIONS[op](values[r], c) % chain.modulus)
     return values
 
 
 def make_modular_chains(
     depth: int, count: int, seed: int, modulus: int = 31, max_constant: int = 4, serial: bool = True,
-    labelled: bool = False,
+    labelled: bool = False, ops: str = "+-",
 ) -> list[ModularChain]:
-    """`count` random depth-`depth` chains; constants are 1..max_constant, ops + and -; `serial` chains read
-    the previous value at every step, the others a uniformly drawn earlier variable."""
+    """`count` random depth-`depth` chains; constants are 1..max_constant; `serial` chains read
+    the previous value at every step, the others a uniformly drawn earlier variable. `ops` is drawn from
+    "+", "-" and "*" ("*" uses constants 2..max_constant + 1, so no step is the identity)."""
+    if not ops or set(ops) - set(OPERATIONS):
+        raise ValueError(f"ops={ops!r} must be a non-empty string of {''.join(OPERATIONS)}")
     rng = random.Random(f"{seed}-{depth}-{modulus}-{serial}-{labelled}")
     chains = []
     for _ in range(count):
-        steps = tuple(
-            (j - 1 if serial else rng.randrange(j), rng.choice("+-"), rng.randint(1, max_constant))
-            for j in range(1, depth + 1)
-        )
+        steps = tuple(_step(rng, j - 1 if serial else rng.randrange(j), ops, max_constant) for j in range(1, depth + 1))
         labels = tuple(rng.sample(LABELS, depth)) if labelled and serial else ()
         chains.append(ModularChain(rng.randrange(modulus), steps, modulus, labels))
     return chains
 
 
-def modular_tokenizer(modulus: int = 31, max_depth: int = 12) -> Tokenizer:
-    """Word tokens: 0..M-1, x0..x_maxdepth, = + - ; ? : ans."""
+def _step(rng: random.Random, reference: int, ops: str, max_constant: int) -> tuple[int, str, int]:
+    op = rng.choice(ops)
+    return reference, op, rng.randint(1, max_constant) + (op == "*")
+
+
+def modular_tokenizer(modulus: int = 31, max_depth: int = 12, ops: str = "+-") -> Tokenizer:
+    """Word tokens: 0..M-1, x0..x_maxdepth, = + - ; ? : ans (and * when `ops` has it)."""
     words = [str(i) for i in range(max(modulus, 10))] + [f"x{j}" for j in range(max_depth + 1)]
-    return Tokenizer([*words, *LABELS, "=", "+", "-", ";", "?", ":", "ans"], level="word")
+    return Tokenizer([*words, *LABELS, "=", "+", "-", ";", "?", ":", "ans", *("*" if "*" in ops else "")],
+                     level="word")
 
 
 def sft_examples(chains: list[ModularChain]) -> list[Example]:
