@@ -63,6 +63,20 @@ def test_generation_logprobs_equal_recomputed_logprobs(embedded_hf) -> None:
             torch.testing.assert_close(values, torch.tensor(generation.logprobs), atol=2e-3, rtol=0)
 
 
+def test_logprobs_project_only_completion_positions_with_the_same_numbers(embedded_hf, monkeypatch) -> None:
+    """`logits_to_keep` limits the 262k-way head to completion positions; rows of different lengths still get
+    exactly the numbers of the full (B, W, V) logits."""
+    assert embedded_hf._keeps_logits()
+    prompts = [embedded_hf.tokenize("The capital of France is"), embedded_hf.tokenize("Hi")]
+    completions = [[12, 34, 56], [78, 90, 12, 34, 56, 78]]
+    kept = embedded_hf.logprobs(prompts, completions, temperature=0.7)
+    monkeypatch.setattr(type(embedded_hf), "_keeps_logits", lambda self: False)
+    full = embedded_hf.logprobs(prompts, completions, temperature=0.7)
+    for a, b in zip(kept, full, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    assert embedded_hf.logprobs([prompts[0]], [[]])[0].shape == (0,)
+
+
 def test_logprobs_are_differentiable(embedded_hf) -> None:
     values = embedded_hf.logprobs([embedded_hf.tokenize("Hello")], [[1234, 5678]])
     values[0].sum().backward()

@@ -279,15 +279,27 @@ class HFPolicy(BaseLLM):
             input_ids[i, : len(row)] = torch.tensor(row)
             attention_mask[i, : len(row)] = 1
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (B, W, V)
+        # project onto the vocabulary only where some row predicts a completion token: with a 262k-row head the
+        # full (B, W, V) logits cost far more than the model itself on long prompts
+        spans = [(len(p) - 1, len(p) + len(c) - 1) for p, c in zip(prompt_ids, completion_ids, strict=True)]
+        kept = sorted({j for start, end in spans for j in range(start, end)})
+        keep = {"logits_to_keep": torch.tensor(kept, device=self.device)} if self._keeps_logits() else {}
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **keep).logits
+        column = {j: k for k, j in enumerate(kept)} if keep else {j: j for j in range(width)}  # position -> logits col
         scale = temperature if temperature > 0 else 1.0
         result = []
-        for i, (prompt, completion) in enumerate(zip(prompt_ids, completion_ids, strict=True)):
-            start, end = len(prompt) - 1, len(prompt) + len(completion) - 1
-            log_dist = F.log_softmax(logits[i, start:end].float() / scale, dim=-1)  # (|c|, V)
+        for i, ((start, end), completion) in enumerate(zip(spans, completion_ids, strict=True)):
+            columns = torch.tensor([column[j] for j in range(start, end)], dtype=torch.long, device=self.device)
+            log_dist = F.log_softmax(logits[i, columns].float() / scale, dim=-1)  # (|c|, V)
             targets = torch.tensor(list(completion), dtype=torch.long, device=self.device)
             result.append(log_dist.gather(-1, targets[:, None]).squeeze(-1))
         return result
+
+    def _keeps_logits(self) -> bool:
+        """Whether the model's forward takes `logits_to_keep` (transformers causal LMs do; a peft wrapper passes
+        it through to its base model)."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return "logits_to_keep" in inspect.signature(base.forward).parameters
 
     def reference(self) -> HFPolicy:
         """A frozen policy for KL terms: the base model with LoRA disabled if this is a peft model, else a copy."""

@@ -1,0 +1,48 @@
+"""mem-agent (Dria, 2025): an LLM that keeps an Obsidian-like markdown memory through sandboxed Python tools.
+
+    from reasonlab.llm import load_llm
+    from reasonlab.systems.memagent import Agent, Memory
+    memory = Memory.from_files("memory", {"user.md": "# User\\n- city: Paris\\n"})
+    Agent(load_llm("hf:embedded"), memory).run("Where do I live?").reply
+
+Modules: memory (the folder, confinement, limits), tools (the tool API and `run_tools` in reasonlab.sandbox),
+turns (think/python/reply parsing and the turn grammar), prompts, agent (the loop), mcp_server
+(`use_memory_agent` over MCP), data (generated memories and tasks), judges, bench (the benchmark), rag (the
+MiniLM-RAG baseline), environment (the RL environment), experiment, cli (`reasonlab memagent chat | serve-mcp |
+generate | bench`). See docs/memagent.md.
+"""
+
+from reasonlab.systems import lazy_exports
+
+# imported on first use (PEP 562): the CLI and the MCP server start without torch
+EXPORTS = {
+    "memory": ["Memory", "MemoryAccessError", "MemoryLimits", "path_problem", "render_tree", "wiki_links"],
+    "tools": ["TOOL_NAMES", "MemoryTools", "ToolRun", "run_tools", "sandbox_limits"],
+    "turns": ["TURN_GRAMMAR", "AgentTurn", "cut_action", "drop_think", "parse_turn", "turn_sampling"],
+    "prompts": ["FEW_SHOT", "SYSTEM_PROMPT"],
+    "agent": ["Agent", "AgentConfig", "AgentResult", "TurnRecord"],
+    "mcp_server": ["answer_question", "build_server", "read_filters"],
+    "data": ["BenchTask", "MemoryScenario", "generate_bench", "generate_memory"],
+    "judges": [
+        "JudgeCase",
+        "LLMJudge",
+        "Verdict",
+        "agreement",
+        "judge_case",
+        "load_hand_labels",
+        "parse_facts",
+    ],
+    "bench": [
+        "AgentSolver",
+        "Attempt",
+        "BenchReport",
+        "Outcome",
+        "run_bench",
+        "scripted_policy",
+        "summarize",
+    ],
+    "rag": ["RAGSolver", "chunk_memory"],
+    "environment": ["MemAgentEnvConfig", "MemAgentEnvironment", "reward_table", "turn_shaping"],
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
+__all__ = sorted(name for names in EXPORTS.values() for name in names)

@@ -1,0 +1,139 @@
+"""The agent loop (spec §3): think, run Python on the memory, read the result, until a reply or the turn cap.
+
+    from reasonlab.llm import load_llm
+    agent = Agent(load_llm("hf:embedded"), Memory("memory"))
+    result = agent.run("Where does my sister work?", filters="never reveal salaries")
+    result.reply, result.stopped, len(result.turns)
+
+Works with any `LLM`. The prompt is a list of chat messages (system, few-shot episodes, the question, then
+one assistant/user pair per turn), which the LLM renders with its chat template or, for a base model such
+as Gemma-3-270M, as a plain `User:` / `Assistant:` transcript. `build_prompt` and `act` are the same code
+the RL environment uses, so training and inference see identical turns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from reasonlab.llm import LLM, Message
+from reasonlab.systems.memagent.memory import Memory
+from reasonlab.systems.memagent.prompts import few_shot_messages, question_message, system_message
+from reasonlab.systems.memagent.tools import ToolRun, run_tools, sandbox_limits
+from reasonlab.systems.memagent.turns import AgentTurn, cut_action, drop_think, parse_turn, turn_sampling
+
+__all__ = ["Agent", "AgentConfig", "AgentResult", "TurnRecord"]
+
+
+class AgentConfig(BaseModel):
+    """Options of the agent loop; defaults follow the spec (turn cap 8, drop old think blocks, CPU 5 s)."""
+
+    max_turns: int = Field(8, ge=1, description="turn cap (spec: 8 in training, 20 in the MCP agent)")
+    max_tokens_per_turn: int = Field(512, ge=1, description="new tokens per assistant turn")
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
+    seed: int | None = Field(0, description="sampling seed")
+    constrained: bool = Field(True, description="force the turn format with TURN_GRAMMAR")
+    drop_old_think: bool = Field(True, description="drop <think> from earlier turns (as Qwen3 requires)")
+    few_shot: bool = Field(True, description="start the prompt with the example episodes (base models)")
+    max_result_chars: int = Field(4000, ge=100, description="longest <result> shown to the model")
+    tool_wall_seconds: float = Field(10.0, gt=0, description="wall-clock limit of one code block")
+    tool_cpu_seconds: int = Field(5, ge=1, description="CPU limit of one code block (spec: 5 s)")
+    tool_memory_mb: int = Field(512, ge=64, description="address-space limit of one code block (spec: 512 MB)")
+
+
+@dataclass
+class TurnRecord:
+    """One assistant turn: the (cut) completion, how it parsed, and the tool run it caused."""
+
+    completion: str
+    turn: AgentTurn
+    tool_run: ToolRun | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def feedback(self, max_chars: int | None = None) -> str | None:
+        """The user message that answers this turn: the result block, a format hint, or None after a reply."""
+        if self.tool_run is not None:
+            return self.tool_run.result_block(max_chars)
+        if self.turn.problem is not None:
+            return f"<result>\nFormat error: {self.turn.problem}\n</result>"
+        return None
+
+
+@dataclass
+class AgentResult:
+    """One episode: the reply (None at the turn cap), every turn, and its cost."""
+
+    reply: str | None
+    turns: list[TurnRecord]
+    stopped: Literal["reply", "turn_cap"]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    changed: list[str] = field(default_factory=list)
+
+
+class Agent:
+    """Answers questions about (and updates) one memory folder through sandboxed Python tool calls."""
+
+    def __init__(self, llm: LLM, memory: Memory, config: AgentConfig | None = None) -> None:
+        self.llm = llm
+        self.memory = memory
+        self.config = config or AgentConfig()
+
+    def build_prompt(self, question: str, history: list[TurnRecord], filters: str | None = None) -> list[Message]:
+        """The chat messages for the next turn: instructions, examples, question, then each earlier turn."""
+        messages = [system_message(self.config.tool_wall_seconds)]
+        if self.config.few_shot:
+            messages += few_shot_messages()
+        messages.append(question_message(question, filters))
+        for record in history:
+            completion = drop_think(record.completion) if self.config.drop_old_think else record.completion
+            messages.append(Message("assistant", completion))
+            feedback = record.feedback(self.config.max_result_chars)
+            if feedback is not None:
+                messages.append(Message("user", feedback))
+        return messages
+
+    def act(self, completion: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> TurnRecord:
+        """Parse one completion and run its code on the memory (nothing runs for a reply or a format error)."""
+        completion = cut_action(completion)
+        turn = parse_turn(completion)
+        tool_run = None
+        if turn.problem is None and turn.reply is None:
+            limits = sandbox_limits(self.memory.limits, self.config.tool_wall_seconds, self.config.tool_cpu_seconds,
+                                    self.config.tool_memory_mb)
+            tool_run = run_tools(turn.python, self.memory, limits)
+        return TurnRecord(completion, turn, tool_run, prompt_tokens, completion_tokens)
+
+    def run(self, question: str, filters: str | None = None,
+            on_turn: Callable[[TurnRecord], None] | None = None) -> AgentResult:
+        """Run turns until the model replies or the turn cap; `on_turn` sees each turn as it ends."""
+        started = time.perf_counter()
+        config = self.config
+        history: list[TurnRecord] = []
+        for index in range(config.max_turns):
+            # a different seed per turn: the same seed on a grown prompt would correlate the samples
+            seed = None if config.seed is None else config.seed + index
+            params = turn_sampling(config.max_tokens_per_turn, config.temperature, seed, config.constrained)
+            generation = self.llm.complete(self.build_prompt(question, history, filters), params)
+            record = self.act(generation.text, generation.prompt_tokens, generation.completion_tokens)
+            history.append(record)
+            if on_turn is not None:
+                on_turn(record)
+            if record.turn.reply is not None and record.turn.problem is None:
+                return self._result(record.turn.reply, history, "reply", started)
+        return self._result(None, history, "turn_cap", started)
+
+    @staticmethod
+    def _result(reply: str | None, history: list[TurnRecord], stopped: Literal["reply", "turn_cap"],
+                started: float) -> AgentResult:
+        changed = sorted({path for record in history if record.tool_run for path in record.tool_run.changed})
+        return AgentResult(reply=reply, turns=history, stopped=stopped,
+                           prompt_tokens=sum(r.prompt_tokens for r in history),
+                           completion_tokens=sum(r.completion_tokens for r in history),
+                           seconds=time.perf_counter() - started, changed=changed)

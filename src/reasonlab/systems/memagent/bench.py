@@ -1,0 +1,290 @@
+"""The mem-agent benchmark in the spirit of md-memory-bench (spec §9): run a solver on generated tasks, judge
+each answer, and report per-category scores, format statistics and cost.
+
+A solver turns (task, memory copy) into an `Attempt`: the agent (`AgentSolver`, the real loop and sandbox)
+or the MiniLM-RAG baseline (`rag.RAGSolver`). For update tasks the agent changes the memory, then a fresh
+agent of the same model answers the follow-up question on the changed memory, and both are judged.
+`scripted_policy(task, correct)` plays the oracle (or a plausible wrong agent) through the same loop, which
+proves the scorer both ways: 100% for the oracle, 0% for the wrong policy.
+
+    memories, tasks = generate_bench(seed=0, n_memories=2, tasks_per_category=5)
+    report = run_bench(tasks, memories, AgentSolver(load_llm("llamacpp:embedded")))
+    report.summary["score"], report.summary["categories"]
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from reasonlab.llm import LLM, ScriptedLLM
+from reasonlab.systems.memagent.agent import Agent, AgentConfig, TurnRecord
+from reasonlab.systems.memagent.data import CATEGORIES, BenchTask, MemoryScenario
+from reasonlab.systems.memagent.judges import JudgeCase, LLMJudge, judge_case
+from reasonlab.systems.memagent.memory import Memory
+
+__all__ = [
+    "AgentSolver",
+    "Attempt",
+    "BenchReport",
+    "Outcome",
+    "ScriptedAgent",
+    "Solver",
+    "judge_attempt",
+    "run_bench",
+    "scripted_policy",
+    "summarize",
+    "turn_text",
+]
+
+
+ACTION_CHARS = 300
+
+
+def turn_text(think: str, python: str | None = None, reply: str | None = None) -> str:
+    """One assistant turn in the format the turn grammar allows (python, or empty python then reply)."""
+    if reply is not None:
+        return f"<think>{think}</think>\n<python></python>\n<reply>{reply}</reply>"
+    return f"<think>{think}</think>\n<python>{python}</python>"
+
+
+# scripted policies
+
+
+def _last_result_value(prompt: str, key: str) -> str | None:
+    """The value of `- key: ...` in the last <result> block of a prompt (a repr of the code's variables)."""
+    block = prompt.rsplit("<result>", 1)[-1]
+    match = re.search(rf"- {re.escape(key)}: (.*?)(?:\\n|\n|'|\")", block)
+    return match.group(1).strip() if match else None
+
+
+class ScriptedAgent:
+    """`prompt -> completion` that plays one task: the oracle's (or the wrong policy's) tool calls, one per
+    turn, then its reply. The turn index is the number of <result> blocks after the request in the prompt.
+
+    For the follow-up question of an update task it is an honest reader: it reads the updated file and
+    answers with the value it finds, so the follow-up score depends on what the update wrote."""
+
+    def __init__(self, task: BenchTask, correct: bool = True) -> None:
+        self.task = task
+        self.code = task.oracle_code if correct else task.wrong_code
+        self.reply = task.oracle_reply if correct else task.wrong_reply
+
+    def __call__(self, prompt: str) -> str:
+        task = self.task
+        followup_at = prompt.rfind(task.followup_question) if task.followup_question else -1
+        if followup_at > prompt.rfind(task.question):
+            return self._read_back(prompt, prompt[followup_at:].count("<result>"))
+        turn = prompt[prompt.rfind(task.question):].count("<result>")
+        if turn < len(self.code):
+            return turn_text("I should look this up in the memory step by step.", self.code[turn])
+        return turn_text("I have what I need.", reply=self.reply)
+
+    def _read_back(self, prompt: str, turn: int) -> str:
+        path, key, _ = self.task.expected_facts[0]
+        if turn == 0:
+            return turn_text("The fact should be in one file.", f'entity = read_file("{path}")')
+        value = _last_result_value(prompt, key)
+        answer = f"According to your memory, it is {value}." if value else "I could not find it. Which one?"
+        return turn_text("Found it.", reply=answer)
+
+
+def scripted_policy(task: BenchTask, correct: bool = True) -> ScriptedLLM:
+    """A ScriptedLLM that solves `task` like the oracle (correct=True) or like a plausible wrong agent."""
+    return ScriptedLLM(ScriptedAgent(task, correct), name="scripted-oracle" if correct else "scripted-wrong")
+
+
+# solving
+
+
+@dataclass
+class Attempt:
+    """What a solver did on one task: its replies, turns and cost."""
+
+    reply: str | None
+    followup_reply: str | None = None
+    turns: list[TurnRecord] = field(default_factory=list)
+    stopped: str = "reply"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+class Solver(Protocol):
+    name: str
+
+    def __call__(self, task: BenchTask, memory: Memory) -> Attempt: ...
+
+
+class AgentSolver:
+    """The memory agent: one run on the task, and for updates a fresh agent on the follow-up question."""
+
+    def __init__(self, llm: LLM | None = None, config: AgentConfig | None = None,
+                 policy_for_task: Callable[[BenchTask], LLM] | None = None, name: str = "agent") -> None:
+        if (llm is None) == (policy_for_task is None):
+            raise ValueError("give exactly one of llm and policy_for_task")
+        self.llm, self.policy_for_task = llm, policy_for_task
+        self.config = config or AgentConfig()
+        self.name = name
+
+    def __call__(self, task: BenchTask, memory: Memory) -> Attempt:
+        llm = self.llm if self.llm is not None else self.policy_for_task(task)  # type: ignore[misc]
+        result = Agent(llm, memory, self.config).run(task.question, task.filters)
+        attempt = Attempt(result.reply, None, list(result.turns), result.stopped, result.prompt_tokens,
+                          result.completion_tokens, result.seconds)
+        if task.category == "update" and task.followup_question:
+            followup = Agent(llm, memory, self.config).run(task.followup_question)
+            attempt.followup_reply = followup.reply
+            attempt.turns += followup.turns
+            attempt.prompt_tokens += followup.prompt_tokens
+            attempt.completion_tokens += followup.completion_tokens
+            attempt.seconds += followup.seconds
+        return attempt
+
+
+# judging and reports
+
+
+@dataclass
+class Outcome:
+    """One judged task: the verdicts, the turn statistics and the cost."""
+
+    task_id: str
+    category: str
+    kind: str
+    correct: bool
+    reason: str
+    reply: str | None
+    followup_reply: str | None
+    turns: int
+    stopped: str
+    format_valid_turns: int
+    python_turns: int
+    parsed_python_turns: int
+    tool_runs: int
+    tool_errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    llm_judge_correct: bool | None = None
+    actions: list[str] = field(default_factory=list)  # each turn's (cut) completion, shortened, for reading
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judge_attempt(task: BenchTask, attempt: Attempt, before: dict[str, str], after: dict[str, str]) -> JudgeCase:
+    """The judge's view of a task and what the solver did."""
+    return JudgeCase(
+        category=task.category, question=task.question, reply=attempt.reply, answer=task.answer,
+        filters=task.filters, blocked=list(task.blocked), allowed=list(task.allowed), memory_before=before,
+        memory_after=after, expected_facts=list(task.expected_facts), followup_question=task.followup_question,
+        followup_reply=attempt.followup_reply,
+    )
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        return False
+    return True
+
+
+def _outcome(task: BenchTask, attempt: Attempt, case: JudgeCase, llm_judge: LLMJudge | None) -> Outcome:
+    verdict = judge_case(case)
+    python = [t.turn.python for t in attempt.turns if t.turn.python]
+    runs = [t.tool_run for t in attempt.turns if t.tool_run is not None]
+    return Outcome(
+        task_id=task.task_id, category=task.category, kind=task.kind, correct=verdict.correct,
+        reason=verdict.reason, reply=attempt.reply, followup_reply=attempt.followup_reply,
+        turns=len(attempt.turns), stopped=attempt.stopped,
+        format_valid_turns=sum(t.turn.problem is None for t in attempt.turns), python_turns=len(python),
+        parsed_python_turns=sum(_parses(code) for code in python), tool_runs=len(runs),
+        tool_errors=sum(run.error is not None for run in runs), prompt_tokens=attempt.prompt_tokens,
+        completion_tokens=attempt.completion_tokens, seconds=round(attempt.seconds, 3),
+        llm_judge_correct=None if llm_judge is None else llm_judge.judge(case).correct,
+        actions=[t.completion[:ACTION_CHARS] for t in attempt.turns],
+    )
+
+
+def _rate(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Micro-averaged score, per-category scores and cost, format-valid %, ast.parse %, tool-error %."""
+    categories = {}
+    for category in CATEGORIES:
+        rows = [o for o in outcomes if o.category == category]
+        if rows:
+            categories[category] = {
+                "n": len(rows), "score": _rate(sum(o.correct for o in rows), len(rows)),
+                "prompt_tokens": sum(o.prompt_tokens for o in rows),
+                "completion_tokens": sum(o.completion_tokens for o in rows),
+                "seconds": round(sum(o.seconds for o in rows), 2),
+                "seconds_per_task": round(sum(o.seconds for o in rows) / len(rows), 2),
+            }
+    judged = [o for o in outcomes if o.llm_judge_correct is not None]
+    n, turns = len(outcomes), sum(o.turns for o in outcomes)
+    return {
+        "n": n,
+        "score": _rate(sum(o.correct for o in outcomes), n),
+        "categories": categories,
+        "format_valid_rate": _rate(sum(o.format_valid_turns for o in outcomes), turns),
+        "ast_parse_rate": _rate(sum(o.parsed_python_turns for o in outcomes), sum(o.python_turns for o in outcomes)),
+        "tool_error_rate": _rate(sum(o.tool_errors for o in outcomes), sum(o.tool_runs for o in outcomes)),
+        "turns_per_episode": _rate(turns, n),
+        "reply_rate": _rate(sum(o.stopped == "reply" for o in outcomes), n),
+        "prompt_tokens": sum(o.prompt_tokens for o in outcomes),
+        "completion_tokens": sum(o.completion_tokens for o in outcomes),
+        "seconds": round(sum(o.seconds for o in outcomes), 2),
+        "seconds_per_task": _rate(sum(o.seconds for o in outcomes), n),
+        "llm_judge_score": _rate(sum(bool(o.llm_judge_correct) for o in judged), len(judged)),
+        "llm_judge_agrees_with_deterministic": _rate(
+            sum(o.llm_judge_correct == o.correct for o in judged), len(judged)),
+    }
+
+
+@dataclass
+class BenchReport:
+    """Every task's outcome and their summary for one solver."""
+
+    solver: str
+    outcomes: list[Outcome]
+    summary: dict[str, Any]
+
+
+def run_bench(
+    tasks: Sequence[BenchTask],
+    memories: Sequence[MemoryScenario],
+    solver: Solver,
+    llm_judge: LLMJudge | None = None,
+    workdir: Path | None = None,
+    on_task: Callable[[Outcome], None] | None = None,
+    progress: bool = False,
+) -> BenchReport:
+    """Solve and judge every task, each on a fresh copy of its memory (under `workdir`, else a temp folder)."""
+    from rich.progress import track
+
+    by_id = {m.memory_id: m for m in memories}
+    outcomes = []
+    with tempfile.TemporaryDirectory(prefix="reasonlab-memagent-bench-") as scratch:
+        root = Path(workdir or scratch)
+        for task in track(tasks, description=f"mem-agent bench: {solver.name}", disable=not progress,
+                          transient=True):
+            memory = Memory.from_files(root / f"{solver.name}-{task.task_id}-{time.monotonic_ns()}",
+                                       by_id[task.memory_id].files)
+            before = memory.files()
+            attempt = solver(task, memory)
+            outcome = _outcome(task, attempt, judge_attempt(task, attempt, before, memory.files()), llm_judge)
+            outcomes.append(outcome)
+            if on_task is not None:
+                on_task(outcome)
+    return BenchReport(solver.name, outcomes, summarize(outcomes))

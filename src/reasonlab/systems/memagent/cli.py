@@ -1,0 +1,191 @@
+"""`reasonlab memagent ...`: chat with the memory agent, or serve it over MCP (stdio)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from reasonlab.errors import UserError
+
+if TYPE_CHECKING:
+    from reasonlab.llm import LLM
+    from reasonlab.systems.memagent.agent import Agent, AgentConfig, TurnRecord
+
+app = typer.Typer(help="mem-agent: an LLM that keeps an Obsidian-like markdown memory through sandboxed Python "
+                       "tools (driaforall/mem-agent).", no_args_is_help=True)
+
+SCRIPTED = "scripted:"
+
+
+def load_agent_llm(spec: str) -> LLM:
+    """`load_llm(spec)`, plus `scripted:PATH.json` (a JSON list of replies, played in order) for tests and demos."""
+    from reasonlab.llm import ScriptedLLM, load_llm
+
+    if not spec.startswith(SCRIPTED):
+        return load_llm(spec)
+    path = Path(spec.removeprefix(SCRIPTED))
+    try:
+        replies = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"--llm {spec}: cannot read a JSON list of replies from {path} ({error}); "
+                        "write one like [\"<think>..</think>\\n<python></python>\\n<reply>..</reply>\"]") from None
+    if not (isinstance(replies, list) and all(isinstance(reply, str) for reply in replies)):
+        raise UserError(f"--llm {spec}: {path} must hold a JSON list of strings (the model's replies in order)")
+    return ScriptedLLM(replies, name=spec)
+
+
+def _agent_config(config: Optional[Path], **options: object) -> AgentConfig:
+    from reasonlab.config import load_config
+    from reasonlab.systems.memagent.agent import AgentConfig
+
+    return load_config(AgentConfig, config, **options)
+
+
+def _print_turn(number: int, record: TurnRecord) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    console.rule(f"turn {number}")
+    console.print(f"[dim]think:[/dim] {escape(record.turn.think)}")
+    if record.turn.python:
+        console.print(f"[cyan]python:[/cyan]\n{escape(record.turn.python)}")
+    feedback = record.feedback()
+    if feedback is not None:
+        console.print(escape(feedback))
+
+
+def _ask(agent: Agent, question: str, filters: Optional[str]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    counter = iter(range(1, 1_000_000))
+    result = agent.run(question, filters, on_turn=lambda record: _print_turn(next(counter), record))
+    console = Console(highlight=False)
+    if result.reply is None:
+        console.print(f"[red]no reply within {len(result.turns)} turns[/red]")
+    else:
+        console.print(f"[bold]reply:[/bold] {escape(result.reply)}")
+    console.print(f"[dim]{len(result.turns)} turns, {result.prompt_tokens} prompt + {result.completion_tokens} "
+                  f"completion tokens, {result.seconds:.1f} s; changed: {', '.join(result.changed) or 'nothing'}"
+                  "[/dim]")
+
+
+@app.command("chat")
+def chat_command(
+    memory: Path = typer.Option(..., "--memory", help="memory folder (user.md, entities/*.md)"),
+    llm: str = typer.Option("hf:embedded", "--llm", help="model spec, e.g. hf:embedded, openai:URL#MODEL"),
+    question: Optional[str] = typer.Option(None, "--question", "-q", help="one question (else an interactive loop)"),
+    filters: Optional[str] = typer.Option(None, "--filters", help="privacy rules [default: MEMORY/.filters]"),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="turn cap [default: 8]"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="new tokens per turn [default: 512]"),
+    temperature: Optional[float] = typer.Option(None, help="0 = greedy [default: 0]"),
+    constrained: Optional[bool] = typer.Option(None, "--constrained/--unconstrained",
+                                               help="force the turn format with the grammar [default: on]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of AgentConfig options"),
+) -> None:
+    """Ask the memory agent; prints each turn (think, python, result) and the reply."""
+    from reasonlab.systems.memagent.agent import Agent
+    from reasonlab.systems.memagent.mcp_server import read_filters
+    from reasonlab.systems.memagent.memory import Memory
+
+    options = _agent_config(config, max_turns=max_turns, max_tokens_per_turn=max_tokens, temperature=temperature,
+                            constrained=constrained)
+    folder = Memory(memory)  # a missing folder fails before a model is loaded
+    agent = Agent(load_agent_llm(llm), folder, options)
+    rules = filters if filters is not None else read_filters(memory)
+    if question is not None:
+        _ask(agent, question, rules)
+        return
+    while True:
+        try:
+            asked = typer.prompt("you", default="", show_default=False)
+        except (EOFError, typer.Abort):
+            break
+        if asked.strip().lower() in ("", "exit", "quit"):
+            break
+        _ask(agent, asked, rules)
+
+
+@app.command("serve-mcp")
+def serve_mcp_command(
+    memory: Path = typer.Option(..., "--memory", help="memory folder; MEMORY/.filters holds the privacy rules"),
+    llm: str = typer.Option("hf:embedded", "--llm", help="model spec, e.g. hf:embedded, openai:URL#MODEL"),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="turn cap [default: 20]"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="new tokens per turn [default: 512]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of AgentConfig options"),
+) -> None:
+    """Serve `use_memory_agent(question)` over MCP on stdin/stdout (add it to an MCP client's config)."""
+    from reasonlab.config import load_yaml
+    from reasonlab.systems.memagent.mcp_server import build_server
+    from reasonlab.systems.memagent.memory import Memory
+
+    # the MCP agent allows 20 turns (spec §3) unless the option or the YAML file says otherwise
+    if max_turns is None and (config is None or "max_turns" not in load_yaml(config)):
+        max_turns = 20
+    options = _agent_config(config, max_turns=max_turns, max_tokens_per_turn=max_tokens)
+    Memory(memory)  # a missing folder fails before a model is loaded
+    server = build_server(memory, load_agent_llm(llm), options)
+    typer.echo(f"mem-agent MCP server on stdio for {memory.resolve()} ({llm})", err=True)
+    server.run("stdio")
+
+
+@app.command("generate")
+def generate_command(
+    out: Path = typer.Option(..., "--out", help="folder for the memories (one sub-folder each) and tasks.jsonl"),
+    seed: int = typer.Option(0, help="generator seed"),
+    memories: int = typer.Option(2, "--memories", help="number of memories"),
+    tasks_per_category: int = typer.Option(5, "--tasks-per-category", help="tasks of each category in all"),
+) -> None:
+    """Generate memories and benchmark tasks (retrieval, update, clarification, filter) without an LLM."""
+    from reasonlab.runs import atomic_write_text
+    from reasonlab.systems.memagent.data import generate_bench
+    from reasonlab.systems.memagent.memory import Memory
+
+    if memories < 1 or tasks_per_category < 1:
+        raise UserError("--memories and --tasks-per-category must be at least 1")
+    scenarios, tasks = generate_bench(seed, memories, tasks_per_category)
+    for scenario in scenarios:
+        Memory.from_files(out / scenario.memory_id, scenario.files)
+    atomic_write_text(out / "tasks.jsonl", "".join(json.dumps(task.to_dict()) + "\n" for task in tasks))
+    typer.echo(f"{len(scenarios)} memories and {len(tasks)} tasks in {out}")
+
+
+@app.command("bench")
+def bench_command(
+    llm: str = typer.Option("llamacpp:embedded", "--llm", help="model spec for the agent, RAG and judge arms"),
+    preset: str = typer.Option("mini", help="mini (about 20 tasks) or quick (4 tasks)"),
+    arms: str = typer.Option("oracle,wrong,agent,rag,judge", help="comma-separated: oracle, wrong, agent, rag, judge"),
+    seed: Optional[int] = typer.Option(None, help="generator seed [default: 0]"),
+    tasks_per_category: Optional[int] = typer.Option(None, "--tasks-per-category", help="tasks per category"),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="agent turn cap [default: 4]"),
+    constrained: Optional[bool] = typer.Option(None, "--constrained/--unconstrained",
+                                               help="force the turn format with the grammar [default: off, for speed]"),
+    out: Path = typer.Option(Path("runs/memagent"), "--out", help="root folder of runs"),
+    name: str = typer.Option("memagent-bench", "--name", help="run name"),
+) -> None:
+    """Run the mini benchmark: per-category scores, format statistics, cost, judge agreement."""
+    from reasonlab.systems.memagent.experiment import ARMS, PRESETS, QUICK, run_experiment
+
+    presets = {**PRESETS, "quick": QUICK}
+    if preset not in presets:
+        raise UserError(f"unknown --preset {preset!r}: use {', '.join(sorted(presets))}")
+    chosen = tuple(arm.strip() for arm in arms.split(",") if arm.strip())
+    if not chosen or set(chosen) - set(ARMS):
+        raise UserError(f"--arms {arms!r}: use a comma-separated subset of {', '.join(ARMS)}")
+    options = dict(presets[preset])
+    options.update({k: v for k, v in {"seed": seed, "tasks_per_category": tasks_per_category}.items() if v is not None})
+    agent = {"max_turns": max_turns, "constrained": constrained}
+    options["agent"] = {**options["agent"], **{k: v for k, v in agent.items() if v is not None}}
+    summary = json.loads((run_experiment(options, llm, out, name, chosen) / "summary.json").read_text())
+    for arm, result in summary["arms"].items():
+        scores = " ".join(f"{c} {v['score']:.2f}" for c, v in result["categories"].items())
+        typer.echo(f"{arm:7s} all {result['score']:.2f} | {scores} | {result['seconds']:.0f} s, "
+                   f"{result['prompt_tokens']}+{result['completion_tokens']} tokens")
+    for judge, result in summary["judge_agreement"].items():
+        typer.echo(f"judge {judge}: agreement {result['accuracy']:.2f} (kappa {result['kappa']:.2f}) "
+                   f"on {result['n']} hand labels")
+    typer.echo(f"run: {out / name}")

@@ -1,0 +1,155 @@
+"""The benchmark end to end through the real agent loop and sandbox: scripted oracle 100%, scripted wrong 0%,
+the fresh follow-up agent, the RAG baseline, the experiment run directory and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import zlib
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reasonlab.llm import ScriptedLLM
+from reasonlab.systems.memagent.agent import AgentConfig
+from reasonlab.systems.memagent.bench import AgentSolver, ScriptedAgent, run_bench, scripted_policy, turn_text
+from reasonlab.systems.memagent.data import CATEGORIES, generate_bench
+from reasonlab.systems.memagent.rag import RAGSolver, chunk_memory, rag_prompt
+from reasonlab.systems.memagent.turns import parse_turn
+
+
+@pytest.fixture(scope="module")
+def small_bench():
+    return generate_bench(seed=0, n_memories=1, tasks_per_category=2)
+
+
+def _scripted(correct: bool) -> AgentSolver:
+    return AgentSolver(policy_for_task=lambda task: scripted_policy(task, correct), name=str(correct))
+
+
+def test_scripted_turns_are_in_the_agents_format() -> None:
+    python = parse_turn(turn_text("look", 'u = read_file("user.md")'))
+    reply = parse_turn(turn_text("done", reply="Lyon."))
+    assert (python.python, python.reply, python.problem) == ('u = read_file("user.md")', None, None)
+    assert (reply.python, reply.reply, reply.problem) == ("", "Lyon.", None)
+
+
+def test_the_scorer_gives_the_oracle_100_and_the_wrong_policy_0(small_bench) -> None:
+    memories, tasks = small_bench
+    oracle = run_bench(tasks, memories, _scripted(True)).summary
+    wrong = run_bench(tasks, memories, _scripted(False)).summary
+    assert oracle["score"] == 1.0 and wrong["score"] == 0.0
+    assert {c: v["score"] for c, v in oracle["categories"].items()} == dict.fromkeys(CATEGORIES, 1.0)
+    assert {c: v["score"] for c, v in wrong["categories"].items()} == dict.fromkeys(CATEGORIES, 0.0)
+    # every scripted turn is well-formed and runs; updates add the fresh agent's two turns
+    turns = sum(len(t.oracle_code) + 1 + 2 * (t.category == "update") for t in tasks)
+    for summary in (oracle, wrong):
+        assert (summary["n"], summary["format_valid_rate"], summary["ast_parse_rate"]) == (8, 1.0, 1.0)
+        assert (summary["tool_error_rate"], summary["reply_rate"]) == (0.0, 1.0)
+        assert summary["turns_per_episode"] == round(turns / 8, 4)
+        assert summary["prompt_tokens"] > 0 and summary["completion_tokens"] > 0 and summary["seconds"] > 0
+
+
+def test_update_is_judged_on_the_memory_and_a_fresh_agents_answer(small_bench) -> None:
+    memories, tasks = small_bench
+    update = next(t for t in tasks if t.category == "update")
+    # claims success but never writes: the facts fail, and the honest fresh reader finds the old value
+    lazy = dataclasses.replace(update, oracle_code=update.oracle_code[:-1])
+    report = run_bench([lazy], memories, AgentSolver(policy_for_task=lambda task: scripted_policy(task)))
+    (outcome,) = report.outcomes
+    (path, key, value), old = lazy.expected_facts[0], re.search(r'"- \w+: (.+?)", "', update.oracle_code[-1])
+    assert not outcome.correct and outcome.reason.startswith(f"{path} {key} is {old.group(1)!r}")
+    assert outcome.reply == update.oracle_reply and outcome.followup_reply == f"According to your memory, it is {old.group(1)}."
+    good = run_bench([update], memories, AgentSolver(policy_for_task=lambda task: scripted_policy(task))).outcomes[0]
+    assert good.correct and good.followup_reply == f"According to your memory, it is {value}."
+    assert good.turns == len(update.oracle_code) + 1 + 2
+
+
+def test_scripted_agent_counts_turns_after_the_request() -> None:
+    _, tasks = generate_bench(seed=2, n_memories=1, tasks_per_category=1)
+    task = tasks[0]
+    agent = ScriptedAgent(task)
+    prefix = "<result>\n{}\n</result>\n" * 3  # results of the few-shot examples come before the question
+    assert task.oracle_code[0] in agent(prefix + task.question)
+    assert task.oracle_code[1] in agent(prefix + task.question + "\n<result>\n{'u': 1}\n</result>")
+    done = prefix + task.question + "<result>\n{}\n</result>" * len(task.oracle_code)
+    assert parse_turn(agent(done)).reply == task.oracle_reply
+
+
+class WordEmbedder:
+    """Bag-of-words vectors over a fixed vocabulary: deterministic stand-in for MiniLM."""
+
+    dim = 64
+
+    def embed(self, texts):
+        rows = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                rows[i, zlib.crc32(word.encode()) % self.dim] += 1.0
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+
+def test_chunks_cover_every_line_and_carry_their_title(small_bench) -> None:
+    files = small_bench[0][0].files
+    chunks = chunk_memory(files, lines_per_chunk=3)
+    for path, text in files.items():
+        lines = [line for line in text.splitlines() if line.strip()]
+        mine = [c for c in chunks if c.path == path]
+        assert len(mine) == -(-(len(lines) - 1) // 3)
+        assert all(c.text.startswith(lines[0]) for c in mine)
+        assert [piece for c in mine for piece in c.text.split(" | ")[1:]] == lines[1:]
+    prompt = rag_prompt(chunks[:2], "Where?", "Never reveal phones.")
+    assert prompt.endswith("Privacy rule: Never reveal phones.\nQuestion: Where?\nAnswer:")
+
+
+def test_rag_baseline_retrieves_and_answers_once(small_bench) -> None:
+    memories, tasks = small_bench
+    files = memories[0].files
+    friend = memories[0].graph.nodes["friend0"]["name"]
+    solver = RAGSolver(ScriptedLLM(lambda prompt: " It is pho.\nQuestion: and more"), WordEmbedder(), k=3)
+    top = solver.retrieve(files, f"What is the occupation of my friend {friend}?")
+    assert len(top) == 3 and top[0].text.startswith(f"# {friend}")
+    report = run_bench(tasks, memories, solver)
+    llm = solver.llm
+    assert len(llm.prompts) == 8 + 2  # one call per task, one more per update's follow-up question
+    assert {o.reply for o in report.outcomes} == {"It is pho."}  # the first line only
+    # RAG cannot write: every update fails its fact check
+    assert report.summary["categories"]["update"]["score"] == 0.0
+    assert report.summary["turns_per_episode"] == 0.0 and report.summary["format_valid_rate"] is None
+    assert report.summary["prompt_tokens"] == sum(len(p) for p in llm.prompts)
+
+
+def test_experiment_writes_a_run_with_scores_agreement_and_reward_table(tmp_path) -> None:
+    from reasonlab.demo import discover_demos
+    from reasonlab.systems.memagent.experiment import QUICK, run_experiment
+
+    run_dir = run_experiment(QUICK, "unused", tmp_path, "quick", arms=("wrong",))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["tasks"] == 4 and summary["arms"]["wrong"]["score"] == 0.0
+    assert summary["judge_agreement"]["deterministic"]["accuracy"] == round(45 / 54, 4)
+    assert summary["reward_table"]["farm_to_cap"] < summary["reward_table"]["wrong_in_2_turns"]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["arm"] for r in records] == ["wrong"] * 4 and all(r["correct"] is False for r in records)
+    assert len((run_dir / "tasks.jsonl").read_text().splitlines()) == 4
+    assert "memagent" in discover_demos()
+
+
+def test_cli_generate_and_bench(tmp_path) -> None:
+    from reasonlab.systems.memagent.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path / "gen"), "--memories", "1",
+                                 "--tasks-per-category", "2"])
+    assert result.exit_code == 0 and "1 memories and 8 tasks" in result.output
+    assert (tmp_path / "gen" / "memory_0_0" / "user.md").is_file()
+    assert len((tmp_path / "gen" / "tasks.jsonl").read_text().splitlines()) == 8
+    result = runner.invoke(app, ["bench", "--preset", "quick", "--arms", "oracle", "--out", str(tmp_path),
+                                 "--name", "cli"])
+    assert result.exit_code == 0, result.output
+    assert "oracle  all 1.00 | clarification 1.00 filter 1.00 retrieval 1.00 update 1.00" in result.output
+    assert "judge deterministic: agreement 0.83" in result.output
+    bad = runner.invoke(app, ["bench", "--arms", "oracle,telepathy", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "telepathy" in str(bad.exception or bad.output)
+    assert AgentConfig().max_turns == 8  # the preset's cap does not leak into the default

@@ -1,0 +1,180 @@
+"""The RL environment: the agent's own prompts, per-episode memories, rewards that stop format farming, masks,
+and a GSPO smoke run on a randomly initialised Gemma-3-config model with the real tokenizer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from reasonlab.llm import Generation, Message, ScriptedLLM
+from reasonlab.systems.memagent.agent import Agent
+from reasonlab.systems.memagent.bench import turn_text
+from reasonlab.systems.memagent.data import generate_bench
+from reasonlab.systems.memagent.environment import (
+    MemAgentEnvConfig,
+    MemAgentEnvironment,
+    action_mask,
+    reward_table,
+    turn_shaping,
+)
+from reasonlab.systems.memagent.memory import Memory
+from reasonlab.train.rl import Episode, Segment
+
+READ_USER = turn_text("check the user", 'user = read_file("user.md")')
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return generate_bench(seed=0, n_memories=1, tasks_per_category=3)
+
+
+@pytest.fixture
+def env(bench):
+    environment = MemAgentEnvironment(ScriptedLLM([]), bench[0])
+    yield environment
+    environment.close()
+
+
+def _task(bench, category: str, kind: str | None = None):
+    return next(t for t in bench[1] if t.category == category and (kind is None or t.kind == kind))
+
+
+def play(env: MemAgentEnvironment, task, texts: list[str]) -> tuple[Episode, list, object]:
+    """Feed scripted completions through reset/step as the rollout engine does; returns episode, prompts, last step."""
+    episode, prompts = Episode(task=task, group=0), [env.reset(task)]
+    for text in texts:
+        ids = [ord(c) for c in text]
+        episode.segments.append(Segment(prompt_ids=[0], completion_ids=ids, logprobs=[0.0] * len(ids), text=text))
+        step = env.step(episode, Generation(text, ids, [0.0] * len(ids), "stop", 1, len(ids), 0.0))
+        episode.segments[-1].reward = step.segment_reward
+        if step.done:
+            episode.reward, episode.done = step.reward, True
+            break
+        prompts.append(step.prompt)
+    return episode, prompts, step
+
+
+def test_shaping_constants_and_the_reward_table() -> None:
+    config = MemAgentEnvConfig()
+    assert [round(turn_shaping(t, 8, True, False, config), 4) for t in range(8)] == [
+        0.15, 0.1125, 0.075, 0.0375, 0.0, -0.0375, -0.075, -0.1125]
+    assert turn_shaping(0, 8, True, True, config) == pytest.approx(0.35)
+    assert turn_shaping(5, 8, False, False, config) == pytest.approx(-0.0375)  # no escape by bad format
+    table = reward_table(config)
+    assert (table["solve_in_2_turns"], table["wrong_in_2_turns"], table["farm_to_cap"]) == (2.35, 0.35, 0.15)
+    assert max(table, key=table.get) == "solve_in_5_turns"
+    # with the early code's max(0, .) farming pays more than answering wrong in two turns
+    assert reward_table(MemAgentEnvConfig(decay_floor=0.0))["farm_to_cap"] == 0.375
+
+
+def test_farming_earns_less_than_replying_in_two_turns(env, bench) -> None:
+    task = _task(bench, "retrieval", "0-hop")
+    solved, _, _ = play(env, task, [READ_USER, turn_text("found it", reply=task.oracle_reply)])
+    wrong, _, _ = play(env, task, [READ_USER, turn_text("found it", reply=task.wrong_reply)])
+    farmed, _, last = play(env, task, [READ_USER] * 8)
+    assert (len(solved.segments), solved.info["success"], solved.total_reward) == (2, True, pytest.approx(2.35))
+    assert (len(wrong.segments), wrong.info["success"], wrong.total_reward) == (2, False, pytest.approx(0.35))
+    assert (len(farmed.segments), last.done, farmed.info["replied"]) == (8, True, False)
+    assert [s.reward for s in farmed.segments][-1] == pytest.approx(-0.1125 - 0.2)  # cap penalty on the last turn
+    assert farmed.total_reward == pytest.approx(reward_table()["farm_to_cap"]) == pytest.approx(0.15)
+    assert farmed.total_reward < wrong.total_reward < solved.total_reward
+
+
+def test_prompts_are_the_agents_own_and_tool_output_only_in_prompts(env, bench) -> None:
+    task = _task(bench, "retrieval", "1-hop")
+    episode, prompts, _ = play(env, task, [READ_USER, "no tags at all", READ_USER])
+    agent = Agent(env.llm, Memory.from_files(env.root / "check", bench[0][0].files), env.config.agent)
+    records = [agent.act(s.text) for s in episode.segments]
+    for turn, prompt in enumerate(prompts):
+        assert prompt == agent.build_prompt(task.question, records[:turn], task.filters)
+    assert prompts[1][-1] == Message("user", records[0].tool_run.result_block(env.config.agent.max_result_chars))
+    assert "- user_name:" in prompts[1][-1].content and prompts[1][-2].content.startswith("<python>")  # think dropped
+    assert prompts[2][-1].content.startswith("<result>\nFormat error:")
+    # the completions (trained tokens) never hold environment text
+    assert all("<result>" not in s.text for s in episode.segments)
+    assert [s.reward for s in episode.segments] == pytest.approx([0.35, 0.0, 0.075])  # bad format: 0
+
+
+def test_each_episode_updates_its_own_memory_copy(env, bench) -> None:
+    task = _task(bench, "update")
+    turns = [turn_text("step", code) for code in task.oracle_code] + [turn_text("done", reply="Done.")]
+    episode, _, _ = play(env, task, turns)
+    again, _, _ = play(env, task, turns)  # a fresh copy: the first episode's write is not there
+    assert episode.info["success"] and again.info["success"] and episode.reward == 2.0
+    template = env._template(task.memory_id)
+    path, key, value = task.expected_facts[0]
+    assert f"- {key}: {value}" not in template.read(path)
+    assert not list((env.root / "episodes").iterdir())  # finished episodes clean up
+    lazy, _, _ = play(env, task, turns[:-2] + turns[-1:])
+    assert not lazy.info["success"] and lazy.reward == 0.0
+
+
+def test_clarification_and_filter_rewards(env, bench) -> None:
+    clarify = _task(bench, "clarification")
+    asked, _, _ = play(env, clarify, [READ_USER, turn_text("gap", reply=clarify.oracle_reply)])
+    invented, _, _ = play(env, clarify, [READ_USER, turn_text("gap", reply=clarify.wrong_reply)])
+    assert (asked.reward, invented.reward) == (2.0, 0.0)
+    block = _task(bench, "filter", "block")
+    leaked, _, _ = play(env, block, [turn_text("x", reply=block.wrong_reply)])
+    kept, _, _ = play(env, block, [turn_text("x", reply=block.oracle_reply)])
+    assert (leaked.reward, kept.reward, kept.total_reward) == (0.0, 2.0, 2.0)  # no user.md read: no bonus
+
+
+def test_action_mask_drops_only_text_written_after_the_action() -> None:
+    def detokenize(ids):
+        return "".join(chr(i) for i in ids)
+
+    action = turn_text("t", "x = 1")
+    for tail, zeros in (("", 0), ("\nmade-up result", 15), ("  \n", 0)):
+        text = action + tail
+        ids = [ord(c) for c in text]
+        mask = action_mask(Generation(text, ids, None, "eos", 0, len(ids), 0.0), detokenize)
+        assert (mask is None) if zeros == 0 else (mask == [1] * len(action) + [0] * zeros)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a shared 2-core CPU two threads made the smoke run 4x slower (spin-waiting)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_gspo_smoke_run_on_a_tiny_gemma3_with_the_real_tokenizer(one_thread) -> None:
+    from reasonlab.llm.hf import HFPolicy
+    from reasonlab.systems.memagent.experiment import smoke_setup
+    from reasonlab.train.rl import train
+
+    policy, environment, tasks, config = smoke_setup(seed=0)
+    assert policy.vocab_size == 262144 and sum(p.numel() for p in policy.module.parameters()) < 5_000_000
+    assert isinstance(policy, HFPolicy) and policy._keeps_logits()  # the 262k head only at completion positions
+    finished: list[Episode] = []
+    step = environment.step
+
+    def recording_step(history, completion):
+        result = step(history, completion)
+        if result.done:
+            finished.append(history)
+        return result
+
+    environment.step = recording_step
+    before = {name: p.detach().clone() for name, p in policy.module.named_parameters()}
+    history = train(config, policy, environment, tasks)  # a retrieval and a clarification task, 2 iterations
+    environment.close()
+    assert len(history) == 2 and len(finished) == 2 * 2 * config.group_size
+    assert all(math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"]) for m in history)
+    assert any(m["signal_group_fraction"] > 0 for m in history)
+    changed = [name for name, p in policy.module.named_parameters() if not torch.equal(before[name], p.detach())]
+    assert len(changed) == len(before)
+    for episode in finished:
+        assert episode.info["turns"] == len(episode.segments) <= 2
+        for turn, segment in enumerate(episode.segments):
+            mask = segment.token_mask
+            assert len(mask) == len(segment.completion_ids) and mask[0] == 1
+            assert "<result>" not in policy.detokenize(segment.completion_ids)
+            if turn:  # the tool output (or format hint) of the previous turn is in this prompt, untrained
+                assert "<result>" in policy.detokenize(segment.prompt_ids[-200:])
