@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import pytest
 from reasonlab.errors import UserError
 from reasonlab.systems.memagent import Memory, MemoryAccessError, MemoryLimits, path_problem, wiki_links
 
+from .helpers import digest
+
 FILES = {
     "user.md": "# User\n- name: Ada Lovelace\n- employer: [[entities/acme_corp.md]]\n",
     "entities/acme_corp.md": "# Acme Corp\n- city: Paris\n",
@@ -18,16 +19,6 @@ FILES = {
 }
 
 
-def digest(folder: Path) -> str:
-    """Hash of every entry under `folder`: names, file bytes, link targets."""
-    sha = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        sha.update(path.relative_to(folder).as_posix().encode())
-        if path.is_symlink():
-            sha.update(b"->" + os.readlink(path).encode())
-        elif path.is_file():
-            sha.update(path.read_bytes())
-    return sha.hexdigest()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ nothing): under the repository's .pytest_cache, or under ~/.cache when the check
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -25,6 +24,8 @@ from reasonlab.systems.memagent import (
     run_tools,
     sandbox_limits,
 )
+
+from .helpers import digest
 
 SECRET = "reasonlab-memagent-secret-5d1c"
 OUTSIDE = "TOPSECRET-outside-the-memory"
@@ -60,15 +61,6 @@ def outside_root() -> Path:
     return base / "memagent-outside" / uuid.uuid4().hex
 
 
-def digest(folder: Path) -> str:
-    sha = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        sha.update(path.relative_to(folder).as_posix().encode())
-        if path.is_symlink():
-            sha.update(b"->" + os.readlink(path).encode())
-        elif path.is_file():
-            sha.update(path.read_bytes())
-    return sha.hexdigest()
 
 
 @pytest.fixture
