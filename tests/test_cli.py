@@ -133,3 +133,23 @@ def test_help_lists_every_system_without_importing_torch() -> None:
     assert first == "[]"
     for system in ("ace", "delethink", "h1", "trm"):
         assert system in help_text
+
+
+def test_lazy_exports_survive_importing_a_submodule_of_the_same_name() -> None:
+    """trm.train, delethink.evaluate, ace.adapt are both submodules and exported functions: importing the
+    submodule first must leave the package attribute the function, as the eager imports did."""
+    code = (
+        "import importlib, types\n"
+        "for system in ('ace', 'delethink', 'h1', 'memagent', 'trm'):\n"
+        "    package = importlib.import_module('reasonlab.systems.' + system)\n"
+        "    for module in package.EXPORTS:\n"
+        "        importlib.import_module(f'reasonlab.systems.{system}.{module}')\n"
+        "    for module, names in package.EXPORTS.items():\n"
+        "        source = importlib.import_module(f'reasonlab.systems.{system}.{module}')\n"
+        "        for name in names:\n"
+        "            value = getattr(package, name)\n"
+        "            assert not isinstance(value, types.ModuleType) and value is getattr(source, name), (system, name)\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
