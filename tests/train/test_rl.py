@@ -116,6 +116,8 @@ def test_max_segments_caps_an_episode():
     )
     assert len(episodes[0].segments) == 2
     assert episodes[0].info["truncated"] is True
+    # a cut episode has no outcome reward; its per-segment shaping still counts
+    assert episodes[0].done and episodes[0].reward == 0.0 and episodes[0].total_reward == 2 * 0.5
 
 
 def test_data_order_is_a_seeded_function_of_the_iteration():

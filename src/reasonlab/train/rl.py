@@ -376,7 +376,10 @@ def rollout(
     max_segments: int = 1,
     seed: int = 0,
 ) -> list[Episode]:
-    """Run `group_size` episodes per task to the end; each round is one batched generate per token budget."""
+    """Run `group_size` episodes per task to the end; each round is one batched generate per token budget.
+
+    An episode still running after `max_segments` is cut with episode reward 0 (its segment rewards count) and
+    `info["truncated"] = True`; an environment that wants a cap penalty finishes the episode at its own cap."""
     episodes = [Episode(task=task, group=g) for g, task in enumerate(tasks) for _ in range(group_size)]
     live: list[tuple[Episode, list[int], int]] = [
         (ep, _prompt_tokens(policy, environment.reset(ep.task)), sampling.max_tokens) for ep in episodes
