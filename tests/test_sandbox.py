@@ -178,17 +178,19 @@ os._exit(0)
 """
 
 
-@pytest.mark.parametrize("forged", [{"path": "../escaped.txt"}, {"path": "/tmp/abs.txt"},
+@pytest.mark.parametrize("forged", [{"path": "../escaped.txt"}, {"path": "ABSOLUTE"},
                                     {"path": "outside/pwned.txt"}, {"path": "user.md", "sha256": "0" * 64}],
                          ids=["dotdot", "absolute", "through-symlink", "bad-checksum"])
 def test_a_forged_file_list_is_refused_by_the_supervisor(memory: Path, forged: dict[str, str]) -> None:
     # the code can write to the result pipe itself, so every returned path is checked on the host side
     (memory / "outside").symlink_to(memory.parent, target_is_directory=True)
+    absolute = memory.parent / "abs.txt"  # a writable host folder next to the workdir: the forgery's target
+    forged = {**forged, "path": str(absolute)} if forged["path"] == "ABSOLUTE" else forged
     before = tree(memory.parent)
     stopped = run_python(FORGE, workdir=memory, inputs=forged)
     assert (stopped.ok, stopped.error_kind, stopped.layer) == (False, "filesize", "supervisor")
     assert "nothing was copied back" in str(stopped.error)
-    assert tree(memory.parent) == before and not Path("/tmp/abs.txt").exists()
+    assert tree(memory.parent) == before and not absolute.exists()
 
 
 @pytest.mark.parametrize(("skip", "layer"), FILE_LAYERS)
