@@ -30,13 +30,7 @@ TASKS = [(a, b) for a in range(N) for b in range(N)]
 TIMING_KEYS = {"seconds", "rollout_seconds", "train_seconds", "tokens_per_second", "time"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models run 2-3x faster on one intra-op thread than on two on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class SumEnvironment:

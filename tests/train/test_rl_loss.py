@@ -15,14 +15,7 @@ from reasonlab.train.rl import (
     group_advantages,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models run 2-3x faster on one intra-op thread than on two on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _inputs(rows_new, rows_old, row_episode, advantages, rollout=None, ref=None):

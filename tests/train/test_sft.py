@@ -24,12 +24,9 @@ from reasonlab.train.tinylm import TinyLM, TinyLMConfig, Tokenizer
 
 @pytest.fixture(autouse=True)
 def single_thread(request):
-    """Tiny models run 2-3x faster on one intra-op thread on a busy 2-core machine; Gemma keeps them all."""
-    threads = torch.get_num_threads()
+    """Tiny models get one torch thread (see `one_torch_thread`); the slow Gemma tests keep them all."""
     if request.node.get_closest_marker("slow") is None:
-        torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+        request.getfixturevalue("one_torch_thread")
 
 
 def tiny_policy() -> TinyLM:

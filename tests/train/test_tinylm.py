@@ -9,14 +9,7 @@ from reasonlab.errors import UserError
 from reasonlab.llm.base import SamplingParams, TrainablePolicy
 from reasonlab.train.tinylm import TinyLM, TinyLMConfig, TinyTransformer, Tokenizer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models run 2-3x faster on one intra-op thread than on two on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

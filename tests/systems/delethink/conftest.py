@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from delethink_fakes import WalkOracle
 
 from reasonlab.systems.delethink.tasks import PermutationWalk
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # 2 shared cores in CI: one torch thread per test
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """2 shared cores in CI: one torch thread per test."""
 
 
 @pytest.fixture

@@ -134,17 +134,8 @@ def test_action_mask_drops_only_text_written_after_the_action() -> None:
         assert (mask is None) if zeros == 0 else (mask == [1] * len(action) + [0] * zeros)
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: on a shared 2-core CPU two threads made the smoke run 4x slower (spin-waiting)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
-def test_gspo_smoke_run_on_a_tiny_gemma3_with_the_real_tokenizer(one_thread) -> None:
+def test_gspo_smoke_run_on_a_tiny_gemma3_with_the_real_tokenizer(one_torch_thread) -> None:
     from reasonlab.llm.hf import HFPolicy
     from reasonlab.systems.memagent.experiment import smoke_setup
     from reasonlab.train.rl import train

@@ -48,7 +48,7 @@ class ExperimentConfig(BaseModel):
     labelled: bool = Field(False, description="labelled serial chains ('5 k + 3 d - 7 ?'); else the rewrite format")
     n_layer: int = Field(3, ge=1, description="tinylm blocks")
     d_model: int = Field(96, ge=8, description="tinylm width")
-    position_encoding: str = Field("rope", description="tinylm positions: rope | none (NoPE: d3 0.12 vs 0.05 greedy)")
+    position_encoding: str = Field("rope", description="tinylm positions: rope | none (NoPE; RESULTS.md, h1 follow-up)")
     sft_chains_per_depth: int = Field(3000, ge=1, description="warm-start chains at depths 1 and 2 each")
     sft_steps: int = Field(400, ge=1, description="warm-start optimizer steps")
     sft_learning_rate: float = Field(3e-3, gt=0, description="warm-start AdamW learning rate")
