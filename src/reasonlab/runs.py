@@ -47,6 +47,23 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
+def stage_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to a synced, hidden temporary file next to `path` and return it; `os.replace(tmp, path)`
+    then puts it in place in one step. Lets a caller prepare several files before publishing any."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.chmod(tmp, _FILE_MODE)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_write(path, "w") as handle:
         handle.write(text)

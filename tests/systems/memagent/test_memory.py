@@ -110,6 +110,38 @@ def test_writes_are_atomic_and_make_folders(memory: Memory) -> None:
         memory.write("entities", "x")
 
 
+def test_apply_writes_a_change_set_as_a_whole(memory: Memory) -> None:
+    memory.apply({"user.md": b"# User\n", "notes/new.md": b"# New\n"}, ["entities/people/bob.md"],
+                 {"empty"}, {"entities/people"})
+    assert memory.files() == {"user.md": "# User\n", "notes/new.md": "# New\n", "entities/acme_corp.md": FILES[
+        "entities/acme_corp.md"]}
+    assert (memory.root / "empty").is_dir() and not (memory.root / "entities" / "people").exists()
+    assert [p.name for p in memory.root.rglob(".*")] == []
+
+
+def test_apply_that_fails_while_staging_changes_nothing(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = digest(memory.root)
+    real_fsync, calls = os.fsync, []
+
+    def full_disk_on_the_second_file(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk_on_the_second_file)
+    with pytest.raises(OSError, match="No space left"):
+        memory.apply({"a/new.md": b"first", "user.md": b"second", "z/deep/new.md": b"third"},
+                     ["entities/acme_corp.md"], set(), set())
+    assert len(calls) == 2 and digest(memory.root) == before  # no file replaced, deleted or left half-made
+    assert [p.name for p in memory.root.rglob(".*")] == [] and not (memory.root / "a").exists()
+
+
+def test_apply_replaces_a_file_by_a_folder_of_the_same_name(memory: Memory) -> None:
+    memory.apply({"user.md/inside.md": b"x"}, ["user.md"], {"user.md"}, set())
+    assert memory.read("user.md/inside.md") == "x"
+
+
 def test_limits_refuse_writes_and_leave_the_memory_unchanged(tmp_path: Path) -> None:
     limits = MemoryLimits(max_file_bytes=100, max_memory_bytes=150, max_files=4, max_depth=2)
     memory = Memory.from_files(tmp_path / "memory", {"user.md": "u" * 60, "entities/a.md": "a" * 60}, limits)

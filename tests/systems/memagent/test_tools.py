@@ -149,6 +149,19 @@ def test_a_run_past_the_memory_limits_commits_nothing(tmp_path: Path) -> None:
     assert memory.files() == {"user.md": "# User\n"}
 
 
+def test_a_commit_that_fails_on_disk_saves_nothing(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reasonlab.systems.memagent.memory as memory_module
+
+    def full_disk(path: Path, data: bytes) -> Path:
+        raise OSError(28, "No space left on device")
+
+    before = memory.files()
+    monkeypatch.setattr(memory_module, "stage_bytes", full_disk)
+    run = run_tools("create_file('a.md', 'A')\ndelete_file('user.md')", memory)
+    assert run.kind == "rejected" and "No space left" in run.error and run.error.endswith("no change was saved")
+    assert memory.files() == before and run.changed == []
+
+
 def test_a_commit_shrinks_files_before_growing_others(tmp_path: Path) -> None:
     # in name order the first write alone would pass max_memory_bytes; the end state is within it
     limits = MemoryLimits(max_file_bytes=1400, max_memory_bytes=1500)

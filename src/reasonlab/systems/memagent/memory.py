@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from reasonlab.errors import UserError
-from reasonlab.runs import atomic_write_bytes
+from reasonlab.runs import atomic_write_bytes, stage_bytes
 
 __all__ = [
     "Memory",
@@ -49,6 +49,11 @@ class MemoryLimits(BaseModel):
 
 class MemoryAccessError(UserError):
     """A path that leaves the memory folder (absolute, `..`, hidden, a symlink) or a write past the limits."""
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """One memory path is the other or lies inside it."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def path_problem(root: str, path: object, max_depth: int) -> str | None:
@@ -229,6 +234,45 @@ class Memory:
         self._check_write(relative, path, len(data))
         self._make_dirs(path.parent)
         atomic_write_bytes(path, data)
+
+    def apply(self, written: dict[str, bytes], deleted: list[str], made_dirs: set[str], removed_dirs: set[str]) -> None:
+        """Apply one change set as a whole, as far as a filesystem allows: every written file is first staged
+        in a synced hidden file beside its target, and only when all are staged are they renamed into place
+        (renames inside the folder do not fail short of a crash); then files are deleted and emptied folders
+        removed. When staging fails (a full disk, a folder in the way) the memory is left as it was. The
+        caller checks the end state against the limits (the tools check a staging copy of the memory).
+        Removals in the way of a new entry (a file replaced by a folder of the same name) go first."""
+        creations = [*made_dirs, *written]
+        if any(_overlaps(gone, new) for gone in [*deleted, *removed_dirs] for new in creations):
+            self._remove(deleted, removed_dirs)
+            deleted, removed_dirs = [], set()
+        created: list[Path] = []  # folders made on the way, removed again when staging fails
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for folder in [self.path(d) for d in sorted(made_dirs)] + [self.path(f).parent for f in sorted(written)]:
+                for missing in reversed(self._missing_dirs(folder)):
+                    missing.mkdir()
+                    created.append(missing)
+            for relative, data in sorted(written.items()):
+                path = self.path(relative)
+                if path.is_dir():
+                    raise MemoryAccessError(f"memory path {relative!r} is a folder; write to a file inside it")
+                staged.append((stage_bytes(path, data), path))
+        except BaseException:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            for folder in reversed(created):
+                folder.rmdir()
+            raise
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        self._remove(deleted, removed_dirs)
+
+    def _remove(self, deleted: list[str], removed_dirs: set[str]) -> None:
+        for relative in deleted:
+            self.delete(relative)
+        for folder in sorted(removed_dirs, key=lambda p: -p.count("/")):
+            self.delete(folder)  # removes the folder only when it is empty
 
     def make_dir(self, relative: str) -> None:
         """Create a folder (and its parents) inside the memory."""

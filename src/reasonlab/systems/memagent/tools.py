@@ -10,7 +10,7 @@ One `run_tools` call is one sandbox run (reasonlab.sandbox: bubblewrap, seccomp,
    code as data; the harness runs it in a fresh namespace and returns the assigned variables as JSON;
 3. the sandbox copies changed files (and deletions) back into the staging folder after its own checks;
 4. the staging folder is checked against `MemoryLimits` (no hidden files, no symlinks made), and only then
-   are the changes written into the memory, each file atomically.
+   are the changes written into the memory as one change set (`Memory.apply`: all files staged, then renamed).
 The tools check every path themselves for clear errors, but they are not the boundary: code can bypass
 them, and the sandbox still confines it. A run the sandbox stops (timeout, CPU, memory, file size,
 forbidden call) changes nothing.
@@ -286,7 +286,7 @@ def run_tools(code: str, memory: Memory, limits: SandboxLimits | None = None) ->
         if run.kind in (None, "exception"):
             try:
                 run.changed = _commit(staging, before, memory)
-            except MemoryAccessError as refused:
+            except (MemoryAccessError, OSError) as refused:  # a refused or failed change set changes nothing
                 run.error, run.kind = f"{refused}; no change was saved", "rejected"
     run.seconds = time.perf_counter() - started
     return run
@@ -306,7 +306,7 @@ def _interpret(result: SandboxResult) -> ToolRun:
 
 
 def _commit(staging: Memory, before: tuple[dict[str, bytes], set[str], set[str]], memory: Memory) -> list[str]:
-    """Write what changed in `staging` into `memory`: every check first, then each file atomically."""
+    """Write what changed in `staging` into `memory`: every check first, then the change set as a whole."""
     files, dirs, links = staging.entries()
     hidden = sorted(name for _, subdirs, names in os.walk(staging.root) for name in subdirs + names
                     if not is_visible_name(name))
@@ -319,13 +319,5 @@ def _commit(staging: Memory, before: tuple[dict[str, bytes], set[str], set[str]]
         raise MemoryAccessError(f"the memory would hold {problems[0]}")
     written = {path: data for path, data in files.items() if before[0].get(path) != data}
     deleted = sorted(set(before[0]) - set(files))
-    # removals first and shrinking files before growing ones: no step passes a limit the end state keeps
-    for path in deleted:
-        memory.delete(path)
-    for folder in sorted(before[1] - dirs, key=lambda p: -p.count("/")):
-        memory.delete(folder)  # removes the folder only when it is empty on the host too
-    for folder in sorted(dirs - before[1]):
-        memory.make_dir(folder)
-    for path in sorted(written, key=lambda p: len(written[p]) - len(before[0].get(p, b""))):
-        memory.write_bytes(path, written[path])
+    memory.apply(written, deleted, dirs - before[1], before[1] - dirs)
     return sorted(set(written) | set(deleted))

@@ -1,0 +1,158 @@
+"""h1 probe: chain formats meant to let a depth-1/2 warm start extend to depth 3 (RESULTS.md, h1, "Formats").
+
+Each format trains a fresh tinylm on 3000 chains each of depths 1 and 2 (Z_31, ops + - *), and reports greedy
+and sampled (T=1) accuracy on 128 held-out chains per depth every 500 steps; chance is 1/31 = 0.03.
+
+    # pointer board: six shuffled statements "label op c next-label" (distractor chains fill the board)
+    .venv/bin/python benchmarks/h1_formats.py board --steps 1500
+    .venv/bin/python benchmarks/h1_formats.py board --label-last --steps 3000   # statements 'op c next label'
+    # labelled steps whose stop marker is copied from the prompt ("k 8 d 4 ? ans = 4"), prompt padded by
+    # 0-10 filler tokens in front and 0-3 distractor steps behind, so no absolute position marks a step
+    .venv/bin/python benchmarks/h1_formats.py labelled --padding random --steps 3000
+    # the experiment's rewrite format plus a generic copy corpus of 1-8-step sequences
+    .venv/bin/python benchmarks/h1_formats.py copy --steps 2500
+
+Everything here is probe code: the experiment's formats live in `reasonlab.systems.h1.modular`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from reasonlab.llm.base import SamplingParams
+from reasonlab.systems.h1.environment import accuracy
+from reasonlab.systems.h1.modular import LABELS, OPERATIONS, make_modular_chains, modular_tokenizer
+from reasonlab.train import sft
+from reasonlab.train.sft import Example
+from reasonlab.train.tinylm import TinyLM, TinyLMConfig
+
+MODULUS, OPS, MAX_CONSTANT = 31, "+-*", 4
+EVAL_SEED = 10_000
+
+
+@dataclass(frozen=True)
+class Chain:
+    prompt: str
+    target: str
+    answer: int
+    depth: int
+
+
+def _step(rng: random.Random) -> tuple[str, int]:
+    op = rng.choice(OPS)
+    return op, rng.randint(1, MAX_CONSTANT) + (op == "*")
+
+
+def board_chains(depth: int, count: int, seed: int, board: int = 6, label_last: bool = False) -> list[Chain]:
+    """'f - 2 ? ; i - 4 f ; a * 2 i ; ... : a 21' -> 'i 11 f 7 ? 5 ans = 5': follow labels from the start.
+    `label_last` writes each statement as 'op c next label' ('- 4 f i'), so a label's own token sees its
+    statement (causal attention) and one lookup reads all of it."""
+    rng = random.Random(f"board-{seed}-{depth}")
+    chains = []
+    for _ in range(count):
+        labels = rng.sample(LABELS, board)
+
+        def statements(names: list[str]) -> list[tuple[str, str, int, str]]:
+            return [(name, *_step(rng), names[j + 1] if j + 1 < len(names) else "?") for j, name in enumerate(names)]
+
+        walk = statements(labels[:depth])
+        rest, lines = labels[depth:], list(walk)
+        while rest:  # distractor chains of 1-3 statements
+            size = rng.randint(1, min(3, len(rest)))
+            lines, rest = lines + statements(rest[:size]), rest[size:]
+        rng.shuffle(lines)
+        value = start = rng.randrange(MODULUS)
+        worked = []
+        for _, op, c, following in walk:
+            value = OPERATIONS[op](value, c) % MODULUS
+            worked.append(f"{following} {value}")
+        rendered = [(*line[1:], line[0]) if label_last else line for line in lines]
+        prompt = " ; ".join(" ".join(map(str, line)) for line in rendered) + f" : {labels[0]} {start}"
+        chains.append(Chain(prompt, " ".join(worked) + f" ans = {value}", value, depth))
+    return chains
+
+
+def labelled_chains(depth: int, count: int, seed: int, padding: str = "none") -> list[Chain]:
+    """'5 k + 3 d - 4 ?' -> 'k 8 d 4 ? ans = 4'; padding 'random' adds 0-10 ';' in front, 0-3 steps behind."""
+    rng = random.Random(f"labelled-{seed}-{depth}-{padding}")
+    chains = []
+    for _ in range(count):
+        names = rng.sample(LABELS, depth)
+        steps = [(name, *_step(rng)) for name in names]
+        value = start = rng.randrange(MODULUS)
+        worked = []
+        for name, op, c in steps:
+            value = OPERATIONS[op](value, c) % MODULUS
+            worked.append(f"{name} {value}")
+        prompt = f"{start} " + " ".join(f"{n} {op} {c}" for n, op, c in steps) + " ?"
+        if padding == "random":
+            tail = [f"{n} {op} {c}" for n in rng.sample([x for x in LABELS if x not in names], rng.randint(0, 3))
+                    for op, c in [_step(rng)]]
+            prompt = " ".join([";"] * rng.randint(0, 10) + [prompt] + ([" ".join(tail) + " ?"] if tail else []))
+        chains.append(Chain(prompt, " ".join(worked) + f" ? ans = {value}", value, depth))
+    return chains
+
+
+def rewrite_chains(depth: int, count: int, seed: int) -> list[Chain]:
+    return [Chain(c.prompt, c.target, c.answer, c.depth)
+            for c in make_modular_chains(depth, count, seed, MODULUS, MAX_CONSTANT, ops=OPS)]
+
+
+def copy_corpus(count: int, seed: int, max_steps: int = 8) -> list[Example]:
+    """': 19 * 5 - 2 ?' -> '19 * 5 - 2 ?': copying of 1-8-step sequences in the chains' own tokens."""
+    rng = random.Random(f"copy-{seed}")
+    examples = []
+    for _ in range(count):
+        words = [str(rng.randrange(MODULUS))]
+        for _ in range(rng.randint(1, max_steps)):
+            words += map(str, _step(rng))
+        text = " ".join(words) + " ?"
+        examples.append(Example(f": {text} ", text))
+    return examples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("format", choices=["board", "labelled", "copy"])
+    parser.add_argument("--label-last", action="store_true", help="board format only: 'op c next label'")
+    parser.add_argument("--padding", choices=["none", "random"], default="none", help="labelled format only")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--position-encoding", default="rope", choices=["rope", "none"])
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--d-model", type=int, default=96)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    make: Callable[[int, int, int], list[Chain]] = {
+        "board": lambda d, n, s: board_chains(d, n, s, label_last=args.label_last), "copy": rewrite_chains,
+        "labelled": lambda d, n, s: labelled_chains(d, n, s, args.padding)}[args.format]
+    tokenizer = modular_tokenizer(MODULUS, 8, OPS)
+    shape = TinyLMConfig(vocab_size=len(tokenizer), n_layer=args.layers, d_model=args.d_model, n_head=4,
+                         position_encoding=args.position_encoding)
+    policy = TinyLM.create(shape, tokenizer, seed=0)
+    data = [Example(c.prompt + " ", c.target) for depth in (1, 2) for c in make(depth, 3000, 0)]
+    if args.format == "copy":
+        data += copy_corpus(3000, 0)
+    eval_sets = {depth: make(depth, 128, EVAL_SEED) for depth in range(1, 6)}
+    max_tokens = 48
+    started = time.perf_counter()
+    for block in range(args.steps // 500):
+        config = sft.SFTConfig(max_steps=500, batch_size=64, learning_rate=3e-3, warmup_ratio=0.05, seed=block,
+                               progress=False)
+        sft.train(config, policy, data)
+        greedy = {d: round(accuracy(policy, s, max_tokens)[0], 3) for d, s in eval_sets.items()}
+        sampled = {d: round(accuracy(policy, s, max_tokens, temperature=1.0)[0], 3) for d, s in eval_sets.items() if d >= 3}
+        print(f"{500 * (block + 1)} steps ({time.perf_counter() - started:.0f} s): greedy {greedy}  T=1 {sampled}",
+              flush=True)
+    outputs = policy.generate([c.prompt for c in eval_sets[3][:4]], SamplingParams(temperature=0, max_tokens=max_tokens))
+    for chain, output in zip(eval_sets[3][:4], outputs, strict=True):
+        print(f"depth 3: {chain.prompt} | want {chain.target} | got {output[0].text}")
+
+
+if __name__ == "__main__":
+    main()
