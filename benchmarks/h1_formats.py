@@ -1,6 +1,6 @@
 """h1 probe: chain formats meant to let a depth-1/2 warm start extend to depth 3 (RESULTS.md, h1, "Formats").
 
-Each format trains a fresh tinylm on 3000 chains each of depths 1 and 2 (Z_31, ops + - *), and reports greedy
+Each format trains a fresh tinylm on `--chains` (default 3000) chains each of depths 1 and 2 (Z_31, ops + - *), and reports greedy
 and sampled (T=1) accuracy on 128 held-out chains per depth every 500 steps; chance is 1/31 = 0.03.
 
     # pointer board: six shuffled statements "label op c next-label" (distractor chains fill the board)
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--label-last", action="store_true", help="board format only: 'op c next label'")
     parser.add_argument("--padding", choices=["none", "random"], default="none", help="labelled format only")
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--chains", type=int, default=3000, help="fine-tuning chains per depth (1 and 2)")
     parser.add_argument("--position-encoding", default="rope", choices=["rope", "none"])
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--d-model", type=int, default=96)
@@ -135,7 +136,7 @@ def main() -> None:
     shape = TinyLMConfig(vocab_size=len(tokenizer), n_layer=args.layers, d_model=args.d_model, n_head=4,
                          position_encoding=args.position_encoding)
     policy = TinyLM.create(shape, tokenizer, seed=0)
-    data = [Example(c.prompt + " ", c.target) for depth in (1, 2) for c in make(depth, 3000, 0)]
+    data = [Example(c.prompt + " ", c.target) for depth in (1, 2) for c in make(depth, args.chains, 0)]
     if args.format == "copy":
         data += copy_corpus(3000, 0)
     eval_sets = {depth: make(depth, 128, EVAL_SEED) for depth in range(1, 6)}

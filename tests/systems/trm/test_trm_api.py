@@ -34,3 +34,21 @@ def test_experiment_arms_share_the_network_and_differ_only_in_recursion_and_supe
     assert configs["neither"].n_sup == 1
     assert all(c.budget_clock == "process" and c.threads == 1 for c in configs.values())
     assert Path(configs["trm"].out) == Path("runs")
+
+
+def test_experiment_cli_compares_at_equal_steps_or_equal_cpu_time(monkeypatch, capsys):
+    import pytest
+
+    import reasonlab.systems.trm.experiment as experiment
+
+    calls = []
+    monkeypatch.setattr(experiment, "run_experiment", lambda *args: calls.append(args) or {"arms": {}})
+    experiment.main(["--preset", "nine", "--steps", "1500", "--seeds", "0"])
+    _, seeds, budget_s, base, _ = calls[-1]
+    assert seeds == (0,) and budget_s is None and base["max_steps"] == 1500 and (base["size"], base["givens"]) == (9, 28)
+    assert experiment.NINE["max_steps"] == EXPERIMENT["max_steps"]  # the preset itself is untouched
+    experiment.main(["--budget-s", "60"])
+    assert calls[-1][2] == 60.0 and calls[-1][3] is experiment.EXPERIMENT
+    with pytest.raises(SystemExit):
+        experiment.main(["--steps", "0"])
+    assert "--steps 0 must be at least 1" in capsys.readouterr().err

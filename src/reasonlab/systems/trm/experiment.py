@@ -50,7 +50,7 @@ QUICK: dict[str, Any] = {**EXPERIMENT, "train_size": 100, "val_size": 100, "test
 QUICK_BUDGET_S = 40.0
 
 
-def arm_config(arm: str, seed: int, budget_s: float, out: str, base: dict[str, Any] | None = None):
+def arm_config(arm: str, seed: int, budget_s: float | None, out: str, base: dict[str, Any] | None = None):
     """The TRMTrainConfig of one arm and seed."""
     from reasonlab.systems.trm.config import TRMTrainConfig
 
@@ -65,15 +65,16 @@ def arm_config(arm: str, seed: int, budget_s: float, out: str, base: dict[str, A
 def run_experiment(
     out: str | Path,
     seeds: tuple[int, ...] = (0, 1, 2),
-    budget_s: float = EXPERIMENT_BUDGET_S,
+    budget_s: float | None = EXPERIMENT_BUDGET_S,
     base: dict[str, Any] | None = None,
     arms: tuple[str, ...] = tuple(ARMS),
 ) -> dict[str, Any]:
-    """Train every arm for every seed (sequentially), then write results.json and a comparison plot."""
+    """Train every arm for every seed (sequentially), then write results.json and a comparison plot.
+    `budget_s` None: each arm runs to `max_steps` of `base` (equal optimizer steps)."""
     from reasonlab.systems.trm.train import train
 
     out = Path(out)
-    results: dict[str, Any] = {"budget_s": budget_s, "n_sup": (base or EXPERIMENT)["n_sup"], "seeds": list(seeds), "arms": {}}
+    results: dict[str, Any] = {"budget_s": budget_s, "max_steps": (base or EXPERIMENT)["max_steps"], "n_sup": (base or EXPERIMENT)["n_sup"], "seeds": list(seeds), "arms": {}}
     for seed in seeds:
         for arm in arms:
             config = arm_config(arm, seed, budget_s, str(out), base)
@@ -136,10 +137,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="runs/trm-experiment")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget-s", type=float, default=EXPERIMENT_BUDGET_S, help="CPU seconds per arm")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="main", help="main: 6x6, 12 givens; hard: 6x6, 9; nine: 9x9, 28")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="main",
+                        help="main: 6x6, 12 givens; hard: 6x6, 9; nine: 9x9, 28")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--steps", type=int, default=None,
+                        help="equal optimizer steps per arm (the paper's protocol) instead of equal CPU time")
     args = parser.parse_args(argv)
-    results = run_experiment(args.out, tuple(args.seeds), args.budget_s, PRESETS[args.preset], tuple(args.arms))
+    base, budget_s = PRESETS[args.preset], args.budget_s
+    if args.steps is not None:
+        if args.steps < 1:
+            parser.error(f"--steps {args.steps} must be at least 1")
+        base, budget_s = {**base, "max_steps": args.steps}, None
+    results = run_experiment(args.out, tuple(args.seeds), budget_s, base, tuple(args.arms))
     print(json.dumps({k: v for k, v in results.items() if k != "arms"}, indent=2))
     for arm, per_seed in results["arms"].items():
         print(arm, {s: round(r["test_exact"], 4) for s, r in per_seed.items()})
