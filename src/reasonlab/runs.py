@@ -70,8 +70,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_write(path, "wb") as handle:
-        handle.write(data)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(stage_bytes(path, data), path)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

@@ -74,7 +74,9 @@ def run_experiment(
     from reasonlab.systems.trm.train import train
 
     out = Path(out)
-    results: dict[str, Any] = {"budget_s": budget_s, "max_steps": (base or EXPERIMENT)["max_steps"], "n_sup": (base or EXPERIMENT)["n_sup"], "seeds": list(seeds), "arms": {}}
+    base = base or EXPERIMENT
+    results: dict[str, Any] = {"budget_s": budget_s, "max_steps": base["max_steps"], "n_sup": base["n_sup"],
+                               "seeds": list(seeds), "arms": {}}
     for seed in seeds:
         for arm in arms:
             config = arm_config(arm, seed, budget_s, str(out), base)
@@ -89,7 +91,7 @@ def run_experiment(
             }
     trm, ds = results["arms"].get("trm", {}), results["arms"].get("deep_supervision", {})
     margins = {s: trm[s]["test_exact"] - ds[s]["test_exact"] for s in trm if s in ds}
-    n_sup = (base or EXPERIMENT)["n_sup"]
+    n_sup = base["n_sup"]
     rises = {s: trm[s]["test_exact_by_step"][n_sup - 1] - trm[s]["test_exact_by_step"][0] for s in trm}
     results["trm_minus_deep_supervision"] = margins
     results["trm_gain_step1_to_nsup"] = rises
