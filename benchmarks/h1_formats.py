@@ -11,6 +11,8 @@ and sampled (T=1) accuracy on 128 held-out chains per depth every 500 steps; cha
     .venv/bin/python benchmarks/h1_formats.py labelled --padding random --steps 3000
     # the experiment's rewrite format plus a generic copy corpus of 1-8-step sequences
     .venv/bin/python benchmarks/h1_formats.py copy --steps 2500
+    # two registers, a fixed-length walk; depth = the steps on the asked register (the rest are distractors)
+    .venv/bin/python benchmarks/h1_formats.py walk --walk 6 --steps 1500
 
 Everything here is probe code: the experiment's formats live in `reasonlab.systems.h1.modular`.
 """
@@ -99,6 +101,29 @@ def labelled_chains(depth: int, count: int, seed: int, padding: str = "none") ->
     return chains
 
 
+def walk_chains(depth: int, count: int, seed: int, walk: int = 6) -> list[Chain]:
+    """Two registers, `walk` steps, `depth` of them on the asked register and the rest on the other:
+    'a 5 b 7 : b + 3 a * 2 b - 4 ... ? a' -> 'b 10 a 10 b 6 ... ans = 10'. The worked walk has the same
+    length at every depth, so depth only changes how many steps the answer depends on."""
+    rng = random.Random(f"walk-{seed}-{depth}-{walk}")
+    chains = []
+    for _ in range(count):
+        asked, other = rng.sample("ab", 2)
+        names = [asked] * depth + [other] * (walk - depth)
+        rng.shuffle(names)
+        values = {"a": rng.randrange(MODULUS), "b": rng.randrange(MODULUS)}
+        start = f"a {values['a']} b {values['b']}"
+        steps, worked = [], []
+        for name in names:
+            op, c = _step(rng)
+            values[name] = OPERATIONS[op](values[name], c) % MODULUS
+            steps.append(f"{name} {op} {c}")
+            worked.append(f"{name} {values[name]}")
+        prompt = f"{start} : " + " ".join(steps) + f" ? {asked}"
+        chains.append(Chain(prompt, " ".join(worked) + f" ans = {values[asked]}", values[asked], depth))
+    return chains
+
+
 def rewrite_chains(depth: int, count: int, seed: int) -> list[Chain]:
     return [Chain(c.prompt, c.target, c.answer, c.depth)
             for c in make_modular_chains(depth, count, seed, MODULUS, MAX_CONSTANT, ops=OPS)]
@@ -119,7 +144,8 @@ def copy_corpus(count: int, seed: int, max_steps: int = 8) -> list[Example]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("format", choices=["board", "labelled", "copy"])
+    parser.add_argument("format", choices=["board", "labelled", "copy", "walk"])
+    parser.add_argument("--walk", type=int, default=6, help="walk format only: steps per chain")
     parser.add_argument("--label-last", action="store_true", help="board format only: 'op c next label'")
     parser.add_argument("--padding", choices=["none", "random"], default="none", help="labelled format only")
     parser.add_argument("--steps", type=int, default=1500)
@@ -131,6 +157,7 @@ def main() -> None:
     torch.set_num_threads(1)
     make: Callable[[int, int, int], list[Chain]] = {
         "board": lambda d, n, s: board_chains(d, n, s, label_last=args.label_last), "copy": rewrite_chains,
+        "walk": lambda d, n, s: walk_chains(d, n, s, args.walk),
         "labelled": lambda d, n, s: labelled_chains(d, n, s, args.padding)}[args.format]
     tokenizer = modular_tokenizer(MODULUS, 8, OPS)
     shape = TinyLMConfig(vocab_size=len(tokenizer), n_layer=args.layers, d_model=args.d_model, n_head=4,
@@ -139,8 +166,9 @@ def main() -> None:
     data = [Example(c.prompt + " ", c.target) for depth in (1, 2) for c in make(depth, args.chains, 0)]
     if args.format == "copy":
         data += copy_corpus(3000, 0)
-    eval_sets = {depth: make(depth, 128, EVAL_SEED) for depth in range(1, 6)}
-    max_tokens = 48
+    depths = range(1, args.walk + 1) if args.format == "walk" else range(1, 6)
+    eval_sets = {depth: make(depth, 128, EVAL_SEED) for depth in depths}
+    max_tokens = max(48, 2 * args.walk + 8)
     started = time.perf_counter()
     for block in range(args.steps // 500):
         config = sft.SFTConfig(max_steps=500, batch_size=64, learning_rate=3e-3, warmup_ratio=0.05, seed=block,
