@@ -1,7 +1,8 @@
 """h1 probe: chain formats meant to let a depth-1/2 warm start extend to depth 3 (RESULTS.md, h1, "Formats").
 
-Each format trains a fresh tinylm on `--chains` (default 3000) chains each of depths 1 and 2 (Z_31, ops + - *), and reports greedy
-and sampled (T=1) accuracy on 128 held-out chains per depth every 500 steps; chance is 1/31 = 0.03.
+Each format trains a fresh tinylm on `--chains` (default 3000) chains each of depths 1 and 2 (Z_31, ops + - *), and
+reports greedy and sampled (T=1) accuracy on 128 held-out chains per depth every `--eval-every` steps (default 500;
+each block restarts AdamW; 0 = one block); chance is 1/31 = 0.03.
 
     # pointer board: six shuffled statements "label op c next-label" (distractor chains fill the board)
     .venv/bin/python benchmarks/h1_formats.py board --steps 1500
@@ -149,6 +150,8 @@ def main() -> None:
     parser.add_argument("--label-last", action="store_true", help="board format only: 'op c next label'")
     parser.add_argument("--padding", choices=["none", "random"], default="none", help="labelled format only")
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--eval-every", type=int, default=500,
+                        help="evaluate every N steps; each block of N steps restarts the optimizer (0: one block)")
     parser.add_argument("--chains", type=int, default=3000, help="fine-tuning chains per depth (1 and 2)")
     parser.add_argument("--position-encoding", default="rope", choices=["rope", "none"])
     parser.add_argument("--layers", type=int, default=3)
@@ -170,13 +173,14 @@ def main() -> None:
     eval_sets = {depth: make(depth, 128, EVAL_SEED) for depth in depths}
     max_tokens = max(48, 2 * args.walk + 8)
     started = time.perf_counter()
-    for block in range(args.steps // 500):
-        config = sft.SFTConfig(max_steps=500, batch_size=64, learning_rate=3e-3, warmup_ratio=0.05, seed=block,
-                               progress=False)
-        sft.train(config, policy, data)
+    block_steps = args.eval_every or args.steps
+    for block in range(args.steps // block_steps):
+        config = sft.SFTConfig(max_steps=block_steps, batch_size=64, learning_rate=3e-3, warmup_ratio=0.05,
+                               seed=block, progress=False)
+        sft.train(config, policy, data)  # each block is a new optimizer (fresh AdamW state and warm-up)
         greedy = {d: round(accuracy(policy, s, max_tokens)[0], 3) for d, s in eval_sets.items()}
         sampled = {d: round(accuracy(policy, s, max_tokens, temperature=1.0)[0], 3) for d, s in eval_sets.items() if d >= 3}
-        print(f"{500 * (block + 1)} steps ({time.perf_counter() - started:.0f} s): greedy {greedy}  T=1 {sampled}",
+        print(f"{block_steps * (block + 1)} steps ({time.perf_counter() - started:.0f} s): greedy {greedy}  T=1 {sampled}",
               flush=True)
     outputs = policy.generate([c.prompt for c in eval_sets[3][:4]], SamplingParams(temperature=0, max_tokens=max_tokens))
     for chain, output in zip(eval_sets[3][:4], outputs, strict=True):
