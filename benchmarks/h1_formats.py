@@ -13,7 +13,9 @@ each block restarts AdamW; 0 = one block); chance is 1/31 = 0.03.
     # the experiment's rewrite format plus a generic copy corpus of 1-8-step sequences
     .venv/bin/python benchmarks/h1_formats.py copy --steps 2500
     # two registers, a fixed-length walk; depth = the steps on the asked register (the rest are distractors)
-    .venv/bin/python benchmarks/h1_formats.py walk --walk 6 --steps 1500
+    .venv/bin/python benchmarks/h1_formats.py walk --walk 6 --chains 20000 --steps 6000 --eval-every 0
+    # the same, asking for the register of the last step (the answer is the last value written)
+    .venv/bin/python benchmarks/h1_formats.py walk --ask-last --walk 6 --chains 20000 --steps 6000 --eval-every 0
 
 Everything here is probe code: the experiment's formats live in `reasonlab.systems.h1.modular`.
 """
@@ -102,16 +104,18 @@ def labelled_chains(depth: int, count: int, seed: int, padding: str = "none") ->
     return chains
 
 
-def walk_chains(depth: int, count: int, seed: int, walk: int = 6) -> list[Chain]:
+def walk_chains(depth: int, count: int, seed: int, walk: int = 6, ask_last: bool = False) -> list[Chain]:
     """Two registers, `walk` steps, `depth` of them on the asked register and the rest on the other:
     'a 5 b 7 : b + 3 a * 2 b - 4 ... ? a' -> 'b 10 a 10 b 6 ... ans = 10'. The worked walk has the same
-    length at every depth, so depth only changes how many steps the answer depends on."""
-    rng = random.Random(f"walk-{seed}-{depth}-{walk}")
+    length at every depth, so depth only changes how many steps the answer depends on. `ask_last` asks for
+    the register of the last step, so the answer is the last value written (no final lookup)."""
+    rng = random.Random(f"walk-{seed}-{depth}-{walk}" + ("-last" if ask_last else ""))
     chains = []
     for _ in range(count):
         asked, other = rng.sample("ab", 2)
-        names = [asked] * depth + [other] * (walk - depth)
+        names = [asked] * (depth - ask_last) + [other] * (walk - depth)
         rng.shuffle(names)
+        names += [asked] * ask_last
         values = {"a": rng.randrange(MODULUS), "b": rng.randrange(MODULUS)}
         start = f"a {values['a']} b {values['b']}"
         steps, worked = [], []
@@ -147,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("format", choices=["board", "labelled", "copy", "walk"])
     parser.add_argument("--walk", type=int, default=6, help="walk format only: steps per chain")
+    parser.add_argument("--ask-last", action="store_true", help="walk format only: ask for the last step's register")
     parser.add_argument("--label-last", action="store_true", help="board format only: 'op c next label'")
     parser.add_argument("--padding", choices=["none", "random"], default="none", help="labelled format only")
     parser.add_argument("--steps", type=int, default=1500)
@@ -160,7 +165,7 @@ def main() -> None:
     torch.set_num_threads(1)
     make: Callable[[int, int, int], list[Chain]] = {
         "board": lambda d, n, s: board_chains(d, n, s, label_last=args.label_last), "copy": rewrite_chains,
-        "walk": lambda d, n, s: walk_chains(d, n, s, args.walk),
+        "walk": lambda d, n, s: walk_chains(d, n, s, args.walk, args.ask_last),
         "labelled": lambda d, n, s: labelled_chains(d, n, s, args.padding)}[args.format]
     tokenizer = modular_tokenizer(MODULUS, 8, OPS)
     shape = TinyLMConfig(vocab_size=len(tokenizer), n_layer=args.layers, d_model=args.d_model, n_head=4,
