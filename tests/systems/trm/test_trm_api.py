@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 import reasonlab.systems.trm as trm
 from reasonlab.demo import discover_demos
 from reasonlab.systems.trm.experiment import ARMS, EXPERIMENT, arm_config
@@ -37,8 +39,6 @@ def test_experiment_arms_share_the_network_and_differ_only_in_recursion_and_supe
 
 
 def test_experiment_cli_compares_at_equal_steps_or_equal_cpu_time(monkeypatch, capsys):
-    import pytest
-
     import reasonlab.systems.trm.experiment as experiment
 
     calls = []
