@@ -16,6 +16,8 @@ each block restarts AdamW; 0 = one block); chance is 1/31 = 0.03.
     .venv/bin/python benchmarks/h1_formats.py walk --walk 6 --chains 20000 --steps 6000 --eval-every 0
     # the same, asking for the register of the last step (the answer is the last value written)
     .venv/bin/python benchmarks/h1_formats.py walk --ask-last --walk 6 --chains 20000 --steps 6000 --eval-every 0
+    # fixed-width slot rows shifted left one slot per step, an end mark, random filler (see modular.py)
+    .venv/bin/python benchmarks/h1_formats.py slots --chains 20000 --steps 4000 --eval-every 0
 
 Everything here is probe code: the experiment's formats live in `reasonlab.systems.h1.modular`.
 """
@@ -129,6 +131,12 @@ def walk_chains(depth: int, count: int, seed: int, walk: int = 6, ask_last: bool
     return chains
 
 
+def slot_chains(depth: int, count: int, seed: int, width: int = 7) -> list[Chain]:
+    """The slot layout of `modular.make_modular_chains(width=...)`: '5 : +3 -7 . *2' -> '8 : -7 . *2 _ 1 : ...'."""
+    return [Chain(c.prompt, c.target, c.answer, c.depth)
+            for c in make_modular_chains(depth, count, seed, MODULUS, MAX_CONSTANT, ops=OPS, width=width)]
+
+
 def rewrite_chains(depth: int, count: int, seed: int) -> list[Chain]:
     return [Chain(c.prompt, c.target, c.answer, c.depth)
             for c in make_modular_chains(depth, count, seed, MODULUS, MAX_CONSTANT, ops=OPS)]
@@ -149,7 +157,8 @@ def copy_corpus(count: int, seed: int, max_steps: int = 8) -> list[Example]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("format", choices=["board", "labelled", "copy", "walk"])
+    parser.add_argument("format", choices=["board", "labelled", "copy", "walk", "slots"])
+    parser.add_argument("--width", type=int, default=7, help="slots format only: slots per line")
     parser.add_argument("--walk", type=int, default=6, help="walk format only: steps per chain")
     parser.add_argument("--ask-last", action="store_true", help="walk format only: ask for the last step's register")
     parser.add_argument("--label-last", action="store_true", help="board format only: 'op c next label'")
@@ -166,17 +175,18 @@ def main() -> None:
     make: Callable[[int, int, int], list[Chain]] = {
         "board": lambda d, n, s: board_chains(d, n, s, label_last=args.label_last), "copy": rewrite_chains,
         "walk": lambda d, n, s: walk_chains(d, n, s, args.walk, args.ask_last),
-        "labelled": lambda d, n, s: labelled_chains(d, n, s, args.padding)}[args.format]
-    tokenizer = modular_tokenizer(MODULUS, 8, OPS)
+        "labelled": lambda d, n, s: labelled_chains(d, n, s, args.padding),
+        "slots": lambda d, n, s: slot_chains(d, n, s, args.width)}[args.format]
+    tokenizer = modular_tokenizer(MODULUS, 8, OPS, MAX_CONSTANT if args.format == "slots" else 0)
     shape = TinyLMConfig(vocab_size=len(tokenizer), n_layer=args.layers, d_model=args.d_model, n_head=4,
                          position_encoding=args.position_encoding)
     policy = TinyLM.create(shape, tokenizer, seed=0)
     data = [Example(c.prompt + " ", c.target) for depth in (1, 2) for c in make(depth, args.chains, 0)]
     if args.format == "copy":
         data += copy_corpus(3000, 0)
-    depths = range(1, args.walk + 1) if args.format == "walk" else range(1, 6)
+    depths = range(1, args.walk + 1) if args.format == "walk" else range(1, args.width if args.format == "slots" else 6)
     eval_sets = {depth: make(depth, 128, EVAL_SEED) for depth in depths}
-    max_tokens = max(48, 2 * args.walk + 8)
+    max_tokens = max(48, 2 * args.walk + 8, (args.width + 2) * args.width + 4)
     started = time.perf_counter()
     block_steps = args.eval_every or args.steps
     for block in range(args.steps // block_steps):

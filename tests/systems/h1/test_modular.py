@@ -73,3 +73,47 @@ def test_products_scramble_the_chain_and_need_their_own_token():
     assert all(tokenizer.unk_id not in tokenizer.encode(c.prompt + " " + c.target) for c in chains)
     with pytest.raises(ValueError, match="ops='/'"):
         make_modular_chains(2, 1, seed=0, ops="/")
+
+
+def test_slot_layout_shifts_a_fixed_width_row_and_stops_on_the_end_mark():
+    chain = ModularChain(start=5, steps=((0, "+", 3), (1, "-", 7)), modulus=31, filler=("*2", "."), width=5)
+    assert chain.slots == ["+3", "-7", ".", "*2", "."]
+    assert chain.prompt == "5 : +3 -7 . *2 ."
+    assert chain.target == "8 : -7 . *2 . _ 1 : . *2 . _ _ ans = 1"
+    assert numeric_reward(chain.target, chain.answer) == 1.0
+    lines = chain.target.split(" ans = ")[0].split()
+    assert len(lines) == 2 * (5 + 2)  # every worked line has width + 2 tokens, at every depth
+
+
+def test_generated_slot_chains_keep_the_width_and_are_tokenizable():
+    tokenizer = modular_tokenizer(31, max_depth=8, ops="+-*", max_constant=4)
+    for depth in (1, 3, 6):
+        chains = make_modular_chains(depth, 100, seed=0, ops="+-*", width=7)
+        for chain in chains:
+            assert len(chain.slots) == 7 and chain.slots[depth] == "."
+            assert solve_modular(chain)[-1] == chain.answer == extract_answer(chain.target)
+            ids = tokenizer.encode(chain.prompt + " " + chain.target)
+            assert tokenizer.unk_id not in ids
+            rows = chain.target.split(" ans = ")[0].split()
+            assert len(rows) == depth * 9 and rows[9 * (depth - 1) + 2] == "."  # the last line starts at the end mark
+        fillers = {word for chain in chains for word in chain.filler}
+        if depth < 6:  # the filler is random ops and end marks: copying has to be general
+            assert "." in fillers and len(fillers) > 5
+    assert make_modular_chains(3, 10, seed=0, ops="+-*") == make_modular_chains(3, 10, seed=0, ops="+-*", width=0)
+    with pytest.raises(ValueError, match="width=3"):
+        make_modular_chains(3, 1, seed=0, width=3)
+    with pytest.raises(ValueError, match="width=5"):
+        make_modular_chains(2, 1, seed=0, width=5, serial=False)
+
+
+def test_a_blank_step_adds_a_line_that_keeps_the_value():
+    chain = ModularChain(start=5, steps=((0, "+", 3), (1, "-", 7)), modulus=31, filler=("*2",), width=5, skips=(1,))
+    assert chain.prompt == "5 : +3 _ -7 . *2" and chain.depth == 2 and chain.answer == 1
+    assert chain.target == "8 : _ -7 . *2 _ 8 : -7 . *2 _ _ 1 : . *2 _ _ _ ans = 1"
+    chains = make_modular_chains(2, 400, seed=0, ops="+-*", width=6, skip_rate=0.5)
+    with_blank = [c for c in chains if c.skips]
+    assert 150 < len(with_blank) < 250 and {c.skips[0] for c in with_blank} == {0, 1, 2}
+    assert all(c.answer == extract_answer(c.target) and len(c.slots) == 6 for c in chains)
+    assert all(c.target.count(" : ") == 3 for c in with_blank)  # three lines for a depth-2 chain
+    with pytest.raises(ValueError, match=r"skip_rate=0\.5 needs the slot layout"):
+        make_modular_chains(2, 1, seed=0, skip_rate=0.5)

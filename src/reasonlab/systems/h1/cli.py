@@ -120,7 +120,7 @@ def eval_command(
 def experiment_command(
     out: Path = typer.Option(Path("runs/h1-experiment"), help="folder of the experiment's runs"),
     seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="seeds (repeatable)"),
-    preset: str = typer.Option("main", help="main | quick"),
+    preset: str = typer.Option("main", help="main | slots | quick"),
 ) -> None:
     """Curriculum vs direct vs uniform at equal rollout tokens; writes results.json and plots."""
     from reasonlab.errors import UserError

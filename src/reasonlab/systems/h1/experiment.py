@@ -17,17 +17,17 @@ import copy
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from reasonlab.demo import register_demo
 from reasonlab.llm.base import SamplingParams
 from reasonlab.runs import Run, atomic_write_json
 from reasonlab.systems.h1.curriculum import CurriculumConfig
 from reasonlab.systems.h1.environment import accuracy_by_depth
-from reasonlab.systems.h1.modular import make_modular_chains, modular_tokenizer, sft_examples
+from reasonlab.systems.h1.modular import ModularChain, make_modular_chains, modular_tokenizer, sft_examples
 from reasonlab.systems.h1.train import H1Config, train_h1
 from reasonlab.train import sft
 from reasonlab.train.rl import RLConfig
@@ -46,15 +46,21 @@ class ExperimentConfig(BaseModel):
     max_constant: int = Field(4, ge=1, description="step constants are 1..max_constant")
     ops: str = Field("+-", description="step operations: '+-', or '+-*' (products leave no 'stay near x0' guess)")
     labelled: bool = Field(False, description="labelled serial chains ('5 k + 3 d - 7 ?'); else the rewrite format")
+    width: int = Field(0, ge=0, description="slot layout with this many slots per line (> H + 2); 0: rewrite format")
     n_layer: int = Field(3, ge=1, description="tinylm blocks")
     d_model: int = Field(96, ge=8, description="tinylm width")
     position_encoding: str = Field("rope", description="tinylm positions: rope | none (NoPE; RESULTS.md, h1 follow-up)")
     sft_chains_per_depth: int = Field(3000, ge=1, description="warm-start chains at depths 1 and 2 each")
+    sft_skip_rate: float = Field(0.0, ge=0, le=1, description="slot layout: warm-start chains with one blank step "
+                                 "(a line that changes nothing), so that 'the second line is the last' is no cue")
     sft_steps: int = Field(400, ge=1, description="warm-start optimizer steps")
     sft_learning_rate: float = Field(3e-3, gt=0, description="warm-start AdamW learning rate")
     max_depth: int = Field(4, ge=2, description="H: the curriculum's last depth; direct trains here")
     min_depth: int = Field(2, ge=1, description="the curriculum's first stage")
-    steps_per_stage: int = Field(40, ge=1, description="RL iterations per curriculum stage")
+    schedule: Literal["fixed", "adaptive"] = Field("fixed", description="the curriculum arm's schedule")
+    steps_per_stage: int = Field(40, ge=1, description="RL iterations per curriculum stage (adaptive: the cap)")
+    advance_threshold: float = Field(0.5, ge=0, le=1, description="adaptive: mean train reward that ends a stage")
+    window: int = Field(0, ge=0, description="iterations of the adaptive test and between gate probes; 0: stage / 4")
     tasks_per_iteration: int = Field(8, ge=1, description="groups per RL iteration")
     group_size: int = Field(8, ge=2, description="G")
     learning_rate: float = Field(2e-4, gt=0, description="RL AdamW learning rate")
@@ -63,18 +69,35 @@ class ExperimentConfig(BaseModel):
     gate_threshold: float = Field(0.05, ge=0, le=1, description="stage gate")
     probe_chains: int = Field(32, ge=1, description="chains per gate probe")
 
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        if self.width and self.width <= self.max_depth + 2:
+            raise ValueError(f"width={self.width} must exceed H + 2 = {self.max_depth + 2}: depths up to H + 2 are evaluated")
+        return self
+
     @property
     def eval_depths(self) -> list[int]:
         return list(range(1, self.max_depth + 3))
 
     @property
     def max_tokens(self) -> int:
-        h = self.max_depth + 2  # worked targets: 2h + 3 tokens (labelled) or h (h + 1) + 3 (rewrite), plus EOS
+        h = self.max_depth + 2  # worked targets: 2h + 3 tokens (labelled), h (h + 1) + 3 (rewrite) or
+        if self.width:  # h (width + 2) + 3 (slots), plus EOS
+            return h * (self.width + 2) + 6
         return 2 * h + 8 if self.labelled else h * (h + 1) + 6
+
+    def chains(self, depth: int, count: int, seed: int, skip_rate: float = 0.0) -> list[ModularChain]:
+        """Chains in this experiment's format."""
+        return make_modular_chains(depth, count, seed, self.modulus, self.max_constant, labelled=self.labelled,
+                                   ops=self.ops, width=self.width, skip_rate=skip_rate)
 
 
 PRESETS: dict[str, ExperimentConfig] = {
     "main": ExperimentConfig(),
+    # the slot layout (RESULTS.md, h1, "Slot layout"): its depth-1/2 warm start solves some depth-3 chains
+    "slots": ExperimentConfig(ops="+-*", width=8, sft_chains_per_depth=20000, sft_skip_rate=0.5, sft_steps=4000,
+                              max_depth=5, min_depth=1,
+                              schedule="adaptive", steps_per_stage=100, window=10, learning_rate=3e-4),
     "quick": ExperimentConfig(n_layer=2, d_model=64, sft_chains_per_depth=1500, sft_steps=400, max_depth=3,
                               steps_per_stage=6, tasks_per_iteration=6, eval_chains=48, probe_chains=16),
 }
@@ -82,12 +105,11 @@ PRESETS: dict[str, ExperimentConfig] = {
 
 def warm_start(config: ExperimentConfig, seed: int) -> TinyLM:
     """A tinylm fine-tuned on depth-1 and depth-2 chains."""
-    tokenizer = modular_tokenizer(config.modulus, config.max_depth + 3, config.ops)
+    tokenizer = modular_tokenizer(config.modulus, config.max_depth + 3, config.ops, config.max_constant if config.width else 0)
     shape = TinyLMConfig(vocab_size=len(tokenizer), n_layer=config.n_layer, d_model=config.d_model, n_head=4,
                          position_encoding=config.position_encoding)
     policy = TinyLM.create(shape, tokenizer, seed=seed)
-    chains = [c for d in (1, 2) for c in make_modular_chains(d, config.sft_chains_per_depth, seed, config.modulus,
-                                                               config.max_constant, labelled=config.labelled, ops=config.ops)]
+    chains = [c for d in (1, 2) for c in config.chains(d, config.sft_chains_per_depth, seed, config.sft_skip_rate)]
     sft_config = sft.SFTConfig(max_steps=config.sft_steps, batch_size=64, learning_rate=config.sft_learning_rate,
                                warmup_ratio=0.05, seed=seed, progress=False)
     sft.train(sft_config, policy, sft_examples(chains))
@@ -96,10 +118,11 @@ def warm_start(config: ExperimentConfig, seed: int) -> TinyLM:
 
 def arm_config(config: ExperimentConfig, arm: str, seed: int, token_budget: int | None) -> H1Config:
     stages = config.max_depth - config.min_depth + 1
-    schedule = {"curriculum": "fixed", "direct": "direct", "uniform": "uniform"}[arm]
+    schedule = {"curriculum": config.schedule, "direct": "direct", "uniform": "uniform"}[arm]
     curriculum = CurriculumConfig(schedule=schedule, min_depth=config.min_depth if arm == "curriculum" else 1,
                                   max_depth=config.max_depth, steps_per_stage=config.steps_per_stage,
-                                  gate_threshold=config.gate_threshold, window=max(config.steps_per_stage // 4, 1))
+                                  advance_threshold=config.advance_threshold, gate_threshold=config.gate_threshold,
+                                  window=config.window or max(config.steps_per_stage // 4, 1))
     # the budget arms may run longer than the curriculum's iterations: they stop on tokens
     iterations = config.steps_per_stage * stages * (1 if token_budget is None else 4)
     rl = RLConfig(loss_type=config.loss_type, iterations=iterations, tasks_per_iteration=config.tasks_per_iteration,
@@ -113,23 +136,22 @@ def run_seed(config: ExperimentConfig, out: Path, seed: int, log: Any = print) -
     """Warm start, then the three arms from copies of it; returns accuracies and curves per arm."""
     torch.manual_seed(seed)
     started = time.perf_counter()
-    base = warm_start(config, seed)
-    eval_sets = {d: make_modular_chains(d, config.eval_chains, EVAL_SEED + seed, config.modulus,
-                                    config.max_constant, labelled=config.labelled, ops=config.ops)
-                 for d in config.eval_depths}
+    saved = out / f"seed{seed}" / "warm_start"
+    if (saved / "model.pt").is_file():  # an interrupted experiment keeps its warm start
+        base = TinyLM.load(saved)
+    else:
+        base = warm_start(config, seed)
+        base.save(str(saved))
+    eval_sets = {d: config.chains(d, config.eval_chains, EVAL_SEED + seed) for d in config.eval_depths}
     result: dict[str, Any] = {"warm_start": _accuracy(base, eval_sets, config)}
     log(f"seed {seed}: warm start {result['warm_start']} ({time.perf_counter() - started:.0f}s)")
-
-    def source(depth: int, count: int, chain_seed: int) -> list[Any]:
-        return make_modular_chains(depth, count, chain_seed, config.modulus, config.max_constant,
-                                   labelled=config.labelled, ops=config.ops)
 
     budget: int | None = None
     for arm in ARMS:
         policy = TinyLM(copy.deepcopy(base.module), base.tokenizer)
         h1 = arm_config(config, arm, seed, budget)
         run = Run.create(out / f"seed{seed}", arm, h1, exist_ok=True)
-        history = train_h1(h1, policy, source, run=run, resume=True)  # a finished or cut-short arm continues
+        history = train_h1(h1, policy, config.chains, run=run, resume=True)  # a finished or cut-short arm continues
         tokens = history[-1]["tokens_total"] if history else 0
         budget = budget or tokens
         final = _accuracy(policy, eval_sets, config)

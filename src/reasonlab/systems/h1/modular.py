@@ -4,9 +4,13 @@ A depth-h chain over Z_M: x0 = c0, then x_j = x_{r_j} op_j c_j (mod M) for j = 1
 (the default, and h1's chains) read the previous answer, r_j = j - 1, and render compactly:
 prompt "5 + 3 - 7 ?", worked target "8 - 7 ? 1 ? ans = 1": after each step the remaining chain is
 rewritten, so every step is the same local operation at any depth (a format meant to extend past the
-depths seen in fine-tuning).. With `serial=False`, r_j is drawn uniformly from the
+depths seen in fine-tuning). With `serial=False`, r_j is drawn uniformly from the
 earlier variables (spec section 7's back-references): prompt "x0 = 5 ; x1 = x0 + 3 ; x2 = x0 - 7 ; ? x2 :",
-target "x1 = 8 ; x2 = 21 ; ans = 21". Tokens are words (numbers 0..M-1 are single tokens); a random guess
+target "x1 = 8 ; x2 = 21 ; ans = 21". With `width=W`, the slot layout: each line is "v : s1 .. sW", the
+chain's steps as one-token ops, an end mark ".", then filler; each worked line applies s1 to v and shifts
+the slots left ("_" enters at sW); a line whose s1 is "." is followed by the answer. Prompt "5 : +3 -7 . *2",
+target "8 : -7 . *2 _ 1 : . *2 _ _ ans = 1". Every line has W + 2 tokens at every depth, so each step copies
+from the same offset and the stop test reads one slot. Tokens are words (numbers 0..M-1 are single tokens); a random guess
 is right 1/M of the time.
 
     chains = make_modular_chains(depth=3, count=4, seed=0)
@@ -20,11 +24,12 @@ from dataclasses import dataclass
 from reasonlab.train.sft import Example
 from reasonlab.train.tinylm import Tokenizer
 
-__all__ = ["ModularChain", "make_modular_chains", "modular_tokenizer", "sft_examples", "solve_modular"]
+__all__ = ["ModularChain", "make_modular_chains", "modular_tokenizer", "op_words", "sft_examples", "solve_modular"]
 
 
-LABELS = tuple("abcdefghijklmnopqrst")
-OPERATIONS = {"+": lambda x, c: x + c, "-": lambda x, c: x - c, "*": lambda x, c: x * c}  # step names of labelled chains: random, so they must be copied
+LABELS = tuple("abcdefghijklmnopqrst")  # step names of labelled chains: random, so they must be copied
+OPERATIONS = {"+": lambda x, c: x + c, "-": lambda x, c: x - c, "*": lambda x, c: x * c}
+END, BLANK = ".", "_"  # slot layout: end of the chain's steps; what enters the row as it shifts
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class ModularChain:
     steps: tuple[tuple[int, str, int], ...]
     modulus: int
     labels: tuple[str, ...] = ()  # serial chains only: a random name per step, copied into the worked target
+    filler: tuple[str, ...] = ()  # slot layout only: the slots after the end mark
+    width: int = 0  # slot layout: slots per line (0: another layout)
+    skips: tuple[int, ...] = ()  # slot layout: row positions of blank steps (a line that changes nothing)
 
     @property
     def depth(self) -> int:
@@ -54,7 +62,17 @@ class ModularChain:
         return all(r == j for j, (r, _, _) in enumerate(self.steps))
 
     @property
+    def slots(self) -> list[str]:
+        """Slot layout: the prompt's slot row (steps with any blank steps among them, end mark, filler)."""
+        row = [f"{op}{c}" for _, op, c in self.steps]
+        for position in sorted(self.skips):
+            row.insert(position, BLANK)
+        return [*row, END, *self.filler]
+
+    @property
     def prompt(self) -> str:
+        if self.width:  # "5 : +3 -7 . *2"
+            return " ".join([str(self.start), ":", *self.slots])
         if self.labels:  # "5 k + 3 d - 7 ?": each step carries its label
             return " ".join([str(self.start), *(f"{n} {op} {c}" for n, (_, op, c) in zip(self.labels, self.steps, strict=True)), "?"])
         if self.serial:  # compact form: "x0 op1 c1 op2 c2 ... ?"
@@ -65,6 +83,14 @@ class ModularChain:
 
     @property
     def target(self) -> str:
+        if self.width:  # "8 : -7 . *2 _ 1 : . *2 _ _ ans = 1"
+            row, value, lines = self.slots, self.start, []
+            while row[0] != END:  # apply s1 (a blank step keeps the value), shift the row left
+                if row[0] != BLANK:
+                    value = OPERATIONS[row[0][0]](value, int(row[0][1:])) % self.modulus
+                row = [*row[1:], BLANK]
+                lines.append(" ".join([str(value), ":", *row]))
+            return " ".join([*lines, f"ans = {self.answer}"])
         if self.labels:  # "k 8 d 1 ans = 1"
             steps = [f"{n} {v}" for n, v in zip(self.labels, self.values[1:], strict=True)]
             return " ".join([*steps, f"ans = {self.answer}"])
@@ -86,20 +112,36 @@ def solve_modular(chain: ModularChain) -> list[int]:
 
 def make_modular_chains(
     depth: int, count: int, seed: int, modulus: int = 31, max_constant: int = 4, serial: bool = True,
-    labelled: bool = False, ops: str = "+-",
+    labelled: bool = False, ops: str = "+-", width: int = 0, skip_rate: float = 0.0,
 ) -> list[ModularChain]:
     """`count` random depth-`depth` chains; constants are 1..max_constant; `serial` chains read
     the previous value at every step, the others a uniformly drawn earlier variable. `ops` is drawn from
-    "+", "-" and "*" ("*" uses constants 2..max_constant + 1, so no step is the identity)."""
+    "+", "-" and "*" ("*" uses constants 2..max_constant + 1, so no step is the identity). `width` > 0
+    renders serial chains in the slot layout, the slots after the end mark filled with random ops and end
+    marks (so copying is trained on every slot); there, `skip_rate` is the chance that a chain gets one
+    blank step at a random place among its steps (the depth is unchanged, the worked chain one line longer)."""
     if not ops or set(ops) - set(OPERATIONS):
         raise ValueError(f"ops={ops!r} must be a non-empty string of {''.join(OPERATIONS)}")
-    rng = random.Random(f"{seed}-{depth}-{modulus}-{serial}-{labelled}")
+    if width and (width <= depth + (skip_rate > 0) or not serial or labelled):
+        raise ValueError(f"width={width} holds serial, unlabelled chains of depth < width only "
+                         f"(one less with skip_rate > 0): got depth {depth}")
+    if skip_rate and not width:
+        raise ValueError(f"skip_rate={skip_rate} needs the slot layout: pass width > 0")
+    rng = random.Random(f"{seed}-{depth}-{modulus}-{serial}-{labelled}" + (f"-w{width}" if width else ""))
+    fillers = [*op_words(ops, max_constant), END, END, END]
     chains = []
     for _ in range(count):
         steps = tuple(_step(rng, j - 1 if serial else rng.randrange(j), ops, max_constant) for j in range(1, depth + 1))
         labels = tuple(rng.sample(LABELS, depth)) if labelled and serial else ()
-        chains.append(ModularChain(rng.randrange(modulus), steps, modulus, labels))
+        skips = (rng.randint(0, depth),) if skip_rate and rng.random() < skip_rate else ()
+        filler = tuple(rng.choice(fillers) for _ in range(width - depth - len(skips) - 1)) if width else ()
+        chains.append(ModularChain(rng.randrange(modulus), steps, modulus, labels, filler, width, skips))
     return chains
+
+
+def op_words(ops: str, max_constant: int) -> list[str]:
+    """The slot layout's one-token steps: '+1'.., '*2'.. (constants as `make_modular_chains` draws them)."""
+    return [f"{op}{c}" for op in ops for c in range(1 + (op == "*"), max_constant + 1 + (op == "*"))]
 
 
 def _step(rng: random.Random, reference: int, ops: str, max_constant: int) -> tuple[int, str, int]:
@@ -107,10 +149,12 @@ def _step(rng: random.Random, reference: int, ops: str, max_constant: int) -> tu
     return reference, op, rng.randint(1, max_constant) + (op == "*")
 
 
-def modular_tokenizer(modulus: int = 31, max_depth: int = 12, ops: str = "+-") -> Tokenizer:
-    """Word tokens: 0..M-1, x0..x_maxdepth, = + - ; ? : ans (and * when `ops` has it)."""
+def modular_tokenizer(modulus: int = 31, max_depth: int = 12, ops: str = "+-", max_constant: int = 0) -> Tokenizer:
+    """Word tokens: 0..M-1, x0..x_maxdepth, = + - ; ? : ans (and * when `ops` has it); with `max_constant`,
+    also the slot layout's one-token steps and its marks "." and "_"."""
     words = [str(i) for i in range(max(modulus, 10))] + [f"x{j}" for j in range(max_depth + 1)]
-    return Tokenizer([*words, *LABELS, "=", "+", "-", ";", "?", ":", "ans", *("*" if "*" in ops else "")],
+    slot_words = [*op_words(ops, max_constant), END, BLANK] if max_constant else []
+    return Tokenizer([*words, *LABELS, "=", "+", "-", ";", "?", ":", "ans", *("*" if "*" in ops else ""), *slot_words],
                      level="word")
 
 

@@ -1,0 +1,39 @@
+"""The experiment's presets: the slot preset's chains fit its tokenizer and token cap; a too narrow row is refused;
+an interrupted experiment reuses its saved warm start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reasonlab.systems.h1 import experiment
+from reasonlab.systems.h1.experiment import PRESETS, ExperimentConfig, run_seed
+from reasonlab.systems.h1.modular import modular_tokenizer
+
+
+def test_slot_preset_chains_fit_its_tokenizer_and_token_cap():
+    config = PRESETS["slots"]
+    tokenizer = modular_tokenizer(config.modulus, config.max_depth + 3, config.ops, config.max_constant)
+    for depth in config.eval_depths:
+        for chain in config.chains(depth, 20, seed=0):
+            target = tokenizer.encode(chain.target)
+            assert tokenizer.unk_id not in target + tokenizer.encode(chain.prompt)
+            assert len(target) + 1 <= config.max_tokens  # the worked chain and EOS fit at depth H + 2
+    with pytest.raises(ValueError, match="width=6 must exceed H"):
+        ExperimentConfig(width=6, max_depth=4)
+
+
+def test_run_seed_reuses_a_saved_warm_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    torch.set_num_threads(1)
+    config = PRESETS["quick"].model_copy(update={"sft_steps": 20, "steps_per_stage": 1, "eval_chains": 4,
+                                                 "probe_chains": 2, "tasks_per_iteration": 2})
+    calls = []
+    real = experiment.warm_start
+    monkeypatch.setattr(experiment, "warm_start", lambda c, s: calls.append(s) or real(c, s))
+    first = run_seed(config, tmp_path, seed=0, log=lambda *_: None)
+    assert calls == [0] and (tmp_path / "seed0" / "warm_start" / "model.pt").is_file()
+    second = run_seed(config, tmp_path, seed=0, log=lambda *_: None)
+    assert calls == [0]  # loaded, not trained again
+    assert second["warm_start"] == first["warm_start"]
