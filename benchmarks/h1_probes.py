@@ -2,6 +2,8 @@
 
     # warm start: greedy and sampled (T=1) accuracy per depth on 128 held-out chains
     .venv/bin/python benchmarks/h1_probes.py warm-start --position-encoding none --ops "+-*" --sft-steps 3000
+    # the same for a preset of the experiment, with fields changed (JSON values); held-out chains as the experiment's
+    .venv/bin/python benchmarks/h1_probes.py warm-start --preset slots --set width=8 --set max_depth=5 --depths 1 2 3 4 5 6 7
     # RL at depth 2 only from the main preset's warm start: sampled reward per 20 iterations, greedy after
     .venv/bin/python benchmarks/h1_probes.py rl-speed --loss grpo --lr 3e-4 --iterations 200
 
@@ -12,24 +14,28 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 
 import torch
 
 from reasonlab.llm.base import SamplingParams
 from reasonlab.systems.h1.environment import ChainEnvironment, accuracy
-from reasonlab.systems.h1.experiment import EVAL_SEED, ExperimentConfig, warm_start
+from reasonlab.systems.h1.experiment import EVAL_SEED, PRESETS, ExperimentConfig, warm_start
 from reasonlab.systems.h1.modular import make_modular_chains
 from reasonlab.train.rl import RLConfig, RLTrainer
 from reasonlab.train.tinylm import TinyLM
 
 
-def probe_warm_start(config: ExperimentConfig, seed: int, depths: list[int]) -> None:
+def probe_warm_start(config: ExperimentConfig, seed: int, depths: list[int], preset: bool = False) -> None:
     started = time.perf_counter()
     policy = warm_start(config, seed)
     print(f"warm start: {time.perf_counter() - started:.0f} s")
     for depth in depths:
-        chains = make_modular_chains(depth, 128, EVAL_SEED, config.modulus, config.max_constant, ops=config.ops)
+        if preset:  # the experiment's own held-out chains for this seed
+            chains = config.chains(depth, 128, EVAL_SEED + seed)
+        else:
+            chains = make_modular_chains(depth, 128, EVAL_SEED, config.modulus, config.max_constant, ops=config.ops)
         greedy = accuracy(policy, chains, config.max_tokens)[0]
         sampled = accuracy(policy, chains, config.max_tokens, temperature=1.0)[0]
         print(f"depth {depth}: greedy {greedy:.3f}  T=1 {sampled:.3f}", flush=True)
@@ -64,14 +70,20 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="warm-start only: start from this preset "
+                        "(the options above are then ignored)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="with --preset: change a field")
     args = parser.parse_args()
     torch.set_num_threads(1)
     # max_depth sizes the tokenizer (and so the initial weights): 4 as in the main preset, 2 for the depth-2 RL probe
     config = ExperimentConfig(position_encoding=args.position_encoding, ops=args.ops, sft_steps=args.sft_steps,
                               n_layer=args.layers, d_model=args.d_model, sft_learning_rate=args.sft_lr,
                               max_depth=4 if args.probe == "warm-start" else 2)
+    if args.preset:
+        changes = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+        config = ExperimentConfig.model_validate({**PRESETS[args.preset].model_dump(), **changes})
     if args.probe == "warm-start":
-        probe_warm_start(config, args.seed, args.depths)
+        probe_warm_start(config, args.seed, args.depths, preset=bool(args.preset))
     else:
         probe_rl_speed(config, args.seed, args.loss, args.lr, args.iterations)
 

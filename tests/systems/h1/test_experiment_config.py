@@ -1,4 +1,4 @@
-"""The experiment's presets: the slot preset's chains fit its tokenizer and token cap; a too narrow row is refused;
+"""The experiment's presets: the slot preset's chains fit its tokenizer and token cap; a row too narrow for H is refused;
 an interrupted experiment reuses its saved warm start."""
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ def test_slot_preset_chains_fit_its_tokenizer_and_token_cap():
             target = tokenizer.encode(chain.target)
             assert tokenizer.unk_id not in target + tokenizer.encode(chain.prompt)
             assert len(target) + 1 <= config.max_tokens  # the worked chain and EOS fit at depth H + 2
-    with pytest.raises(ValueError, match="width=6 must exceed H"):
-        ExperimentConfig(width=6, max_depth=4)
+    assert config.eval_depths == list(range(1, min(config.max_depth + 2, config.width - 1) + 1))
+    assert ExperimentConfig(width=9, max_depth=4).eval_depths == [1, 2, 3, 4, 5, 6]  # H + 2 fits
+    with pytest.raises(ValueError, match="width=4 must exceed H = 4"):
+        ExperimentConfig(width=4, max_depth=4)
 
 
 def test_run_seed_reuses_a_saved_warm_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -117,3 +117,15 @@ def test_a_blank_step_adds_a_line_that_keeps_the_value():
     assert all(c.target.count(" : ") == 3 for c in with_blank)  # three lines for a depth-2 chain
     with pytest.raises(ValueError, match=r"skip_rate=0\.5 needs the slot layout"):
         make_modular_chains(2, 1, seed=0, skip_rate=0.5)
+
+
+def test_a_rotated_row_keeps_its_steps_and_shows_no_line_count():
+    chain = ModularChain(start=5, steps=((0, "+", 3), (1, "-", 7)), modulus=31, filler=("*2",), width=4, rotate=True)
+    assert chain.prompt == "5 : +3 -7 . *2"
+    assert chain.target == "8 : -7 . *2 +3 1 : . *2 +3 -7 ans = 1"
+    for chain in make_modular_chains(3, 50, seed=0, ops="+-*", width=7, skip_rate=0.5, rotate=True):
+        lines = chain.target.split(" ans = ")[0].split(" : ")[1:]
+        rows = [line.split()[:7] for line in lines]
+        assert all(sorted(row) == sorted(chain.slots) for row in rows)  # every line holds the prompt's slots
+        assert rows[-1][0] == "." and all(row[0] != "." for row in rows[:-1])
+        assert ("_" in chain.target) == bool(chain.skips)  # no blank enters a rotated row

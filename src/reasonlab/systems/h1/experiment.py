@@ -2,13 +2,14 @@
 
 A tinylm is fine-tuned on modular chains of depths 1 and 2 (on depth 1 alone it never learns the chained
 answer format). Then, from that warm start, three Dr.GRPO arms:
-(a) curriculum: depths min_depth..H, `steps_per_stage` iterations each, with the stage gate;
+(a) curriculum: depths min_depth..H, `steps_per_stage` iterations each (the cap, for the adaptive schedule),
+    with the stage gate;
 (b) direct: depth H only, until it has generated as many tokens as (a) (gate probes included in (a));
 (c) uniform: depths U{1..H}, the same token budget.
-Reported: greedy accuracy per depth 1..H+2 on fixed held-out chains, the share of groups with nonzero
-advantage per iteration (the vanishing-reward signal), plots.
+Reported: greedy accuracy per depth 1..H+2 on fixed held-out chains (slot rows: the depths that fit), the
+share of groups with nonzero advantage per iteration (the vanishing-reward signal), plots.
 
-    reasonlab h1 experiment --preset main --seed 0 --seed 1 --seed 2
+    reasonlab h1 experiment --preset slots --seed 0 --seed 1 --seed 2 --out runs/h1-slots   # the run of record
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class ExperimentConfig(BaseModel):
     d_model: int = Field(96, ge=8, description="tinylm width")
     position_encoding: str = Field("rope", description="tinylm positions: rope | none (NoPE; RESULTS.md, h1 follow-up)")
     sft_chains_per_depth: int = Field(3000, ge=1, description="warm-start chains at depths 1 and 2 each")
+    rotate: bool = Field(False, description="slot layout: rotate the row (s1 moves to the end) instead of a blank entering")
     sft_skip_rate: float = Field(0.0, ge=0, le=1, description="slot layout: warm-start chains with one blank step "
                                  "(a line that changes nothing), so that 'the second line is the last' is no cue")
     sft_steps: int = Field(400, ge=1, description="warm-start optimizer steps")
@@ -71,17 +73,19 @@ class ExperimentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
-        if self.width and self.width <= self.max_depth + 2:
-            raise ValueError(f"width={self.width} must exceed H + 2 = {self.max_depth + 2}: depths up to H + 2 are evaluated")
+        if self.width and self.width <= self.max_depth:
+            raise ValueError(f"width={self.width} must exceed H = {self.max_depth}: a row holds depth < width")
         return self
 
     @property
     def eval_depths(self) -> list[int]:
-        return list(range(1, self.max_depth + 3))
+        """1..H + 2 (a slot row holds depths below its width only)."""
+        deepest = self.max_depth + 2 if not self.width else min(self.max_depth + 2, self.width - 1)
+        return list(range(1, deepest + 1))
 
     @property
     def max_tokens(self) -> int:
-        h = self.max_depth + 2  # worked targets: 2h + 3 tokens (labelled), h (h + 1) + 3 (rewrite) or
+        h = max(self.eval_depths)  # worked targets: 2h + 3 tokens (labelled), h (h + 1) + 3 (rewrite) or
         if self.width:  # h (width + 2) + 3 (slots), plus EOS
             return h * (self.width + 2) + 6
         return 2 * h + 8 if self.labelled else h * (h + 1) + 6
@@ -89,15 +93,17 @@ class ExperimentConfig(BaseModel):
     def chains(self, depth: int, count: int, seed: int, skip_rate: float = 0.0) -> list[ModularChain]:
         """Chains in this experiment's format."""
         return make_modular_chains(depth, count, seed, self.modulus, self.max_constant, labelled=self.labelled,
-                                   ops=self.ops, width=self.width, skip_rate=skip_rate)
+                                   ops=self.ops, width=self.width, skip_rate=skip_rate,
+                                   rotate=self.rotate)
 
 
 PRESETS: dict[str, ExperimentConfig] = {
     "main": ExperimentConfig(),
-    # the slot layout (RESULTS.md, h1, "Slot layout"): its depth-1/2 warm start solves some depth-3 chains
-    "slots": ExperimentConfig(ops="+-*", width=8, sft_chains_per_depth=20000, sft_skip_rate=0.5, sft_steps=4000,
-                              max_depth=5, min_depth=1,
-                              schedule="adaptive", steps_per_stage=100, window=10, learning_rate=3e-4),
+    # the slot layout, rotated, with blank steps in the warm start: accuracy falls off softly past depth 3 and is
+    # 0 at depth 6 (RESULTS.md, h1, "Slot layout"); H + 2 = 8 does not fit in a row of 8 slots
+    "slots": ExperimentConfig(ops="+-*", width=8, rotate=True, sft_chains_per_depth=20000, sft_skip_rate=0.5,
+                              sft_steps=4000, max_depth=6, min_depth=1, schedule="adaptive", steps_per_stage=60,
+                              window=10, learning_rate=5e-4),
     "quick": ExperimentConfig(n_layer=2, d_model=64, sft_chains_per_depth=1500, sft_steps=400, max_depth=3,
                               steps_per_stage=6, tasks_per_iteration=6, eval_chains=48, probe_chains=16),
 }

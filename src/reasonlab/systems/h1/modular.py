@@ -10,7 +10,11 @@ target "x1 = 8 ; x2 = 21 ; ans = 21". With `width=W`, the slot layout: each line
 chain's steps as one-token ops, an end mark ".", then filler; each worked line applies s1 to v and shifts
 the slots left ("_" enters at sW); a line whose s1 is "." is followed by the answer. Prompt "5 : +3 -7 . *2",
 target "8 : -7 . *2 _ 1 : . *2 _ _ ans = 1". Every line has W + 2 tokens at every depth, so each step copies
-from the same offset and the stop test reads one slot. Tokens are words (numbers 0..M-1 are single tokens); a random guess
+from the same offset and the stop test reads one slot. With `rotate=True`, s1 moves to the end instead of a
+blank ("8 : -7 . *2 +3 1 : . *2 +3 -7"), so no line shows how many lines came before it. `skip_rate` gives
+some chains one blank step "_" among their steps: a line that keeps the value (the chain's depth, its number
+of real steps, is unchanged), so that fine-tuning on depths 1 and 2 does not teach "the second line is the
+last" (benchmarks/RESULTS.md, h1, "Slot layout"). Tokens are words (numbers 0..M-1 are single tokens); a random guess
 is right 1/M of the time.
 
     chains = make_modular_chains(depth=3, count=4, seed=0)
@@ -43,6 +47,7 @@ class ModularChain:
     filler: tuple[str, ...] = ()  # slot layout only: the slots after the end mark
     width: int = 0  # slot layout: slots per line (0: another layout)
     skips: tuple[int, ...] = ()  # slot layout: row positions of blank steps (a line that changes nothing)
+    rotate: bool = False  # slot layout: s1 moves to the end of the row (else a blank enters there)
 
     @property
     def depth(self) -> int:
@@ -85,10 +90,10 @@ class ModularChain:
     def target(self) -> str:
         if self.width:  # "8 : -7 . *2 _ 1 : . *2 _ _ ans = 1"
             row, value, lines = self.slots, self.start, []
-            while row[0] != END:  # apply s1 (a blank step keeps the value), shift the row left
+            while row[0] != END:  # apply s1 (a blank step keeps the value), move the row one slot left
                 if row[0] != BLANK:
                     value = OPERATIONS[row[0][0]](value, int(row[0][1:])) % self.modulus
-                row = [*row[1:], BLANK]
+                row = [*row[1:], row[0] if self.rotate else BLANK]
                 lines.append(" ".join([str(value), ":", *row]))
             return " ".join([*lines, f"ans = {self.answer}"])
         if self.labels:  # "k 8 d 1 ans = 1"
@@ -113,13 +118,15 @@ def solve_modular(chain: ModularChain) -> list[int]:
 def make_modular_chains(
     depth: int, count: int, seed: int, modulus: int = 31, max_constant: int = 4, serial: bool = True,
     labelled: bool = False, ops: str = "+-", width: int = 0, skip_rate: float = 0.0,
+    rotate: bool = False,
 ) -> list[ModularChain]:
     """`count` random depth-`depth` chains; constants are 1..max_constant; `serial` chains read
     the previous value at every step, the others a uniformly drawn earlier variable. `ops` is drawn from
     "+", "-" and "*" ("*" uses constants 2..max_constant + 1, so no step is the identity). `width` > 0
     renders serial chains in the slot layout, the slots after the end mark filled with random ops and end
     marks (so copying is trained on every slot); there, `skip_rate` is the chance that a chain gets one
-    blank step at a random place among its steps (the depth is unchanged, the worked chain one line longer)."""
+    blank step at a random place among its steps (the depth is unchanged, the worked chain one line longer),
+    and `rotate` moves each applied step to the end of the row instead of letting a blank in."""
     if not ops or set(ops) - set(OPERATIONS):
         raise ValueError(f"ops={ops!r} must be a non-empty string of {''.join(OPERATIONS)}")
     if width and (width <= depth + (skip_rate > 0) or not serial or labelled):
@@ -135,7 +142,7 @@ def make_modular_chains(
         labels = tuple(rng.sample(LABELS, depth)) if labelled and serial else ()
         skips = (rng.randint(0, depth),) if skip_rate and rng.random() < skip_rate else ()
         filler = tuple(rng.choice(fillers) for _ in range(width - depth - len(skips) - 1)) if width else ()
-        chains.append(ModularChain(rng.randrange(modulus), steps, modulus, labels, filler, width, skips))
+        chains.append(ModularChain(rng.randrange(modulus), steps, modulus, labels, filler, width, skips, rotate))
     return chains
 
 
