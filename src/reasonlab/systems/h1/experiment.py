@@ -103,7 +103,7 @@ PRESETS: dict[str, ExperimentConfig] = {
     # 0 at depth 6 (RESULTS.md, h1, "Slot layout"); H + 2 = 8 does not fit in a row of 8 slots
     "slots": ExperimentConfig(ops="+-*", width=8, rotate=True, sft_chains_per_depth=20000, sft_skip_rate=0.5,
                               sft_steps=4000, max_depth=6, min_depth=1, schedule="adaptive", steps_per_stage=60,
-                              window=10, learning_rate=5e-4),
+                              window=10, learning_rate=2e-4, probe_chains=64, gate_threshold=0.1),
     "quick": ExperimentConfig(n_layer=2, d_model=64, sft_chains_per_depth=1500, sft_steps=400, max_depth=3,
                               steps_per_stage=6, tasks_per_iteration=6, eval_chains=48, probe_chains=16),
 }
