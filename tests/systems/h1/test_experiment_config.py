@@ -39,3 +39,8 @@ def test_run_seed_reuses_a_saved_warm_start(tmp_path: Path, monkeypatch: pytest.
     second = run_seed(config, tmp_path, seed=0, log=lambda *_: None)
     assert calls == [0]  # loaded, not trained again
     assert second["warm_start"] == first["warm_start"]
+
+
+def test_signal_plot_smooths_over_a_window():
+    assert experiment._rolling_mean([1.0, 0.0, 1.0, 0.0], 2) == [1.0, 0.5, 0.5, 0.5]
+    assert experiment._rolling_mean([], 10) == []

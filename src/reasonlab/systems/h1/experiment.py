@@ -216,13 +216,19 @@ def plot(config: ExperimentConfig, results: dict[int, dict[str, Any]], out: Path
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, arm in enumerate(ARMS):
         for j, result in enumerate(results.values()):
-            ax.plot(result[arm]["tokens_total"], result[arm]["signal_group_fraction"], color=f"C{i + 1}",
-                    alpha=0.7, label=arm if j == 0 else None)
-    ax.set(xlabel="generated tokens", ylabel="groups with nonzero advantage", title="vanishing-reward signal")
+            ax.plot(result[arm]["tokens_total"], _rolling_mean(result[arm]["signal_group_fraction"], 10),
+                    color=f"C{i + 1}", alpha=0.7, label=arm if j == 0 else None)
+    ax.set(xlabel="generated tokens", ylabel="groups with nonzero advantage (10-it. mean)",
+           title="vanishing-reward signal")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "signal_groups.png", dpi=120)
     plt.close("all")
+
+
+def _rolling_mean(values: list[float], window: int) -> list[float]:
+    """Mean of each value and the up to `window - 1` before it."""
+    return [sum(values[max(0, i + 1 - window):i + 1]) / (i + 1 - max(0, i + 1 - window)) for i in range(len(values))]
 
 
 def run_experiment(config: ExperimentConfig, out: Path, seeds: tuple[int, ...], log: Any = print) -> dict[str, Any]:
