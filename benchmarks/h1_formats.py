@@ -186,7 +186,7 @@ def main() -> None:
         data += copy_corpus(3000, 0)
     depths = range(1, args.walk + 1) if args.format == "walk" else range(1, args.width if args.format == "slots" else 6)
     eval_sets = {depth: make(depth, 128, EVAL_SEED) for depth in depths}
-    max_tokens = max(48, 2 * args.walk + 8, (args.width + 2) * args.width + 4)
+    max_tokens = {"walk": max(48, 2 * args.walk + 8), "slots": (args.width + 2) * args.width + 4}.get(args.format, 48)
     started = time.perf_counter()
     block_steps = args.eval_every or args.steps
     for block in range(args.steps // block_steps):

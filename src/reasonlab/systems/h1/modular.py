@@ -89,10 +89,9 @@ class ModularChain:
     @property
     def target(self) -> str:
         if self.width:  # "8 : -7 . *2 _ 1 : . *2 _ _ ans = 1"
-            row, value, lines = self.slots, self.start, []
-            while row[0] != END:  # apply s1 (a blank step keeps the value), move the row one slot left
-                if row[0] != BLANK:
-                    value = OPERATIONS[row[0][0]](value, int(row[0][1:])) % self.modulus
+            row, values, value, lines = self.slots, iter(self.values[1:]), self.start, []
+            while row[0] != END:  # s1 gives the next value (a blank step keeps it); the row moves one slot left
+                value = value if row[0] == BLANK else next(values)
                 row = [*row[1:], row[0] if self.rotate else BLANK]
                 lines.append(" ".join([str(value), ":", *row]))
             return " ".join([*lines, f"ans = {self.answer}"])
