@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/h1_probes.py warm-start --position-encoding none --ops "+-*" --sft-steps 3000
     # the same for a preset of the experiment, with fields changed (JSON values); held-out chains as the experiment's
     .venv/bin/python benchmarks/h1_probes.py warm-start --preset slots --set width=8 --set max_depth=5 --depths 1 2 3 4 5 6 7
+    # the same, followed during fine-tuning: accuracy per depth every 100 steps
+    .venv/bin/python benchmarks/h1_probes.py warm-start --preset values --every 100 --depths 1 2 3 4 6 8 10
     # RL at depth 2 only from the main preset's warm start: sampled reward per 20 iterations, greedy after
     .venv/bin/python benchmarks/h1_probes.py rl-speed --loss grpo --lr 3e-4 --iterations 200
 
@@ -27,22 +29,34 @@ from reasonlab.train.rl import RLConfig, RLTrainer
 from reasonlab.train.tinylm import TinyLM
 
 
-def probe_warm_start(config: ExperimentConfig, seed: int, depths: list[int], preset: bool = False) -> None:
+def probe_warm_start(
+    config: ExperimentConfig, seed: int, depths: list[int], preset: bool = False, every: int = 0
+) -> None:
     started = time.perf_counter()
-    policy = warm_start(config, seed)
-    print(f"warm start: {time.perf_counter() - started:.0f} s")
-    for depth in depths:
-        if preset:  # the experiment's own held-out chains for this seed
-            chains = config.chains(depth, 128, EVAL_SEED + seed)
-        else:
-            chains = make_modular_chains(depth, 128, EVAL_SEED, config.modulus, config.max_constant, ops=config.ops)
-        greedy = accuracy(policy, chains, config.max_tokens)[0]
-        sampled = accuracy(policy, chains, config.max_tokens, temperature=1.0)[0]
-        print(f"depth {depth}: greedy {greedy:.3f}  T=1 {sampled:.3f}", flush=True)
+    if preset:  # the experiment's own held-out chains for this seed
+        held_out = {d: config.chains(d, 128, EVAL_SEED + seed) for d in depths}
+    else:
+        held_out = {d: make_modular_chains(d, 128, EVAL_SEED, config.modulus, config.max_constant, ops=config.ops)
+                    for d in depths}
+
+    def report(policy: TinyLM) -> str:
+        greedy = {d: accuracy(policy, chains, config.max_tokens)[0] for d, chains in held_out.items()}
+        sampled = {d: accuracy(policy, chains, config.max_tokens, temperature=1.0)[0] for d, chains in held_out.items()}
+        return "  ".join(f"d{d} {greedy[d]:.2f} ({sampled[d]:.2f})" for d in depths)
+
+    def watch(steps: int, policy: TinyLM) -> None:
+        if every and steps % every == 0:
+            print(f"step {steps}: {report(policy)}", flush=True)
+
+    if every:
+        config = config.model_copy(update={"sft_check_every": every})
+    policy, steps = warm_start(config, seed, watch)
+    print(f"warm start: {steps} steps, {time.perf_counter() - started:.0f} s")
+    print(f"greedy (T=1): {report(policy)}", flush=True)
 
 
 def probe_rl_speed(config: ExperimentConfig, seed: int, loss: str, lr: float, iterations: int) -> None:
-    base = warm_start(config, seed)
+    base, _ = warm_start(config, seed)
     held_out = make_modular_chains(2, 96, EVAL_SEED, config.modulus, config.max_constant, ops=config.ops)
     print(f"warm start, greedy depth 2: {accuracy(base, held_out, config.max_tokens)[0]:.3f}")
     policy = TinyLM(copy.deepcopy(base.module), base.tokenizer)
@@ -70,6 +84,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--every", type=int, default=0, help="warm-start: also report every N fine-tuning steps")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="warm-start only: start from this preset "
                         "(the options above are then ignored)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="with --preset: change a field")
@@ -83,7 +98,7 @@ def main() -> None:
         changes = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
         config = ExperimentConfig.model_validate({**PRESETS[args.preset].model_dump(), **changes})
     if args.probe == "warm-start":
-        probe_warm_start(config, args.seed, args.depths, preset=bool(args.preset))
+        probe_warm_start(config, args.seed, args.depths, preset=bool(args.preset), every=args.every)
     else:
         probe_rl_speed(config, args.seed, args.loss, args.lr, args.iterations)
 

@@ -16,6 +16,7 @@ from reasonlab.train.sft import (
     SFTConfig,
     completion_loss,
     encode_example,
+    lr_factor,
     train,
     with_instruction,
 )
@@ -100,6 +101,34 @@ def test_prompt_transform_is_applied_before_training():
     assert with_tag < without  # it learned the sums in the context it was trained in
     with pytest.raises(UserError, match="text prompts"):
         with_instruction("x")(Example([1, 2], "3"))
+
+
+def test_should_stop_ends_training_at_the_step_it_names_and_keeps_train_mode():
+    policy = tiny_policy()
+    seen, modes = [], []
+
+    def should_stop(step: int) -> bool:
+        seen.append(step)
+        policy.module.eval()  # as an evaluation inside the callback would
+        return step == 11
+
+    def record_mode(module, args):
+        modes.append(module.training)
+
+    handle = policy.module.register_forward_pre_hook(record_mode)
+    result = train(SFTConfig(max_steps=60, batch_size=16, learning_rate=3e-3, progress=False), policy, SUMS,
+                   should_stop=should_stop)
+    handle.remove()
+    assert seen == list(range(12)) and result.steps == 12 and len(result.train_losses) == 12
+    assert len(modes) == 12 and all(modes)  # every training step ran in train mode
+    assert not policy.module.training
+
+
+def test_learning_rate_warms_up_then_stays_or_decays_to_zero():
+    constant, cosine = SFTConfig(), SFTConfig(lr_schedule="cosine")
+    assert [lr_factor(constant, s, 100, 4) for s in (0, 3, 4, 99)] == [0.2, 0.8, 1.0, 1.0]
+    assert [lr_factor(cosine, s, 100, 4) for s in (0, 3, 4)] == [0.2, 0.8, 1.0]
+    assert lr_factor(cosine, 52, 100, 4) == pytest.approx(0.5) and lr_factor(cosine, 99, 100, 4) < 0.002
 
 
 def test_user_errors():

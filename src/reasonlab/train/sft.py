@@ -77,6 +77,9 @@ class SFTConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient-norm clip; None disables")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="linear warm-up share of the steps")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="after warm-up: constant, or cosine decay to 0 at the last step"
+    )
     lora: LoRAConfig | None = Field(
         None, description="train a LoRA adapter instead of all weights (trl path)"
     )
@@ -154,8 +157,10 @@ def train(
     eval_examples: Sequence[Example] | None = None,
     transform: PromptTransform | None = None,
     run: Run | None = None,
+    should_stop: Callable[[int], bool] | None = None,
 ) -> SFTResult:
-    """Fine-tune `policy` in place on `examples` (after `transform`); report held-out loss when given."""
+    """Fine-tune `policy` in place on `examples` (after `transform`); report held-out loss when given.
+    `should_stop(step)` (plain backend) is called after each optimizer step; True ends training there."""
     if not examples:
         raise UserError("no SFT examples: pass at least one prompt/completion pair")
     if transform is not None:
@@ -167,9 +172,11 @@ def train(
     if backend == "auto":
         backend = "trl" if _is_transformers_model(policy.module) else "plain"
     if backend == "trl":
+        if should_stop is not None:
+            raise UserError("should_stop needs the plain SFT backend: use backend='plain' or drop should_stop")
         _train_trl(config, policy, examples, result, run)
     elif backend == "plain":
-        _train_plain(config, policy, examples, result, run)
+        _train_plain(config, policy, examples, result, run, should_stop)
     else:
         raise ValueError(f"unknown SFT backend {backend!r}: use auto, trl or plain")
     if eval_examples:
@@ -198,12 +205,23 @@ def _total_steps(config: SFTConfig, num_examples: int) -> int:
     return max(1, math.ceil(per_epoch * config.epochs))
 
 
+def lr_factor(config: SFTConfig, step: int, steps: int, warmup: int) -> float:
+    """The learning-rate multiplier at `step` (0-based): linear warm-up, then constant or cosine to 0."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    if config.lr_schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(steps - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def _train_plain(
     config: SFTConfig,
     policy: TrainablePolicy,
     examples: Sequence[Example],
     result: SFTResult,
     run: Run | None,
+    should_stop: Callable[[int], bool] | None = None,
 ) -> None:
     """AdamW over completion-token NLL (a token mean per optimizer step), seeded shuffled epochs."""
     from rich.progress import Progress
@@ -215,7 +233,7 @@ def _train_plain(
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = _total_steps(config, len(encoded))
     warmup = int(config.warmup_ratio * steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s, steps, warmup))
     generator = torch.Generator().manual_seed(config.seed)
     order: list[int] = []
     policy.module.train()
@@ -244,7 +262,12 @@ def _train_plain(
             if run is not None:
                 run.log({"kind": "sft", "loss": step_loss}, step=step)
             progress.update(bar, advance=1, description=f"SFT loss {step_loss:.3f}")
-    result.steps = steps
+            if should_stop is not None:
+                stop = should_stop(step)  # it may evaluate the policy (eval mode)
+                policy.module.train()
+                if stop:
+                    break
+    result.steps = len(result.train_losses)
     policy.module.eval()
 
 
@@ -298,7 +321,8 @@ def _train_trl(
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm or 0.0,
         warmup_steps=int(config.warmup_ratio * _total_steps(config, len(examples))),
-        lr_scheduler_type="constant_with_warmup" if config.warmup_ratio else "constant",
+        lr_scheduler_type="cosine" if config.lr_schedule == "cosine" else (
+            "constant_with_warmup" if config.warmup_ratio else "constant"),
         max_length=config.max_length,
         completion_only_loss=True,
         seed=config.seed,

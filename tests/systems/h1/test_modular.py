@@ -119,6 +119,31 @@ def test_a_blank_step_adds_a_line_that_keeps_the_value():
         make_modular_chains(2, 1, seed=0, skip_rate=0.5)
 
 
+def test_value_lines_write_one_value_per_slot_before_the_end_mark():
+    chain = ModularChain(start=5, steps=((0, "+", 3), (1, "-", 7)), modulus=31, filler=("*2", "."), width=6, skips=(1,),
+                         lines="value")
+    assert chain.prompt == "5 : +3 _ -7 . *2 ." and chain.target == "8 8 1 ans = 1"
+    for chain in make_modular_chains(3, 50, seed=0, ops="+-*", width=9, skip_rate=0.5, max_skips=4, lines="value"):
+        written = chain.target.split(" ans = ")[0].split()
+        assert len(written) == chain.depth + len(chain.skips) and int(written[-1]) == chain.answer
+        assert all(0 <= int(v) < 31 for v in written) and extract_answer(chain.target) == chain.answer
+    with pytest.raises(ValueError, match="lines='values'"):
+        make_modular_chains(2, 1, seed=0, width=8, lines="values")
+
+
+def test_many_blank_steps_give_worked_chains_of_every_length():
+    chains = make_modular_chains(2, 600, seed=0, ops="+-*", width=8, skip_rate=0.75, max_skips=5, rotate=True)
+    lines = {c.target.count(" : ") for c in chains}
+    assert lines == {2, 3, 4, 5, 6, 7}  # 2 real steps and 0..5 blanks, the row holding at most 7 steps
+    for chain in chains:
+        assert chain.depth == 2 and len(chain.slots) == 8 and chain.answer == extract_answer(chain.target)
+        assert chain.slots.count("_") == len(chain.skips) and len(set(chain.skips)) == len(chain.skips)
+    assert make_modular_chains(2, 50, seed=0, width=8, skip_rate=0.5, max_skips=1) == make_modular_chains(
+        2, 50, seed=0, width=8, skip_rate=0.5)  # one blank: the first layout's draw
+    with pytest.raises(ValueError, match="max_skips=0"):
+        make_modular_chains(2, 1, seed=0, width=8, skip_rate=0.5, max_skips=0)
+
+
 def test_a_rotated_row_keeps_its_steps_and_shows_no_line_count():
     chain = ModularChain(start=5, steps=((0, "+", 3), (1, "-", 7)), modulus=31, filler=("*2",), width=4, rotate=True)
     assert chain.prompt == "5 : +3 -7 . *2"

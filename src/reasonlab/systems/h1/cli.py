@@ -84,7 +84,7 @@ def train_command(
     stages = curriculum["max_depth"] - curriculum.get("min_depth", 1) + 1
     rl["iterations"] = iterations or rl.get("iterations") or stages * curriculum["steps_per_stage"]
     h1 = load_config(H1Config, None, **{**data, "curriculum": curriculum, "rl": rl})
-    model = TinyLM.load(policy) if policy is not None else warm_start(base, seed)
+    model = TinyLM.load(policy) if policy is not None else warm_start(base, seed)[0]
     run = Run.create(out, name, h1, exist_ok=resume)
     history = train_h1(h1, model, lambda d, n, s: make_modular_chains(d, n, s, base.modulus, base.max_constant, labelled=base.labelled), run=run, resume=resume)
     model.save(str(run.dir / "policy"))
@@ -120,7 +120,7 @@ def eval_command(
 def experiment_command(
     out: Path = typer.Option(Path("runs/h1-experiment"), help="folder of the experiment's runs"),
     seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="seeds (repeatable)"),
-    preset: str = typer.Option("main", help="main | slots | quick"),
+    preset: str = typer.Option("values", help="values (the run of record) | slots | main | quick"),
 ) -> None:
     """Curriculum vs direct vs uniform at equal rollout tokens; writes results.json and plots."""
     from reasonlab.errors import UserError

@@ -9,7 +9,7 @@ answer format). Then, from that warm start, three Dr.GRPO arms:
 Reported: greedy accuracy per depth 1..H+2 on fixed held-out chains (slot rows: the depths that fit), the
 share of groups with nonzero advantage per iteration (the vanishing-reward signal), plots.
 
-    reasonlab h1 experiment --preset slots --seed 0 --seed 1 --seed 2 --out runs/h1-slots   # the run of record
+    reasonlab h1 experiment --preset values --seed 0 --seed 1 --seed 2 --out runs/h1-values   # the run of record
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +28,7 @@ from reasonlab.demo import register_demo
 from reasonlab.llm.base import SamplingParams
 from reasonlab.runs import Run, atomic_write_json
 from reasonlab.systems.h1.curriculum import CurriculumConfig
-from reasonlab.systems.h1.environment import accuracy_by_depth
+from reasonlab.systems.h1.environment import accuracy, accuracy_by_depth
 from reasonlab.systems.h1.modular import ModularChain, make_modular_chains, modular_tokenizer, sft_examples
 from reasonlab.systems.h1.train import H1Config, train_h1
 from reasonlab.train import sft
@@ -38,6 +39,7 @@ __all__ = ["PRESETS", "ExperimentConfig", "quick", "run_experiment", "warm_start
 
 ARMS = ("curriculum", "direct", "uniform")
 EVAL_SEED = 10_000  # evaluation chains use seeds far from the training draws
+CHECK_SEED = 20_000  # the warm start's stopping test: other held-out chains
 
 
 class ExperimentConfig(BaseModel):
@@ -47,15 +49,23 @@ class ExperimentConfig(BaseModel):
     max_constant: int = Field(4, ge=1, description="step constants are 1..max_constant")
     ops: str = Field("+-", description="step operations: '+-', or '+-*' (products leave no 'stay near x0' guess)")
     labelled: bool = Field(False, description="labelled serial chains ('5 k + 3 d - 7 ?'); else the rewrite format")
-    width: int = Field(0, ge=0, description="slot layout with this many slots per line (> H); 0: rewrite format")
+    width: int = Field(0, ge=0, description="slot layout with this many slots per row (> H); 0: rewrite format")
     rotate: bool = Field(False, description="slot layout: rotate the row (s1 moves to the end) instead of a blank entering")
+    lines: Literal["row", "value"] = Field("row", description="slot layout: each worked line holds the value and the "
+                                           "moved row, or the value alone")
     n_layer: int = Field(3, ge=1, description="tinylm blocks")
     d_model: int = Field(96, ge=8, description="tinylm width")
     position_encoding: str = Field("rope", description="tinylm positions: rope | none (NoPE; RESULTS.md, h1 follow-up)")
     sft_chains_per_depth: int = Field(3000, ge=1, description="warm-start chains at depths 1 and 2 each")
     sft_skip_rate: float = Field(0.0, ge=0, le=1, description="slot layout: warm-start chains with one blank step "
                                  "(a line that changes nothing), so that 'the second line is the last' is no cue")
-    sft_steps: int = Field(400, ge=1, description="warm-start optimizer steps")
+    sft_max_skips: int = Field(1, ge=1, description="slot layout: blank steps per warm-start chain that has any "
+                               "(1..this many, as the row holds), so that it sees worked chains of every length")
+    sft_steps: int = Field(400, ge=1, description="warm-start optimizer steps (with sft_stop_accuracy: the cap)")
+    sft_stop_accuracy: float | None = Field(None, gt=0, le=1, description="end the warm start once its greedy "
+                                            "accuracy on held-out depth-1 chains reaches this (the spec's 'train to "
+                                            "a given atomic accuracy'); None: all sft_steps")
+    sft_check_every: int = Field(50, ge=1, description="warm-start steps between sft_stop_accuracy checks")
     sft_learning_rate: float = Field(3e-3, gt=0, description="warm-start AdamW learning rate")
     max_depth: int = Field(4, ge=2, description="H: the curriculum's last depth; direct trains here")
     min_depth: int = Field(2, ge=1, description="the curriculum's first stage")
@@ -86,15 +96,15 @@ class ExperimentConfig(BaseModel):
     @property
     def max_tokens(self) -> int:
         h = max(self.eval_depths)  # worked targets: 2h + 3 tokens (labelled), h (h + 1) + 3 (rewrite) or
-        if self.width:  # h (width + 2) + 3 (slots), plus EOS
-            return h * (self.width + 2) + 6
+        if self.width:  # h (width + 2) + 3 (slot rows) or h + 3 (slot values), plus EOS
+            return h + 6 if self.lines == "value" else h * (self.width + 2) + 6
         return 2 * h + 8 if self.labelled else h * (h + 1) + 6
 
     def chains(self, depth: int, count: int, seed: int, skip_rate: float = 0.0) -> list[ModularChain]:
         """Chains in this experiment's format."""
         return make_modular_chains(depth, count, seed, self.modulus, self.max_constant, labelled=self.labelled,
                                    ops=self.ops, width=self.width, skip_rate=skip_rate,
-                                   rotate=self.rotate)
+                                   rotate=self.rotate, max_skips=self.sft_max_skips, lines=self.lines)
 
 
 PRESETS: dict[str, ExperimentConfig] = {
@@ -104,13 +114,23 @@ PRESETS: dict[str, ExperimentConfig] = {
     "slots": ExperimentConfig(ops="+-*", width=8, rotate=True, sft_chains_per_depth=20000, sft_skip_rate=0.5,
                               sft_steps=4000, max_depth=6, min_depth=1, schedule="adaptive", steps_per_stage=60,
                               window=10, learning_rate=2e-4, probe_chains=64, gate_threshold=0.1),
+    # values-only lines over Z_61: the k-th worked value reads the prompt's k-th slot. Three in four warm-start chains
+    # carry one blank step, so it writes up to three lines; accuracy then falls off softly past depth 4 and is near 0
+    # at depth 10 (RESULTS.md, h1, "Value lines")
+    "values": ExperimentConfig(modulus=61, max_constant=6, ops="+-*", width=13, lines="value",
+                               sft_chains_per_depth=20000, sft_skip_rate=0.75, sft_steps=2500, max_depth=10,
+                               min_depth=1, schedule="adaptive", steps_per_stage=60, window=10, learning_rate=2e-4,
+                               probe_chains=64, gate_threshold=0.1),
     "quick": ExperimentConfig(n_layer=2, d_model=64, sft_chains_per_depth=1500, sft_steps=400, max_depth=3,
                               steps_per_stage=6, tasks_per_iteration=6, eval_chains=48, probe_chains=16),
 }
 
 
-def warm_start(config: ExperimentConfig, seed: int) -> TinyLM:
-    """A tinylm fine-tuned on depth-1 and depth-2 chains."""
+def warm_start(
+    config: ExperimentConfig, seed: int, watch: Callable[[int, TinyLM], None] | None = None
+) -> tuple[TinyLM, int]:
+    """A tinylm fine-tuned on depth-1 and depth-2 chains, and its optimizer steps. `watch(steps, policy)` is
+    called every `sft_check_every` steps (benchmarks/h1_probes.py follows the accuracy per depth with it)."""
     tokenizer = modular_tokenizer(config.modulus, config.max_depth + 3, config.ops, config.max_constant if config.width else 0)
     shape = TinyLMConfig(vocab_size=len(tokenizer), n_layer=config.n_layer, d_model=config.d_model, n_head=4,
                          position_encoding=config.position_encoding)
@@ -118,8 +138,18 @@ def warm_start(config: ExperimentConfig, seed: int) -> TinyLM:
     chains = [c for d in (1, 2) for c in config.chains(d, config.sft_chains_per_depth, seed, config.sft_skip_rate)]
     sft_config = sft.SFTConfig(max_steps=config.sft_steps, batch_size=64, learning_rate=config.sft_learning_rate,
                                warmup_ratio=0.05, seed=seed, progress=False)
-    sft.train(sft_config, policy, sft_examples(chains))
-    return policy
+    checks = config.chains(1, config.eval_chains, CHECK_SEED + seed)
+
+    def should_stop(step: int) -> bool:
+        if (step + 1) % config.sft_check_every:
+            return False
+        if watch is not None:
+            watch(step + 1, policy)
+        target = config.sft_stop_accuracy
+        return target is not None and accuracy(policy, checks, config.max_tokens)[0] >= target
+
+    result = sft.train(sft_config, policy, sft_examples(chains), should_stop=should_stop)
+    return policy, result.steps
 
 
 def arm_config(config: ExperimentConfig, arm: str, seed: int, token_budget: int | None) -> H1Config:
@@ -145,12 +175,15 @@ def run_seed(config: ExperimentConfig, out: Path, seed: int, log: Any = print) -
     saved = out / f"seed{seed}" / "warm_start"
     if (saved / "model.pt").is_file():  # an interrupted experiment keeps its warm start
         base = TinyLM.load(saved)
+        sft_steps = json.loads((saved / "sft.json").read_text())["steps"] if (saved / "sft.json").is_file() else None
     else:
-        base = warm_start(config, seed)
+        base, sft_steps = warm_start(config, seed)
         base.save(str(saved))
+        atomic_write_json(saved / "sft.json", {"steps": sft_steps})
     eval_sets = {d: config.chains(d, config.eval_chains, EVAL_SEED + seed) for d in config.eval_depths}
-    result: dict[str, Any] = {"warm_start": _accuracy(base, eval_sets, config)}
-    log(f"seed {seed}: warm start {result['warm_start']} ({time.perf_counter() - started:.0f}s)")
+    result: dict[str, Any] = {"warm_start": _accuracy(base, eval_sets, config), "warm_start_sft_steps": sft_steps}
+    log(f"seed {seed}: warm start {result['warm_start']} after {sft_steps} SFT steps "
+        f"({time.perf_counter() - started:.0f}s)")
 
     budget: int | None = None
     for arm in ARMS:

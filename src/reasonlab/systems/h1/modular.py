@@ -48,6 +48,7 @@ class ModularChain:
     width: int = 0  # slot layout: slots per line (0: another layout)
     skips: tuple[int, ...] = ()  # slot layout: row positions of blank steps (a line that changes nothing)
     rotate: bool = False  # slot layout: s1 moves to the end of the row (else a blank enters there)
+    lines: str = "row"  # slot layout: each worked line holds the value and the moved row ("row") or the value ("value")
 
     @property
     def depth(self) -> int:
@@ -88,6 +89,12 @@ class ModularChain:
 
     @property
     def target(self) -> str:
+        if self.width and self.lines == "value":  # "8 1 ans = 1": the k-th value reads the prompt's k-th slot
+            values, value, written = iter(self.values[1:]), self.start, []
+            for slot in self.slots[:self.slots.index(END)]:
+                value = value if slot == BLANK else next(values)
+                written.append(str(value))
+            return " ".join([*written, f"ans = {self.answer}"])
         if self.width:  # "8 : -7 . *2 _ 1 : . *2 _ _ ans = 1"
             row, values, value, lines = self.slots, iter(self.values[1:]), self.start, []
             while row[0] != END:  # s1 gives the next value (a blank step keeps it); the row moves one slot left
@@ -117,15 +124,17 @@ def solve_modular(chain: ModularChain) -> list[int]:
 def make_modular_chains(
     depth: int, count: int, seed: int, modulus: int = 31, max_constant: int = 4, serial: bool = True,
     labelled: bool = False, ops: str = "+-", width: int = 0, skip_rate: float = 0.0,
-    rotate: bool = False,
+    rotate: bool = False, max_skips: int = 1, lines: str = "row",
 ) -> list[ModularChain]:
     """`count` random depth-`depth` chains; constants are 1..max_constant; `serial` chains read
     the previous value at every step, the others a uniformly drawn earlier variable. `ops` is drawn from
     "+", "-" and "*" ("*" uses constants 2..max_constant + 1, so no step is the identity). `width` > 0
     renders serial chains in the slot layout, the slots after the end mark filled with random ops and end
     marks (so copying is trained on every slot); there, `skip_rate` is the chance that a chain gets one
-    blank step at a random place among its steps (the depth is unchanged, the worked chain one line longer),
-    and `rotate` moves each applied step to the end of the row instead of letting a blank in."""
+    blank step at a random place among its steps (the depth is unchanged, the worked chain one line longer);
+    with `max_skips` > 1 such a chain gets 1..max_skips blank steps (as many as the row holds), so that the
+    warm start sees worked chains of every length; `rotate` moves each applied step to the end of the row
+    instead of letting a blank in; `lines="value"` writes each worked line as the value alone."""
     if not ops or set(ops) - set(OPERATIONS):
         raise ValueError(f"ops={ops!r} must be a non-empty string of {''.join(OPERATIONS)}")
     if width and (width <= depth + (skip_rate > 0) or not serial or labelled):
@@ -133,16 +142,28 @@ def make_modular_chains(
                          f"(one less with skip_rate > 0): got depth {depth}")
     if skip_rate and not width:
         raise ValueError(f"skip_rate={skip_rate} needs the slot layout: pass width > 0")
+    if lines not in ("row", "value"):
+        raise ValueError(f"lines={lines!r} must be 'row' or 'value'")
+    if max_skips < 1:
+        raise ValueError(f"max_skips={max_skips} must be at least 1")
     rng = random.Random(f"{seed}-{depth}-{modulus}-{serial}-{labelled}" + (f"-w{width}" if width else ""))
     fillers = [*op_words(ops, max_constant), END, END, END]
     chains = []
     for _ in range(count):
         steps = tuple(_step(rng, j - 1 if serial else rng.randrange(j), ops, max_constant) for j in range(1, depth + 1))
         labels = tuple(rng.sample(LABELS, depth)) if labelled and serial else ()
-        skips = (rng.randint(0, depth),) if skip_rate and rng.random() < skip_rate else ()
+        skips = _skips(rng, depth, width, max_skips) if skip_rate and rng.random() < skip_rate else ()
         filler = tuple(rng.choice(fillers) for _ in range(width - depth - len(skips) - 1)) if width else ()
-        chains.append(ModularChain(rng.randrange(modulus), steps, modulus, labels, filler, width, skips, rotate))
+        chains.append(ModularChain(rng.randrange(modulus), steps, modulus, labels, filler, width, skips, rotate, lines))
     return chains
+
+
+def _skips(rng: random.Random, depth: int, width: int, max_skips: int) -> tuple[int, ...]:
+    """Row positions of a chain's blank steps: one (the first slot layout's draw), or 1..max_skips that fit."""
+    if max_skips == 1:
+        return (rng.randint(0, depth),)
+    count = rng.randint(1, min(max_skips, width - depth - 1))
+    return tuple(sorted(rng.sample(range(depth + count), count)))
 
 
 def op_words(ops: str, max_constant: int) -> list[str]:
