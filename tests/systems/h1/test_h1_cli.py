@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from reasonlab.errors import UserError
 from reasonlab.systems.h1.cli import app
+from reasonlab.systems.h1.experiment import PRESETS
 from reasonlab.systems.h1.modular import modular_tokenizer
 from reasonlab.train.tinylm import TinyLM, TinyLMConfig
 
@@ -55,3 +56,21 @@ def test_train_then_eval(tmp_path, tiny_policy_dir):
     lines = [line for line in result.output.splitlines() if line.startswith("depth")]
     assert [line.split(":")[0] for line in lines] == ["depth 1", "depth 2", "depth 3"]
     assert all(0.0 <= float(line.split(":")[1]) <= 1.0 for line in lines)
+
+
+def test_train_and_eval_in_a_presets_chain_format(tmp_path):
+    config = PRESETS["values"]
+    tokenizer = modular_tokenizer(config.modulus, config.max_depth + 3, config.ops, config.max_constant)
+    policy = TinyLM.create(TinyLMConfig(vocab_size=len(tokenizer), n_layer=1, d_model=32, n_head=2), tokenizer, seed=0)
+    policy.save(str(tmp_path / "tiny"))
+    result = CliRunner().invoke(app, ["train", "--preset", "values", "--policy", str(tmp_path / "tiny"), "--max-depth",
+                                      "2", "--steps-per-stage", "1", "--iterations", "2", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    saved = tmp_path / "runs" / "train" / "policy"
+    result = CliRunner().invoke(app, ["eval", str(saved), "--preset", "values", "--depths", "12", "--chains", "2"])
+    assert result.exit_code == 0, result.output
+    assert sum(line.startswith("depth") for line in result.output.splitlines()) == 12
+    result = CliRunner().invoke(app, ["eval", str(saved), "--preset", "values", "--depths", "13"])
+    assert isinstance(result.exception, UserError) and "rows of 13 slots" in str(result.exception)
+    result = CliRunner().invoke(app, ["train", "--preset", "nope"])
+    assert isinstance(result.exception, UserError) and "--preset 'nope' is unknown" in str(result.exception)

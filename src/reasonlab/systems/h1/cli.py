@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+
+from reasonlab.errors import UserError
+
+if TYPE_CHECKING:
+    from reasonlab.systems.h1.experiment import ExperimentConfig
 
 app = typer.Typer(help="h1: long-horizon RL from composed easy problems with a depth curriculum (arXiv 2510.07312).",
                   no_args_is_help=True)
@@ -62,16 +67,16 @@ def train_command(
     out: Path = typer.Option(Path("runs/h1"), help="root folder of runs"),
     name: str = typer.Option("train", help="run name"),
     resume: bool = typer.Option(False, "--resume", help="continue the run from its last checkpoint"),
+    preset: str = typer.Option("main", help="chain format, warm start and RL defaults of this experiment preset"),
 ) -> None:
     """Dr.GRPO on modular chains under the depth curriculum; saves the policy into the run folder."""
     from reasonlab.config import load_config, load_yaml
     from reasonlab.runs import Run
-    from reasonlab.systems.h1.experiment import PRESETS, warm_start
-    from reasonlab.systems.h1.modular import make_modular_chains
+    from reasonlab.systems.h1.experiment import warm_start
     from reasonlab.systems.h1.train import H1Config, train_h1
     from reasonlab.train.tinylm import TinyLM
 
-    base = PRESETS["main"]
+    base = _preset(preset)
     data = load_yaml(config) if config is not None else {}
     curriculum = dict(data.get("curriculum", {}))
     curriculum.update({k: v for k, v in {"schedule": schedule, "max_depth": max_depth,
@@ -86,7 +91,7 @@ def train_command(
     h1 = load_config(H1Config, None, **{**data, "curriculum": curriculum, "rl": rl})
     model = TinyLM.load(policy) if policy is not None else warm_start(base, seed)[0]
     run = Run.create(out, name, h1, exist_ok=resume)
-    history = train_h1(h1, model, lambda d, n, s: make_modular_chains(d, n, s, base.modulus, base.max_constant, labelled=base.labelled), run=run, resume=resume)
+    history = train_h1(h1, model, base.chains, run=run, resume=resume)
     model.save(str(run.dir / "policy"))
     for metrics in history[-3:]:
         console.print(f"iteration {metrics['iteration']}: depth {metrics['depth']:.1f} "
@@ -102,18 +107,34 @@ def eval_command(
     modulus: int = typer.Option(31, help="M of the modular chains"),
     max_constant: int = typer.Option(4, "--max-constant", help="step constants are 1..N"),
     labelled: bool = typer.Option(False, "--labelled/--rewrite", help="chain format (as in training)"),
+    preset: Optional[str] = typer.Option(None, help="the chain format of this experiment preset (instead of the "
+                                         "three options above)"),
 ) -> None:
     """Greedy accuracy per depth on held-out modular chains."""
     from reasonlab.systems.h1.environment import accuracy_by_depth
-    from reasonlab.systems.h1.experiment import EVAL_SEED
-    from reasonlab.systems.h1.modular import make_modular_chains
+    from reasonlab.systems.h1.experiment import EVAL_SEED, ExperimentConfig
     from reasonlab.train.tinylm import TinyLM
 
+    if preset is not None:
+        config = _preset(preset)
+        if config.width and depths >= config.width:
+            raise UserError(f"--depths {depths} does not fit the {preset} preset's rows of {config.width} slots: "
+                            f"use at most {config.width - 1}")
+    else:
+        config = ExperimentConfig(modulus=modulus, max_constant=max_constant, labelled=labelled)
+    config = config.model_copy(update={"max_depth": max(depths - 2, 2)})  # sizes the token cap for depth N
     model = TinyLM.load(policy)
-    sets = {d: make_modular_chains(d, chains, EVAL_SEED, modulus, max_constant, labelled=labelled)
-            for d in range(1, depths + 1)}
-    for depth, value in accuracy_by_depth(model, sets, depths * (depths + 1) + 6).items():
+    sets = {d: config.chains(d, chains, EVAL_SEED) for d in range(1, depths + 1)}
+    for depth, value in accuracy_by_depth(model, sets, config.max_tokens).items():
         console.print(f"depth {depth}: {value:.3f}")
+
+
+def _preset(name: str) -> ExperimentConfig:
+    from reasonlab.systems.h1.experiment import PRESETS
+
+    if name not in PRESETS:
+        raise UserError(f"--preset {name!r} is unknown: use one of {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 @app.command("experiment")
@@ -123,10 +144,7 @@ def experiment_command(
     preset: str = typer.Option("values", help="values (the run of record) | slots | main | quick"),
 ) -> None:
     """Curriculum vs direct vs uniform at equal rollout tokens; writes results.json and plots."""
-    from reasonlab.errors import UserError
-    from reasonlab.systems.h1.experiment import PRESETS, run_experiment
+    from reasonlab.systems.h1.experiment import run_experiment
 
-    if preset not in PRESETS:
-        raise UserError(f"--preset {preset!r} is unknown: use one of {', '.join(PRESETS)}")
-    results = run_experiment(PRESETS[preset], out, tuple(seeds), log=console.print)
+    results = run_experiment(_preset(preset), out, tuple(seeds), log=console.print)
     console.print_json(data=results["summary"])
