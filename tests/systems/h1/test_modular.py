@@ -129,6 +129,8 @@ def test_value_lines_write_one_value_per_slot_before_the_end_mark():
         assert all(0 <= int(v) < 31 for v in written) and extract_answer(chain.target) == chain.answer
     with pytest.raises(ValueError, match="lines='values'"):
         make_modular_chains(2, 1, seed=0, width=8, lines="values")
+    with pytest.raises(ValueError, match="needs the slot layout"):
+        make_modular_chains(2, 1, seed=0, lines="value")
 
 
 def test_many_blank_steps_give_worked_chains_of_every_length():

@@ -45,7 +45,7 @@ class ModularChain:
     modulus: int
     labels: tuple[str, ...] = ()  # serial chains only: a random name per step, copied into the worked target
     filler: tuple[str, ...] = ()  # slot layout only: the slots after the end mark
-    width: int = 0  # slot layout: slots per line (0: another layout)
+    width: int = 0  # slot layout: slots per row (0: another layout)
     skips: tuple[int, ...] = ()  # slot layout: row positions of blank steps (a line that changes nothing)
     rotate: bool = False  # slot layout: s1 moves to the end of the row (else a blank enters there)
     lines: str = "row"  # slot layout: each worked line holds the value and the moved row ("row") or the value ("value")
@@ -144,6 +144,8 @@ def make_modular_chains(
         raise ValueError(f"skip_rate={skip_rate} needs the slot layout: pass width > 0")
     if lines not in ("row", "value"):
         raise ValueError(f"lines={lines!r} must be 'row' or 'value'")
+    if lines == "value" and not width:
+        raise ValueError("lines='value' needs the slot layout: pass width > 0")
     if max_skips < 1:
         raise ValueError(f"max_skips={max_skips} must be at least 1")
     rng = random.Random(f"{seed}-{depth}-{modulus}-{serial}-{labelled}" + (f"-w{width}" if width else ""))
