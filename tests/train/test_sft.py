@@ -16,7 +16,6 @@ from reasonlab.train.sft import (
     SFTConfig,
     completion_loss,
     encode_example,
-    lr_factor,
     train,
     with_instruction,
 )
@@ -122,13 +121,6 @@ def test_should_stop_ends_training_at_the_step_it_names_and_keeps_train_mode():
     assert seen == list(range(12)) and result.steps == 12 and len(result.train_losses) == 12
     assert len(modes) == 12 and all(modes)  # every training step ran in train mode
     assert not policy.module.training
-
-
-def test_learning_rate_warms_up_then_stays_or_decays_to_zero():
-    constant, cosine = SFTConfig(), SFTConfig(lr_schedule="cosine")
-    assert [lr_factor(constant, s, 100, 4) for s in (0, 3, 4, 99)] == [0.2, 0.8, 1.0, 1.0]
-    assert [lr_factor(cosine, s, 100, 4) for s in (0, 3, 4)] == [0.2, 0.8, 1.0]
-    assert lr_factor(cosine, 52, 100, 4) == pytest.approx(0.5) and lr_factor(cosine, 99, 100, 4) < 0.002
 
 
 def test_user_errors():

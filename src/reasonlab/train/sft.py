@@ -77,9 +77,6 @@ class SFTConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient-norm clip; None disables")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="linear warm-up share of the steps")
-    lr_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="after warm-up: constant, or cosine decay to 0 at the last step"
-    )
     lora: LoRAConfig | None = Field(
         None, description="train a LoRA adapter instead of all weights (trl path)"
     )
@@ -205,16 +202,6 @@ def _total_steps(config: SFTConfig, num_examples: int) -> int:
     return max(1, math.ceil(per_epoch * config.epochs))
 
 
-def lr_factor(config: SFTConfig, step: int, steps: int, warmup: int) -> float:
-    """The learning-rate multiplier at `step` (0-based): linear warm-up, then constant or cosine to 0."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    if config.lr_schedule == "constant":
-        return 1.0
-    progress = (step - warmup) / max(steps - warmup, 1)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def _train_plain(
     config: SFTConfig,
     policy: TrainablePolicy,
@@ -233,7 +220,7 @@ def _train_plain(
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = _total_steps(config, len(encoded))
     warmup = int(config.warmup_ratio * steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s, steps, warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     generator = torch.Generator().manual_seed(config.seed)
     order: list[int] = []
     policy.module.train()
@@ -321,8 +308,7 @@ def _train_trl(
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm or 0.0,
         warmup_steps=int(config.warmup_ratio * _total_steps(config, len(examples))),
-        lr_scheduler_type="cosine" if config.lr_schedule == "cosine" else (
-            "constant_with_warmup" if config.warmup_ratio else "constant"),
+        lr_scheduler_type="constant_with_warmup" if config.warmup_ratio else "constant",
         max_length=config.max_length,
         completion_only_loss=True,
         seed=config.seed,

@@ -14,7 +14,9 @@ from the same offset and the stop test reads one slot. With `rotate=True`, s1 mo
 blank ("8 : -7 . *2 +3 1 : . *2 +3 -7"), so no line shows how many lines came before it. `skip_rate` gives
 some chains one blank step "_" among their steps: a line that keeps the value (the chain's depth, its number
 of real steps, is unchanged), so that fine-tuning on depths 1 and 2 does not teach "the second line is the
-last" (benchmarks/RESULTS.md, h1, "Slot layout"). Tokens are words (numbers 0..M-1 are single tokens); a random guess
+last" (benchmarks/RESULTS.md, h1, "Slot layout"); `max_skips` > 1 gives them several. With
+`lines="value"` each worked line is the value alone ("8 1 ans = 1"): the k-th value reads the prompt's k-th
+slot, at the same distance at every depth (the `values` experiment preset). Tokens are words (numbers 0..M-1 are single tokens); a random guess
 is right 1/M of the time.
 
     chains = make_modular_chains(depth=3, count=4, seed=0)
