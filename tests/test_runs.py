@@ -12,7 +12,15 @@ import yaml
 from pydantic import BaseModel
 
 from reasonlab.errors import UserError
-from reasonlab.runs import Run, atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text
+from reasonlab.runs import (
+    Run,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    config_diff,
+    config_hash,
+)
 
 
 class ToyConfig(BaseModel):
@@ -43,10 +51,16 @@ def test_create_from_dict_and_none(tmp_path: Path) -> None:
     assert set(Run.create(tmp_path, "b").config()) == {"_created"}
 
 
-def test_create_on_existing_non_empty_dir_raises(tmp_path: Path) -> None:
+def test_create_on_existing_run_without_a_flag_raises(tmp_path: Path) -> None:
     Run.create(tmp_path, "run", {"seed": 1})
-    with pytest.raises(UserError, match=r"already exists: pass a new --name, or --resume"):
-        Run.create(tmp_path, "run", {"seed": 2})
+    with pytest.raises(UserError, match=r"already exists: pass --resume to continue it, --overwrite"):
+        Run.create(tmp_path, "run", {"seed": 1})
+
+
+def test_create_with_another_config_names_the_differing_keys(tmp_path: Path) -> None:
+    Run.create(tmp_path, "run", {"seed": 1, "rl": {"lr": 0.1, "steps": 3}, "task": "a"})
+    with pytest.raises(UserError, match=r"another config \(differs in rl\.lr, seed\): pass --overwrite"):
+        Run.create(tmp_path, "run", {"seed": 2, "rl": {"lr": 0.2, "steps": 3}, "task": "a"}, resume=True)
 
 
 def test_create_on_existing_empty_dir_is_allowed(tmp_path: Path) -> None:
@@ -54,16 +68,61 @@ def test_create_on_existing_empty_dir_is_allowed(tmp_path: Path) -> None:
     assert Run.create(tmp_path, "run", {"seed": 2}).config()["seed"] == 2
 
 
-def test_exist_ok_reopens_and_keeps_original_config(tmp_path: Path) -> None:
-    first = Run.create(tmp_path, "run", {"seed": 1, "lr": 0.1})
+def test_resume_reopens_a_run_with_the_same_config(tmp_path: Path) -> None:
+    first = Run.create(tmp_path, "run", ToyConfig(steps=7))
     first.log({"loss": 2.0}, step=0)
     created = first.config()["_created"]
 
-    again = Run.create(tmp_path, "run", {"seed": 99, "lr": 0.5}, exist_ok=True)
+    again = Run.create(tmp_path, "run", ToyConfig(steps=7), resume=True)
 
     assert again.dir == first.dir
-    assert again.config() == {"seed": 1, "lr": 0.1, "_created": created}
+    assert again.config()["_created"] == created
     assert [record["loss"] for record in again.metrics()] == [2.0]
+
+
+def test_resume_may_differ_in_ignored_keys_and_in_the_resume_flag(tmp_path: Path) -> None:
+    Run.create(tmp_path, "run", {"seed": 1, "max_steps": 10, "resume": False})
+    again = Run.create(tmp_path, "run", {"seed": 1, "max_steps": 20, "resume": True}, resume=True, ignore=["max_steps"])
+    assert again.config()["max_steps"] == 10
+
+
+def test_resume_on_a_missing_run_creates_it(tmp_path: Path) -> None:
+    assert Run.create(tmp_path, "fresh", {"seed": 1}, resume=True).config()["seed"] == 1
+
+
+def test_overwrite_starts_clean(tmp_path: Path) -> None:
+    first = Run.create(tmp_path, "run", {"seed": 1})
+    first.log({"loss": 2.0}, step=0)
+    first.write_summary({"accuracy": 0.5})
+
+    again = Run.create(tmp_path, "run", {"seed": 2}, overwrite=True)
+
+    assert again.config()["seed"] == 2
+    assert again.metrics() == []
+    assert again.summary() == {}
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.tex").write_text("years of work")
+    with pytest.raises(UserError, match=r"--overwrite: .*notes is not a run directory"):
+        Run.create(tmp_path, "notes", {"seed": 1}, overwrite=True)
+    with pytest.raises(UserError, match=r"notes exists and is not a run directory"):
+        Run.create(tmp_path, "notes", {"seed": 1}, resume=True)
+    assert (tmp_path / "notes" / "thesis.tex").read_text() == "years of work"
+
+
+def test_config_hash_keys_artifacts_by_config(tmp_path: Path) -> None:
+    base = config_hash(ToyConfig())
+    assert base == config_hash({"lr": 3e-4, "steps": 100, "task": "sudoku", "_created": "today"})
+    assert base != config_hash(ToyConfig(steps=101))
+    assert config_hash(ToyConfig(), ignore=["steps"]) == config_hash(ToyConfig(steps=101), ignore=["steps"])
+    assert len(base) == 12 and int(base, 16) >= 0
+
+
+def test_config_diff_reports_dotted_keys() -> None:
+    assert config_diff({"a": 1, "b": {"c": [1, 2], "d": 0}}, {"a": 1, "b": {"c": (1, 3), "d": 0}, "e": 5}) == [
+        "b.c", "e"]
 
 
 def test_open_existing_run(tmp_path: Path) -> None:
@@ -127,10 +186,30 @@ def test_log_after_torn_line_starts_a_fresh_line(tmp_path: Path) -> None:
         handle.write('{"step": 1, "lo')
 
     # the resumed process logs again: its record must not be glued to the torn fragment
-    resumed = Run.create(tmp_path, "run", exist_ok=True)
+    resumed = Run.create(tmp_path, "run", resume=True)
     resumed.log({"loss": 0.4}, step=1)
 
     assert [(record["step"], record["loss"]) for record in resumed.metrics()] == [(0, 1.0), (1, 0.4)]
+
+
+def test_a_long_torn_line_is_cut_before_the_next_record(tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "run")
+    run.log({"loss": 1.0}, step=0)
+    with open(run.metrics_path, "a") as handle:
+        handle.write('{"step": 1, "blob": "' + "x" * 200_000)
+    run.log({"loss": 0.4}, step=1)
+    assert [(record["step"], record["loss"]) for record in run.metrics()] == [(0, 1.0), (1, 0.4)]
+    assert len(run.metrics_path.read_text().splitlines()) == 2
+
+
+def test_a_bad_line_before_the_last_is_an_error(tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "run")
+    run.log({"loss": 1.0}, step=0)
+    with open(run.metrics_path, "a") as handle:
+        handle.write("not json\n")
+    run.log({"loss": 0.5}, step=1)
+    with pytest.raises(UserError, match=r"metrics.jsonl line 2 is not JSON"):
+        run.metrics()
 
 
 def test_summary_roundtrip_and_missing(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def info() -> None:
     table.add_row("torch", f"{torch.__version__} (device: {'cuda' if torch.cuda.is_available() else 'cpu'}, "
                            f"{torch.get_num_threads()} threads)")
     for package, backend in [("transformers", "hf"), ("llama-cpp-python", "llamacpp"), ("openai", "openai"),
-                             ("vllm", "vllm"), ("xgrammar", "constrained decoding"), ("ray", "ray")]:
+                             ("vllm", "vllm"), ("xgrammar", "constrained decoding")]:
         try:
             table.add_row(backend, f"{package} {version(package)}")
         except PackageNotFoundError:
@@ -204,7 +204,7 @@ def _embedded_models_demo(out: Path, llm: LLM | None = None) -> Path:
     from reasonlab.llm.embed import MiniLMEmbedder, cosine_similarity
     from reasonlab.runs import Run
 
-    run = Run.create(out, "embedded-models", {"llm": "hf:embedded", "embedder": "minilm"}, exist_ok=True)
+    run = Run.create(out, "embedded-models", {"llm": "hf:embedded", "embedder": "minilm"}, resume=True)
     llm = llm or load_llm("hf:embedded")
     prompts = ["The capital of France is", "def fibonacci(n):", "Water boils at a temperature of"]
     params = SamplingParams(max_tokens=24, temperature=0.0)

@@ -1,7 +1,13 @@
-"""Configuration: one pydantic model per command, loadable from YAML and overridable from the CLI."""
+"""Configuration: one pydantic model per command, built from a preset, a YAML file, `--set KEY=VALUE` pairs
+and the command's named options, in that order (a later source wins; an option left at None is not given).
+
+Every system's CLI calls `resolve_config`; errors are one line naming the input and the fix.
+"""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,7 +16,10 @@ from pydantic import BaseModel, ValidationError
 
 from reasonlab.errors import UserError
 
+__all__ = ["config_error", "load_config", "load_yaml", "lookup_preset", "parse_sets", "resolve_config"]
+
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+PresetT = TypeVar("PresetT")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -29,14 +38,123 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def lookup_preset(presets: Mapping[str, PresetT], name: str, option: str = "--preset") -> PresetT:
+    """`presets[name]`, or a one-line UserError listing the names there are."""
+    if name not in presets:
+        close = difflib.get_close_matches(name, list(presets), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"{option} {name!r} is unknown{hint}: use one of {', '.join(presets)}")
+    return presets[name]
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """`["rl.lr=1e-4", "seeds=[0,1]"]` -> `{"rl": {"lr": 0.0001}, "seeds": [0, 1]}` (values read as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UserError(f"--set {item!r} is not KEY=VALUE: write e.g. --set lr=1e-4 or --set rl.lr=1e-4")
+        _deep_merge(out, _nested(key.split("."), _read_value(text)))
+    return out
+
+
+def _read_value(text: str) -> Any:
+    """A --set value as YAML, with `1e-4` read as a number (YAML 1.1 would keep it a string)."""
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
+        except ValueError:
+            return value
+    return value
+
+
+def resolve_config(
+    cls: type[ConfigT],
+    preset: BaseModel | Mapping[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    sets: Sequence[str] = (),
+    **options: Any,
+) -> ConfigT:
+    """Preset, then the YAML file, then `--set` pairs, then named options that are not None; validated."""
+    data = _as_dict(preset)
+    sources: list[tuple[str, dict[str, Any]]] = []
+    if config_file is not None:
+        sources.append((f"config file {config_file}", load_yaml(config_file)))
+    sources.append(("--set", parse_sets(sets)))
+    sources.append(("option", {key: value for key, value in options.items() if value is not None}))
+    for source, layer in sources:
+        _check_known(cls, layer, source)
+        _deep_merge(data, layer)
+    return _validate(cls, data, config_file)
+
+
 def load_config(cls: type[ConfigT], path: str | Path | None = None, **overrides: Any) -> ConfigT:
     """Build `cls` from an optional YAML file, then apply CLI overrides (None means 'not given')."""
-    data: dict[str, Any] = load_yaml(path) if path is not None else {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    return resolve_config(cls, None, path, (), **overrides)
+
+
+def config_error(err: ValidationError, source: str | Path | None = None) -> UserError:
+    """One readable sentence for the first problem pydantic found (no URL, no dump)."""
+    first = err.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "config"
+    where = f" in {source}" if source is not None else ""
+    return UserError(f"config field '{field}'{where}: {first['msg']}: fix the value and retry")
+
+
+def _validate(cls: type[ConfigT], data: dict[str, Any], source: str | Path | None) -> ConfigT:
     try:
         return cls.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "config"
-        source = f" in {path}" if path is not None else ""
-        raise UserError(f"config field '{field}'{source}: {first['msg']}: fix the value and retry") from None
+        raise config_error(err, source) from None
+
+
+def _check_known(cls: type[BaseModel], layer: Mapping[str, Any], source: str, prefix: str = "") -> None:
+    """Refuse keys the config does not have (a typo would otherwise be dropped or half-applied)."""
+    fields = cls.model_fields
+    for key, value in layer.items():
+        if key not in fields:
+            if cls.model_config.get("extra") == "allow":
+                continue
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise UserError(f"{source}: {cls.__name__} has no option '{prefix}{key}'{hint}: "
+                            f"see `--help` for the options")
+        sub = _model_type(fields[key].annotation)
+        if sub is not None and isinstance(value, Mapping):
+            _check_known(sub, value, source, f"{prefix}{key}.")
+
+
+def _model_type(annotation: Any) -> type[BaseModel] | None:
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _as_dict(config: BaseModel | Mapping[str, Any] | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, BaseModel):
+        return config.model_dump(exclude_unset=False)
+    return {key: (dict(value) if isinstance(value, Mapping) else value) for key, value in config.items()}
+
+
+def _nested(path: list[str], value: Any) -> dict[str, Any]:
+    for key in reversed(path[1:]):
+        value = {key: value}
+    return {path[0]: value}
+
+
+def _deep_merge(into: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), Mapping):
+            into[key] = _deep_merge(dict(into[key]), value)
+        else:
+            into[key] = value
+    return into

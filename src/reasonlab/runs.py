@@ -6,11 +6,13 @@ never leaves a half-written config, summary or checkpoint behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from pydantic import BaseModel
 
 from reasonlab.errors import UserError
 
-__all__ = ["Run", "atomic_write", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = ["Run", "atomic_write", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "config_diff", "config_hash"]
 
 # mkstemp makes 0600 files; written files get the mode a plain open() would give (0666 minus the umask)
 _UMASK = os.umask(0o022)
@@ -87,6 +89,31 @@ def _as_dict(config: BaseModel | dict[str, Any] | None) -> dict[str, Any]:
     return dict(config)
 
 
+def config_hash(config: BaseModel | dict[str, Any] | None, ignore: Iterable[str] = ()) -> str:
+    """A short, stable hash of a config (keys starting with '_' and `ignore` left out): the key of a cached
+    artifact, so a warm start or saved model made with one config is never reused under another."""
+    data = _identity(_as_dict(config), ignore)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def config_diff(saved: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = ()) -> list[str]:
+    """Dotted keys whose values differ between two configs (keys starting with '_' and `ignore` left out)."""
+    return _diff(_identity(saved, ignore), _identity(new, ignore), "")
+
+
+def _identity(config: dict[str, Any], ignore: Iterable[str]) -> dict[str, Any]:
+    skip = set(ignore) | {"resume", "overwrite"}
+    data = json.loads(json.dumps(config, default=str))  # tuples -> lists, paths -> str: as saved in YAML
+    return {key: value for key, value in data.items() if not key.startswith("_") and key not in skip}
+
+
+def _diff(saved: Any, new: Any, prefix: str) -> list[str]:
+    if isinstance(saved, dict) and isinstance(new, dict):
+        keys = sorted(set(saved) | set(new))
+        return [key for name in keys for key in _diff(saved.get(name), new.get(name), f"{prefix}{name}.")]
+    return [] if saved == new else [prefix.rstrip(".")]
+
+
 @dataclass
 class Run:
     """A run directory. Create one with `Run.create`, reopen it (to resume or report) with `Run.open`."""
@@ -95,18 +122,29 @@ class Run:
 
     @classmethod
     def create(
-        cls, root: str | Path, name: str, config: BaseModel | dict[str, Any] | None = None, exist_ok: bool = False
+        cls,
+        root: str | Path,
+        name: str,
+        config: BaseModel | dict[str, Any] | None = None,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        ignore: Iterable[str] = (),
     ) -> Run:
-        """Make `root/name` and save the resolved config; with exist_ok an existing run is reopened (resume)."""
+        """Make `root/name` and save the resolved config. An existing run is reopened only with `resume` and
+        the same config (keys in `ignore` may differ); `overwrite` deletes it and starts clean."""
         run_dir = Path(root) / name
-        if run_dir.exists() and not exist_ok and any(run_dir.iterdir()):
-            raise UserError(f"run directory {run_dir} already exists: pass a new --name, or --resume to continue it")
+        config_dict = _as_dict(config)
+        if overwrite:
+            _remove_run(run_dir)
+        elif run_dir.exists() and any(run_dir.iterdir()):
+            _check_reopen(run_dir, config_dict, resume, ignore)
         run_dir.mkdir(parents=True, exist_ok=True)
         run = cls(run_dir)
-        config_dict = _as_dict(config)
-        config_dict.setdefault("_created", time.strftime("%Y-%m-%dT%H:%M:%S"))
         if not run.config_path.exists():
-            atomic_write_text(run.config_path, yaml.safe_dump(config_dict, sort_keys=False))
+            config_dict.setdefault("_created", time.strftime("%Y-%m-%dT%H:%M:%S"))
+            atomic_write_text(run.config_path, yaml.safe_dump(json.loads(json.dumps(config_dict, default=str)),
+                                                               sort_keys=False))
         return run
 
     @classmethod
@@ -152,25 +190,28 @@ class Run:
         record.setdefault("time", round(time.time(), 3))
         line = json.dumps(record, default=float) + "\n"
         with open(self.metrics_path, "a+b") as handle:
-            # a killed writer may have left a torn last line: start a fresh one so this record survives
-            if handle.seek(0, os.SEEK_END) > 0:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    line = "\n" + line
+            _drop_torn_last_line(handle)  # a killed writer may have left one; it is not a record
             handle.write(line.encode())  # append mode: always lands at the end
             handle.flush()
             os.fsync(handle.fileno())
 
     def metrics(self) -> list[dict[str, Any]]:
-        """Every logged record; a torn last line from a killed process is skipped."""
+        """Every logged record. Only a torn last line (a killed writer) is skipped; a bad line anywhere else
+        is an error, since records after it were written by a later, healthy process."""
         if not self.metrics_path.exists():
             return []
+        lines = self.metrics_path.read_text().splitlines()
         records = []
-        for line in self.metrics_path.read_text().splitlines():
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
-                continue
+                if number == len(lines):
+                    break
+                raise UserError(f"{self.metrics_path} line {number} is not JSON: the log is corrupt; "
+                                f"delete that line or rerun with --overwrite") from None
         return records
 
     def write_summary(self, summary: dict[str, Any]) -> None:
@@ -180,3 +221,48 @@ class Run:
         if not self.summary_path.exists():
             return {}
         return json.loads(self.summary_path.read_text())
+
+
+def _check_reopen(run_dir: Path, config: dict[str, Any], resume: bool, ignore: Iterable[str]) -> None:
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise UserError(f"{run_dir} exists and is not a run directory (no config.yaml): pass another --out/--name")
+    saved = yaml.safe_load(config_path.read_text()) or {}
+    differing = config_diff(saved, config, ignore)
+    if differing:
+        shown = ", ".join(differing[:6]) + (f" and {len(differing) - 6} more" if len(differing) > 6 else "")
+        raise UserError(f"run directory {run_dir} was made with another config (differs in {shown}): "
+                        f"pass --overwrite to start it again, or another --out/--name")
+    if not resume:
+        raise UserError(f"run directory {run_dir} already exists: pass --resume to continue it, "
+                        f"--overwrite to start it again, or another --out/--name")
+
+
+def _remove_run(run_dir: Path) -> None:
+    """Delete a run directory for --overwrite; refuse a folder that is not one (never delete user files)."""
+    if not run_dir.exists():
+        return
+    if any(run_dir.iterdir()) and not (run_dir / "config.yaml").is_file():
+        raise UserError(f"--overwrite: {run_dir} is not a run directory (no config.yaml), so it is left alone: "
+                        f"pass another --out/--name")
+    shutil.rmtree(run_dir)
+
+
+def _drop_torn_last_line(handle: IO[bytes]) -> None:
+    """Cut a last line that has no newline (a writer killed mid-line) so the next record starts clean."""
+    size = handle.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    handle.seek(-1, os.SEEK_END)
+    if handle.read(1) == b"\n":
+        return
+    end = size
+    while end > 0:  # walk back in blocks to the last newline
+        start = max(0, end - (1 << 16))
+        handle.seek(start)
+        cut = handle.read(end - start).rfind(b"\n")
+        if cut >= 0:
+            handle.truncate(start + cut + 1)
+            return
+        end = start
+    handle.truncate(0)
