@@ -1,14 +1,34 @@
 """The public names of reasonlab.train, pinned."""
 
-from reasonlab.train import rl, sft, tinylm
+import reasonlab.train
+from reasonlab.train import distributed, losses, rl, rl_config, rollout, sft, tinylm
 
 
 def test_public_api():
     assert sorted(tinylm.__all__) == ["TinyLM", "TinyLMConfig", "TinyTransformer", "Tokenizer"]
+    assert sorted(rollout.__all__) == ["Environment", "Episode", "Segment", "Step", "rollout", "tasks_for_iteration"]
+    assert sorted(losses.__all__) == [
+        "LossInputs",
+        "episode_loss_reference",
+        "episode_losses",
+        "group_advantages",
+        "statistic_units",
+    ]
+    assert sorted(rl_config.__all__) == ["LossType", "RLConfig", "check_loss_options"]
+    assert sorted(distributed.__all__) == [
+        "all_reduce_max",
+        "all_reduce_mean",
+        "all_reduce_sum",
+        "barrier",
+        "init_distributed",
+        "is_main_process",
+    ]
+    # rl.py holds the trainer and re-exports what systems import from it
     assert sorted(rl.__all__) == [
         "Environment",
         "Episode",
         "LossInputs",
+        "LossType",
         "RLConfig",
         "RLTrainer",
         "Segment",
@@ -16,6 +36,7 @@ def test_public_api():
         "episode_loss_reference",
         "episode_losses",
         "group_advantages",
+        "has_checkpoint",
         "rollout",
         "tasks_for_iteration",
         "train",
@@ -31,5 +52,8 @@ def test_public_api():
         "train",
         "with_instruction",
     ]
-    for module in (tinylm, rl, sft):
+    for module in (tinylm, rollout, losses, rl_config, distributed, rl, sft, reasonlab.train):
         assert all(hasattr(module, name) for name in module.__all__)
+    # the package re-exports the RL classes; `rl.train`, `sft.train` and `rl.rollout` stay qualified
+    assert reasonlab.train.RLTrainer is rl.RLTrainer and reasonlab.train.Episode is rollout.Episode
+    assert reasonlab.train.rollout is rollout and reasonlab.train.rl.rollout is rollout.rollout

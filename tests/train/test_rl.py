@@ -4,6 +4,7 @@ on a toy verifiable task (sum of two digits) from a weak SFT warm start, with ki
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 from reasonlab.errors import UserError
 from reasonlab.llm.base import SamplingParams
 from reasonlab.runs import Run
-from reasonlab.train import sft
+from reasonlab.train import rl, sft
 from reasonlab.train.rl import (
     Episode,
     RLConfig,
@@ -167,6 +168,8 @@ def test_batch_equals_micro_batches_with_accumulation(loss_type, steps):
         assert torch.allclose(a, b, atol=1e-6)
     assert m_whole["loss"] == pytest.approx(m_micro["loss"], abs=1e-6)
     assert m_whole["grad_norm"] == pytest.approx(m_micro["grad_norm"], rel=1e-5)
+    # statistics are weighted by what they average over, so micro-batching leaves them unchanged too
+    assert m_whole["clip_fraction"] == pytest.approx(m_micro["clip_fraction"], abs=1e-6)
 
 
 # end to end: weak SFT warm start, then RL alone
@@ -260,6 +263,8 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(warm_start, tmp_pa
         train(config, copy_policy(warm_start), KillingEnvironment(calls=3 * 128 + 40), TASKS, run=run)
     with pytest.raises(UserError, match="resume"):
         train(config, copy_policy(warm_start), SumEnvironment(), TASKS, run=Run.open(run.dir))
+    with open(run.metrics_path, "a") as handle:  # a torn last line, as a kill during a write leaves
+        handle.write('{"kind": "rl", "iteration": 3, "rew')
     resumed_policy = copy_policy(warm_start)
     resumed = train(
         config.model_copy(update={"resume": True}),
@@ -279,10 +284,31 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(warm_start, tmp_pa
         assert torch.equal(a, b)
 
 
-def test_update_with_kl_truncated_importance_and_dual_clip_reports_them():
+def test_resume_needs_a_checkpoint_and_a_run(tmp_path):
+    config = rl_config("grpo", 2, resume=True)
+    run = Run.create(tmp_path, "fresh", config)
+    with pytest.raises(UserError, match=f"run {run.dir} has no RL checkpoint to resume"):
+        train(config, tiny_policy(), SumEnvironment(), TASKS, run=run)
+    with pytest.raises(UserError, match="resume=True needs the run"):
+        train(config, tiny_policy(), SumEnvironment(), TASKS)
+
+
+class NoLogprobsTinyLM(TinyLM):
+    """A policy whose sampler reports no logprobs (as a backend asked for none would)."""
+
+    def generate(self, prompts, params):
+        return [[dataclasses.replace(g, logprobs=None) for g in row] for row in super().generate(prompts, params)]
+
+
+def test_missing_rollout_logprobs_are_an_error_not_zeros():
+    with pytest.raises(UserError, match="returned no logprobs"):
+        rollout(tiny_policy(NoLogprobsTinyLM), SumEnvironment(), [(1, 2)], 2, SamplingParams(max_tokens=3))
+
+
+def test_update_with_kl_truncated_importance_and_dual_clip_reports_them(monkeypatch):
     policy = tiny_policy()
     episodes = _episodes(policy)
-    for ep in episodes:  # the sampler disagrees with the trainer: rollout logprobs are off by up to 0.5
+    for ep in episodes:  # the sampler disagrees with the trainer: rollout logprobs are off by 0.5 on odd tokens
         for segment in ep.segments:
             segment.logprobs = [x - 0.5 * (i % 2) for i, x in enumerate(segment.logprobs)]
     config = RLConfig(
@@ -293,9 +319,24 @@ def test_update_with_kl_truncated_importance_and_dual_clip_reports_them():
         learning_rate=1e-2,
         progress=False,
     )
+    seen = []  # (trained tokens, statistics) of every micro-batch
+    original = rl.episode_losses
+
+    def spy(inputs, config):
+        losses, stats = original(inputs, config)
+        seen.append((float(inputs.mask.sum()), stats))
+        return losses, stats
+
+    monkeypatch.setattr(rl, "episode_losses", spy)
     metrics = RLTrainer(config, policy, SumEnvironment()).update(episodes)
-    # the reference equals the policy before the first step, and differs after it
-    assert metrics["kl"] > 0
-    # pi_old / pi_rollout is 1 or e^0.5 = 1.65, truncated at 1.2
-    assert 1.0 < metrics["tis_weight"] < 1.2
-    assert {"loss", "grad_norm", "clip_fraction"} <= set(metrics)
+    # pi_old / pi_rollout is 1 on even tokens and e^0.5 = 1.65, truncated at 1.2, on odd ones; with beta > 0
+    # every episode is trained, so the metric is the mean over all tokens of all episodes
+    odd = [i % 2 for ep in episodes for s in ep.segments for i in range(len(s.completion_ids))]
+    assert metrics["tis_weight"] == pytest.approx((odd.count(0) + 1.2 * odd.count(1)) / len(odd), abs=1e-6)
+    # one micro-batch per step: the reference equals the policy in the first step, and differs after it
+    assert len(seen) == 2
+    assert seen[0][1]["kl"].item() == pytest.approx(0.0, abs=1e-7) and seen[1][1]["kl"].item() > 1e-6
+    tokens = seen[0][0] + seen[1][0]
+    assert tokens == len(odd)
+    assert metrics["kl"] == pytest.approx(seen[1][0] * seen[1][1]["kl"].item() / tokens, rel=1e-6)
+    assert set(metrics) == {"loss", "grad_norm", "clip_fraction", "kl", "tis_weight"}

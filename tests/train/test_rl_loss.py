@@ -7,13 +7,14 @@ import math
 import pytest
 import torch
 
-from reasonlab.train.rl import (
+from reasonlab.train.losses import (
     LossInputs,
-    RLConfig,
     episode_loss_reference,
     episode_losses,
     group_advantages,
+    statistic_units,
 )
+from reasonlab.train.rl_config import RLConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -168,6 +169,8 @@ def test_three_segment_episode_follows_the_per_trace_formula():
 )
 def test_vectorized_loss_matches_per_token_reference(loss_type, extras):
     torch.manual_seed(42)
+    if loss_type == "gspo":
+        extras = {k: v for k, v in extras.items() if k != "dual_clip"}  # refused for GSPO (tested below)
     config = RLConfig(loss_type=loss_type, epsilon_low=0.2, epsilon_high=0.28, dr_grpo_norm=17, **extras)
     # 3 episodes with 3, 1 and 2 segments of odd lengths, some tokens masked (tool output)
     row_episode = [0, 0, 0, 1, 2, 2]
@@ -223,3 +226,34 @@ def test_unknown_loss_type_raises():
     config = RLConfig().model_copy(update={"loss_type": "reinforce"})
     with pytest.raises(ValueError, match="unknown loss_type"):
         episode_losses(_hand_batch(1.0), config)
+
+
+def test_gspo_with_dual_clip_is_refused():
+    with pytest.raises(ValueError, match="unset dual_clip for loss_type='gspo'"):
+        RLConfig(loss_type="gspo", dual_clip=3.0)
+    # model_copy skips validation: the loss refuses it too, rather than ignoring dual_clip
+    sneaked = RLConfig(loss_type="gspo").model_copy(update={"dual_clip": 3.0})
+    with pytest.raises(ValueError, match="unset dual_clip"):
+        episode_losses(_hand_batch(1.0), sneaked)
+    with pytest.raises(ValueError, match="unset dual_clip"):
+        episode_loss_reference([torch.zeros(1)], [torch.zeros(1)], [torch.zeros(1)], [[1]], 1.0, sneaked)
+
+
+def test_rollout_without_logprobs_is_refused_in_the_config():
+    from reasonlab.llm.base import SamplingParams
+
+    with pytest.raises(ValueError, match=r"sampling\.logprobs"):
+        RLConfig(sampling=SamplingParams(logprobs=False))
+
+
+def test_statistic_units_name_what_each_statistic_averages():
+    assert statistic_units(RLConfig(loss_type="grpo")) == {"clip_fraction": "tokens"}
+    assert statistic_units(RLConfig(loss_type="dr_grpo", tis_cap=2.0, beta=0.1)) == {
+        "clip_fraction": "tokens",
+        "tis_weight": "tokens",
+        "kl": "tokens",
+    }
+    assert statistic_units(RLConfig(loss_type="gspo", tis_cap=2.0)) == {
+        "clip_fraction": "episodes",
+        "tis_weight": "episodes",
+    }

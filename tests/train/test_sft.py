@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -129,6 +132,39 @@ def test_user_errors():
         train(SFTConfig(progress=False), policy, [])
     with pytest.raises(UserError, match="LoRA"):
         train(SFTConfig(lora=LoRAConfig(), progress=False), policy, SUMS)
+
+
+WITHOUT_HF = """
+import sys
+
+for name in ("transformers", "trl", "peft"):
+    sys.modules[name] = None  # any import of them now raises ImportError
+
+from reasonlab.runs import Run
+from reasonlab.train.sft import Example, SFTConfig, train
+from reasonlab.train.tinylm import TinyLM, TinyLMConfig, Tokenizer
+
+tokenizer = Tokenizer.from_texts(["0123456789+="])
+policy = TinyLM.create(TinyLMConfig(vocab_size=len(tokenizer), n_layer=1, d_model=32, n_head=2), tokenizer, seed=0)
+examples = [Example(f"{a}+{b}=", str(a + b)) for a in range(4) for b in range(4)]
+config = SFTConfig(max_steps=3, batch_size=8, learning_rate=3e-3, progress=False)
+result = train(config, policy, examples, examples[:4], run=Run.create(sys.argv[1], "sft", config))
+assert result.steps == 3 and result.eval_loss_after is not None, result
+print("trained", result.steps)
+"""
+
+
+def test_tinylm_sft_needs_no_transformers_trl_or_peft(tmp_path):
+    """The plain path never imports the HF stack: a tinylm SFT runs where transformers is not installed."""
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_HF, str(tmp_path)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "trained 3"
 
 
 # short rows (about 8 tokens): a CPU forward of Gemma-3-270M costs ~0.03 s per token on 2 busy cores

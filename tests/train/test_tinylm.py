@@ -83,8 +83,10 @@ def test_seeded_generation_is_deterministic_and_batching_keeps_greedy_outputs(po
 
 
 def test_stop_strings_and_eos(policy):
+    calls, completion_tokens = policy.usage.calls, policy.usage.completion_tokens
     # find a greedy continuation, then stop on a piece of it
-    text = policy.complete("1+2=", SamplingParams(temperature=0.0, max_tokens=6)).text
+    greedy = policy.complete("1+2=", SamplingParams(temperature=0.0, max_tokens=6))
+    text = greedy.text
     assert len(text) >= 2, "the fixture model should produce at least two characters"
     stop = text[1]
     generation = policy.complete("1+2=", SamplingParams(temperature=0.0, max_tokens=6, stop=[stop]))
@@ -92,7 +94,9 @@ def test_stop_strings_and_eos(policy):
     assert generation.text == text[: text.index(stop)]
     # token ids keep the tokens up to the stop string (they were sampled and are trained on)
     assert policy.detokenize(generation.token_ids).endswith(stop)
-    assert policy.usage.calls > 0
+    # usage counts both calls and every sampled token
+    assert policy.usage.calls == calls + 2
+    assert policy.usage.completion_tokens == completion_tokens + len(greedy.token_ids) + len(generation.token_ids)
 
 
 def test_top_p_keeps_the_top_token_only_at_tiny_p(policy):

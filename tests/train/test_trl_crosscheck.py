@@ -12,6 +12,8 @@ one gradient-accumulation step (TRL divides by it), float32 on both sides (TRL d
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 import torch
 
@@ -127,8 +129,11 @@ def trl_step(tmp_path_factory):
             episodes = _episodes(inputs)
             for name, settings in VARIANTS.items():
                 ours = _our_loss_and_grads(model, inputs, episodes, name, params)
-                # TRL's own advantages for grpo/gspo (scale_rewards="group"); R - mean for dr_grpo, fed to both
-                variant_inputs = inputs if name != "dr_grpo" else {**inputs, "advantages": ours[1]}
+                # TRL's own advantages for grpo/gspo (scale_rewards="group"); for dr_grpo, R - group mean computed
+                # by hand from the rewards TRL scored (TRL's scale_rewards="none"), never from our own function
+                variant_inputs = inputs
+                if name == "dr_grpo":
+                    variant_inputs = {**inputs, "advantages": dr_grpo_advantages_by_hand(episodes)}
                 saved = {key: getattr(self, key) for key in settings}
                 for key, value in settings.items():
                     setattr(self, key, value)
@@ -199,6 +204,16 @@ def test_loss_matches_trl_grpo_trainer(trl_step, loss_type):
     assert abs(float(captured["loss"])) > 1e-3  # a non-trivial value
     for ours, theirs in zip(ours_grads, captured["grads"], strict=True):
         assert torch.allclose(ours, theirs, atol=1e-6, rtol=1e-5)
+
+
+def dr_grpo_advantages_by_hand(episodes: list[Episode]) -> torch.Tensor:
+    """Dr.GRPO's advantage (arXiv 2503.20783): A_i = R_i - mean of R over the group, no std division."""
+    by_group: dict[int, list[float]] = {}
+    for ep in episodes:
+        by_group.setdefault(ep.group, []).append(ep.reward)
+    advantages = [ep.reward - statistics.fmean(by_group[ep.group]) for ep in episodes]
+    assert any(abs(a) > 0.05 for a in advantages)  # the batch has reward spread inside groups
+    return torch.tensor(advantages, dtype=torch.float32)
 
 
 def _rows(inputs):

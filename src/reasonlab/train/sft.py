@@ -3,7 +3,8 @@
 Two backends behind one `train(config, policy, examples)`:
 - `trl`: TRL's `SFTTrainer` (prompt-completion dataset, `completion_only_loss`) with an optional peft LoRA
   adapter, for HF policies (`policy.module` is a transformers model, `policy.tokenizer` its tokenizer);
-- `plain`: a short AdamW loop over `policy.logprobs`, for any `TrainablePolicy` (the tinylm).
+- `plain`: a short AdamW loop over `policy.logprobs`, for any `TrainablePolicy` (the tinylm). It never imports
+  transformers, trl or peft, so a tinylm SFT runs without them installed.
 
 A prompt transform rewrites each example before training: Inoculation Prompting inserts its train-time
 instruction there; Moloch's RFT passes the selected winners as the examples.
@@ -16,6 +17,7 @@ instruction there; Moloch's RFT passes the selected winners as the examples.
 from __future__ import annotations
 
 import math
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -190,6 +192,9 @@ def train(
 
 
 def _is_transformers_model(module: Any) -> bool:
+    # a transformers model exists only once transformers is imported: the tinylm path never imports it
+    if sys.modules.get("transformers") is None:
+        return False
     from transformers import PreTrainedModel
 
     return isinstance(module, PreTrainedModel)
