@@ -24,7 +24,8 @@ class VLLMLLM(BaseLLM):
             import vllm
         except ImportError:
             raise UserError(
-                "vLLM is not installed: on a CUDA machine pip install 'reasonlab[vllm]', or use openai:URL#MODEL"
+                "vLLM is not installed: on a CUDA machine pip install 'reasonlab[vllm]' (pip install -e '.[vllm]' "
+                "from a checkout), or point openai:URL#MODEL at a vLLM server"
             ) from None
         self._vllm = vllm
         self.name = f"vllm:{model}"
@@ -35,22 +36,24 @@ class VLLMLLM(BaseLLM):
     def context_length(self) -> int:
         return int(self.engine.llm_engine.model_config.max_model_len)
 
-    def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text)["input_ids"])
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
     def detokenize(self, token_ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
     def _sampling(self, params: SamplingParams) -> Any:
-        structured = None
+        constraint: dict[str, Any] = {}
         if params.constrained:
-            structured = self._vllm.sampling_params.StructuredOutputsParams(
-                json=params.json_schema, regex=params.regex, grammar=params.grammar
-            )
+            module = self._vllm.sampling_params
+            fields = {"json": params.json_schema, "regex": params.regex, "grammar": params.grammar}
+            if hasattr(module, "StructuredOutputsParams"):  # newer vLLM; older ones call it guided decoding
+                constraint = {"structured_outputs": module.StructuredOutputsParams(**fields)}
+            else:
+                constraint = {"guided_decoding": module.GuidedDecodingParams(**fields)}
         return self._vllm.SamplingParams(
             n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
-            stop=params.stop or None, seed=params.seed, logprobs=0 if params.logprobs else None,
-            structured_outputs=structured,
+            stop=params.stop or None, seed=params.seed, logprobs=0 if params.logprobs else None, **constraint,
         )
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Generation]]:
