@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from reasonlab.errors import UserError
 from reasonlab.runs import Run
 from reasonlab.systems.delethink import DelethinkConfig, attention_flops, carryover_ids
 from reasonlab.train.tinylm import TinyLMConfig, TinyTransformer
@@ -105,11 +106,14 @@ def summarise(trace: dict[str, list[float]], model: TinyTransformer, config: Del
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/delethink-scaling"), help="root folder of the run")
+    parser.add_argument("--out", type=Path, default=Path("runs/delethink-scaling"), help="run directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run at --out")
     parser.add_argument("--chunk", type=int, default=512, help="Delethink C")
     parser.add_argument("--carryover", type=int, default=256, help="Delethink m")
     parser.add_argument("--query", type=int, default=64, help="query tokens")
     args = parser.parse_args()
+    # a timing has nothing to resume: an existing run is refused (before measuring) unless --overwrite
+    run = Run.create(args.out.parent, args.out.name, vars(args) | {"out": str(args.out)}, overwrite=args.overwrite)
     torch.set_num_threads(1)
     model = build_model()
     query = torch.randint(0, 512, (args.query,), generator=torch.Generator().manual_seed(1)).tolist()
@@ -127,7 +131,6 @@ def main() -> None:
         trace = run_method(model, query, config, total)
         results["methods"][name] = {"config": config.model_dump(), "seconds": time.perf_counter() - started,
                                     **summarise(trace, model, config, args.query)}
-    run = Run.create(args.out.parent, args.out.name, vars(args) | {"out": str(args.out)}, exist_ok=True)
     run.write_summary(results)
     print(table(results))
     print(f"\nwrote {run.summary_path}")
@@ -150,4 +153,7 @@ def table(results: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as err:  # this script's root handler: one line, no traceback
+        raise SystemExit(f"error: {err}") from None

@@ -88,7 +88,7 @@ def test_sampled_tinylm_matches_longcot_until_the_first_reset(world):
             if len(d.chunks) > 1:
                 chunked += 1
                 assert [len(k.token_ids) for k in d.chunks[:-1]] == [16, 8, 8][: len(d.chunks) - 1]
-    assert chunked >= 2
+    assert chunked == 3  # of the 4 seeded traces, 3 run past the first chunk (one samples EOS inside it)
 
 
 def test_positions_stay_below_query_plus_chunk_under_left_padding(world):

@@ -1,4 +1,10 @@
-"""`reasonlab delethink ...`: chunked reasoning with any model, zero-shot tracing eval, the small experiment."""
+"""`reasonlab delethink ...`: chunked reasoning with any model, RL of one arm, the small experiment, its
+non-Markovian control, and zero-shot tracing of a base model.
+
+Every command that trains or runs an experiment takes --preset, --config FILE.yaml, --set KEY=VALUE and a
+few named options (resolved in that order by `reasonlab.config.resolve_config`), writes a run directory at
+--out, and takes --resume / --overwrite for an existing one.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.markup import escape
 
@@ -14,25 +19,17 @@ app = typer.Typer(help="Delethink: the Markovian Thinker, chunked reasoning with
                   no_args_is_help=True)
 console = Console()
 
-
-class RunConfig(BaseModel):
-    """Options of `reasonlab delethink run`."""
-
-    llm: str = Field("hf:embedded", description="model spec")
-    chunk: int = Field(8192, description="C: chunk context (new tokens of the first chunk)")
-    carryover: int = Field(4096, description="m: tokens carried into the next chunk")
-    iterations: int = Field(5, description="I: cap on chunks")
-    head_tokens: int = Field(0, description="first tokens of the trace kept in every later prompt")
-    temperature: float = Field(0.6, ge=0, description="sampling temperature (paper: 0.6)")
-    seed: Optional[int] = Field(0, description="sampling seed")
-    stop: list[str] = Field(default_factory=list, description="stop strings (end the trace)")
-    longcot: bool = Field(False, description="run LongCoT with the same token budget instead")
+CONFIG_HELP = "YAML file of options (a later source wins: preset < file < --set < named options)"
+SET_HELP = "any option as KEY=VALUE (repeatable), e.g. --set rl_iterations=40"
+RESUME_HELP = "continue the run at --out (same config)"
+OVERWRITE_HELP = "delete the run at --out and start clean"
 
 
 @app.command("run")
 def run_command(
     question: str = typer.Argument(..., help="the query (text; for a base model, a completion prompt)"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with the options below"),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: hf:embedded]"),
     chunk: Optional[int] = typer.Option(None, "--chunk", help="C, chunk context [default: 8192]"),
     carryover: Optional[int] = typer.Option(None, "--carryover", help="m, carried tokens [default: 4096]"),
@@ -44,14 +41,14 @@ def run_command(
     longcot: bool = typer.Option(False, "--longcot", help="LongCoT with the same budget, for comparison"),
 ) -> None:
     """Think in chunks of C tokens, streaming each chunk as it completes, then print the trace summary."""
-    from reasonlab.config import load_config
+    from reasonlab.config import resolve_config
     from reasonlab.llm import SamplingParams, load_llm
-    from reasonlab.systems.delethink.config import DelethinkConfig
+    from reasonlab.systems.delethink.config import DelethinkConfig, RunConfig
     from reasonlab.systems.delethink.rollout import Chunk, chunked_rollout
 
-    options = load_config(RunConfig, config, llm=llm, chunk=chunk, carryover=carryover, iterations=iterations,
-                          head_tokens=head_tokens, temperature=temperature, seed=seed, stop=stop or None,
-                          longcot=longcot or None)
+    options = resolve_config(RunConfig, None, config, set_, llm=llm, chunk=chunk, carryover=carryover,
+                             iterations=iterations, head_tokens=head_tokens, temperature=temperature, seed=seed,
+                             stop=stop or None, longcot=longcot or None)
     delethink = DelethinkConfig(chunk_size=options.chunk, carryover=options.carryover,
                                 iterations=options.iterations, head_tokens=options.head_tokens)
     if options.longcot:
@@ -71,55 +68,109 @@ def run_command(
                   f"finished: {trace.finished}, largest position: {trace.max_position}[/dim]")
 
 
-@app.command("arithmetic")
-def arithmetic_command(
-    llm: str = typer.Option("hf:embedded", "--llm", help="model spec"),
-    operands: int = typer.Option(6, help="numbers to add per problem"),
-    problems: int = typer.Option(12, help="problems"),
-    n: int = typer.Option(2, help="samples per problem (avg@N)"),
-    chunk: int = typer.Option(32, "--chunk", help="C"),
-    carryover: int = typer.Option(16, "--carryover", help="m"),
-    iterations: int = typer.Option(4, "--iterations", help="I"),
-    temperature: float = typer.Option(0.6, help="sampling temperature"),
-    seed: int = typer.Option(0, help="task and sampling seed"),
-    out: Path = typer.Option(Path("runs/delethink"), help="root folder of runs"),
-    name: str = typer.Option("arithmetic", help="run name"),
+@app.command("train")
+def train_command(
+    preset: str = typer.Option("main", help="main | quick: the experiment preset whose setup to train with"),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    arm: Optional[str] = typer.Option(None, help="delethink | longcot: the RL environment [default: delethink]"),
+    seed: Optional[int] = typer.Option(None, help="RL seed [default: 0]"),
+    rl_iterations: Optional[int] = typer.Option(None, help="RL iterations [default: the preset's]"),
+    out: Optional[Path] = typer.Option(None, help="run directory [default: runs/delethink-train]"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run at --out from its last checkpoint"),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
-    """Zero-shot Delethink tracing on templated arithmetic vs LongCoT at the same token budget."""
-    from reasonlab.systems.delethink.experiment import ArithmeticConfig, run_arithmetic
+    """RL of the walk tinylm in one arm from its SFT base (cached beside the run): the method's train(config)."""
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.delethink.config import PRESETS, TrainConfig
+    from reasonlab.systems.delethink.training import train
 
-    config = ArithmeticConfig(llm=llm, operands=operands, problems=problems, n=n, chunk_size=chunk,
-                              carryover=carryover, iterations=iterations, temperature=temperature, seed=seed)
-    summary = run_arithmetic(config, out, name)
-    for arm in ("delethink", "longcot"):
-        console.print(f"{arm}: avg@{n} = {summary[arm]['accuracy']:.3f} "
-                      f"({summary[arm]['tokens_mean']:.0f} tokens, {summary[arm]['chunks_mean']:.1f} chunks)")
+    settings = resolve_config(TrainConfig, lookup_preset(PRESETS, preset).setup_fields(), config, set_, arm=arm,
+                              seed=seed, rl_iterations=rl_iterations, out=None if out is None else str(out),
+                              resume=resume or None, overwrite=overwrite or None)
+    run_dir = train(settings)
+    console.print(f"wrote {run_dir}")
 
 
 @app.command("experiment")
 def experiment_command(
-    out: Path = typer.Option(Path("runs/delethink-experiment"), help="folder of the experiment's runs"),
-    seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="RL seeds (repeatable)"),
-    preset: str = typer.Option("main", help="main | quick"),
+    preset: str = typer.Option("main", help="main (the run of record) | quick"),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    seeds: Optional[list[int]] = typer.Option(None, "--seed", help="RL seed (repeatable) [default: the preset's]"),
+    out: Path = typer.Option(Path("runs/delethink-experiment"), help="run directory of the experiment"),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
-    """The small-scale reproduction: SFT base, Delethink-RL vs LongCoT-RL, accuracy vs walk length."""
-    from reasonlab.systems.delethink.experiment import PRESETS, run_experiment
+    """The small-scale reproduction: SFT base, Delethink-RL vs LongCoT-RL, each under both inference modes."""
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.delethink.config import PRESETS, ExperimentConfig
+    from reasonlab.systems.delethink.experiment import run_experiment
 
-    if preset not in PRESETS:
-        from reasonlab.errors import UserError
+    settings = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, seeds=seeds or None)
+    summary = run_experiment(settings, out, resume=resume, overwrite=overwrite)["summary"]
+    console.print(f"wrote {out / 'summary.json'}, {out / 'results.json'} and {out / 'plots'}")
+    for model, row in summary["models"].items():
+        console.print(f"{model:24s} within budget {_stat(row['within_budget'])}   beyond {_stat(row['beyond_budget'])}"
+                      f"   (n={row['within_budget']['n']})")
+    for name, row in summary["comparisons"].items():
+        console.print(f"{name:30s} {row['a']} - {row['b']}: within {_stat(row['within_budget'], '+.3f')}, "
+                      f"beyond {_stat(row['beyond_budget'], '+.3f')}")
 
-        raise UserError(f"--preset {preset!r} is unknown: use one of {', '.join(PRESETS)}")
-    results = run_experiment(PRESETS[preset], out, tuple(seeds))
-    console.print(f"wrote {out / 'results.json'} and {out / 'accuracy_vs_length.png'}")
-    console.print_json(data=results["table"])
+
+def _stat(row: dict, spec: str = ".3f") -> str:
+    """'mean ± sd' of a summary entry, or 'n/a' when no length was tested there."""
+    return "n/a" if row["mean"] is None else f"{row['mean']:{spec}} ± {row['sd']:.3f}"
 
 
 @app.command("control")
 def control_command(
-    out: Path = typer.Option(Path("runs/delethink-experiment/control"), help="folder of the control run"),
+    preset: str = typer.Option("main", help="main (the run of record) | quick"),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    control_head_tokens: Optional[int] = typer.Option(None, help="head tokens of the head + tail carryover [8]"),
+    out: Path = typer.Option(Path("runs/delethink-control"), help="run directory of the control"),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """The non-Markovian control: LongCoT vs Delethink (tail, and head + tail carryover) on its own SFT model."""
-    from reasonlab.systems.delethink.experiment import ExperimentConfig, run_control
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.delethink.config import PRESETS, ExperimentConfig
+    from reasonlab.systems.delethink.experiment import run_control
 
-    results = run_control(ExperimentConfig(), out)
-    console.print_json(data=results["curves"])
+    settings = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_,
+                              control_head_tokens=control_head_tokens)
+    summary = run_control(settings, out, resume=resume, overwrite=overwrite)
+    console.print(f"wrote {out / 'summary.json'}")
+    console.print_json(data=summary["curves"])
+
+
+@app.command("arithmetic")
+def arithmetic_command(
+    preset: str = typer.Option("sums6", help="sums6 (6-number sums, C=32 m=16 I=4) | sums4 (C=16 m=8 I=6)"),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: hf:embedded]"),
+    operands: Optional[int] = typer.Option(None, help="numbers to add per problem"),
+    problems: Optional[int] = typer.Option(None, help="problems"),
+    n: Optional[int] = typer.Option(None, help="samples per problem (avg@N)"),
+    chunk: Optional[int] = typer.Option(None, "--chunk", help="C"),
+    carryover: Optional[int] = typer.Option(None, "--carryover", help="m"),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help="I"),
+    seed: Optional[int] = typer.Option(None, help="task and sampling seed"),
+    out: Path = typer.Option(Path("runs/delethink-arithmetic"), help="run directory"),
+    resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+) -> None:
+    """Zero-shot Delethink tracing on templated arithmetic vs LongCoT at the same token budget."""
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.delethink.config import ARITHMETIC_PRESETS, ArithmeticConfig
+    from reasonlab.systems.delethink.experiment import run_arithmetic
+
+    settings = resolve_config(ArithmeticConfig, lookup_preset(ARITHMETIC_PRESETS, preset), config, set_, llm=llm,
+                              operands=operands, problems=problems, n=n, chunk_size=chunk, carryover=carryover,
+                              iterations=iterations, seed=seed)
+    summary = run_arithmetic(settings, out, resume=resume, overwrite=overwrite)
+    for arm in ("delethink", "longcot"):
+        console.print(f"{arm}: avg@{settings.n} = {summary[arm]['accuracy']:.3f} "
+                      f"({summary[arm]['tokens_mean']:.0f} tokens, {summary[arm]['chunks_mean']:.1f} chunks)")
