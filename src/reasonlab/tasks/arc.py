@@ -27,8 +27,10 @@ __all__ = [
     "ArcPuzzleSet",
     "build_puzzles",
     "crop",
+    "decode_prediction",
     "dihedral",
     "encode_grid",
+    "format_attempts",
     "grid_hash",
     "load_arc",
     "pass_at_k",
@@ -109,6 +111,20 @@ def crop(tokens: np.ndarray) -> np.ndarray:
         if rows * width > best_area:
             best_area, best = rows * width, (rows, width)
     return (canvas[: best[0], : best[1]] - COLOR_OFFSET).astype(np.int64)
+
+
+def decode_prediction(tokens: np.ndarray, augmentation: ArcAugmentation) -> np.ndarray:
+    """A model's canvas tokens (900,) for an augmented input -> the answer grid in the task's own frame."""
+    return augmentation.invert(crop(tokens))
+
+
+def format_attempts(test_index: int, ranked: Sequence[np.ndarray], k: int = 2) -> str:
+    """The top `k` ranked grids of one test input, each under a `test I attempt R:` line, colors space-separated."""
+    lines = []
+    for rank, grid in enumerate(ranked[:k], start=1):
+        lines.append(f"test {test_index} attempt {rank}:")
+        lines.extend(" ".join(str(v) for v in row) for row in np.asarray(grid).tolist())
+    return "\n".join(lines)
 
 
 @dataclass

@@ -21,8 +21,10 @@ __all__ = [
     "CHARSET",
     "Maze",
     "decode",
+    "decode_prediction",
     "dihedral",
     "encode",
+    "format_maze",
     "generate",
     "generate_dataset",
     "is_valid_solution",
@@ -51,8 +53,19 @@ def encode(grid: np.ndarray) -> np.ndarray:
 
 
 def decode(tokens: np.ndarray, size: int) -> np.ndarray:
+    """Tokens (size*size,) -> character grid (size, size); PAD reads as '?'."""
     chars = np.array(["?", *CHARSET])
     return chars[np.asarray(tokens).reshape(size, size)]
+
+
+def decode_prediction(tokens: np.ndarray, size: int) -> np.ndarray:
+    """A model's argmax tokens -> character grid; a predicted PAD reads as a wall, so the grid is always a maze."""
+    return decode(np.clip(np.asarray(tokens), 1, len(CHARSET)), size)
+
+
+def format_maze(grid: np.ndarray) -> str:
+    """One row of characters per line (read back by `parse_maze`)."""
+    return "\n".join("".join(row) for row in np.asarray(grid).tolist())
 
 
 def parse_maze(text: str, size: int | None = None, where: str = "maze") -> np.ndarray:

@@ -24,12 +24,14 @@ __all__ = [
     "count_solutions",
     "decode",
     "encode",
+    "format_grid",
     "generate",
     "generate_dataset",
     "is_solved",
     "load_sudoku_csv",
     "parse_grid",
     "solve",
+    "solves",
 ]
 
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
@@ -93,6 +95,22 @@ def is_solved(grid: np.ndarray) -> bool:
         for c in range(0, size, bc)
     )
     return rows and cols and boxes
+
+
+def solves(question: np.ndarray, answer: np.ndarray) -> bool:
+    """True if `answer` is a solved grid that keeps every given (non-zero cell) of `question`."""
+    given = question > 0
+    return answer.shape == question.shape and is_solved(answer) and bool((answer[given] == question[given]).all())
+
+
+def format_grid(grid: np.ndarray) -> str:
+    """One row per line, cells separated by spaces, '.' for a blank (read back by `parse_grid`).
+
+    >>> print(format_grid(np.array([[1, 0], [0, 2]])))
+    1 .
+    . 2
+    """
+    return "\n".join(" ".join(str(v) if v else "." for v in row) for row in np.asarray(grid).tolist())
 
 
 def _search(grid: np.ndarray, limit: int, rng: np.random.Generator | None) -> tuple[list[np.ndarray], int]:

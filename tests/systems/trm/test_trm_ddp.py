@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from reasonlab.systems.trm.config import TRMTrainConfig
-from reasonlab.systems.trm.train import load_checkpoint, train
+from reasonlab.systems.trm.training import load_checkpoint, train
 
 CONFIG = dict(
     task="sudoku", size=4, givens=6, train_size=32, val_size=8, test_size=8, mixer="attention", hidden_size=16,
@@ -30,7 +30,7 @@ def test_two_process_ddp_matches_one_process(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-               "-m", "reasonlab.systems.trm.train", "--config", str(cfg)]
+               "-m", "reasonlab.systems.trm.training", "--config", str(cfg)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     a = load_checkpoint(single / "checkpoints" / "last.pt")

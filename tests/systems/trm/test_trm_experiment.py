@@ -1,26 +1,177 @@
-"""The three-arm CPU experiment (never in CI): TRM vs. deep supervision alone vs. neither, 3 seeds.
+"""The three-arm experiment: TRM vs. deep supervision alone vs. neither.
+
+The unmarked tests check the runner with tiny arms (seconds). The `experiment`-marked tests are the claims of
+the README's TRM row on the CPU reproduction (never in CI; about 45 minutes on 2 shared cores):
 
     .venv/bin/python -m pytest -m experiment tests/systems/trm/test_trm_experiment.py -s
 
-Finished arms are reused from TRM_EXPERIMENT_OUT (default runs/trm-experiment), so an interrupted run resumes.
+Arms are cached under TRM_EXPERIMENT_OUT (default runs/trm-experiment)/<preset>/arms, in folders keyed by the
+hash of their config, so tests that share a preset train it once and an interrupted run resumes.
 """
 
 import os
+from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
-from reasonlab.systems.trm.experiment import run_experiment
+from reasonlab.errors import UserError
+from reasonlab.report import find_runs
+from reasonlab.systems.trm.cli import app
+from reasonlab.systems.trm.config import ARMS, PRESETS, ExperimentConfig, TRMTrainConfig
+from reasonlab.systems.trm.experiment import arm_run_name, run_experiment, summarize
+
+TINY_RECIPE = dict(
+    task="sudoku", size=4, givens=6, train_size=16, val_size=8, test_size=8, mixer="mlp", hidden_size=16,
+    num_heads=2, prefix_len=1, ffn_multiple=8, n_sup=2, eval_steps=2, batch_size=4, eval_every=2,
+    checkpoint_every=2, log_every=1, eval_batch_size=8, budget_clock="process", threads=1, device="cpu",
+    progress=False,
+)
+
+
+def _per_seed(values: list[float], n_sup: int = 8) -> dict:
+    return {str(seed): {"test_exact": v, "test_exact_by_step": [v / 2] + [v] * (n_sup - 1)} for seed, v in enumerate(values)}
+
+
+def test_summary_gives_each_arm_mean_spread_and_n():
+    # the run of record's per-seed test accuracies (benchmarks/RESULTS.md, TRM)
+    summary = summarize({"trm": _per_seed([0.904, 0.946, 0.966]), "deep_supervision": _per_seed([0.986, 0.994, 0.990])}, 8)
+    trm = summary["arms"]["trm"]
+    assert (trm["mean"], trm["n"]) == (pytest.approx(0.938667, abs=1e-6), 3)
+    assert trm["std"] == pytest.approx(0.031644, abs=1e-6)  # sample standard deviation
+    margin = summary["trm_minus_deep_supervision"]
+    assert (margin["mean"], margin["std"], margin["n"]) == (pytest.approx(-0.051333, abs=1e-6), pytest.approx(0.029143, abs=1e-6), 3)
+    assert margin["by_seed"]["0"] == pytest.approx(-0.082)
+    assert summary["trm_gain_step1_to_nsup"]["by_seed"]["2"] == pytest.approx(0.483)
+    assert summary["per_seed"]["trm"]["1"]["test_exact"] == 0.946
+    single = summarize({"trm": _per_seed([0.5])}, 8)
+    assert (single["arms"]["trm"]["std"], single["arms"]["trm"]["n"]) == (0.0, 1)
+
+
+def test_arms_share_the_network_and_their_runs_are_keyed_by_the_config():
+    from reasonlab.systems.trm.model import RecursiveReasoner
+
+    main = PRESETS["main"]
+    configs = {arm: main.arm_config(arm, 0, "runs") for arm in ARMS}
+    sizes = {arm: RecursiveReasoner(c.model_spec(8, 36, 1)).num_parameters() for arm, c in configs.items()}
+    assert set(sizes.values()) == {48194}  # equal parameter count (RESULTS.md)
+    assert [(c.T, c.n, c.n_sup) for c in configs.values()] == [(2, 3, 8), (1, 1, 8), (1, 1, 1)]
+    assert all(c.budget_clock == "process" and c.threads == 1 and c.time_budget_s == 120.0 for c in configs.values())
+    steps = PRESETS["equal-steps"].arm_config("trm", 1, "runs")
+    assert (steps.max_steps, steps.time_budget_s, steps.givens, steps.seed) == (1500, None, 9, 1)
+    name = arm_run_name("trm", 0, configs["trm"])
+    assert name.startswith("trm-seed0-") and len(name) == len("trm-seed0-") + 12
+    assert arm_run_name("trm", 0, configs["trm"].model_copy(update={"out": "elsewhere"})) == name
+    assert arm_run_name("trm", 0, configs["trm"].model_copy(update={"lr": 1e-3})) != name
+
+
+def test_an_experiment_is_a_run_that_reuses_only_matching_finished_arms(tmp_path, capsys):
+    config = ExperimentConfig(recipe=TRMTrainConfig(**TINY_RECIPE), arms=["trm", "deep_supervision"], seeds=[0], steps=2)
+    out = tmp_path / "tiny"
+    summary = run_experiment(config, out)
+    assert {arm: (numbers["n"], numbers["std"]) for arm, numbers in summary["arms"].items()} == {
+        "trm": (1, 0.0), "deep_supervision": (1, 0.0)}
+    assert summary["per_seed"]["trm"]["0"]["train_steps"] == 2
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert (saved["steps"], saved["seeds"], saved["recipe"]["size"]) == (2, [0], 4)
+    assert (out / "plots" / "arms.png").is_file()
+    # the experiment and its two arm runs are all runs that `reasonlab report` shows
+    assert sorted(run.dir.relative_to(out).as_posix() for run in find_runs(out))[0] == "."
+    assert len(find_runs(out)) == 3
+    capsys.readouterr()
+    again = run_experiment(config, out, resume=True)
+    assert again == summary
+    assert f"reusing trm seed 0 from {out / 'arms'}" in capsys.readouterr().out
+    with pytest.raises(UserError, match="already exists: pass --resume"):
+        run_experiment(config, out)
+    with pytest.raises(UserError, match=r"another config \(differs in steps\)"):
+        run_experiment(config.model_copy(update={"steps": 3}), out, resume=True)
+
+
+@pytest.fixture
+def fake_arms(monkeypatch):
+    """Arms that return a fixed summary instantly: the CLI's config resolution and the run directory alone."""
+    import reasonlab.systems.trm.experiment as experiment
+
+    def fake(arm_config, arm, seed):
+        return {key: 0.5 for key in ("test_exact", "val_exact", "best_step", "train_steps", "train_seconds",
+                                     "test_halted_exact", "test_mean_halt_step")} | {"test_exact_by_step": [0.5] * 16}
+
+    monkeypatch.setattr(experiment, "_train_arm", fake)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--preset", "hard", "--set", "recipe.threads=1", "--seed", "4", "--arm", "trm", "--steps", "7"],
+         {"recipe.givens": 9, "recipe.threads": 1, "seeds": [4], "arms": ["trm"], "steps": 7}),
+        (["--set", "recipe.mixer=attention", "--set", "seeds=[1, 2]"],
+         {"recipe.mixer": "attention", "seeds": [1, 2], "recipe.givens": 12, "budget_s": 120.0}),
+        (["--preset", "quick", "--budget-s", "30"], {"seeds": [0], "budget_s": 30.0, "recipe.train_size": 100}),
+        (["--set", "budget_s=60", "--budget-s", "90"], {"budget_s": 90.0}),  # a named option wins over --set
+    ],
+    ids=["preset-set-named", "set-nested", "preset-named", "named-over-set"],
+)
+def test_cli_experiment_saves_what_was_asked(fake_arms, tmp_path, args, expected):
+    out = tmp_path / "exp"
+    result = CliRunner().invoke(app, ["experiment", *args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    got = {key: saved[key.split(".")[0]][key.split(".")[1]] if "." in key else saved[key] for key in expected}
+    assert got == expected
+    assert "test exact 0.500 +- 0.000" in result.output
+    again = CliRunner().invoke(app, ["experiment", *args, "--out", str(out)])
+    assert isinstance(again.exception, UserError) and "already exists" in str(again.exception)
+    assert CliRunner().invoke(app, ["experiment", *args, "--out", str(out), "--overwrite"]).exit_code == 0
+
+
+def test_cli_experiment_errors_are_one_line(fake_arms, tmp_path):
+    result = CliRunner().invoke(app, ["experiment", "--preset", "mian", "--out", str(tmp_path / "x")])
+    assert isinstance(result.exception, UserError) and "--preset 'mian' is unknown (did you mean 'main'?)" in str(result.exception)
+    result = CliRunner().invoke(app, ["experiment", "--steps", "0", "--out", str(tmp_path / "x")])
+    assert isinstance(result.exception, UserError) and "steps 0 must be at least 1" in str(result.exception)
+    result = CliRunner().invoke(app, ["experiment", "--set", "recipe.givnes=9", "--out", str(tmp_path / "x")])
+    assert isinstance(result.exception, UserError) and "no option 'recipe.givnes'" in str(result.exception)
+
+
+def _experiment(preset: str) -> dict:
+    root = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
+    return run_experiment(PRESETS[preset], root / preset, resume=True)
 
 
 @pytest.mark.experiment
 @pytest.mark.timeout(7200)
-def test_recursion_beats_deep_supervision_alone_on_every_seed():
-    results = run_experiment(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
-    for seed, per_arm in results["arms"]["trm"].items():
-        ds = results["arms"]["deep_supervision"][seed]["test_exact"]
-        neither = results["arms"]["neither"][seed]["test_exact"]
-        print(f"seed {seed}: trm {per_arm['test_exact']:.3f}  deep supervision {ds:.3f}  neither {neither:.3f}")
-    for seed, margin in results["trm_minus_deep_supervision"].items():
-        assert margin >= 0.10, f"seed {seed}: TRM leads deep supervision alone by {margin:.3f} < 0.10"
-    for seed, gain in results["trm_gain_step1_to_nsup"].items():
+def test_at_equal_optimizer_steps_trm_leads_deep_supervision_alone_on_every_seed():
+    """Measured: +5.0, +6.8, +14.6 points (6x6, 9 givens, 1500 steps; RESULTS.md)."""
+    summary = _experiment("equal-steps")
+    for seed, margin in summary["trm_minus_deep_supervision"]["by_seed"].items():
+        assert margin > 0, f"seed {seed}: TRM trails deep supervision alone by {-margin:.3f} at equal steps"
+    for seed, gain in summary["trm_gain_step1_to_nsup"]["by_seed"].items():
         assert gain > 0, f"seed {seed}: TRM accuracy does not rise from step 1 to N_sup ({gain:+.3f})"
+
+
+@pytest.mark.experiment
+@pytest.mark.timeout(7200)
+def test_at_equal_cpu_time_trm_trails_deep_supervision_alone_and_both_beat_one_pass():
+    """Measured (run of record): TRM 0.939, deep supervision 0.990, neither 0.519 (means of 3 seeds)."""
+    summary = _experiment("main")
+    per_seed = summary["per_seed"]
+    for seed, margin in summary["trm_minus_deep_supervision"]["by_seed"].items():
+        assert margin < 0, f"seed {seed}: TRM now leads deep supervision alone at equal CPU time: update the README"
+        assert per_seed["neither"][seed]["test_exact"] < per_seed["trm"][seed]["test_exact"]
+    for seed, gain in summary["trm_gain_step1_to_nsup"]["by_seed"].items():
+        assert gain > 0, f"seed {seed}: TRM accuracy does not rise from step 1 to N_sup ({gain:+.3f})"
+
+
+@pytest.mark.experiment
+@pytest.mark.timeout(7200)
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: the paper's claim (recursion beats deep supervision alone at equal compute) is not met on CPU; "
+    "a TRM step costs about 2.2x a deep-supervision step, so at 120 CPU-s TRM trails by 2 to 8 points",
+)
+def test_trm_beats_deep_supervision_alone_by_10_points_at_equal_compute():
+    summary = _experiment("main")
+    for seed, margin in summary["trm_minus_deep_supervision"]["by_seed"].items():
+        assert margin >= 0.10, f"seed {seed}: TRM leads deep supervision alone by {margin:.3f} < 0.10"

@@ -20,14 +20,8 @@ def test_parameter_counts_match_the_paper(overrides, millions):
     assert model.num_parameters() / 1e6 == pytest.approx(millions, abs=0.006)
 
 
-def tiny(**kw):
-    base = dict(vocab_size=7, seq_len=9, hidden_size=16, num_heads=2, n=2, T=3, prefix_len=3, ffn_multiple=8)
-    torch.manual_seed(0)
-    return RecursiveReasoner(ModelConfig(**{**base, **kw}))
-
-
 @pytest.mark.parametrize("mixer", ["attention", "mlp"])
-def test_step_output_shapes_and_detached_state(mixer):
+def test_step_output_shapes_and_detached_state(mixer, tiny):
     model = tiny(mixer=mixer)
     inputs = torch.randint(1, 7, (4, 9))
     y, z = model.initial_state(4)
@@ -50,14 +44,14 @@ def _count_grad_calls(model, module):
     return calls
 
 
-def test_only_the_last_of_T_cycles_runs_with_gradient():
+def test_only_the_last_of_T_cycles_runs_with_gradient(tiny):
     model = tiny(T=3, n=2)
     calls = _count_grad_calls(model, model.net)
     # T * (n + 1) = 9 calls; the last cycle's n + 1 = 3 are differentiable
     assert calls == [False] * 6 + [True] * 3
 
 
-def test_one_step_gradient_ablation_and_hrm_differentiate_only_the_last_calls():
+def test_one_step_gradient_ablation_and_hrm_differentiate_only_the_last_calls(tiny):
     model = tiny(T=3, n=2, one_step_gradient=True)
     assert _count_grad_calls(model, model.net) == [False] * 7 + [True] * 2
     hrm = tiny(arch="hrm", T=2, n=2)
@@ -69,7 +63,7 @@ def test_one_step_gradient_ablation_and_hrm_differentiate_only_the_last_calls():
     assert low == [False, False, False, True] and high == [False, True]
 
 
-def test_gradient_of_the_last_cycle_equals_a_manual_detached_computation():
+def test_gradient_of_the_last_cycle_equals_a_manual_detached_computation(tiny):
     model = tiny(T=2, n=2)
     inputs, ids = torch.randint(1, 7, (2, 9)), torch.zeros(2, dtype=torch.long)
     y, z = model.initial_state(2)
@@ -88,7 +82,7 @@ def test_gradient_of_the_last_cycle_equals_a_manual_detached_computation():
         torch.testing.assert_close(a, b)
 
 
-def test_z_update_sees_x_and_y_update_does_not():
+def test_z_update_sees_x_and_y_update_does_not(tiny):
     model = tiny(T=1, n=1)
     seen = []
     model.net.register_forward_pre_hook(lambda m, args: seen.append(args[1]))
@@ -103,7 +97,7 @@ def test_z_update_sees_x_and_y_update_does_not():
     torch.testing.assert_close(seen[1], new_z)
 
 
-def test_puzzle_embedding_occupies_prefix_position_zero_scaled():
+def test_puzzle_embedding_occupies_prefix_position_zero_scaled(tiny):
     model = tiny(num_puzzle_ids=3)
     with torch.no_grad():
         model.puzzle_emb.weight[2] = 1.0
@@ -113,7 +107,7 @@ def test_puzzle_embedding_occupies_prefix_position_zero_scaled():
     assert "puzzle_emb.weight" not in dict(model.named_parameters())
 
 
-def test_invalid_architecture_is_rejected():
+def test_invalid_architecture_is_rejected(tiny):
     with pytest.raises(ValueError, match="arch must be"):
         tiny(arch="gru")
     with pytest.raises(ValueError, match="prefix_len"):

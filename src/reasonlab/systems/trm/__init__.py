@@ -1,18 +1,22 @@
 """TRM: Tiny Recursive Model (arXiv 2510.04871) with the HRM baseline, deep supervision and ablations.
 
-    from reasonlab.systems.trm import TRMTrainConfig, train
+    from reasonlab.systems.trm import PRESETS, TRMTrainConfig, run_experiment, solve_puzzle, train
     run_dir = train(TRMTrainConfig(task="sudoku", size=6, givens=10, hidden_size=64, n=3, T=2, n_sup=8))
+    print(solve_puzzle(run_dir, "1.....|..3...|......|...4..|......|.....6").text)
+    summary = run_experiment(PRESETS["quick"], "runs/trm-quick")  # TRM vs. deep supervision vs. neither
+    print(summary["arms"]["trm"]["mean"], summary["arms"]["deep_supervision"]["mean"])
 
-Modules: layers (blocks), model (TRM/HRM step), losses (stablemax, halting), optim (AdamATan2, sign-SGD,
-EMA), supervision (carry, reference loop, evaluation), data (tasks as tensors), train, inference,
-experiment (three-arm reproduction), cli.
+Modules: config (TRMTrainConfig, ExperimentConfig, PRESETS), layers (blocks), model (TRM/HRM step), losses
+(stablemax, halting), optim (AdamATan2, sign-SGD, EMA), supervision (carry, reference loop, evaluation), data
+(tasks as tensors), training, inference, experiment (three-arm reproduction), cli.
 """
 
 from reasonlab.systems import lazy_exports
 
 # imported on first use (PEP 562), so the CLI starts without torch
 EXPORTS = {
-    "config": ["TRMTrainConfig"],
+    "config": ["PRESETS", "ExperimentConfig", "TRMTrainConfig"],
+    "experiment": ["run_experiment"],
     "inference": ["SolveResult", "eval_checkpoint", "solve_puzzle"],
     "losses": ["stablemax_cross_entropy", "trm_loss"],
     "model": ["ModelConfig", "RecursiveReasoner"],
@@ -24,7 +28,7 @@ EXPORTS = {
         "evaluate",
         "supervision_step",
     ],
-    "train": ["load_checkpoint", "load_model", "train"],
+    "training": ["load_checkpoint", "load_model", "train"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
 __all__ = sorted(name for names in EXPORTS.values() for name in names)

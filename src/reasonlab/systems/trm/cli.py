@@ -1,4 +1,4 @@
-"""`reasonlab trm ...`: train, eval and solve with the Tiny Recursive Model."""
+"""`reasonlab trm ...`: train, experiment, eval and solve with the Tiny Recursive Model."""
 
 from __future__ import annotations
 
@@ -8,32 +8,17 @@ from typing import Optional
 
 import typer
 
-from reasonlab.errors import UserError
-
 app = typer.Typer(help="TRM: tiny recursive models for Sudoku, mazes and ARC (arXiv 2510.04871).", no_args_is_help=True)
 
-
-def _fail(err: UserError) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(2)
-
-
-def _parse_set(items: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set {item!r} is not KEY=VALUE: write e.g. --set weight_decay=0.1")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
-    return out
+CONFIG_HELP = "YAML file of options (applied after --preset, before --set and named options)."
+SET_HELP = "Any option as KEY=VALUE (repeatable; dotted keys for nested options, e.g. recipe.givens=9)."
 
 
 @app.command("train")
 def train_command(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TRMTrainConfig options."),
+    set_: list[str] = typer.Option([], "--set", help="Any TRMTrainConfig option as KEY=VALUE (repeatable)."),
     task: Optional[str] = typer.Option(None, help="sudoku | maze | arc"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of options (TRMTrainConfig)."),
     data_path: Optional[str] = typer.Option(None, help="Sudoku-Extreme / Maze-Hard style CSV (else generated)."),
     test_path: Optional[str] = typer.Option(None, help="Separate test CSV."),
     size: Optional[int] = typer.Option(None, help="Sudoku side (4, 6, 9) or maze cells per side."),
@@ -54,28 +39,55 @@ def train_command(
     out: Optional[str] = typer.Option(None, help="Root folder of runs."),
     name: Optional[str] = typer.Option(None, help="Run name."),
     resume: bool = typer.Option(False, "--resume", help="Continue run NAME from its last checkpoint."),
-    set_: list[str] = typer.Option([], "--set", help="Any other option as KEY=VALUE (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete run NAME if it exists and start again."),
 ) -> None:
     """Train TRM (or HRM); runs unchanged under torchrun / accelerate launch (DDP)."""
-    from reasonlab.config import load_config
+    from reasonlab.config import resolve_config
     from reasonlab.systems.trm.config import TRMTrainConfig
-    from reasonlab.systems.trm.train import train
+    from reasonlab.systems.trm.training import train
 
-    try:
-        overrides = _parse_set(set_)
-        overrides.update(
-            task=task, data_path=data_path, test_path=test_path, size=size, givens=givens, train_size=train_size,
-            arch=arch, mixer=mixer, hidden_size=hidden_size, n=n, T=T, n_sup=n_sup, batch_size=batch_size,
-            lr=lr, max_steps=max_steps, time_budget_s=time_budget_s, eval_every=eval_every, seed=seed,
-            out=out, name=name, resume=resume or None,
-        )
-        run_dir = train(load_config(TRMTrainConfig, config, **overrides))
-    except UserError as err:
-        _fail(err)
+    options = dict(
+        task=task, data_path=data_path, test_path=test_path, size=size, givens=givens, train_size=train_size,
+        arch=arch, mixer=mixer, hidden_size=hidden_size, n=n, T=T, n_sup=n_sup, batch_size=batch_size, lr=lr,
+        max_steps=max_steps, time_budget_s=time_budget_s, eval_every=eval_every, seed=seed, out=out, name=name,
+        resume=resume or None, overwrite=overwrite or None,
+    )
+    run_dir = train(resolve_config(TRMTrainConfig, None, config, set_, **options))
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
     typer.echo(f"run: {run_dir}")
     if summary:
         typer.echo(f"test exact accuracy {summary['test_exact']:.4f} (val {summary['val_exact']:.4f}, step {summary['best_step']})")
+
+
+@app.command("experiment")
+def experiment_command(
+    preset: str = typer.Option("main", help="main (run of record) | hard | equal-steps | nine | quick"),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    seed: Optional[list[int]] = typer.Option(None, "--seed", help="Seeds (repeatable; replaces the preset's)."),
+    arm: Optional[list[str]] = typer.Option(None, "--arm", help="trm | deep_supervision | neither (repeatable)."),
+    budget_s: Optional[float] = typer.Option(None, help="CPU seconds of training per arm (equal compute)."),
+    steps: Optional[int] = typer.Option(None, help="Equal optimizer steps per arm instead of equal CPU time."),
+    out: Optional[Path] = typer.Option(None, help="Run directory of the experiment (default runs/trm-PRESET)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the experiment in OUT (same config)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete OUT if it exists and start again."),
+) -> None:
+    """TRM vs. deep supervision alone vs. neither, over seeds: the small-scale reproduction."""
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.trm.config import PRESETS, ExperimentConfig
+    from reasonlab.systems.trm.experiment import run_experiment
+
+    options = dict(seeds=seed or None, arms=arm or None, budget_s=budget_s, steps=steps)
+    experiment = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, **options)
+    out = out or Path("runs") / f"trm-{preset}"
+    summary = run_experiment(experiment, out, resume=resume, overwrite=overwrite)
+    typer.echo(f"run: {out}")
+    for name, numbers in summary["arms"].items():
+        per_seed = " ".join(f"{r['test_exact']:.3f}" for r in summary["per_seed"][name].values())
+        typer.echo(f"{name}: test exact {numbers['mean']:.3f} +- {numbers['std']:.3f} (n={numbers['n']}; {per_seed})")
+    if "trm_minus_deep_supervision" in summary:
+        margin = summary["trm_minus_deep_supervision"]
+        typer.echo(f"trm - deep_supervision: {margin['mean']:+.3f} +- {margin['std']:.3f} (n={margin['n']})")
 
 
 @app.command("eval")
@@ -88,10 +100,7 @@ def eval_command(
     """Exact accuracy of a checkpoint after each supervision step."""
     from reasonlab.systems.trm.inference import eval_checkpoint
 
-    try:
-        result = eval_checkpoint(checkpoint, data, steps, limit)
-    except UserError as err:
-        _fail(err)
+    result = eval_checkpoint(checkpoint, data, steps, limit)
     typer.echo(f"{result['task']}: exact accuracy {result['exact']:.4f} on {result['count']} puzzles")
     typer.echo("by step: " + " ".join(f"{a:.3f}" for a in result["exact_by_step"]))
     if "pass_at_2" in result:
@@ -108,10 +117,7 @@ def solve_command(
     """Solve one puzzle; prints the grid and the supervision steps used."""
     from reasonlab.systems.trm.inference import solve_puzzle
 
-    try:
-        result = solve_puzzle(checkpoint, puzzle, max_steps, halt=not no_halt)
-    except UserError as err:
-        _fail(err)
+    result = solve_puzzle(checkpoint, puzzle, max_steps, halt=not no_halt)
     typer.echo(result.text)
     how = "halted by the q head" if result.halted else "ran to the step limit"
     verdict = "" if result.valid is None else (" - valid solution" if result.valid else " - NOT a valid solution")

@@ -1,13 +1,14 @@
-"""`TRMTrainConfig`: every option of `reasonlab trm train`, with its help and the paper's default.
+"""`TRMTrainConfig` (every option of `reasonlab trm train`), `ExperimentConfig` and its `PRESETS`.
 
-Defaults are the paper's Sudoku-Extreme recipe with the attention mixer (TRM-Att); the paper's best Sudoku
-model uses `mixer: mlp`. Maze-Hard and ARC use n=4 in the official code, and ARC weight decay 0.1 with a
-puzzle-embedding lr of 1e-2.
+`TRMTrainConfig` defaults are the paper's Sudoku-Extreme recipe with the attention mixer (TRM-Att); the paper's
+best Sudoku model uses `mixer: mlp`. Maze-Hard and ARC use n=4 in the official code, and ARC weight decay 0.1
+with a puzzle-embedding lr of 1e-2. `ExperimentConfig` is the three-arm CPU reproduction (`reasonlab trm
+experiment`); `PRESETS["main"]` is its run of record.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -15,7 +16,7 @@ from reasonlab.systems.trm.data import DataSpec
 from reasonlab.systems.trm.model import ModelConfig
 from reasonlab.systems.trm.supervision import SupervisionConfig
 
-__all__ = ["TRMTrainConfig"]
+__all__ = ["ARMS", "PRESETS", "ExperimentConfig", "TRMTrainConfig"]
 
 
 class TRMTrainConfig(BaseModel):
@@ -92,7 +93,9 @@ class TRMTrainConfig(BaseModel):
     bf16: bool = Field(True, description="bfloat16 autocast on CUDA (the paper); CPU runs use float32.")
     out: str = Field("runs", description="Root folder of run directories.")
     name: str | None = Field(None, description="Run name (default: trm-<task>-<time>).")
-    resume: bool = Field(False, description="Continue the run `name` from its last checkpoint.")
+    resume: bool = Field(False, description="Continue the run `name` from its last checkpoint (same config; "
+                         "max_steps and time_budget_s may grow).")
+    overwrite: bool = Field(False, description="Delete the run `name` if it exists and start it again.")
     progress: bool = Field(True, description="Show a progress bar.")
 
     @model_validator(mode="after")
@@ -103,6 +106,8 @@ class TRMTrainConfig(BaseModel):
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.prefix_len < 1:
             raise ValueError("prefix_len must be >= 1: position 0 holds the puzzle embedding")
+        if self.resume and self.overwrite:
+            raise ValueError("resume continues a run and overwrite deletes it: pass one of them")
         return self
 
     def data_spec(self) -> DataSpec:
@@ -124,3 +129,79 @@ class TRMTrainConfig(BaseModel):
     def supervision(self) -> SupervisionConfig:
         act_continue = self.arch == "hrm" if self.act_continue is None else self.act_continue
         return SupervisionConfig(self.n_sup, self.halt_exploration, self.halt_weight, act_continue, self.loss_type)
+
+
+ArmName = Literal["trm", "deep_supervision", "neither"]
+
+# what each arm changes in the shared recipe: recursion (T, n) and deep supervision (N_sup)
+ARMS: dict[str, dict[str, int]] = {
+    "trm": {"T": 2, "n": 3},  # depth per supervision step 2 * (3 + 1) * 2 = 16
+    "deep_supervision": {"T": 1, "n": 1},  # n = 1 so that the answer still sees x through z
+    "neither": {"T": 1, "n": 1, "n_sup": 1, "eval_steps": 1},  # one pass, no recursion, no deep supervision
+}
+
+# 6x6 Sudoku, 12 givens, 200 training puzzles (augmented on the fly): small data, where recursion should matter.
+# D = 32 was chosen by a short pilot at 90 CPU-seconds (D = 64 learned far more slowly in that budget).
+RECIPE: dict[str, Any] = {
+    "task": "sudoku", "size": 6, "givens": 12, "train_size": 200, "val_size": 200, "test_size": 500,
+    "mixer": "mlp", "hidden_size": 32, "num_heads": 2, "prefix_len": 2, "ffn_multiple": 32, "n_sup": 8,
+    "batch_size": 32, "lr": 3e-3, "warmup_steps": 100, "weight_decay": 0.1, "puzzle_emb_lr": 1e-3,
+    "puzzle_emb_weight_decay": 0.1, "ema": 0.995, "eval_every": 100, "eval_steps": 16, "eval_batch_size": 500,
+    "checkpoint_every": 100, "log_every": 25, "max_steps": 1_000_000, "budget_clock": "process",
+    "threads": 1, "device": "cpu", "progress": False,
+}
+
+
+class ExperimentConfig(BaseModel):
+    """Does recursion add to deep supervision? Arms share one recipe and differ only in T, n and N_sup."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: TRMTrainConfig = Field(
+        default_factory=lambda: TRMTrainConfig(**RECIPE),
+        description="Data, network and optimizer of every arm. The experiment sets T, n, n_sup (per arm), seed, "
+        "time_budget_s, max_steps (with `steps`), out and name itself.",
+    )
+    arms: list[ArmName] = Field(list(ARMS), description="Arms to train: trm, deep_supervision, neither.")
+    seeds: list[int] = Field([0, 1, 2], description="Seeds; every arm trains once per seed.")
+    budget_s: float | None = Field(
+        120.0, description="Training seconds per arm on the recipe's budget_clock (process CPU time with one "
+        "thread: equal compute on a shared CPU). Ignored when `steps` is set.")
+    steps: int | None = Field(
+        None, description="Equal optimizer steps per arm (the paper's protocol) instead of equal CPU time.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        if not self.arms or not self.seeds:
+            raise ValueError("arms and seeds must each name at least one value")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps {self.steps} must be at least 1")
+        if self.steps is None and self.budget_s is None:
+            raise ValueError("set budget_s (equal CPU time) or steps (equal optimizer steps)")
+        return self
+
+    def arm_config(self, arm: str, seed: int, out: str) -> TRMTrainConfig:
+        """The training config of one arm and seed, writing its run under `out` (the name is left to the caller)."""
+        if arm not in ARMS:
+            raise ValueError(f"arm must be one of {sorted(ARMS)}, got {arm!r}")
+        budget = {"time_budget_s": None, "max_steps": self.steps} if self.steps else {"time_budget_s": self.budget_s}
+        return TRMTrainConfig(**{**self.recipe.model_dump(), **ARMS[arm], **budget, "seed": seed, "out": out})
+
+
+def _preset(recipe: dict[str, Any] | None = None, **fields: Any) -> ExperimentConfig:
+    return ExperimentConfig(recipe=TRMTrainConfig(**{**RECIPE, **(recipe or {})}), **fields)
+
+
+TWO_ARMS = ["trm", "deep_supervision"]
+PRESETS: dict[str, ExperimentConfig] = {
+    # the run of record: 6x6, 12 givens, three arms, 3 seeds, 120 CPU-seconds per arm
+    "main": _preset(),
+    # near-minimal clues (a unique 6x6 needs at least 8), so each puzzle needs longer propagation
+    "hard": _preset({"givens": 9}, arms=TWO_ARMS),
+    # the paper's protocol on the hard data: 1500 optimizer steps per arm
+    "equal-steps": _preset({"givens": 9}, arms=TWO_ARMS, steps=1500),
+    # 9x9 with 28 givens, one seed, 300 CPU-seconds per arm (a pilot: far too short for 9x9)
+    "nine": _preset({"size": 9, "givens": 28}, arms=TWO_ARMS, seeds=[0], budget_s=300.0),
+    # `reasonlab demo trm`: one seed, 40 CPU-seconds per arm, less data
+    "quick": _preset({"train_size": 100, "val_size": 100, "test_size": 200}, seeds=[0], budget_s=40.0),
+}

@@ -22,7 +22,7 @@ from reasonlab.tasks import arc as arc_task
 from reasonlab.tasks import maze as maze_task
 from reasonlab.tasks import sudoku as sudoku_task
 
-__all__ = ["BatchStream", "DataSpec", "GridData", "TaskData", "build_task_data"]
+__all__ = ["BatchStream", "DataSpec", "GridData", "TaskData", "build_task_data", "load_csv_split"]
 
 
 @dataclass
@@ -203,6 +203,23 @@ def build_task_data(spec: DataSpec) -> TaskData:
     if spec.task == "arc":
         return _arc(spec)
     raise UserError(f"unknown task {spec.task!r}: use sudoku, maze or arc")
+
+
+def load_csv_split(task: str, path: str, limit: int | None = None) -> tuple[str, GridData]:
+    """A Sudoku-Extreme / Maze-Hard style CSV as an evaluation split, with its task signature ("sudoku-9x9")."""
+    if task == "sudoku":
+        puzzles = sudoku_task.load_sudoku_csv(path, limit)
+        rows = [(sudoku_task.encode(p.question), sudoku_task.encode(p.solution), 0) for p in puzzles]
+        side = puzzles[0].question.shape[0]
+    elif task == "maze":
+        mazes = maze_task.load_maze_csv(path, limit)
+        rows = [(maze_task.encode(m.question), maze_task.encode(m.solution), 0) for m in mazes]
+        side = mazes[0].question.shape[0]
+    else:
+        raise UserError(f"--data is supported for sudoku and maze checkpoints, not {task}: omit it to use ARC's test split")
+    if len({r[0].shape for r in rows}) != 1:
+        raise UserError(f"{path} mixes grid sizes: use one size per file")
+    return f"{task}-{side}x{side}", _stack(rows)
 
 
 class BatchStream:
