@@ -5,10 +5,11 @@ from reasonlab.systems.trm.config import PRESETS
 
 def test_public_api_is_pinned():
     assert sorted(trm.__all__) == sorted([
-        "EMA", "AdamATan2", "Carry", "ExperimentConfig", "ModelConfig", "PRESETS", "RecursiveReasoner",
-        "SignSGD", "SolveResult", "SupervisionConfig", "TRMTrainConfig", "deep_supervision_reference",
-        "eval_checkpoint", "evaluate", "load_checkpoint", "load_model", "run_experiment", "solve_puzzle",
-        "stablemax_cross_entropy", "supervision_step", "train", "trm_loss",
+        "EMA", "AdamATan2", "Carry", "EvalResult", "ExperimentConfig", "ModelConfig", "PRESETS",
+        "RecursiveReasoner", "SignSGD", "SolveResult", "SupervisionConfig", "TRMTrainConfig", "arc_pass_at_k",
+        "deep_supervision_reference", "eval_checkpoint", "evaluate", "evaluate_split", "load_checkpoint",
+        "load_model", "run_experiment", "solve_puzzle", "stablemax_cross_entropy", "supervision_step", "train",
+        "trm_loss",
     ])
     for name in trm.__all__:
         assert getattr(trm, name) is not None

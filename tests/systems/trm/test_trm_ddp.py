@@ -40,3 +40,4 @@ def test_two_process_ddp_matches_one_process(tmp_path):
         torch.testing.assert_close(a["model"][key], b["model"][key], atol=2e-5, rtol=1e-4, msg=key)
     summary = yaml.safe_load((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["train_steps"] == 4
+    assert summary["test_count"] == 8  # each rank scored 4 test puzzles; the counts are summed

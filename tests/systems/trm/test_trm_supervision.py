@@ -7,7 +7,6 @@ from reasonlab.systems.trm.optim import AdamATan2
 from reasonlab.systems.trm.supervision import (
     SupervisionConfig,
     deep_supervision_reference,
-    evaluate,
     initial_carry,
     supervision_step,
 )
@@ -125,16 +124,3 @@ def test_hrm_continue_loss_adds_a_q_learning_term(tiny):
     extra = float(with_q.total.detach()) - float(plain.total.detach())
     assert extra == pytest.approx(0.5 * float(q_loss.detach()), rel=1e-5)
 
-
-def test_evaluate_reports_accuracy_after_every_step(tiny):
-    model = tiny()
-    x, t, ids = batch(0, size=5)
-    result = evaluate(model, x, t, ids, steps=3, batch_size=2, keep_predictions=True)
-    assert len(result.exact_by_step) == 3 and result.count == 5
-    out = model(x, ids, *model.initial_state(5))
-    exact1 = float(((out.logits.argmax(-1) == t).all(-1)).float().mean())
-    assert result.exact_by_step[0] == pytest.approx(exact1)
-    assert result.predictions.shape == (5, 9) and result.mean_halt_step == 3.0
-    # a perfect oracle: labels equal to the model's own step-3 predictions
-    oracle = evaluate(model, x, result.predictions, ids, steps=3)
-    assert oracle.exact_by_step[-1] == 1.0

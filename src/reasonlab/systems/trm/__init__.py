@@ -7,8 +7,8 @@
     print(summary["arms"]["trm"]["mean"], summary["arms"]["deep_supervision"]["mean"])
 
 Modules: config (TRMTrainConfig, ExperimentConfig, PRESETS), layers (blocks), model (TRM/HRM step), losses
-(stablemax, halting), optim (AdamATan2, sign-SGD, EMA), supervision (carry, reference loop, evaluation), data
-(tasks as tensors), training, inference, experiment (three-arm reproduction), cli.
+(stablemax, halting), optim (AdamATan2, sign-SGD, EMA), supervision (carry, reference loop), data (tasks as
+tensors), training, evaluation (accuracy by step, ARC pass@k), inference, experiment (three-arm run), cli.
 """
 
 from reasonlab.systems import lazy_exports
@@ -16,6 +16,7 @@ from reasonlab.systems import lazy_exports
 # imported on first use (PEP 562), so the CLI starts without torch
 EXPORTS = {
     "config": ["PRESETS", "ExperimentConfig", "TRMTrainConfig"],
+    "evaluation": ["EvalResult", "arc_pass_at_k", "evaluate", "evaluate_split"],
     "experiment": ["run_experiment"],
     "inference": ["SolveResult", "eval_checkpoint", "solve_puzzle"],
     "losses": ["stablemax_cross_entropy", "trm_loss"],
@@ -25,7 +26,6 @@ EXPORTS = {
         "Carry",
         "SupervisionConfig",
         "deep_supervision_reference",
-        "evaluate",
         "supervision_step",
     ],
     "training": ["load_checkpoint", "load_model", "train"],

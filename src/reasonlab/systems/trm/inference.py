@@ -17,9 +17,9 @@ import torch
 from reasonlab.errors import UserError
 from reasonlab.systems.trm.config import TRMTrainConfig
 from reasonlab.systems.trm.data import GridData, build_task_data, load_csv_split
+from reasonlab.systems.trm.evaluation import arc_pass_at_k, evaluate
 from reasonlab.systems.trm.model import RecursiveReasoner, StepOutput
-from reasonlab.systems.trm.supervision import evaluate
-from reasonlab.systems.trm.training import arc_pass_at_k, load_checkpoint, load_model
+from reasonlab.systems.trm.training import load_checkpoint, load_model
 from reasonlab.tasks import arc as arc_task
 from reasonlab.tasks import maze as maze_task
 from reasonlab.tasks import sudoku as sudoku_task

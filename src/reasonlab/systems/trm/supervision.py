@@ -1,4 +1,4 @@
-"""Deep supervision with a persistent carry (as the official code), its plain reference loop, and evaluation.
+"""Deep supervision with a persistent carry (as the official code) and its plain reference loop.
 
 Training (`supervision_step`): a carry (y, z, step count, halted flag, current sample) lives across
 optimizer steps. Each step, halted slots take the loader's next sample and restart from (y_init, z_init);
@@ -8,7 +8,7 @@ minimum in 2..N_sup. HRM's Q-learning "continue" target (`act_continue=True`) ne
 
 `deep_supervision_reference` is the paper's pseudocode (Fig. 3): one batch, N_sup optimizer steps in a
 loop. With exploration off and nobody halting early, the two give the same weights (tested).
-Evaluation runs every step without halting (as the official eval) and records accuracy after each one.
+Evaluation (every step, no halting) is in `evaluation.py`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,13 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from reasonlab.systems.trm.losses import IGNORE, LossOutput, trm_loss
+from reasonlab.systems.trm.losses import LossOutput, trm_loss
 from reasonlab.systems.trm.model import RecursiveReasoner, StepOutput
 
 __all__ = [
     "Carry",
-    "EvalResult",
     "SupervisionConfig",
     "deep_supervision_reference",
-    "evaluate",
     "initial_carry",
     "supervision_step",
 ]
@@ -146,75 +144,3 @@ def deep_supervision_reference(
         if bool((out.q_halt > 0).all()):
             break
     return losses
-
-
-@dataclass
-class EvalResult:
-    exact_by_step: list[float]  # fraction of puzzles fully right after step k = 1..steps
-    token_by_step: list[float]  # fraction of valid tokens right after step k
-    halted_exact: float  # exact accuracy reading each answer at its first step with q_halt > 0 (or the last)
-    mean_halt_step: float
-    count: int
-    predictions: torch.Tensor | None = None  # (N, L) argmax at step n_sup, if requested
-    confidences: torch.Tensor | None = None  # (N,) sigmoid(q_halt) at step n_sup
-
-    def exact_at(self, step: int) -> float:
-        return self.exact_by_step[min(step, len(self.exact_by_step)) - 1]
-
-
-@torch.no_grad()
-def evaluate(
-    model: RecursiveReasoner,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    puzzle_ids: torch.Tensor,
-    steps: int,
-    batch_size: int = 256,
-    keep_predictions: bool = False,
-    read_step: int | None = None,
-) -> EvalResult:
-    """Run `steps` supervision steps on every puzzle without halting; accuracy after each step.
-
-    Counts are sums over this process's rows; `merge` them across ranks with `EvalResult` fields x count.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    read_step = read_step or steps
-    exact = torch.zeros(steps, dtype=torch.float64)
-    tokens = torch.zeros(steps, dtype=torch.float64)
-    halted_hits, halt_steps, total_valid = 0.0, 0.0, 0.0
-    preds, confs = [], []
-    for start in range(0, len(inputs), batch_size):
-        x = inputs[start : start + batch_size].to(device)
-        t = labels[start : start + batch_size].to(device)
-        ids = puzzle_ids[start : start + batch_size].to(device)
-        valid = t != IGNORE
-        total_valid += float(valid.sum())
-        y, z = model.initial_state(len(x))
-        halted_at = torch.full((len(x),), steps, dtype=torch.long, device=device)
-        halted_right = torch.zeros(len(x), dtype=torch.bool, device=device)
-        for k in range(steps):
-            out = model(x, ids, y, z)
-            y, z = out.y, out.z
-            hits = (out.logits.argmax(-1) == t) & valid
-            right = hits.sum(-1) == valid.sum(-1)
-            exact[k] += float(right.sum())
-            tokens[k] += float(hits.sum())
-            newly = (halted_at == steps) & ((out.q_halt > 0) | (k == steps - 1))
-            halted_at = torch.where(newly, k + 1, halted_at)
-            halted_right |= newly & right
-            if keep_predictions and k == read_step - 1:
-                preds.append(out.logits.argmax(-1).cpu())
-                confs.append(torch.sigmoid(out.q_halt).cpu())
-        halted_hits += float(halted_right.sum())
-        halt_steps += float(halted_at.sum())
-    n = max(len(inputs), 1)
-    return EvalResult(
-        exact_by_step=(exact / n).tolist(),
-        token_by_step=(tokens / max(total_valid, 1.0)).tolist(),
-        halted_exact=halted_hits / n,
-        mean_halt_step=halt_steps / n,
-        count=len(inputs),
-        predictions=torch.cat(preds) if preds else None,
-        confidences=torch.cat(confs) if confs else None,
-    )

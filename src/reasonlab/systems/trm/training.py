@@ -26,21 +26,14 @@ import torch.distributed as dist
 from reasonlab.errors import UserError
 from reasonlab.runs import Run, atomic_write
 from reasonlab.systems.trm.config import TRMTrainConfig
-from reasonlab.systems.trm.data import BatchStream, GridData, TaskData, build_task_data
+from reasonlab.systems.trm.data import BatchStream, TaskData, build_task_data
+from reasonlab.systems.trm.evaluation import arc_pass_at_k, evaluate_split
 from reasonlab.systems.trm.model import ModelConfig, RecursiveReasoner
 from reasonlab.systems.trm.optim import EMA, AdamATan2, SignSGD, warmup_lr
-from reasonlab.systems.trm.supervision import (
-    Carry,
-    EvalResult,
-    SupervisionConfig,
-    evaluate,
-    initial_carry,
-    supervision_step,
-)
-from reasonlab.tasks import arc as arc_task
-from reasonlab.train.distributed import all_reduce_max, all_reduce_sum, barrier, init_distributed
+from reasonlab.systems.trm.supervision import Carry, SupervisionConfig, initial_carry, supervision_step
+from reasonlab.train.distributed import all_reduce_max, barrier, init_distributed
 
-__all__ = ["CHECKPOINT_FORMAT", "arc_pass_at_k", "evaluate_split", "load_checkpoint", "load_model", "save_checkpoint", "train"]
+__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "load_model", "save_checkpoint", "train"]
 
 CHECKPOINT_FORMAT = "reasonlab-trm-1"
 
@@ -108,42 +101,6 @@ def _device(config: TRMTrainConfig, local_rank: int) -> torch.device:
 
 def _clock(kind: str) -> float:
     return time.process_time() if kind == "process" else time.perf_counter()
-
-
-def evaluate_split(
-    model: RecursiveReasoner, data: GridData, steps: int, batch_size: int, rank: int = 0, world: int = 1
-) -> EvalResult:
-    """Evaluate on this rank's shard (rows rank::world) and sum the counts across ranks."""
-    shard = GridData(data.inputs[rank::world], data.labels[rank::world], data.puzzle_ids[rank::world])
-    result = evaluate(model, shard.inputs, shard.labels, shard.puzzle_ids, steps, batch_size)
-    if world == 1:
-        return result
-    n = result.count
-    totals = all_reduce_sum({
-        "count": n, "halted_exact": result.halted_exact * n, "halt_step": result.mean_halt_step * n,
-        **{f"exact_{k}": exact * n for k, exact in enumerate(result.exact_by_step)},
-    })
-    count = max(totals["count"], 1.0)
-    return EvalResult(
-        exact_by_step=[totals[f"exact_{k}"] / count for k in range(len(result.exact_by_step))],
-        token_by_step=result.token_by_step, halted_exact=totals["halted_exact"] / count,
-        mean_halt_step=totals["halt_step"] / count, count=int(totals["count"]),
-    )
-
-
-def arc_pass_at_k(model: RecursiveReasoner, task_data: TaskData, steps: int, batch_size: int, k: int = 2) -> float:
-    """Predict every augmented test input, undo each augmentation, vote per test pair, score pass@k."""
-    puzzles = task_data.arc
-    assert puzzles is not None
-    test = task_data.test
-    result = evaluate(model, test.inputs, test.labels, test.puzzle_ids, steps, batch_size, keep_predictions=True)
-    candidates: dict[tuple[str, int], list] = {}
-    for example, tokens, confidence in zip(puzzles.test, result.predictions, result.confidences, strict=True):
-        _, augmentation = puzzles.identifiers[example.puzzle_id]
-        grid = arc_task.decode_prediction(tokens.numpy(), augmentation)
-        candidates.setdefault((example.task_id, example.test_index), []).append((grid, float(confidence)))
-    ranked = {key: arc_task.vote(preds) for key, preds in candidates.items()}
-    return arc_task.pass_at_k(ranked, puzzles.test_truth, k)
 
 
 def _plots(run: Run, test_by_step: list[float], n_sup: int) -> None:
