@@ -16,6 +16,7 @@ import pytest
 import reasonlab.sandbox as sandbox
 from reasonlab.errors import UserError
 from reasonlab.sandbox import SandboxLimits, available_layers, run_python
+from reasonlab.sandbox.launch import choose_launcher, missing_layers
 
 LAYERS = available_layers()
 needs_bwrap = pytest.mark.skipif(not LAYERS["namespace"].active,
@@ -41,6 +42,7 @@ def _host_file() -> str:
 
 
 HOST_FILE = _host_file()
+UNSAFE = "unsafe-hook-only"
 # (layers to skip, layer expected to stop the attempt)
 BY_AUDIT = pytest.param((), "audit", id="audit")
 BY_SECCOMP = pytest.param(("audit",), "seccomp", id="seccomp", marks=needs_seccomp)
@@ -57,6 +59,19 @@ def memory(tmp_path: Path) -> Path:
     (folder / "entities" / "lab.md").write_text("# Lab\n")
     (tmp_path / "secret.txt").write_text(OUTSIDE)
     return folder
+
+
+# mode "auto" fails closed: where it refuses, every test that runs code in it is skipped with the reason
+AUTO_REFUSED = missing_layers(choose_launcher("auto", strict_raises=False))
+RUNS_WITHOUT_AUTO = {"test_public_api_is_pinned", "test_unsafe_mode_keeps_rlimits_audit_and_env",
+                     "test_unsafe_mode_copies_the_workdir_back_too", "test_without_bwrap_auto_and_strict_fail_closed",
+                     "test_user_errors_name_the_input"}
+
+
+@pytest.fixture(autouse=True)
+def auto_mode_or_skip(request: pytest.FixtureRequest) -> None:
+    if AUTO_REFUSED and request.function.__name__ not in RUNS_WITHOUT_AUTO:
+        pytest.skip(f"sandbox mode auto refuses on this machine: {'; '.join(AUTO_REFUSED)}")
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +99,7 @@ def leaked(result: sandbox.SandboxResult, *needles: str) -> bool:
 def test_public_api_is_pinned() -> None:
     assert sorted(sandbox.__all__) == sorted([
         "ErrorKind", "Layer", "LayerStatus", "SandboxLimits", "SandboxMode", "SandboxResult",
-        "available_layers", "run_python",
+        "available_layers", "layer_report", "run_python",
     ])
 
 
@@ -161,7 +176,7 @@ def test_output_past_the_cap_is_cut_off() -> None:
 def test_code_runs_as_nobody_in_its_own_namespaces() -> None:
     seen = run_python("import os, socket\n[os.getuid(), os.getpid(), socket.gethostname(), os.getcwd()]",
                       skip_layers=("audit",))
-    assert seen.value == [65534, 2, "sandbox", "/sandbox"]
+    assert seen.value == [65534, 1, "sandbox", "/sandbox"]  # the runner is pid 1 (--as-pid-1)
 
 
 # escape attempts
@@ -256,7 +271,7 @@ def test_pid_1_environ_holds_no_secret(skip: tuple[str, ...], layer: str) -> Non
     if layer == "audit":
         assert (seen.error_kind, seen.layer) == ("forbidden", "audit")
     else:
-        # pid 1 is bubblewrap's init in the new pid namespace: readable, but its environment is the scrubbed one
+        # pid 1 is the runner itself (bwrap --as-pid-1): its environment is the scrubbed one
         assert seen.ok and "OPENBLAS_NUM_THREADS=1" in seen.value
     assert not leaked(seen, SECRET)
 
@@ -372,31 +387,39 @@ def test_a_1_gb_write_stops_at_rlimit_fsize_and_leaves_the_original(memory: Path
 # modes, layers and user errors
 
 
-def test_fallback_mode_keeps_rlimits_audit_and_env() -> None:
-    layers = available_layers("fallback")
+def test_unsafe_mode_keeps_rlimits_audit_and_env() -> None:
+    layers = available_layers(UNSAFE)
     assert not layers["namespace"].active and not layers["tmpfs"].active
     assert layers["rlimit"].active and layers["audit"].active and layers["env"].active
-    assert run_python("6 * 7", mode="fallback").value == 42
-    seen = run_python("import os\ndict(os.environ)", mode="fallback")
+    assert run_python("6 * 7", mode=UNSAFE).value == 42
+    seen = run_python("import os\ndict(os.environ)", mode=UNSAFE)
     assert seen.ok and "REASONLAB_TEST_SECRET" not in seen.value
-    stopped = run_python("import socket\nsocket.socket()", mode="fallback")
+    stopped = run_python("import socket\nsocket.socket()", mode=UNSAFE)
     assert (stopped.error_kind, stopped.layer) == ("forbidden", "audit")
-    assert run_python("bytearray(10 * 2**30)", mode="fallback").error_kind == "memory"
+    assert run_python("bytearray(10 * 2**30)", mode=UNSAFE).error_kind == "memory"
 
 
-def test_fallback_mode_copies_the_workdir_back_too(memory: Path) -> None:
-    done = run_python("open('user.md', 'a').write('- fallback\\n')", workdir=memory, mode="fallback")
+def test_unsafe_mode_copies_the_workdir_back_too(memory: Path) -> None:
+    done = run_python("open('user.md', 'a').write('- unsafe\\n')", workdir=memory, mode=UNSAFE)
     assert done.ok and done.changed_files == ("user.md",)
-    assert (memory / "user.md").read_text().endswith("- fallback\n")
+    assert (memory / "user.md").read_text().endswith("- unsafe\n")
 
 
-def test_strict_mode_without_bwrap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_without_bwrap_auto_and_strict_fail_closed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the class: bubblewrap missing must never mean "run as the calling user behind the hook alone"
     monkeypatch.setenv("PATH", str(tmp_path))
     assert not available_layers()["namespace"].active
     assert "bwrap is not on PATH" in available_layers()["namespace"].detail
-    with pytest.raises(UserError, match="strict sandbox mode needs bubblewrap"):
-        run_python("1", mode="strict")
-    assert run_python("1 + 1").value == 2  # auto mode degrades instead
+    for mode in ("auto", "strict"):
+        with pytest.raises(UserError, match=r"cannot isolate untrusted code.*install bubblewrap") as refused:
+            run_python("1", mode=mode)  # type: ignore[arg-type]
+        assert "\n" not in str(refused.value) and UNSAFE in str(refused.value)
+    with pytest.raises(UserError, match="cannot isolate"):
+        run_python("1")
+    report = dict(sandbox.layer_report())
+    assert report["namespace"].startswith("missing: install bubblewrap") and report["seccomp"] == "holds"
+    assert report["mode auto"].startswith("refuses")
+    assert run_python("1 + 1", mode=UNSAFE).value == 2  # only the mode named unsafe runs without namespaces
 
 
 def test_user_errors_name_the_input(tmp_path: Path) -> None:
@@ -412,3 +435,5 @@ def test_user_errors_name_the_input(tmp_path: Path) -> None:
         run_python("1", skip_layers=("namespace",))
     with pytest.raises(UserError, match="unknown sandbox mode"):
         run_python("1", mode="loose")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match=f"now called '{UNSAFE}'"):
+        run_python("1", mode="fallback")  # type: ignore[arg-type]

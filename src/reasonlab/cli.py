@@ -70,6 +70,11 @@ def info() -> None:
             table.add_row(backend, f"[dim]{package} not installed[/dim]")
     for label, probe in [("embedded Gemma-3-270M", _find_gemma), ("embedded MiniLM", _find_minilm)]:
         table.add_row(label, probe())
+    from reasonlab.sandbox import layer_report
+
+    for layer, state in layer_report():
+        holds = state in ("holds", "runs untrusted code")
+        table.add_row(f"sandbox {layer}", escape(state) if holds else f"[yellow]{escape(state)}[/yellow]")
     console.print(table)
 
 

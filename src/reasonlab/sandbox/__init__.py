@@ -13,12 +13,14 @@ mem-agent runs the model's tool calls and ArcMemo runs model-written `transform(
     timeout     the parent kills the process group at the wall-clock limit
     supervisor  the parent caps output and checks every file before copying it back into the workdir
 
-Without bubblewrap (no user namespaces, e.g. Docker's default profile) it degrades to rlimit + seccomp +
-audit + env + timeout + supervisor in a plain subprocess; `available_layers()` says which layers hold and
-docs/sandbox.md explains what that means. The result travels as JSON lines over a pipe, never as pickle.
+The boundary is the kernel: the namespace, user, tmpfs, seccomp and rlimit layers. The audit hook is defence
+in depth. `mode="auto"` (the default) fails closed: where bubblewrap, an unprivileged uid or the seccomp filter
+is missing it raises a UserError saying how to get them, and only `mode="unsafe-hook-only"` runs the code in a
+plain subprocess with rlimits, seccomp, the audit hook, env, timeout and supervisor. `layer_report()` says which
+layers hold here. The result travels as JSON lines over a pipe, never as pickle.
 
     limits.py      SandboxLimits, SandboxResult, LayerStatus and the layer and error-kind names
-    launch.py      bubblewrap, the root-to-nobody staging and the fallback; the rebuilt environment
+    launch.py      bubblewrap, the root-to-nobody staging, the unsafe subprocess; the rebuilt environment
     seccomp.py     the BPF program
     runner.py      the child: a stdlib-only script, run by path as `python -I -B runner.py RESULT_FD`
     supervisor.py  feeding the job, capping the output, the timeout and reading the result back
@@ -37,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab.errors import UserError
-from reasonlab.sandbox.launch import Launcher, bind_sources, choose_launcher, fallback_dirs, user_note
+from reasonlab.sandbox.launch import (
+    Launcher,
+    bind_sources,
+    choose_launcher,
+    fallback_dirs,
+    missing_layers,
+    user_note,
+)
 from reasonlab.sandbox.limits import (
     SANDBOX_TMPDIR,
     SANDBOX_WORKDIR,
@@ -61,6 +70,7 @@ __all__ = [
     "SandboxMode",
     "SandboxResult",
     "available_layers",
+    "layer_report",
     "run_python",
 ]
 
@@ -77,15 +87,17 @@ def run_python(
 ) -> SandboxResult:
     """Run `code` in the sandbox; `inputs` is visible as a dict, `preamble` is trusted source run first.
 
-    `mode`: "auto" uses bubblewrap when it works and falls back otherwise, "strict" raises UserError
-    without it, "fallback" never uses it. `skip_layers` turns off "audit" and/or "seccomp" (tests, debugging).
+    `mode`: "auto" (or its alias "strict") needs bubblewrap, a host-unprivileged uid and seccomp and raises a
+    UserError saying how to get them where one is missing; "unsafe-hook-only" runs without the namespaces.
+    `skip_layers` turns off "audit" and/or "seccomp" by name (tests, debugging).
     With `workdir`, the code runs in a copy on the tmpfs; changed regular files come back after checks,
     and only when the run ended normally or with an ordinary Python exception.
     """
     limits = limits or SandboxLimits()
     skipped = _check_skip_layers(skip_layers)
-    launcher = choose_launcher(mode)
+    _check_inputs(inputs)
     snapshot = snapshot_workdir(workdir, limits)
+    launcher = choose_launcher(mode)
     seccomp = None if "seccomp" in skipped else seccomp_program(lock_rlimits=not launcher.namespace)
     job = _job(code, inputs, preamble, limits, launcher, snapshot, audit="audit" not in skipped, seccomp=seccomp)
     with tempfile.TemporaryDirectory(prefix="reasonlab-sandbox-") as private:
@@ -96,12 +108,15 @@ def run_python(
 
 
 def available_layers(mode: SandboxMode = "auto") -> dict[Layer, LayerStatus]:
-    """Which layers hold for `run_python(..., mode=mode)` on this machine, with what each one enforces."""
+    """Which layers hold for `run_python(..., mode=mode)` on this machine, with what each one enforces.
+
+    In "auto" mode a run refuses to start unless namespace, user and seccomp are all active.
+    """
     launcher = choose_launcher(mode, strict_raises=False)
     seccomp = seccomp_program(lock_rlimits=False) is not None
     off = f"off: {launcher.note}"
     namespace = "bubblewrap: new user/pid/net/ipc/uts/mount namespaces, read-only system dirs, no host /etc"
-    unprivileged = launcher.host_user != "root"
+    unprivileged = launcher.host_user != "root" and (launcher.host_user == "nobody" or os.geteuid() != 0)
     nproc = "RLIMIT_NPROC per sandbox" if launcher.namespace and unprivileged else "no RLIMIT_NPROC"
     return {
         "namespace": LayerStatus(launcher.namespace, namespace if launcher.namespace else off),
@@ -119,6 +134,28 @@ def available_layers(mode: SandboxMode = "auto") -> dict[Layer, LayerStatus]:
     }
 
 
+_HOW_TO_GET = {
+    "namespace": "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are allowed",
+    "tmpfs": "comes with the namespace layer (bubblewrap)",
+    "user": "run as a non-root user, or make python readable by uid 65534, or install util-linux "
+            "(unshare, mount, setpriv)",
+    "seccomp": "needs an x86_64 machine",
+}
+
+
+def layer_report() -> list[tuple[str, str]]:
+    """Rows for `reasonlab info`: each layer with "holds" or "missing: how to get it" (mode "auto")."""
+    rows = []
+    for name, status in available_layers("auto").items():
+        how = _HOW_TO_GET.get(name, status.detail)
+        rows.append((name, "holds" if status.active else f"missing: {how} ({status.detail})"))
+    launcher = choose_launcher("auto", strict_raises=False)
+    refusal = missing_layers(launcher)
+    rows.append(("mode auto", "runs untrusted code" if not refusal else
+                 "refuses to run untrusted code until the missing layers hold"))
+    return rows
+
+
 def _check_skip_layers(skip_layers: Collection[str]) -> frozenset[str]:
     unknown = set(skip_layers) - set(SKIPPABLE_LAYERS)
     if unknown:
@@ -127,8 +164,7 @@ def _check_skip_layers(skip_layers: Collection[str]) -> frozenset[str]:
     return frozenset(skip_layers)
 
 
-def _job(code: str, inputs: dict[str, Any] | None, preamble: str | None, limits: SandboxLimits,
-         launcher: Launcher, snapshot: Snapshot, audit: bool, seccomp: bytes | None) -> dict[str, Any]:
+def _check_inputs(inputs: dict[str, Any] | None) -> None:
     if inputs is not None and not isinstance(inputs, dict):
         raise UserError(f"sandbox inputs must be a dict, got {type(inputs).__name__}; wrap the value in a dict")
     try:
@@ -136,6 +172,10 @@ def _job(code: str, inputs: dict[str, Any] | None, preamble: str | None, limits:
     except (TypeError, ValueError) as error:
         raise UserError(f"sandbox inputs are not JSON-serializable ({error}); pass lists, dicts, str, "
                         "numbers, bools or None") from error
+
+
+def _job(code: str, inputs: dict[str, Any] | None, preamble: str | None, limits: SandboxLimits,
+         launcher: Launcher, snapshot: Snapshot, audit: bool, seccomp: bytes | None) -> dict[str, Any]:
     workdir, tmpdir = (SANDBOX_WORKDIR, SANDBOX_TMPDIR) if launcher.namespace else ("", "")
     sources = bind_sources()
     return {
@@ -147,8 +187,8 @@ def _job(code: str, inputs: dict[str, Any] | None, preamble: str | None, limits:
         "seccomp": seccomp.hex() if seccomp is not None and not launcher.namespace else None,
         "seccomp_active": seccomp is not None, "namespace": launcher.namespace,
         "dropped": launcher.host_user == "nobody",
-        # bwrap's pid 1 and the runner count too; outside a user namespace the count is per host user
-        "nproc": limits.max_processes + 2 if launcher.namespace else None,
+        # the runner (pid 1 in its namespace) counts too; outside a user namespace the count is per host user
+        "nproc": limits.max_processes + 1 if launcher.namespace else None,
         "cpu_seconds": limits.cpu_seconds, "memory_bytes": limits.memory_mb << 20,
         "file_bytes": limits.file_mb << 20, "max_files": limits.max_files,
         "max_output_bytes": limits.max_output_bytes,

@@ -1,9 +1,10 @@
 """The namespace, user and env layers: how the child is started, through bubblewrap or as a plain subprocess.
 
-`choose_launcher` picks the first bubblewrap setup that starts Python on this machine, or the fallback;
+`choose_launcher` picks the first bubblewrap setup that starts Python on this machine and refuses (UserError)
+when the namespace, user or seccomp layer is missing, unless the caller chose mode "unsafe-hook-only";
 `launch_argv` puts bubblewrap (and, for a root caller, the staging that drops to uid 65534) in front of the
 runner. The child sees the Python installation and the system libraries read-only, and runner.py bound
-read-only at /opt/reasonlab/runner.py; it runs as `python -I -B runner.py RESULT_FD`.
+read-only at /opt/reasonlab/runner.py; it runs as `python -I -B runner.py RESULT_FD`, as pid 1 of its namespace.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from reasonlab.errors import UserError
-from reasonlab.sandbox.limits import NOBODY, SANDBOX_TMPDIR, SANDBOX_WORKDIR, SandboxLimits, SandboxMode
+from reasonlab.sandbox.limits import (
+    NOBODY,
+    SANDBOX_TMPDIR,
+    SANDBOX_WORKDIR,
+    UNSAFE_MODE,
+    SandboxLimits,
+    SandboxMode,
+)
 from reasonlab.sandbox.seccomp import seccomp_program
 
 # the child-side program: a stdlib-only script beside this file, executed by path
@@ -45,18 +53,35 @@ class Launcher:
 
 
 def choose_launcher(mode: SandboxMode, strict_raises: bool = True) -> Launcher:
+    """The launcher for `mode`: "auto" and "strict" need the namespace, user and seccomp layers (a UserError
+    naming the missing ones, unless `strict_raises` is off); only "unsafe-hook-only" runs without them."""
+    if mode == "fallback":
+        raise UserError("sandbox mode 'fallback' ran untrusted code without namespaces and is now called "
+                        f"{UNSAFE_MODE!r}; pass mode={UNSAFE_MODE!r} to opt in, or install bubblewrap and use 'auto'")
     if mode not in get_args(SandboxMode):
         raise UserError(f"unknown sandbox mode {mode!r}; use one of {', '.join(get_args(SandboxMode))}")
-    if mode != "fallback":
-        bwrap = shutil.which("bwrap")
-        launcher = _namespace_launcher(bwrap)
-        if launcher.namespace:
-            return launcher
-        if mode == "strict" and strict_raises:
-            raise UserError(f"strict sandbox mode needs bubblewrap: {launcher.note}; install it "
-                            "(apt-get install bubblewrap) where user namespaces are allowed, or use mode='auto'")
-        return _fallback_launcher(launcher.note)
-    return _fallback_launcher("mode='fallback' was asked for")
+    if mode == UNSAFE_MODE:
+        return _fallback_launcher(f"mode={UNSAFE_MODE!r} was asked for")
+    launcher = _namespace_launcher(shutil.which("bwrap"))
+    if not launcher.namespace:
+        launcher = _fallback_launcher(launcher.note)
+    missing = missing_layers(launcher)
+    if missing and strict_raises:
+        raise UserError(f"the sandbox cannot isolate untrusted code on this machine ({'; '.join(missing)}): "
+                        "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are "
+                        f"allowed, or pass mode={UNSAFE_MODE!r} to accept rlimits, seccomp and the audit hook only")
+    return launcher
+
+
+def missing_layers(launcher: Launcher) -> list[str]:
+    """Which of the layers every safe mode needs (namespace, user, seccomp) `launcher` lacks, and why."""
+    missing = [] if launcher.namespace else [f"namespace: {launcher.note}"]
+    if launcher.host_user == "root":
+        missing.append("user: the code would run as host root (uid 65534 cannot read python and it could not be "
+                       "re-bound for it)")
+    if seccomp_program(lock_rlimits=False) is None:
+        missing.append("seccomp: the filter is built for x86_64 only")
+    return missing
 
 
 @functools.lru_cache(maxsize=8)
@@ -190,6 +215,8 @@ def launch_argv(launcher: Launcher, limits: SandboxLimits, seccomp: bytes | None
     tmpfs = str(limits.tmpfs_mb << 20)
     argv = [launcher.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(NOBODY),
             "--gid", str(NOBODY), "--hostname", "sandbox", "--die-with-parent", "--cap-drop", "ALL",
+            # the runner is pid 1: no bubblewrap init without rlimits whose /proc/1/mem the code could open
+            "--as-pid-1",
             "--size", tmpfs, "--perms", "0700", "--tmpfs", SANDBOX_WORKDIR,
             "--size", tmpfs, "--perms", "0700", "--tmpfs", SANDBOX_TMPDIR,
             # /dev would be an unlimited writable tmpfs; /proc/sys is writable by a host-root uid

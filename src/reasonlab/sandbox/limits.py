@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal
 
 from reasonlab.errors import UserError
@@ -11,13 +12,17 @@ Layer = Literal["namespace", "user", "tmpfs", "seccomp", "rlimit", "audit", "env
 ErrorKind = Literal[
     "timeout", "cpu", "memory", "filesize", "processes", "forbidden", "exception", "output", "result", "crash"
 ]
-SandboxMode = Literal["auto", "strict", "fallback"]
+# "auto" and "strict" (the same: both refuse to run without the namespace, user and seccomp layers);
+# "unsafe-hook-only" runs a plain subprocess with rlimits, seccomp, env and the audit hook, as the caller's user
+SandboxMode = Literal["auto", "strict", "unsafe-hook-only"]
+UNSAFE_MODE = "unsafe-hook-only"
 
 # paths inside the namespace; without bubblewrap both are folders of a private host temp dir
 SANDBOX_WORKDIR = "/sandbox"
 SANDBOX_TMPDIR = "/tmp"
 NOBODY = 65534
 SKIPPABLE_LAYERS = ("audit", "seccomp")
+LARGEST = 1 << 40  # upper bound of every integer limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,13 +39,17 @@ class SandboxLimits:
     max_processes: int = 8  # RLIMIT_NPROC in the user namespace: threads and processes the code may add
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.wall_seconds, (int, float)) and self.wall_seconds > 0):
-            raise UserError(f"SandboxLimits.wall_seconds={self.wall_seconds!r} must be a positive number of seconds")
+        wall = self.wall_seconds
+        if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not 0 < wall < math.inf:
+            raise UserError(f"SandboxLimits.wall_seconds={wall!r} must be a positive, finite number of seconds")
         for name in ("cpu_seconds", "memory_mb", "tmpfs_mb", "file_mb", "max_files", "max_output_bytes",
                      "max_processes"):
             value, least = getattr(self, name), 0 if name == "max_processes" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise UserError(f"SandboxLimits.{name}={value!r} must be an integer >= {least}; pass one")
+            if value > LARGEST:
+                # megabytes are shifted into bytes for setrlimit, which takes 63-bit values
+                raise UserError(f"SandboxLimits.{name}={value!r} must be at most {LARGEST}; pass a smaller one")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,6 +6,8 @@ nothing that would pull torch into the sandbox. In order it recreates the workdi
 loads the seccomp filter when bubblewrap did not, runs the trusted preamble, installs the audit hook and
 runs the code; then it names the layer behind a failure and lists the workdir for the checked copy back.
 The first line it writes is the header (ok, value, error, kind, layer, files), one line per entry follows.
+Everything after the code starts is reachable by the code (this module is its `__main__`), so the header is
+a claim the parent checks, and the audit hook is built so that none of its decisions read this module.
 """
 
 import ast
@@ -24,23 +26,7 @@ import traceback
 PID = os.getpid()
 dumps = json.dumps
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-ALWAYS_BLOCKED = frozenset({
-    "socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.gethostbyname",
-    "socket.gethostbyaddr", "socket.sendto", "subprocess.Popen", "os.system", "os.exec", "os.spawn",
-    "os.posix_spawn", "os.fork", "os.forkpty", "os.kill", "os.killpg", "pty.spawn", "resource.setrlimit",
-    "resource.prlimit", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.cdata",
-    "ctypes.cdata/buffer", "ctypes.string_at", "ctypes.wstring_at", "ctypes.PyObj_FromPtr",
-    "gc.get_referrers", "gc.get_referents", "gc.get_objects",
-})
-# event -> [(index of a path argument, index of its dir_fd or None, written)]
-PATH_EVENTS = {
-    "os.mkdir": [(0, 2, True)], "os.rmdir": [(0, 1, True)], "os.remove": [(0, 1, True)],
-    "os.rename": [(0, 2, True), (1, 3, True)], "os.link": [(0, 2, True), (1, 3, True)],
-    "os.truncate": [(0, None, True)], "os.chmod": [(0, 2, True)], "os.chown": [(0, 3, True)],
-    "os.utime": [(0, 3, True)], "os.symlink": [(1, 2, True)], "shutil.rmtree": [(0, 1, True)],
-    "os.setxattr": [(0, None, True)], "os.removexattr": [(0, None, True)], "os.listdir": [(0, None, False)],
-    "os.scandir": [(0, None, False)], "os.getxattr": [(0, None, False)], "os.listxattr": [(0, None, False)],
-}
+NOFILE = 256  # RLIMIT_NOFILE of the code: the descriptors it can hold
 
 
 class CpuLimitExceeded(BaseException):
@@ -58,7 +44,7 @@ def set_rlimits(job):
     cpu, memory, size = job["cpu_seconds"], job["memory_bytes"], job["file_bytes"]
     limits = [(resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_CPU, cpu, cpu + 1),
               (resource.RLIMIT_AS, memory, memory), (resource.RLIMIT_FSIZE, size, size),
-              (resource.RLIMIT_NOFILE, 256, 256)]
+              (resource.RLIMIT_NOFILE, NOFILE, NOFILE)]
     if job["nproc"] is not None:
         limits.append((resource.RLIMIT_NPROC, job["nproc"], job["nproc"]))
     for which, soft, hard in limits:
@@ -97,64 +83,247 @@ def materialize(entries, workdir):
     return hashes
 
 
-def inside(path, roots):
-    real = os.path.realpath(path)
-    return any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots)
+# The audit hook, defence in depth behind the kernel layers. It is assembled from constants bound as default
+# arguments when this file is loaded, before any untrusted code exists: no function below reads a module
+# global, a closure cell or a module attribute, and none calls a method that the code could define on an
+# argument. Rewriting this module (it is sys.modules["__main__"]), os, posixpath or builtins, or reading the
+# hook's frames from a traceback, therefore changes none of its decisions. Besides these constants the hook
+# reads only kernel state: paths, the working directory and the tmpfs inode counts.
+S_IFMT, S_IFLNK, S_IFDIR = 0o170000, 0o120000, 0o040000
+HOOK_BLOCKED = frozenset({
+    "socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.gethostbyname",
+    "socket.gethostbyaddr", "socket.sendto", "subprocess.Popen", "os.system", "os.exec", "os.spawn",
+    "os.posix_spawn", "os.fork", "os.forkpty", "os.kill", "os.killpg", "signal.pthread_kill", "pty.spawn",
+    "resource.setrlimit", "resource.prlimit", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function",
+    "ctypes.cdata", "ctypes.cdata/buffer", "ctypes.string_at", "ctypes.wstring_at", "ctypes.PyObj_FromPtr",
+    "gc.get_referrers", "gc.get_referents", "gc.get_objects", "os.link",
+    # another thread's running frame, which could be the hook's own
+    "sys._current_frames", "sys._current_exceptions",
+})
+# (event, ((index of a path argument, index of its dir_fd or -1, written), ...)), searched in order
+HOOK_PATH_EVENTS = (
+    ("os.listdir", ((0, -1, False),)), ("os.scandir", ((0, -1, False),)), ("os.mkdir", ((0, 2, True),)),
+    ("os.remove", ((0, 1, True),)), ("os.rmdir", ((0, 1, True),)), ("os.rename", ((0, 2, True), (1, 3, True))),
+    ("os.symlink", ((1, 2, True),)), ("os.chmod", ((0, 2, True),)), ("os.chown", ((0, 3, True),)),
+    ("os.utime", ((0, 3, True),)), ("os.truncate", ((0, -1, True),)), ("shutil.rmtree", ((0, 1, True),)),
+    ("os.setxattr", ((0, -1, True),)), ("os.removexattr", ((0, -1, True),)), ("os.getxattr", ((0, -1, False),)),
+    ("os.listxattr", ((0, -1, False),)), ("os.chdir", ((0, -1, False),)),
+)
+FUNCTION_FIELDS = ("__code__", "__defaults__", "__kwdefaults__")
 
 
-def install_audit_hook(write_roots, read_roots, violations, max_files, existing):
-    read_roots = tuple(read_roots) + tuple(write_roots)
-    # files and folders the code may still create; empty files cost no tmpfs space, so count them here
-    budget = [max_files - existing]
+def path_text(value, _type=type, _issubclass=issubclass, _str=str, _bytes=bytes, _copy=str.__str__,
+              _decode=bytes.decode):
+    """`value` as an exact str, read from its bytes without calling any method its class defines; else None."""
+    kind = _type(value)
+    if kind is _str:
+        return value
+    if kind is _bytes or _issubclass(kind, _bytes):
+        return _decode(value, "utf-8", "surrogateescape")
+    if _issubclass(kind, _str):
+        return _copy(value)
+    return None
 
-    def deny(event, detail):
-        message = f"{event} is not allowed in the sandbox ({detail})"
-        if not violations:
-            violations.append(message)
-        raise PermissionError(errno.EPERM, message)
 
-    def check(event, path, dir_fd, roots):
-        if isinstance(path, int):
+def real_path(path, _lstat=os.lstat, _readlink=os.readlink, _getcwd=os.getcwd, _item=tuple.__getitem__,
+              _errors=(OSError, ValueError), _kind=S_IFMT, _link=S_IFLNK):
+    """os.path.realpath from captured C functions: symlinks and `..` resolved in order; None past 40 links."""
+    if not path.startswith("/"):
+        try:
+            path = _getcwd() + "/" + path
+        except _errors:
             return None
-        path = "." if path is None else os.fsdecode(path)
-        if isinstance(dir_fd, int) and dir_fd >= 0 and not os.path.isabs(path):
-            path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
-        if not inside(path, roots):
-            deny(event, f"{path!r} is outside the working directory")
-        return path
+    pending = path.split("/")
+    pending.reverse()
+    resolved, hops = "", 0
+    while pending:
+        name = pending.pop()
+        if name == "" or name == ".":
+            continue
+        if name == "..":
+            resolved = resolved[:resolved.rfind("/")] if resolved else ""
+            continue
+        candidate = resolved + "/" + name
+        try:
+            mode = _item(_lstat(candidate), 0)
+        except _errors:
+            resolved = candidate
+            continue
+        if mode & _kind != _link:
+            resolved = candidate
+            continue
+        hops += 1
+        if hops > 40:
+            return None
+        target = _readlink(candidate)
+        if target.startswith("/"):
+            resolved = ""
+        parts = target.split("/")
+        parts.reverse()
+        pending.extend(parts)
+    return resolved or "/"
 
-    def count(event, path, created):
-        if path is None or os.path.lexists(path) == created:
+
+def within(path, roots):
+    """Whether the resolved `path` is one of `roots` or lies below one."""
+    if path is None:
+        return False
+    # a loop, not any(): the hook may not look up a builtin by name
+    for root in roots:  # noqa: SIM110
+        if path == root or path.startswith(root + "/"):
+            return True
+    return False
+
+
+def entries_used(folders, on_tmpfs, _statvfs=os.statvfs, _listdir=os.listdir, _lstat=os.lstat,
+                 _item=tuple.__getitem__, _errors=(OSError, ValueError), _kind=S_IFMT, _dir=S_IFDIR):
+    """Inodes in use on the sandbox's tmpfs mounts, or entries under `folders` without them (a folder that
+    cannot be listed counts as full)."""
+    total = 0
+    if on_tmpfs:
+        for folder in folders:
+            usage = _statvfs(folder)
+            total += _item(usage, 5) - _item(usage, 6)  # f_files - f_ffree
+        return total
+    stack = [*folders]
+    while stack:
+        folder = stack.pop()
+        try:
+            names = _listdir(folder)
+        except _errors:
+            return 1 << 62
+        for name in names:
+            total += 1
+            try:
+                mode = _item(_lstat(folder + "/" + name), 0)
+            except _errors:
+                continue
+            if mode & _kind == _dir:
+                stack.append(folder + "/" + name)
+    return total
+
+
+def refuse(event, detail, violations, _error=PermissionError, _eperm=errno.EPERM):
+    message = f"{event} is not allowed in the sandbox ({detail})"
+    if not violations:
+        violations.append(message)
+    raise _error(_eperm, message)
+
+
+def checked_path(event, value, dir_fd, roots, violations, _type=type, _int=int, _readlink=os.readlink,
+                 _path_text=path_text, _real_path=real_path, _within=within, _refuse=refuse):
+    """The resolved path an event names, refused unless it lies under `roots`; None for a descriptor."""
+    if _type(value) is _int:
+        return None
+    text = "." if value is None else _path_text(value)
+    if text is None:
+        _refuse(event, "pass paths as str or bytes, e.g. os.fspath(path)", violations)
+    if dir_fd is not None and not text.startswith("/"):
+        if _type(dir_fd) is not _int:
+            _refuse(event, "dir_fd must be an int", violations)
+        if dir_fd >= 0:
+            text = _readlink(f"/proc/self/fd/{dir_fd}") + "/" + text
+    real = _real_path(text)
+    if not _within(real, roots):
+        _refuse(event, f"{text!r} is outside the working directory", violations)
+    return real
+
+
+def check_open_folders(event, text, roots, violations, _stat=os.stat, _readlink=os.readlink, _range=range,
+                       _item=tuple.__getitem__, _errors=(OSError, ValueError), _real_path=real_path, _within=within,
+                       _refuse=refuse, _kind=S_IFMT, _dir=S_IFDIR, _descriptors=NOFILE):
+    """os.open's event does not name its dir_fd: a relative path must stay under `roots` from every open folder."""
+    for fd in _range(_descriptors):
+        try:
+            mode = _item(_stat(f"/proc/self/fd/{fd}"), 0)
+            folder = _readlink(f"/proc/self/fd/{fd}") if mode & _kind == _dir else None
+        except _errors:
+            continue
+        if folder is not None and not _within(_real_path(folder + "/" + text), roots):
+            _refuse(event, f"{text!r} from the open folder {folder!r} is outside the working directory", violations)
+
+
+def audit_event(event, args, settings, _type=type, _str=str, _int=int, _tuple=tuple, _len=len,
+                _path_text=path_text, _checked=checked_path, _refuse=refuse, _used=entries_used,
+                _open_folders=check_open_folders,
+                _lstat=os.lstat, _errors=(OSError, ValueError), _blocked=HOOK_BLOCKED,
+                _path_events=HOOK_PATH_EVENTS, _write_flags=WRITE_FLAGS, _creat=os.O_CREAT,
+                _function=type(path_text), _fields=FUNCTION_FIELDS, _own_file=__file__):
+    """One audit event: return to allow it, raise PermissionError to refuse it."""
+    write_roots, read_roots, folders, ceiling, on_tmpfs, max_files, violations = settings
+    if _type(event) is not _str:
+        event = _path_text(event)  # sys.audit takes str subclasses
+    if _type(args) is not _tuple or event is None:
+        return
+    created = None
+    if event == "open":
+        if _len(args) != 3:
+            _refuse(event, "malformed event", violations)
+        path, mode, flags = args
+        if _type(path) is _int:
             return
-        budget[0] += -1 if created else 1
-        if budget[0] < 0:
-            deny(event, f"more than max_files={max_files} files and folders")
+        descriptor = mode is None  # os.open, which takes a dir_fd its event leaves out
+        writes = not ((mode is None or _type(mode) is _str) and (flags is None or _type(flags) is _int))
+        if not writes:
+            mode, flags = mode or "", flags or 0
+            writes = "w" in mode or "a" in mode or "x" in mode or "+" in mode or flags & _write_flags != 0
+        roots = write_roots if writes else read_roots
+        real = _checked(event, path, None, roots, violations)
+        text = _path_text(path)
+        if descriptor and not text.startswith("/"):
+            _open_folders(event, text, roots, violations)
+        if writes and (_type(flags) is not _int or flags & _creat):
+            created = real
+    elif event in _blocked:
+        _refuse(event, "blocked operation", violations)
+    elif event == "object.__setattr__" and _len(args) == 3 and _type(args[0]) is _function:
+        field = args[1]
+        if _type(field) is _str and (field == "__code__" or (
+                field in _fields and args[0].__code__.co_filename == _own_file)):
+            _refuse(event, f"replacing {field} of a function", violations)
+    else:
+        specs = None
+        for name, candidate in _path_events:
+            if name == event:
+                specs = candidate
+                break
+        if specs is None:
+            return
+        if event == "os.symlink" and _len(args) == 3:
+            target, link = _path_text(args[0]), _path_text(args[1])
+            if target is None or link is None:
+                _refuse(event, "pass paths as str or bytes", violations)
+            if not target.startswith("/"):
+                target = link[:link.rfind("/") + 1] + target
+            _checked(event, target, args[2], write_roots, violations)
+        for index, fd_index, written in specs:
+            if index >= _len(args):
+                _refuse(event, "malformed event", violations)
+            dir_fd = args[fd_index] if 0 <= fd_index < _len(args) else None
+            real = _checked(event, args[index], dir_fd, write_roots if written else read_roots, violations)
+        if event == "os.mkdir" or event == "os.symlink":
+            created = real
+    if created is not None and _used(folders, on_tmpfs) >= ceiling:
+        try:
+            _lstat(created)
+        except _errors:
+            _refuse(event, f"more than max_files={max_files} files and folders", violations)
 
-    def hook(event, args):
-        if event in ALWAYS_BLOCKED:
-            deny(event, "blocked operation")
-        elif event == "open":
-            path, mode, flags = args
-            writes = any(c in (mode or "") for c in "wax+") or bool((flags or 0) & WRITE_FLAGS)
-            path = check(event, path, None, write_roots if writes else read_roots)
-            if (flags or 0) & os.O_CREAT:
-                count(event, path, True)
-        elif event == "ctypes.dlopen" and args[0] is not None:
-            deny(event, f"loading {args[0]!r}")
-        elif event in PATH_EVENTS:
-            if event == "os.symlink":
-                target = os.path.join(os.path.dirname(os.fsdecode(args[1])), os.fsdecode(args[0]))
-                check(event, target, args[2], write_roots)
-            paths = []
-            for index, dir_fd_index, written in PATH_EVENTS[event]:
-                dir_fd = args[dir_fd_index] if dir_fd_index is not None else None
-                paths.append(check(event, args[index], dir_fd, write_roots if written else read_roots))
-            if event in ("os.mkdir", "os.symlink", "os.link"):
-                count(event, paths[-1], True)
-            elif event in ("os.remove", "os.rmdir"):
-                count(event, paths[0], False)
 
-    sys.addaudithook(hook)
+def make_audit_hook(write_roots, read_roots, max_files, existing, on_tmpfs, violations, _audit_event=audit_event,
+                    _real_path=real_path, _used=entries_used):
+    """The hook for `sys.addaudithook`, with every setting resolved now into immutable values."""
+    # a root that cannot be resolved (a symlink loop) is left out: nothing lies inside it
+    write_roots = tuple(real for real in (_real_path(str(root)) for root in write_roots) if real is not None)
+    read_roots = tuple(real for real in (_real_path(str(root)) for root in read_roots) if real is not None)
+    read_roots += write_roots
+    ceiling = _used(write_roots, on_tmpfs) + max_files - existing
+    settings = (write_roots, read_roots, write_roots, ceiling, on_tmpfs, max_files, violations)
+
+    def hook(event, args, _audit_event=_audit_event, _settings=settings):
+        _audit_event(event, args, _settings)
+
+    return hook
 
 
 def run_code(code, namespace):
@@ -194,7 +363,8 @@ def classify(error, job, violations):
                 errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
         return "forbidden", "namespace"
     filename = error.filename if isinstance(error.filename, (str, bytes)) else None
-    if code == errno.ENOENT and filename and not inside(os.fsdecode(filename), (job["workdir"], job["tmpdir"])):
+    if code == errno.ENOENT and filename and not within(real_path(os.fsdecode(filename)), (job["workdir"],
+                                                                                         job["tmpdir"])):
         return "forbidden", "namespace"
     return "exception", None
 
@@ -255,8 +425,8 @@ def execute(job, header, violations):
     if job["preamble"]:
         exec(compile(job["preamble"], "<preamble>", "exec"), namespace)
     if job["audit"]:
-        write_roots = (os.path.realpath(job["workdir"]), os.path.realpath(job["tmpdir"]))
-        install_audit_hook(write_roots, job["read_roots"], violations, job["max_files"], len(entries))
+        sys.addaudithook(make_audit_hook((job["workdir"], job["tmpdir"]), job["read_roots"], job["max_files"],
+                                         len(entries), job["namespace"], violations))
     header["files"] = True
     try:
         value = run_code(job["code"], namespace)
@@ -291,7 +461,9 @@ def main():
         if os.getpid() != PID:
             os._exit(70)
         kind, layer = classify(error, job, violations)
-        header.update(kind=kind, layer=layer, error=violations[0] if layer == "audit" else describe(error))
+        message = violations[0] if layer == "audit" else describe(error)
+        # the parent refuses a header much longer than the result itself
+        header.update(kind=kind, layer=layer, error=message if len(message) <= 4000 else message[:4000] + "...")
         if layer != "audit":
             user_traceback(error)
     if os.getpid() != PID:

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -25,6 +26,14 @@ from reasonlab.sandbox.workdir import RejectedChanges, Snapshot, apply_changes
 
 # error kinds after which the workdir is copied back: none, or an ordinary Python exception
 COMMIT_KINDS = (None, "exception")
+# room in the header line beside the value for the other fields (the runner cuts the error text to 4000)
+_HEADER_SLACK = 65536
+# a workdir entry as the runner writes it: up to four known keys with a JSON string or null each; a JSON
+# string is matched as "normal* (escape normal*)*", which never starts two ways at one byte, so in linear time
+_PLAIN = rb'[^"\\\x00-\x1f]*'
+_JSON_TEXT = rb'(?:"' + _PLAIN + rb'(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})' + _PLAIN + rb')*"|null)'
+_ENTRY_FIELD = rb'"(?:type|path|sha256|data)": ' + _JSON_TEXT
+_ENTRY_LINE = re.compile(rb"\{" + _ENTRY_FIELD + rb"(?:, " + _ENTRY_FIELD + rb"){0,3}\}")
 
 
 @dataclasses.dataclass
@@ -141,19 +150,25 @@ def interpret(exchange: Exchange, limits: SandboxLimits, snapshot: Snapshot) -> 
     if exchange.stopped == "output":
         return SandboxResult(False, error=f"output passed max_output_bytes={limits.max_output_bytes}",
                              error_kind="output", layer="supervisor", **common)
-    header, lines = _parse_lines(exchange.result)
+    header, lines, problem = _parse_lines(exchange.result, limits)
     if header is None:
-        return _died(exchange.returncode, limits, exchange.seconds, **common)
-    kind, layer = header.get("kind"), header.get("layer")
-    kind = kind if kind in get_args(ErrorKind) else None if header.get("ok") is True else "crash"
-    layer = layer if layer in get_args(Layer) else None
-    error = header.get("error") if isinstance(header.get("error"), str) else None
+        if exchange.returncode != 0 or not exchange.result:
+            return _died(exchange.returncode, limits, common)
+        return SandboxResult(False, error=f"the sandboxed process sent back an unreadable result: {problem}",
+                             error_kind="result", layer="supervisor", **common)
+    kind, layer = _known(header.get("kind"), get_args(ErrorKind)), _known(header.get("layer"), get_args(Layer))
+    kind = kind if kind is not None or header.get("ok") is True else "crash"
+    error = header.get("error")
+    # the text is the child's: keep it printable wherever the caller sends it (no lone surrogates)
+    error = error.encode("utf-8", "replace").decode("utf-8") if isinstance(error, str) else None
     ok = header.get("ok") is True and kind is None
+    if not ok and error is None:
+        error = f"the sandboxed process reported a failure ({kind}) without a message"
     changed: tuple[str, ...] = ()
     if snapshot.root is not None and header.get("files") is True and kind in COMMIT_KINDS:
         try:
             changed = apply_changes(snapshot, lines, limits)
-        except RejectedChanges as rejected:
+        except (RejectedChanges, ValueError, TypeError) as rejected:
             return SandboxResult(False, error=f"nothing was copied back: {rejected}", error_kind="filesize",
                                  layer="supervisor", **common)
         except OSError as failed:
@@ -164,21 +179,41 @@ def interpret(exchange: Exchange, limits: SandboxLimits, snapshot: Snapshot) -> 
                          layer=layer, changed_files=changed, **common)
 
 
-def _parse_lines(data: bytes) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """JSON lines from the child: a header, then one line per workdir entry; anything else is no result."""
+def _known(value: Any, names: tuple[str, ...]) -> Any:
+    """`value` when it is one of `names` (a str from the child's header), else None."""
+    return value if isinstance(value, str) and value in names else None
+
+
+def _parse_lines(data: bytes, limits: SandboxLimits) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str]:
+    """The child's JSON lines: a header, then one line per workdir entry; anything else is no result and why.
+
+    The bytes are the child's and already capped by the pump. Invalid UTF-8, nesting deeper than the recursion
+    limit or a line that is not an object mean no result, never an exception. Memory stays within a small
+    multiple of the caps: at most max_files + 1 lines, a header no longer than max_output_bytes (plus room for
+    the error text), and entry lines that are flat objects of strings (checked before they are parsed).
+    """
+    if data.count(b"\n") > limits.max_files + 2:
+        return None, [], f"more than max_files={limits.max_files} lines"
+    first, _, rest = data.partition(b"\n")
+    if len(first) > limits.max_output_bytes + _HEADER_SLACK:
+        return None, [], "the header line is longer than max_output_bytes"
+    entries = [line for line in rest.split(b"\n") if line]
+    # only a path holds escapes (at most two per character of its 4096), so the match below stays short
+    if not all(line.count(b"\\") <= 2 * 4096 and _ENTRY_LINE.fullmatch(line) for line in entries):
+        return None, [], "a workdir entry is not a flat object of strings"
     try:
-        records = [json.loads(line) for line in data.decode("utf-8").splitlines() if line]
-    except ValueError:
-        return None, []
-    if not records or not all(isinstance(r, dict) for r in records):
-        return None, []
-    return records[0], records[1:]
+        records = [json.loads(line) for line in [first, *entries]]
+    except (ValueError, RecursionError, MemoryError) as error:
+        return None, [], f"not JSON ({type(error).__name__})"
+    if not isinstance(records[0], dict):
+        return None, [], "the header is not a JSON object"
+    return records[0], records[1:], ""
 
 
-def _died(returncode: int, limits: SandboxLimits, seconds: float, **common: Any) -> SandboxResult:
+def _died(returncode: int, limits: SandboxLimits, common: dict[str, Any]) -> SandboxResult:
     """No result came back: name the limit from how the process ended (bwrap reports a signal as 128+N)."""
     signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else None
-    if signum == signal.SIGXCPU or (signum == signal.SIGKILL and seconds >= limits.cpu_seconds):
+    if signum == signal.SIGXCPU or (signum == signal.SIGKILL and common["seconds"] >= limits.cpu_seconds):
         return SandboxResult(False, error=f"CPU limit of {limits.cpu_seconds} s reached", error_kind="cpu",
                              layer="rlimit", **common)
     if signum == signal.SIGXFSZ:

@@ -87,8 +87,10 @@ def apply_changes(snapshot: Snapshot, lines: list[dict[str, Any]], limits: Sandb
             if data is None:
                 files[relative] = None
                 continue
+            if not isinstance(data, str):
+                raise RejectedChanges(f"{relative} has no base64 text")
             try:
-                content = base64.b64decode(str(data), validate=True)
+                content = base64.b64decode(data, validate=True)
             except ValueError as error:
                 raise RejectedChanges(f"{relative} is not valid base64") from error
             total += len(content)
@@ -128,7 +130,11 @@ def _checked_relative(path: Any) -> str:
         raise RejectedChanges(f"bad path {path!r}")
     if any(part in ("", ".", "..") for part in path.split("/")):
         raise RejectedChanges(f"path {path!r} leaves the workdir")
-    if any(len(os.fsencode(part)) > 255 for part in path.split("/")):
+    try:
+        encoded = [os.fsencode(part) for part in path.split("/")]
+    except UnicodeEncodeError as error:  # a lone surrogate outside surrogateescape's range
+        raise RejectedChanges(f"path {path[:80]!r} is not a valid file name") from error
+    if any(len(part) > 255 for part in encoded):
         raise RejectedChanges(f"path {path[:80]!r} has a name longer than 255 bytes")
     return path
 

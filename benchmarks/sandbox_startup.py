@@ -1,0 +1,54 @@
+"""Start-up cost of one `reasonlab.sandbox.run_python` call: the median wall time of N calls of trivial code.
+
+    .venv/bin/python benchmarks/sandbox_startup.py --calls 30
+
+Each call starts the whole stack (bubblewrap's namespaces, the root-to-uid-65534 staging when the caller
+is root, seccomp, a Python interpreter, the runner, the audit hook) and reads the result back, so the
+figure is the fixed cost a tool call or program run pays before its own work. One warm-up call first (it
+also probes which bubblewrap setup works, a cost paid once per process). Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+from reasonlab.sandbox import SandboxMode, available_layers, run_python
+
+
+def measure(calls: int, mode: SandboxMode, code: str) -> list[float]:
+    """Wall seconds of `calls` runs of `code`, after one warm-up run."""
+    run_python(code, mode=mode)
+    seconds = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        result = run_python(code, mode=mode)
+        seconds.append(time.perf_counter() - started)
+        assert result.ok, result.error
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=30, help="timed calls after the warm-up")
+    parser.add_argument("--mode", default="auto", help="sandbox mode: auto or unsafe-hook-only")
+    parser.add_argument("--code", default="result = 6 * 7", help="the code each call runs")
+    args = parser.parse_args()
+    seconds = measure(args.calls, args.mode, args.code)
+    layers = available_layers(args.mode)
+    print(json.dumps({
+        "median_s": round(statistics.median(seconds), 4), "min_s": round(min(seconds), 4),
+        "max_s": round(max(seconds), 4), "calls": args.calls, "mode": args.mode, "code": args.code,
+        "layers": sorted(name for name, status in layers.items() if status.active),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, Linux {platform.release()}, "
+                   f"Python {platform.python_version()}, euid {os.geteuid()}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }))
+
+
+if __name__ == "__main__":
+    main()
