@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from reasonlab.llm.base import SamplingParams
-from reasonlab.systems.h1.environment import accuracy
+from reasonlab.systems.h1.evaluation import accuracy
 from reasonlab.systems.h1.modular import LABELS, OPERATIONS, make_modular_chains, modular_tokenizer
 from reasonlab.train import sft
 from reasonlab.train.sft import Example

@@ -2,7 +2,7 @@
 
     # warm start: greedy and sampled (T=1) accuracy per depth on 128 held-out chains
     .venv/bin/python benchmarks/h1_probes.py warm-start --position-encoding none --ops "+-*" --sft-steps 3000
-    # the same for a preset of the experiment, with fields changed (JSON values); held-out chains as the experiment's
+    # the same for a preset of the experiment, with fields changed (--set as in the CLI); held-out chains as the experiment's
     .venv/bin/python benchmarks/h1_probes.py warm-start --preset slots --set width=8 --set max_depth=5 --depths 1 2 3 4 5 6 7
     # the same, followed during fine-tuning: accuracy per depth every 100 steps
     .venv/bin/python benchmarks/h1_probes.py warm-start --preset values --every 100 --depths 1 2 3 4 6 8 10
@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 
 import torch
 
+from reasonlab.config import lookup_preset, resolve_config
 from reasonlab.llm.base import SamplingParams
-from reasonlab.systems.h1.environment import ChainEnvironment, accuracy
-from reasonlab.systems.h1.experiment import EVAL_SEED, PRESETS, ExperimentConfig, warm_start
+from reasonlab.systems.h1.config import EVAL_SEED, PRESETS, ExperimentConfig
+from reasonlab.systems.h1.environment import ChainEnvironment
+from reasonlab.systems.h1.evaluation import accuracy
+from reasonlab.systems.h1.experiment import warm_start
 from reasonlab.systems.h1.modular import make_modular_chains
 from reasonlab.train.rl import RLConfig, RLTrainer
 from reasonlab.train.tinylm import TinyLM
@@ -87,7 +89,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=0, help="warm-start: also report every N fine-tuning steps")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="warm-start only: start from this preset "
                         "(the options above are then ignored)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON", help="with --preset: change a field")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="with --preset: change a field")
     args = parser.parse_args()
     torch.set_num_threads(1)
     # max_depth sizes the tokenizer (and so the initial weights): 4 as in the main preset, 2 for the depth-2 RL probe
@@ -95,8 +97,7 @@ def main() -> None:
                               n_layer=args.layers, d_model=args.d_model, sft_learning_rate=args.sft_lr,
                               max_depth=4 if args.probe == "warm-start" else 2)
     if args.preset:
-        changes = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
-        config = ExperimentConfig.model_validate({**PRESETS[args.preset].model_dump(), **changes})
+        config = resolve_config(ExperimentConfig, lookup_preset(PRESETS, args.preset), None, args.set)
     if args.probe == "warm-start":
         probe_warm_start(config, args.seed, args.depths, preset=bool(args.preset), every=args.every)
     else:

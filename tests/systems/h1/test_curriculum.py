@@ -73,7 +73,7 @@ def test_direct_and_uniform():
     uniform = Curriculum(CurriculumConfig(schedule="uniform", min_depth=1, max_depth=4))
     depths = uniform.depths(400, random.Random(0))
     assert set(depths) == {1, 2, 3, 4}
-    assert all(80 <= depths.count(d) <= 120 for d in range(1, 5))
+    assert [depths.count(d) for d in range(1, 5)] == [114, 91, 99, 96]  # seeded draws from U{1..4}
 
 
 def test_config_rejects_an_inverted_range():

@@ -7,9 +7,14 @@ from reasonlab.tasks import arithmetic
 
 def test_public_api():
     assert sorted(h1.__all__) == [
-        "ChainEnvironment", "Curriculum", "CurriculumConfig", "H1Config", "ModularChain", "StageEvent",
-        "accuracy", "accuracy_by_depth", "make_modular_chains", "modular_tokenizer", "solve_modular", "train_h1",
+        "ChainEnvironment", "ChainFormat", "Curriculum", "CurriculumConfig", "EvalConfig", "ExperimentConfig",
+        "H1Config", "ModularChain", "PRESETS", "StageEvent", "accuracy", "accuracy_by_depth", "eval_preset", "evaluate",
+        "make_modular_chains", "modular_tokenizer", "run_experiment", "solve_modular", "train", "train_policy",
+        "train_preset",
     ]
+    from reasonlab.systems.h1.training import train
+
+    assert h1.train is train  # the function, never the module
     assert sorted(arithmetic.__all__) == [
         "ANSWER_INSTRUCTION", "Atom", "Chain", "ChainLink", "atom_from_gsm8k", "compose_chain", "evaluate",
         "extract_answer", "load_gsm8k_jsonl", "make_chains", "numeric_reward", "parse_number", "template_atoms",

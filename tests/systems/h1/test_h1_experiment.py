@@ -1,10 +1,11 @@
-"""The CPU experiment (never in CI): curriculum vs direct vs uniform at equal rollout tokens, 3 seeds.
+"""The CPU experiment (never in CI): curriculum vs direct vs uniform at equal rollout tokens, 3 seeds, H = 10.
 
     .venv/bin/python -m pytest -m experiment tests/systems/h1/test_h1_experiment.py -s
 
-The same as `reasonlab h1 experiment --preset values --seed 0 --seed 1 --seed 2 --out runs/h1-values`. The issue's bar: the
-curriculum beats direct training by at least 15 points at depth H on every seed. The test records the
-numbers and asserts only that the run completed; benchmarks/RESULTS.md states whether the bar was met.
+The same as `reasonlab h1 experiment --preset values --seed 0 --seed 1 --seed 2 --out runs/h1-values`
+(roughly 35-50 minutes in one process on 2 cores; rerun into the same folder, it resumes). It asserts the
+README row: the curriculum beats direct RL at depth H = 10 by at least 15 points on every seed (the issue's
+bar; the run of record: 23.4, 97.7 and 93.8), and direct training shows the vanishing reward.
 """
 
 from __future__ import annotations
@@ -14,14 +15,25 @@ from pathlib import Path
 
 import pytest
 
-from reasonlab.systems.h1.experiment import PRESETS, run_experiment
+from reasonlab.systems.h1 import PRESETS, run_experiment
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 @pytest.mark.experiment
-def test_curriculum_vs_direct_vs_uniform():
+def test_the_curriculum_beats_direct_at_H_on_every_seed():
     out = Path(os.environ.get("H1_EXPERIMENT_OUT", "runs/h1-values"))
-    results = run_experiment(PRESETS["values"], out, (0, 1, 2))
+    results = run_experiment(PRESETS["values"], out, (0, 1, 2), resume=(out / "config.yaml").is_file())
     summary = results["summary"]
     print(summary)
-    assert sorted(summary["margin_at_H"]) == ["0", "1", "2"]  # results.json keys
-    assert (out / "accuracy_by_depth.png").is_file() and (out / "signal_groups.png").is_file()
+    assert summary["H"] == 10 and sorted(summary["margin_at_H"]) == ["0", "1", "2"]
+    assert all(margin >= 0.15 for margin in summary["margin_at_H"].values()), summary["margin_at_H"]
+    for seed, result in results["results"].items():
+        direct, curriculum = result["direct"], result["curriculum"]
+        # the vanishing reward: direct training at depth 10 earns about a lucky guess's reward (1/61 = 0.016),
+        # and few of its groups carry an advantage; the curriculum's do
+        assert _mean(direct["reward_mean"]) < 0.05, seed
+        assert _mean(direct["signal_group_fraction"]) < 0.1 < _mean(curriculum["signal_group_fraction"]), seed
+    assert (out / "plots" / "accuracy_by_depth.png").is_file() and (out / "plots" / "signal_groups.png").is_file()

@@ -112,7 +112,7 @@ def test_a_blank_step_adds_a_line_that_keeps_the_value():
     assert chain.target == "8 : _ -7 . *2 _ 8 : -7 . *2 _ _ 1 : . *2 _ _ _ ans = 1"
     chains = make_modular_chains(2, 400, seed=0, ops="+-*", width=6, skip_rate=0.5)
     with_blank = [c for c in chains if c.skips]
-    assert 150 < len(with_blank) < 250 and {c.skips[0] for c in with_blank} == {0, 1, 2}
+    assert len(with_blank) == 186 and {c.skips[0] for c in with_blank} == {0, 1, 2}  # seeded, at skip_rate 0.5
     assert all(c.answer == extract_answer(c.target) and len(c.slots) == 6 for c in chains)
     assert all(c.target.count(" : ") == 3 for c in with_blank)  # three lines for a depth-2 chain
     with pytest.raises(ValueError, match=r"skip_rate=0\.5 needs the slot layout"):

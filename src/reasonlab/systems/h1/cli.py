@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
 
-from reasonlab.errors import UserError
-
 if TYPE_CHECKING:
-    from reasonlab.systems.h1.experiment import ExperimentConfig
+    from reasonlab.systems.h1.config import ExperimentConfig, H1Config
+
+PRESET_NAMES = "values | slots | main | quick"  # h1.config.PRESETS (not imported here: it needs torch)
 
 app = typer.Typer(help="h1: long-horizon RL from composed easy problems with a depth curriculum (arXiv 2510.07312).",
                   no_args_is_help=True)
@@ -57,94 +57,108 @@ def _compose(depth: int, count: int, seed: int, gsm8k: Optional[Path], modular: 
 
 @app.command("train")
 def train_command(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML with an H1Config (curriculum, rl, budget)"),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="tinylm folder to start from (default: warm start)"),
-    schedule: Optional[str] = typer.Option(None, help="fixed | adaptive | direct | uniform [default: fixed]"),
-    max_depth: Optional[int] = typer.Option(None, "--max-depth", help="H [default: 4]"),
-    steps_per_stage: Optional[int] = typer.Option(None, "--steps-per-stage", help="iterations per stage [default: 20]"),
-    iterations: Optional[int] = typer.Option(None, help="RL iterations [default: stages x steps]"),
-    seed: int = typer.Option(0, help="warm-start and RL seed"),
-    out: Path = typer.Option(Path("runs/h1"), help="root folder of runs"),
-    name: str = typer.Option("train", help="run name"),
+    preset: str = typer.Option("values", help=f"experiment preset whose chains, warm start and curriculum arm "
+                               f"this starts from: {PRESET_NAMES}"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with H1Config fields (task, curriculum, rl, ...)"),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE, dotted for nested fields (--set rl.learning_rate=1e-4)"),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="tinylm folder to start from (default: the "
+                                          "preset's warm start, made once under OUT/warm_starts and reused)"),
+    schedule: Optional[str] = typer.Option(None, help="curriculum.schedule: fixed | adaptive | direct | uniform"),
+    max_depth: Optional[int] = typer.Option(None, "--max-depth", help="curriculum.max_depth (H)"),
+    steps_per_stage: Optional[int] = typer.Option(None, "--steps-per-stage", help="curriculum.steps_per_stage"),
+    iterations: Optional[int] = typer.Option(None, help="rl.iterations (default: the preset's stages x steps per stage)"),
+    seed: Optional[int] = typer.Option(None, help="rl.seed, and the warm start's seed"),
+    out: Optional[Path] = typer.Option(None, help="root folder of runs (default: runs/h1)"),
+    name: Optional[str] = typer.Option(None, help="run name (default: train)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run from its last checkpoint"),
-    preset: str = typer.Option("main", help="chain format, warm start and RL defaults of this experiment preset"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing run of that name first"),
 ) -> None:
     """Dr.GRPO on modular chains under the depth curriculum; saves the policy into the run folder."""
-    from reasonlab.config import load_config, load_yaml
-    from reasonlab.runs import Run
-    from reasonlab.systems.h1.experiment import warm_start
-    from reasonlab.systems.h1.train import H1Config, train_h1
-    from reasonlab.train.tinylm import TinyLM
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.h1.config import PRESETS, H1Config, train_preset
+    from reasonlab.systems.h1.training import check_resume, rl_history, train
 
-    base = _preset(preset)
-    data = load_yaml(config) if config is not None else {}
-    curriculum = dict(data.get("curriculum", {}))
-    curriculum.update({k: v for k, v in {"schedule": schedule, "max_depth": max_depth,
-                                         "steps_per_stage": steps_per_stage}.items() if v is not None})
-    curriculum.setdefault("max_depth", base.max_depth)
-    curriculum.setdefault("steps_per_stage", base.steps_per_stage)
-    rl = {"loss_type": "dr_grpo", "tasks_per_iteration": base.tasks_per_iteration, "learning_rate": base.learning_rate,
-          "sampling": {"temperature": 1.0, "max_tokens": base.max_tokens}, "progress": False, "seed": seed,
-          **data.get("rl", {})}
-    stages = curriculum["max_depth"] - curriculum.get("min_depth", 1) + 1
-    rl["iterations"] = iterations or rl.get("iterations") or stages * curriculum["steps_per_stage"]
-    h1 = load_config(H1Config, None, **{**data, "curriculum": curriculum, "rl": rl})
-    model = TinyLM.load(policy) if policy is not None else warm_start(base, seed)[0]
-    run = Run.create(out, name, h1, exist_ok=resume)
-    history = train_h1(h1, model, base.chains, run=run, resume=resume)
-    model.save(str(run.dir / "policy"))
-    for metrics in history[-3:]:
+    base = lookup_preset(PRESETS, preset)
+    h1 = resolve_config(H1Config, train_preset(base), config, sets, policy=_text(policy), out=_text(out), name=name,
+                        curriculum=_given(schedule=schedule, max_depth=max_depth, steps_per_stage=steps_per_stage),
+                        rl=_given(iterations=iterations, seed=seed), resume=resume or None,
+                        overwrite=overwrite or None)
+    check_resume(h1)  # before minutes of warm start
+    if h1.policy is None:
+        h1 = h1.model_copy(update={"policy": _warm_start(base, h1)})
+    run_dir = train(h1)
+    for metrics in rl_history(run_dir)[-3:]:
         console.print(f"iteration {metrics['iteration']}: depth {metrics['depth']:.1f} "
                       f"reward {metrics['reward_mean']:.2f} signal groups {metrics['signal_group_fraction']:.2f}")
-    console.print(f"policy saved to {run.dir / 'policy'}")
+    console.print(f"policy saved to {run_dir / 'policy'}")
+
+
+def _warm_start(base: ExperimentConfig, h1: H1Config) -> str:
+    """The preset's warm start in the run's chain format and seed (cached under OUT/warm_starts)."""
+    from reasonlab.config import resolve_config
+    from reasonlab.systems.h1.config import ExperimentConfig
+    from reasonlab.systems.h1.experiment import cached_warm_start
+
+    config = resolve_config(ExperimentConfig, base, None, (), **h1.task.model_dump())
+    console.print(f"warm start: {config.sft_steps} fine-tuning steps at most (made once, then reused)")
+    return str(cached_warm_start(config, h1.rl.seed, Path(h1.out) / "warm_starts", console.print))
 
 
 @app.command("eval")
 def eval_command(
     policy: Path = typer.Argument(..., help="tinylm folder (a run's policy/)"),
-    depths: int = typer.Option(6, help="evaluate depths 1..N"),
-    chains: int = typer.Option(128, help="held-out chains per depth"),
-    modulus: int = typer.Option(31, help="M of the modular chains"),
-    max_constant: int = typer.Option(4, "--max-constant", help="step constants are 1..N"),
-    labelled: bool = typer.Option(False, "--labelled/--rewrite", help="chain format (as in training)"),
-    preset: Optional[str] = typer.Option(None, help="the chain format of this experiment preset (instead of the "
-                                         "three options above)"),
+    preset: str = typer.Option("values", help=f"the chain format (and depths 1..H + 2) of this preset: {PRESET_NAMES}"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with EvalConfig fields"),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE, dotted for nested fields (--set task.modulus=31)"),
+    depths: Optional[int] = typer.Option(None, help="evaluate depths 1..N (default: the preset's H + 2)"),
+    chains: Optional[int] = typer.Option(None, help="held-out chains per depth (default: the preset's)"),
+    out: Optional[Path] = typer.Option(None, help="root folder of runs (default: runs/h1)"),
+    name: Optional[str] = typer.Option(None, help="run name (default: eval)"),
+    resume: bool = typer.Option(False, "--resume", help="reopen an existing evaluation of the same config"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing run of that name first"),
 ) -> None:
-    """Greedy accuracy per depth on held-out modular chains."""
-    from reasonlab.systems.h1.environment import accuracy_by_depth
-    from reasonlab.systems.h1.experiment import EVAL_SEED, ExperimentConfig
-    from reasonlab.train.tinylm import TinyLM
+    """Greedy accuracy per depth on held-out modular chains; summary.json of a run."""
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.runs import Run
+    from reasonlab.systems.h1.config import PRESETS, EvalConfig, eval_preset
+    from reasonlab.systems.h1.evaluation import evaluate
 
-    if preset is not None:
-        config = _preset(preset)
-        if config.width and depths >= config.width:
-            raise UserError(f"--depths {depths} does not fit the {preset} preset's rows of {config.width} slots: "
-                            f"use at most {config.width - 1}")
-    else:
-        config = ExperimentConfig(modulus=modulus, max_constant=max_constant, labelled=labelled)
-    config = config.model_copy(update={"max_depth": max(depths - 2, 2)})  # sizes the token cap for depth N
-    model = TinyLM.load(policy)
-    sets = {d: config.chains(d, chains, EVAL_SEED) for d in range(1, depths + 1)}
-    for depth, value in accuracy_by_depth(model, sets, config.max_tokens).items():
+    resolved = resolve_config(EvalConfig, eval_preset(lookup_preset(PRESETS, preset)), config, sets,
+                              policy=str(policy), depths=depths, chains=chains, out=_text(out), name=name,
+                              resume=resume or None, overwrite=overwrite or None)
+    run_dir = evaluate(resolved)
+    for depth, value in Run.open(run_dir).summary()["accuracy"].items():
         console.print(f"depth {depth}: {value:.3f}")
-
-
-def _preset(name: str) -> ExperimentConfig:
-    from reasonlab.systems.h1.experiment import PRESETS
-
-    if name not in PRESETS:
-        raise UserError(f"--preset {name!r} is unknown: use one of {', '.join(PRESETS)}")
-    return PRESETS[name]
 
 
 @app.command("experiment")
 def experiment_command(
-    out: Path = typer.Option(Path("runs/h1-experiment"), help="folder of the experiment's runs"),
+    preset: str = typer.Option("values", help=f"{PRESET_NAMES} (values: the run of record)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with ExperimentConfig fields"),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE (--set sft_steps=1000)"),
     seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="seeds (repeatable)"),
-    preset: str = typer.Option("values", help="values (the run of record) | slots | main | quick"),
+    max_depth: Optional[int] = typer.Option(None, "--max-depth", help="H"),
+    steps_per_stage: Optional[int] = typer.Option(None, "--steps-per-stage", help="curriculum iterations per stage"),
+    out: Path = typer.Option(Path("runs/h1-experiment"), help="the experiment's run directory"),
+    resume: bool = typer.Option(False, "--resume", help="continue the experiment in OUT (same config; any seeds)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="delete OUT first and start clean"),
 ) -> None:
-    """Curriculum vs direct vs uniform at equal rollout tokens; writes results.json and plots."""
+    """Curriculum vs direct vs uniform at equal rollout tokens; writes results.json, summary.json and plots."""
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.h1.config import PRESETS, ExperimentConfig
     from reasonlab.systems.h1.experiment import run_experiment
 
-    results = run_experiment(_preset(preset), out, tuple(seeds), log=console.print)
+    resolved = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, sets, max_depth=max_depth,
+                              steps_per_stage=steps_per_stage)
+    results = run_experiment(resolved, out, tuple(seeds), log=console.print, resume=resume, overwrite=overwrite)
     console.print_json(data=results["summary"])
+
+
+def _given(**options: Any) -> dict[str, Any] | None:
+    """The named options of one nested config that were given (None when none was)."""
+    given = {key: value for key, value in options.items() if value is not None}
+    return given or None
+
+
+def _text(path: Optional[Path]) -> Optional[str]:
+    return None if path is None else str(path)

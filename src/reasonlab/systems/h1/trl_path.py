@@ -1,12 +1,12 @@
-"""The same h1 chains and reward on TRL's GRPOTrainer, for users who train real models at scale.
+"""The h1 curriculum on TRL's GRPOTrainer (`reasonlab.train.trl_grpo`), for users who train real models at scale.
 
-TRL runs one GRPOTrainer per curriculum stage on the same model (the weights carry over between stages;
-TRL rebuilds its optimizer per trainer, a deviation from the paper's single optimizer). Settings follow
-Dr.GRPO as the spec gives them: `loss_type="dr_grpo"`, `scale_rewards="none"`, `beta=0`.
+Each curriculum stage is one `train_grpo` call on the same model (the weights carry over between stages;
+TRL rebuilds its optimizer per stage, a deviation from the paper's single optimizer). Settings follow Dr.GRPO
+as the spec gives them (`trl_grpo.grpo_config`), with the spec's lr 1e-6 and 3072 completion tokens.
 Multi-GPU: run the same script under `accelerate launch`; vLLM generation: `use_vllm=True` in the config.
 
     stages = {h: make_chains(atoms, h, 512, seed=h) for h in range(1, 6)}
-    train_curriculum_with_trl(model, tokenizer, stages, lambda h: trl_grpo_config(f"out/h{h}", max_steps=200))
+    train_curriculum_with_trl(load_llm("hf:PATH"), stages, lambda h: h1_grpo_config(f"out/h{h}", max_steps=200))
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reasonlab.tasks.arithmetic import numeric_reward
+from reasonlab.train.trl_grpo import grpo_config, train_grpo
 
-__all__ = ["chain_reward", "train_curriculum_with_trl", "trl_dataset", "trl_grpo_config"]
+__all__ = ["chain_reward", "chain_rows", "h1_grpo_config", "train_curriculum_with_trl"]
 
 
-def trl_dataset(chains: Sequence[Any]) -> Any:
-    """A `datasets.Dataset` with 'prompt', 'solution' and 'depth' columns (TRL passes extra columns to rewards)."""
-    from datasets import Dataset
-
-    return Dataset.from_list([{"prompt": c.prompt, "solution": str(c.answer), "depth": c.depth} for c in chains])
+def chain_rows(chains: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows with 'prompt', 'solution' and 'depth' (TRL passes the columns other than the prompt to rewards)."""
+    return [{"prompt": c.prompt, "solution": str(c.answer), "depth": c.depth} for c in chains]
 
 
 def chain_reward(completions: list[Any], solution: list[str], **kwargs: Any) -> list[float | None]:
@@ -36,45 +35,19 @@ def chain_reward(completions: list[Any], solution: list[str], **kwargs: Any) -> 
     return [numeric_reward(text, answer) for text, answer in zip(texts, solution, strict=True)]
 
 
-def trl_grpo_config(output_dir: str, **overrides: Any) -> Any:
-    """A `trl.GRPOConfig` with h1's Dr.GRPO settings (G=8, T=1, beta 0, no std scaling); overrides win."""
-    import trl
-
-    settings: dict[str, Any] = {
-        "output_dir": output_dir,
-        "loss_type": "dr_grpo",
-        "scale_rewards": "none",
-        "beta": 0.0,
-        "num_generations": 8,
-        "temperature": 1.0,
-        "learning_rate": 1e-6,
-        "max_completion_length": 3072,
-        "report_to": [],
-        "save_strategy": "no",
-    }
-    settings.update(overrides)
-    return trl.GRPOConfig(**settings)
+def h1_grpo_config(output_dir: str, **overrides: Any) -> Any:
+    """`trl_grpo.grpo_config` (Dr.GRPO: G=8, T=1, beta 0, no std scaling) with the spec's lr 1e-6 and
+    3072 completion tokens; overrides win."""
+    return grpo_config(output_dir, **{"learning_rate": 1e-6, "max_completion_length": 3072, **overrides})
 
 
 def train_curriculum_with_trl(
-    model: Any,
-    tokenizer: Any,
+    policy: Any,
     stages: dict[int, Sequence[Any]],
     make_args: Callable[[int], Any],
-) -> list[Any]:
-    """Train `model` on each depth's chains in order with TRL's GRPOTrainer; returns the trainers' log histories."""
-    import trl
-
-    histories = []
-    for depth in sorted(stages):
-        trainer = trl.GRPOTrainer(
-            model=model,
-            reward_funcs=chain_reward,
-            args=make_args(depth),
-            train_dataset=trl_dataset(stages[depth]),
-            processing_class=tokenizer,
-        )
-        trainer.train()
-        model = trainer.model
-        histories.append(trainer.state.log_history)
-    return histories
+    tokenizer: Any = None,
+) -> list[list[dict[str, Any]]]:
+    """Train `policy` (an hf policy, or a transformers model with its `tokenizer`) on each depth's chains in
+    order; returns each stage's TRL log history."""
+    return [train_grpo(policy, chain_rows(stages[depth]), chain_reward, make_args(depth), tokenizer)
+            for depth in sorted(stages)]
