@@ -1,11 +1,12 @@
 """The public names of reasonlab.train, pinned."""
 
 import reasonlab.train
-from reasonlab.train import distributed, losses, rl, rl_config, rollout, sft, tinylm
+from reasonlab.train import distributed, losses, rl, rl_config, rollout, sft, tinylm, trl_grpo
 
 
 def test_public_api():
     assert sorted(tinylm.__all__) == ["TinyLM", "TinyLMConfig", "TinyTransformer", "Tokenizer"]
+    assert sorted(trl_grpo.__all__) == ["DR_GRPO_SETTINGS", "RewardFunction", "grpo_config", "train_grpo"]
     assert sorted(rollout.__all__) == ["Environment", "Episode", "Segment", "Step", "rollout", "tasks_for_iteration"]
     assert sorted(losses.__all__) == [
         "LossInputs",
@@ -52,7 +53,7 @@ def test_public_api():
         "train",
         "with_instruction",
     ]
-    for module in (tinylm, rollout, losses, rl_config, distributed, rl, sft, reasonlab.train):
+    for module in (tinylm, rollout, losses, rl_config, distributed, rl, sft, trl_grpo, reasonlab.train):
         assert all(hasattr(module, name) for name in module.__all__)
     # the package re-exports the RL classes; `rl.train`, `sft.train` and `rl.rollout` stay qualified
     assert reasonlab.train.RLTrainer is rl.RLTrainer and reasonlab.train.Episode is rollout.Episode
