@@ -6,6 +6,11 @@ EXTRAS ?= llamacpp,dev
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# llama.cpp's default build uses every instruction of the CPU it is built on (-march=native); on CPUs with AMX
+# tiles that build dies with a general protection fault in a VM, and pip's cache hands it to other CPUs. We build a
+# portable AVX2 wheel once per machine instead, kept outside pip's cache.
+LLAMA_WHEELS ?= $(HOME)/.cache/reasonlab/wheels/llama-cpp-portable
+LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
 
 .PHONY: demo test venv lint bench sandbox-tools
 
@@ -14,7 +19,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) -q --upgrade pip
 	# torch first, pinned to the CPU build on this disk; everything else under the same constraints
 	$(PIP) -q torch==2.13.0
-	$(PIP) -q -e ".[$(EXTRAS)]"
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { echo "building llama-cpp-python (portable, ~6 min)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) -q wheel --no-deps --no-cache-dir llama-cpp-python -w $(LLAMA_WHEELS); }
+	$(PIP) -q --find-links $(LLAMA_WHEELS) -e ".[$(EXTRAS)]"
 	touch $@
 
 venv: $(VENV)/.installed
