@@ -11,6 +11,8 @@ import dis
 import json
 import os
 import signal
+import stat
+import sys
 import time
 import tracemalloc
 import types
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 import reasonlab.sandbox as sandbox
 import reasonlab.sandbox.launch as launch
 import reasonlab.sandbox.runner as runner
+import reasonlab.sandbox.runtime as runtime
 from reasonlab.errors import UserError
 from reasonlab.sandbox import SandboxLimits, SandboxResult, available_layers, run_python
 from reasonlab.sandbox.supervisor import Exchange, _parse_lines, interpret
@@ -395,6 +398,101 @@ def test_no_process_in_the_sandbox_has_a_writable_mem_but_the_codes_own() -> Non
     code = "import os\n[p for p in os.listdir('/proc') if p.isdigit() and p != '1' and os.access(f'/proc/{p}/mem', os.W_OK)]"
     seen = run_python(code, skip_layers=("audit",))
     assert seen.ok and seen.value == []
+
+
+# 4. smaller leaks: host paths of Python, the virtualenv and the checkout
+
+
+def hidden_host_paths() -> list[str]:
+    """The venv, the checkout and the interpreter's install prefix, as the host sees them."""
+    checkout = Path(sandbox.__file__).resolve().parents[3]  # src/reasonlab/sandbox/__init__.py
+    paths = {*runtime.host_paths(), str(checkout)}
+    return sorted(p for p in paths if p not in ("/", "/usr", "/usr/local"))
+
+
+LOOK_AROUND = """
+import gc, os, sys, numpy
+seen = open('/proc/self/mountinfo').read().splitlines() + open('/proc/self/maps').read().splitlines()
+seen += [sys.executable, sys._base_executable, sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path,
+         os.readlink('/proc/self/exe'), sys.modules['__main__'].__file__, numpy.__file__, *os.environ.values()]
+seen += [getattr(m, '__file__', None) or '' for m in list(sys.modules.values())]
+# every string held by a container: the job, the hook's settings, the runner's frames
+for holder in gc.get_objects():
+    items = holder.values() if isinstance(holder, dict) else holder if isinstance(holder, (list, tuple)) else ()
+    seen += [item for item in list(items) if isinstance(item, str)]
+root = [line.split()[3] for line in seen[:200] if len(line.split()) > 4 and line.split()[4] == '/opt/reasonlab']
+result = [seen, root]
+"""
+
+
+@needs_auto
+def test_no_host_path_of_python_the_venv_or_the_checkout_is_visible_inside() -> None:
+    # held by the namespace layer: the only Python in the namespace is the runtime, a copy made in a cache
+    # folder named for the sandbox alone and bound at /opt/reasonlab, so mountinfo's root field names that folder;
+    # the interpreter finds its prefix from where it runs. The audit hook is skipped: it would refuse /proc reads.
+    seen = run_python(LOOK_AROUND, skip_layers=("audit",), limits=SandboxLimits(max_output_bytes=50_000_000))
+    assert seen.ok, seen.stderr
+    lines, root = seen.value
+    assert any(line.split()[4] == "/opt/reasonlab" for line in lines if len(line.split()) > 4)
+    assert len(lines) > 1000 and root == [str(runtime.cache_parent() / Path(launch_runtime_root()).name)]
+    for host in hidden_host_paths():
+        leaks = [line for line in lines if host in line]
+        assert not leaks, f"namespace layer: {host} is visible inside: {leaks[:3]}"
+
+
+def launch_runtime_root() -> str:
+    built = launch.choose_launcher("auto").runtime
+    assert built is not None
+    return built.root
+
+
+@needs_auto
+def test_the_runtimes_files_name_no_venv_or_checkout() -> None:
+    # what the code can read under /opt/reasonlab: compiled modules name their file in the copy; only the
+    # interpreter's ELF files (RUNPATH, libpython's default prefix) keep its build prefix, a documented limit
+    hidden = [host.encode() for host in hidden_host_paths()]
+    prefixes = {sys.base_prefix.encode(), os.path.realpath(sys.base_prefix).encode()}
+    for top, _, files in os.walk(launch_runtime_root()):
+        for name in files:
+            data = Path(top, name).read_bytes()
+            named = [host for host in hidden if host in data]
+            assert not named or (data[:4] == b"\x7fELF" and set(named) <= prefixes), (top, name, named)
+
+
+def test_a_cache_folder_others_can_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv("REASONLAB_SANDBOX_CACHE", str(shared))
+    runtime.runtime.cache_clear()
+    launch._namespace_launcher.cache_clear()
+    try:
+        with pytest.raises(UserError, match="REASONLAB_SANDBOX_CACHE") as refused:
+            run_python("1")
+        assert "\n" not in str(refused.value) and "writable by it alone" in str(refused.value)
+    finally:
+        runtime.runtime.cache_clear()
+        launch._namespace_launcher.cache_clear()
+
+
+def test_the_runtime_is_built_once_renamed_into_place_and_reused(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REASONLAB_SANDBOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "PACKAGES", ())
+    runtime.runtime.cache_clear()
+    try:
+        first = runtime.runtime()
+        stamp = os.stat(first.root).st_mtime_ns
+        runtime.runtime.cache_clear()
+        again = runtime.runtime()
+    finally:
+        runtime.runtime.cache_clear()
+    assert again == first and os.stat(again.root).st_mtime_ns == stamp
+    assert os.listdir(tmp_path / "cache") == [Path(first.root).name]  # no temporary folder left behind
+    python = Path(first.root, "python")
+    assert (python / "bin").is_dir() and Path(first.root, "runner.py").read_bytes() == Path(runner.__file__).read_bytes()
+    assert not (python / runtime._STDLIB / "test").exists() and (python / runtime._STDLIB / "os.py").is_file()
+    assert stat.S_IMODE(os.stat(first.root).st_mode) == 0o755
 
 
 # 5. bad configuration

@@ -21,6 +21,7 @@ layers hold here. The result travels as JSON lines over a pipe, never as pickle.
 
     limits.py      SandboxLimits, SandboxResult, LayerStatus and the layer and error-kind names
     launch.py      bubblewrap, the root-to-nobody staging, the unsafe subprocess; the rebuilt environment
+    runtime.py     the copy of Python, its stdlib, numpy and the runner the namespace binds at /opt/reasonlab
     seccomp.py     the BPF program
     runner.py      the child: a stdlib-only script, run by path as `python -I -B runner.py RESULT_FD`
     supervisor.py  feeding the job, capping the output, the timeout and reading the result back
@@ -41,10 +42,10 @@ from typing import Any
 from reasonlab.errors import UserError
 from reasonlab.sandbox.launch import (
     Launcher,
-    bind_sources,
     choose_launcher,
     fallback_dirs,
     missing_layers,
+    read_roots,
     user_note,
 )
 from reasonlab.sandbox.limits import (
@@ -115,7 +116,8 @@ def available_layers(mode: SandboxMode = "auto") -> dict[Layer, LayerStatus]:
     launcher = choose_launcher(mode, strict_raises=False)
     seccomp = seccomp_program(lock_rlimits=False) is not None
     off = f"off: {launcher.note}"
-    namespace = "bubblewrap: new user/pid/net/ipc/uts/mount namespaces, read-only system dirs, no host /etc"
+    namespace = ("bubblewrap: new user/pid/net/ipc/uts/mount namespaces, read-only system dirs, no host /etc, "
+                 "Python from a neutral runtime copy")
     unprivileged = launcher.host_user != "root" and (launcher.host_user == "nobody" or os.geteuid() != 0)
     nproc = "RLIMIT_NPROC per sandbox" if launcher.namespace and unprivileged else "no RLIMIT_NPROC"
     return {
@@ -137,8 +139,8 @@ def available_layers(mode: SandboxMode = "auto") -> dict[Layer, LayerStatus]:
 _HOW_TO_GET = {
     "namespace": "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are allowed",
     "tmpfs": "comes with the namespace layer (bubblewrap)",
-    "user": "run as a non-root user, or make python readable by uid 65534, or install util-linux "
-            "(unshare, mount, setpriv)",
+    "user": "run as a non-root user, or let uid 65534 read the sandbox runtime (REASONLAB_SANDBOX_CACHE), or "
+            "install util-linux (unshare, mount, setpriv)",
     "seccomp": "needs an x86_64 machine",
 }
 
@@ -177,12 +179,10 @@ def _check_inputs(inputs: dict[str, Any] | None) -> None:
 def _job(code: str, inputs: dict[str, Any] | None, preamble: str | None, limits: SandboxLimits,
          launcher: Launcher, snapshot: Snapshot, audit: bool, seccomp: bytes | None) -> dict[str, Any]:
     workdir, tmpdir = (SANDBOX_WORKDIR, SANDBOX_TMPDIR) if launcher.namespace else ("", "")
-    sources = bind_sources()
     return {
         "code": code, "preamble": preamble or "", "inputs": inputs or {}, "files": snapshot.entries,
         "workdir": workdir, "tmpdir": tmpdir, "audit": audit,
-        "read_roots": sources + [os.path.realpath(s) for s in sources] + ["/dev/null", "/dev/urandom",
-                                                                          "/dev/random", "/dev/zero"],
+        "read_roots": read_roots(launcher),
         # in the namespace bubblewrap loads the filter; without it the runner loads it after its rlimits
         "seccomp": seccomp.hex() if seccomp is not None and not launcher.namespace else None,
         "seccomp_active": seccomp is not None, "namespace": launcher.namespace,

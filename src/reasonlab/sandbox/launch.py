@@ -3,8 +3,10 @@
 `choose_launcher` picks the first bubblewrap setup that starts Python on this machine and refuses (UserError)
 when the namespace, user or seccomp layer is missing, unless the caller chose mode "unsafe-hook-only";
 `launch_argv` puts bubblewrap (and, for a root caller, the staging that drops to uid 65534) in front of the
-runner. The child sees the Python installation and the system libraries read-only, and runner.py bound
-read-only at /opt/reasonlab/runner.py; it runs as `python -I -B runner.py RESULT_FD`, as pid 1 of its namespace.
+runner. The child sees the system libraries and the sandbox's own runtime read-only: a copy of the interpreter,
+its standard library, numpy and runner.py in a neutral cache folder (runtime.py), bound at /opt/reasonlab, so
+no host path of the interpreter, the virtualenv or the checkout reaches it. It runs as
+`/opt/reasonlab/python/bin/python3.X -I -B /opt/reasonlab/runner.py RESULT_FD`, as pid 1 of its namespace.
 """
 
 from __future__ import annotations
@@ -29,11 +31,8 @@ from reasonlab.sandbox.limits import (
     SandboxLimits,
     SandboxMode,
 )
+from reasonlab.sandbox.runtime import RUNNER, RUNNER_MOUNT, RUNTIME_MOUNT, Runtime, cache_parent, runtime
 from reasonlab.sandbox.seccomp import seccomp_program
-
-# the child-side program: a stdlib-only script beside this file, executed by path
-RUNNER = os.path.join(os.path.dirname(os.path.realpath(__file__)), "runner.py")
-RUNNER_MOUNT = "/opt/reasonlab/runner.py"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +41,8 @@ class Launcher:
 
     host_user: "caller" (a non-root caller's own uid), "nobody" (uid 65534, dropped to by a root caller)
     or "root" (a root caller that could not drop). `staged` lists host paths uid 65534 cannot reach
-    (python under /root): a root caller re-binds them in a private mount namespace before dropping.
+    (a cache under /root): a root caller re-binds them in a private mount namespace before dropping.
+    `runtime` is what the namespace binds at /opt/reasonlab.
     """
 
     namespace: bool
@@ -50,6 +50,7 @@ class Launcher:
     staged: tuple[str, ...] = ()
     bwrap: str | None = None
     note: str = ""
+    runtime: Runtime | None = None
 
 
 def choose_launcher(mode: SandboxMode, strict_raises: bool = True) -> Launcher:
@@ -77,8 +78,8 @@ def missing_layers(launcher: Launcher) -> list[str]:
     """Which of the layers every safe mode needs (namespace, user, seccomp) `launcher` lacks, and why."""
     missing = [] if launcher.namespace else [f"namespace: {launcher.note}"]
     if launcher.host_user == "root":
-        missing.append("user: the code would run as host root (uid 65534 cannot read python and it could not be "
-                       "re-bound for it)")
+        missing.append("user: the code would run as host root (uid 65534 cannot read the sandbox runtime and it "
+                       "could not be re-bound for it)")
     if seccomp_program(lock_rlimits=False) is None:
         missing.append("seccomp: the filter is built for x86_64 only")
     return missing
@@ -89,14 +90,20 @@ def _namespace_launcher(bwrap: str | None) -> Launcher:
     """The first bubblewrap setup that starts Python on this machine, or a launcher saying why none does."""
     if bwrap is None:
         return Launcher(False, "caller", note="bwrap is not on PATH")
-    candidates = [Launcher(True, "caller", bwrap=bwrap)]
+    try:
+        built = runtime()
+    except OSError as error:
+        return Launcher(False, "caller", note=f"the sandbox runtime could not be made under {cache_parent()} "
+                        f"({error}); set REASONLAB_SANDBOX_CACHE to a folder only this user can write")
+    candidates = [Launcher(True, "caller", bwrap=bwrap, runtime=built)]
     if os.geteuid() == 0:
-        unreachable = tuple(p for p in _host_sources() if not _reachable_by_nobody(p))
-        candidates = [Launcher(True, "nobody", unreachable, bwrap), Launcher(True, "root", bwrap=bwrap)]
+        unreachable = tuple(p for p in _namespace_sources(built) if not _reachable_by_nobody(p))
+        candidates = [Launcher(True, "nobody", unreachable, bwrap, runtime=built),
+                      Launcher(True, "root", bwrap=bwrap, runtime=built)]
         if unreachable and _tool_paths() is None:
             candidates.pop(0)
     failures = [] if len(candidates) > 1 or os.geteuid() != 0 else [
-        "python or the sandbox runner is not readable by uid 65534 and unshare, mount or setpriv is missing"]
+        "the sandbox runtime is not readable by uid 65534 and unshare, mount or setpriv is missing"]
     for launcher in candidates:
         failure = _probe(launcher)
         if not failure:
@@ -114,7 +121,7 @@ def _fallback_launcher(reason: str) -> Launcher:
 
 def user_note(launcher: Launcher) -> str:
     if launcher.host_user == "nobody":
-        how = "python re-bound in a private mount namespace, " if launcher.staged else ""
+        how = "the runtime re-bound in a private mount namespace, " if launcher.staged else ""
         return f"host uid {NOBODY} ({how}dropped from root), no capabilities"
     if launcher.host_user == "caller":
         seen = "" if launcher.namespace else "; without the namespace the code can read what that user can"
@@ -135,12 +142,13 @@ def _tool_paths() -> tuple[str, str, str] | None:
 def _probe(launcher: Launcher) -> str:
     """Start `python -c pass` the way a run would; return the complaint, or "" when it works."""
     seccomp = seccomp_program(lock_rlimits=False)
+    assert launcher.runtime is not None
     with tempfile.TemporaryDirectory(prefix="reasonlab-sandbox-probe-") as private:
-        python = [sys.executable, "-I", "-B", "-c", "pass"]
+        python = [launcher.runtime.python, "-I", "-B", "-c", "pass"]
         argv, fds = launch_argv(launcher, SandboxLimits(), seccomp, python, Path(private))
         try:
             done = subprocess.run(argv, pass_fds=fds, capture_output=True, timeout=30,
-                                  env=child_env(SANDBOX_WORKDIR, SANDBOX_TMPDIR), **user_kwargs(launcher))
+                                  env=child_env(SANDBOX_WORKDIR, SANDBOX_TMPDIR, launcher), **user_kwargs(launcher))
         except (OSError, subprocess.TimeoutExpired) as error:
             return str(error)
         finally:
@@ -149,21 +157,43 @@ def _probe(launcher: Launcher) -> str:
     return "" if done.returncode == 0 else done.stderr.decode(errors="replace").strip()[-300:]
 
 
-def bind_sources() -> list[str]:
-    """Host directories the child needs read-only: the Python installation and the system libraries."""
-    python = {sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix,
-              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+def system_libs() -> set[str]:
+    """The system library folders, bound at their own (standard) paths in the namespace."""
     libs = {d for d in ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32") if os.path.isdir(d)}
-    libs |= {d for d in ("/lib", "/lib64", "/lib32", "/libx32") if os.path.isdir(d) and not os.path.islink(d)}
+    return libs | {d for d in ("/lib", "/lib64", "/lib32", "/libx32") if os.path.isdir(d) and not os.path.islink(d)}
+
+
+def _outermost(paths: set[str]) -> list[str]:
     roots: list[str] = []
-    for path in sorted({os.path.abspath(p) for p in python | libs}, key=len):
+    for path in sorted({os.path.abspath(p) for p in paths}, key=len):
         if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
             roots.append(path)
     return roots
 
 
+def bind_sources() -> list[str]:
+    """Host directories a child without the namespace reads: the Python installation and the system libraries."""
+    python = {sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix,
+              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    return _outermost(python | system_libs())
+
+
+def read_roots(launcher: Launcher) -> list[str]:
+    """Where the audit hook lets the child read, as paths the child sees: no host path of Python in the namespace."""
+    devices = ["/dev/null", "/dev/urandom", "/dev/random", "/dev/zero"]
+    if launcher.namespace:
+        return [RUNTIME_MOUNT, *_outermost(system_libs()), *devices]
+    sources = bind_sources()
+    return sources + [os.path.realpath(s) for s in sources] + devices
+
+
+def _namespace_sources(built: Runtime) -> list[str]:
+    """Every host path bubblewrap binds for the child: the runtime and the system libraries."""
+    return [built.root, *_outermost(system_libs())]
+
+
 def _host_sources() -> list[str]:
-    """Every host path the child reads: the bind sources and the runner."""
+    """Every host path a child without the namespace reads: the Python installation and the runner."""
     return [*bind_sources(), RUNNER]
 
 
@@ -188,18 +218,25 @@ def user_kwargs(launcher: Launcher) -> dict[str, Any]:
     return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
 
 
-def child_env(workdir: str, tmpdir: str) -> dict[str, str]:
-    """A fresh environment: nothing inherited, so no tokens, keys or proxy settings reach the code."""
+def child_env(workdir: str, tmpdir: str, launcher: Launcher) -> dict[str, str]:
+    """A fresh environment: nothing inherited, so no tokens, keys or proxy settings reach the code; in the
+    namespace LD_LIBRARY_PATH names the runtime's libpython (the interpreter's RUNPATH is a host path)."""
     threads = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "GOTO_NUM_THREADS")
     env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": tmpdir, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    if launcher.namespace and launcher.runtime is not None:
+        env |= dict(launcher.runtime.env)
     # OpenBLAS reserves a buffer per thread and fails under RLIMIT_AS with its default thread count
     return env | dict.fromkeys(threads, "1")
 
 
 def runner_command(launcher: Launcher, result_fd: int) -> list[str]:
-    """The runner, isolated (-I: no script dir on sys.path, no user site, no PYTHON* variables), no .pyc."""
-    return [sys.executable, "-I", "-B", RUNNER_MOUNT if launcher.namespace else RUNNER, str(result_fd)]
+    """The runner, isolated (-I: no script dir on sys.path, no user site, no PYTHON* variables), no .pyc;
+    in the namespace the runtime's copy of both."""
+    if launcher.namespace:
+        assert launcher.runtime is not None
+        return [launcher.runtime.python, "-I", "-B", RUNNER_MOUNT, str(result_fd)]
+    return [sys.executable, "-I", "-B", RUNNER, str(result_fd)]
 
 
 _STAGE_SCRIPT = 'mount=$1; shift; while [ "$1" != -- ]; do "$mount" --bind "$1" "$2" || exit 1; shift 2; done; ' \
@@ -233,15 +270,14 @@ def launch_argv(launcher: Launcher, limits: SandboxLimits, seccomp: bytes | None
         os.chmod(private, 0o711)
         prefix = [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _STAGE_SCRIPT,
                   "reasonlab-stage", mount]
-    binds = [(source, source) for source in bind_sources()] + [(RUNNER, RUNNER_MOUNT)]
+    assert launcher.runtime is not None
+    # one folder whose host path names no project, venv or interpreter: mountinfo shows that path, no other
+    binds = [(launcher.runtime.root, RUNTIME_MOUNT)] + [(lib, lib) for lib in _outermost(system_libs())]
     for index, (source, destination) in enumerate(binds):
         if source in launcher.staged:
-            # a bind needs a mountpoint of the same kind: an empty folder, or an empty file for the runner
+            # a bind needs a mountpoint of the same kind: an empty folder
             mountpoint = private / f"bind{index}"
-            if os.path.isdir(source):
-                mountpoint.mkdir(mode=0o755)
-            else:
-                mountpoint.touch(mode=0o644)
+            mountpoint.mkdir(mode=0o755)
             prefix += [source, str(mountpoint)]
             argv += ["--ro-bind", str(mountpoint), destination]
         else:

@@ -57,7 +57,7 @@ def execute(job: dict[str, Any], launcher: Launcher, limits: SandboxLimits, secc
     start = time.monotonic()
     try:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   pass_fds=[result_write, *fds], env=child_env(job["workdir"], job["tmpdir"]),
+                                   pass_fds=[result_write, *fds], env=child_env(job["workdir"], job["tmpdir"], launcher),
                                    cwd=None if launcher.namespace else job["workdir"], start_new_session=True,
                                    **user_kwargs(launcher))
     finally:
