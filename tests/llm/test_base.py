@@ -87,10 +87,17 @@ def test_unreachable_server_is_a_user_error() -> None:
         load_llm(f"openai:http://127.0.0.1:{port}/v1#model")
 
 
-def test_vllm_spec_without_vllm_explains_the_fix() -> None:
-    pytest.importorskip("torch")
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        with pytest.raises(UserError, match=r"pip install 'reasonlab\[vllm\]'"):
-            load_llm("vllm:some/model")
+def test_token_ids_outside_the_vocabulary_are_one_line_user_errors() -> None:
+    fake = ScriptedLLM(["ok"])
+    assert fake.detokenize([104, 105]) == "hi"
+    with pytest.raises(UserError, match=r"detokenize token id 1114112 is outside the vocabulary of scripted "
+                                        r"\(0\.\.1114111\): pass ids that tokenize\(\) returned"):
+        fake.detokenize([104, 0x110000])
+    with pytest.raises(UserError, match="prompt token id -3 is outside"):
+        fake.complete([104, -3])
+
+
+def test_top_logprobs_are_bounded_like_openais() -> None:
+    assert SamplingParams(top_logprobs=20).top_logprobs == 20
+    with pytest.raises(ValidationError):
+        SamplingParams(top_logprobs=21)

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from reasonlab.errors import UserError
 from reasonlab.llm import Message, SamplingParams, TrainablePolicy
 
 pytestmark = pytest.mark.slow
@@ -140,3 +141,18 @@ def test_lora_reference_disables_the_adapter(embedded_hf) -> None:
         reference = policy.reference().logprobs(prompt, completion)[0]
     torch.testing.assert_close(reference, base, atol=1e-4, rtol=0)
     assert (adapted - base).abs().max() > 1e-3
+
+
+def test_top_logprobs_rank_the_sampling_distribution(embedded_hf) -> None:
+    result = embedded_hf.complete("One, two, three,", SamplingParams(max_tokens=3, temperature=0.0, top_logprobs=4))
+    for token, value, top in zip(result.token_ids, result.logprobs, result.top_logprobs, strict=True):
+        assert len(top) == 4 and list(top.values()) == sorted(top.values(), reverse=True)
+        assert next(iter(top)) == token and top[token] == pytest.approx(value)
+
+
+def test_token_ids_outside_the_vocabulary_are_user_errors(embedded_hf) -> None:
+    size = embedded_hf.vocab_size
+    with pytest.raises(UserError, match=f"prompt token id {size} is outside the vocabulary of hf:embedded"):
+        embedded_hf.complete([2, size], SamplingParams(max_tokens=1))
+    with pytest.raises(UserError, match="detokenize token id -1 is outside"):
+        embedded_hf.detokenize([-1])

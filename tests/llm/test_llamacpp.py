@@ -52,9 +52,49 @@ def test_stop_and_json_schema(llama) -> None:
     assert isinstance(json.loads(result.text)["answer"], int)
 
 
-def test_regex_is_refused_with_the_fix(llama) -> None:
-    with pytest.raises(UserError, match=r"use hf:\.\.\. for regex"):
-        llama.complete("x", SamplingParams(regex="[0-9]+"))
+def test_regex_grammar_and_schema_bounds_are_enforced_by_xgrammar(llama) -> None:
+    digits = llama.complete("Q: What is 7 times 6?\nA:", SamplingParams(max_tokens=5, temperature=1.0, seed=0,
+                                                                        regex=r" ?[0-9]{1,3}"))
+    assert digits.text.strip().isdigit() and len(digits.text.strip()) <= 3
+    answer = llama.complete("Is the sky blue?", SamplingParams(max_tokens=4, temperature=1.0, seed=1,
+                                                                grammar='root ::= "yes" | "no"'))
+    assert answer.text in ("yes", "no")
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 3, "maximum": 7}},
+              "required": ["n"], "additionalProperties": False}
+    # a hot temperature: the mask, not the model, keeps the number in range and the layout exact
+    result = llama.complete("A number as JSON:", SamplingParams(max_tokens=10, temperature=1.5, seed=0,
+                                                                 json_schema=schema))
+    assert 3 <= json.loads(result.text)["n"] <= 7 and result.text == json.dumps(json.loads(result.text))
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        (SamplingParams(grammar='root ::= "a" | '), "invalid grammar"),  # llama.cpp's own parser: signal 11
+        (SamplingParams(grammar="root ::= [z-a]"), "invalid grammar"),
+        (SamplingParams(json_schema={"type": "foo"}), "invalid json_schema"),
+        (SamplingParams(regex="(("), "invalid regex"),
+    ],
+)
+def test_malformed_constraints_are_user_errors_not_crashes(llama, params: SamplingParams, fragment: str) -> None:
+    with pytest.raises(UserError, match=fragment):
+        llama.complete("x", params.model_copy(update={"max_tokens": 2}))
+
+
+def test_token_ids_outside_the_vocabulary_are_user_errors(llama) -> None:
+    # llama.cpp aborts the process (std::out_of_range) on these
+    with pytest.raises(UserError, match="detokenize token id 262144 is outside the vocabulary"):
+        llama.detokenize([2, 262144])
+    with pytest.raises(UserError, match="prompt token id -1 is outside the vocabulary"):
+        llama.complete([2, -1], SamplingParams(max_tokens=1))
+    assert llama.complete([2, 818], SamplingParams(max_tokens=1, temperature=0)).completion_tokens == 1
+
+
+def test_top_logprobs_are_sorted_and_include_the_greedy_token(llama) -> None:
+    result = llama.complete("One, two, three,", SamplingParams(max_tokens=2, temperature=0.0, top_logprobs=3))
+    for token, value, top in zip(result.token_ids, result.logprobs, result.top_logprobs, strict=True):
+        assert list(top.values()) == sorted(top.values(), reverse=True) and len(top) == 3
+        assert next(iter(top)) == token and top[token] == pytest.approx(value)
 
 
 def test_prompt_longer_than_context_is_a_user_error(llama) -> None:

@@ -68,6 +68,7 @@ class SamplingParams(BaseModel):
     grammar: str | None = Field(None, description="constrain the output to a grammar (GBNF/EBNF)")
     regex: str | None = Field(None, description="constrain the output to a regular expression")
     logprobs: bool = Field(True, description="return per-token logprobs where the backend has them")
+    top_logprobs: int = Field(0, ge=0, le=20, description="also return the k most likely tokens per position (hf, llamacpp)")
 
     @model_validator(mode="after")
     def _one_constraint(self) -> SamplingParams:
@@ -93,6 +94,7 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     latency_s: float
+    top_logprobs: list[dict[int, float]] | None = None  # per position: the k most likely token ids -> logprob
 
 
 @dataclass
@@ -193,6 +195,7 @@ class BaseLLM:
         return "\n\n".join([*lines, "Assistant:"])
 
     bos_text: str = ""
+    vocab_size: int | None = None  # backends that know it refuse token ids outside [0, vocab_size)
 
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
         raise NotImplementedError
@@ -201,12 +204,22 @@ class BaseLLM:
         """Token ids of a prompt: ids pass through untouched, text gets BOS, chat goes through the template."""
         kind = prompt_kind(prompt)
         if kind == "tokens":
-            return [int(t) for t in prompt]  # type: ignore[union-attr]
+            return self.check_token_ids(prompt, "prompt")  # type: ignore[arg-type]
         if kind == "chat":
             text = self.render_chat(prompt)  # type: ignore[arg-type]
             # chat templates write their own BOS
             return self.tokenize(text, add_special_tokens=not (self.bos_text and text.startswith(self.bos_text)))
         return self.tokenize(prompt)  # type: ignore[arg-type]
+
+    def check_token_ids(self, token_ids: Sequence[int], what: str = "prompt") -> list[int]:
+        """The ids as ints; a one-line UserError names the first one outside the vocabulary (native code would crash)."""
+        ids = [int(t) for t in token_ids]
+        size = self.vocab_size
+        bad = next((t for t in ids if size is not None and not 0 <= t < size), None)
+        if bad is not None:
+            raise UserError(f"{what} token id {bad} is outside the vocabulary of {self.name} "
+                            f"(0..{size - 1}): pass ids that tokenize() returned")  # type: ignore[operator]
+        return ids
 
     def check_fits(self, prompt_length: int, max_tokens: int) -> None:
         """Raise a one-line UserError when a prompt plus its completion cannot fit the context."""

@@ -27,16 +27,18 @@ class ScriptedLLM(BaseLLM):
     def context_length(self) -> int:
         return 1_000_000
 
-    def tokenize(self, text: str) -> list[int]:
+    vocab_size = 0x110000  # token ids are Unicode code points
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return [ord(c) for c in text]
 
     def detokenize(self, token_ids: Sequence[int]) -> str:
-        return "".join(chr(t) for t in token_ids)
+        return "".join(chr(t) for t in self.check_token_ids(token_ids, "detokenize"))
 
     def _prompt_text(self, prompt: Prompt) -> str:
         kind = prompt_kind(prompt)
         if kind == "tokens":
-            return self.detokenize(prompt)  # type: ignore[arg-type]
+            return self.detokenize(self.check_token_ids(prompt, "prompt"))  # type: ignore[arg-type]
         if kind == "chat":
             return self.render_chat(prompt)  # type: ignore[arg-type]
         return prompt  # type: ignore[return-value]

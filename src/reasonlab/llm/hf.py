@@ -35,7 +35,7 @@ from reasonlab.llm.base import (
 )
 from reasonlab.llm.constrained import ConstraintFactory, GrammarConstraint
 
-__all__ = ["HFPolicy", "sample_token"]
+__all__ = ["HFPolicy", "sample_token", "sampling_log_dist"]
 
 
 def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
@@ -43,12 +43,34 @@ def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generat
     if temperature == 0.0:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits / temperature, dim=-1)
+    if not torch.isfinite(probs).all():
+        # a tiny temperature overflows float32: shift, then scale in float64, which sharpens towards greedy
+        probs = torch.softmax((logits.double() - logits.max()) / temperature, dim=-1)
     if top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
         # keep the smallest prefix whose mass reaches top_p (always at least the top token)
         keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) < top_p
         probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_probs[keep])
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def sampling_log_dist(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log-softmax(logits / temperature) (V,), the raw distribution when greedy; stable for any temperature."""
+    scale = temperature if temperature > 0 else 1.0
+    log_dist = torch.log_softmax(logits.float() / scale, dim=-1)
+    if torch.isnan(log_dist).any():
+        # a tiny temperature overflows float32: shift, then scale in float64
+        log_dist = torch.log_softmax((logits.double() - logits.max()) / scale, dim=-1).float()
+    return log_dist
+
+
+def _encodable(text: str) -> str:
+    """`text`, or a one-line UserError when it holds an unpaired surrogate (not valid Unicode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError("the prompt holds an unpaired UTF-16 surrogate: send valid Unicode text") from None
+    return text
 
 
 def _default_device() -> str:
@@ -68,7 +90,7 @@ class HFPolicy(BaseLLM):
         self.tokenizer = tokenizer
         self.use_module(model)
         self._stop_ids = self._find_stop_ids()
-        self._constraints = ConstraintFactory(tokenizer, self.vocab_size, sorted(self._stop_ids))
+        self._constraints = ConstraintFactory.from_huggingface(tokenizer, self.vocab_size, sorted(self._stop_ids))
 
     # construction
 
@@ -147,15 +169,25 @@ class HFPolicy(BaseLLM):
         return int(pad if pad is not None else self.tokenizer.eos_token_id)
 
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+        return list(self.tokenizer(_encodable(text), add_special_tokens=add_special_tokens)["input_ids"])
 
     def detokenize(self, token_ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+        return self._decode(self.check_token_ids(token_ids, "detokenize"))
+
+    def _decode(self, token_ids: list[int]) -> str:
+        # generated ids may lie past the tokenizer in a padded output layer: decode them unchecked
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def render_chat(self, messages: Sequence[Message]) -> str:
         if getattr(self.tokenizer, "chat_template", None):
+            from jinja2 import TemplateError
+
             turns = [{"role": m.role, "content": m.content} for m in messages]
-            return self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+            try:
+                return self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+            except TemplateError as err:
+                raise UserError(f"the chat template of {self.name} refuses these messages ({err}): "
+                                "send the roles it takes, e.g. alternating user and assistant turns") from None
         return super().render_chat(messages)
 
     @property
@@ -166,8 +198,11 @@ class HFPolicy(BaseLLM):
         """Per prompt, `params.n` completions; all rows of the request are decoded as one batch."""
         started = time.perf_counter()
         rows = [self.prompt_ids(p) for p in prompts for _ in range(params.n)]
+        if not all(rows):
+            raise UserError(f"a prompt is empty after tokenization by {self.name}: give it at least one token")
         self.check_fits(max(len(r) for r in rows), params.max_tokens)
-        seeds = [None if params.seed is None else params.seed + i for i in range(len(rows))]
+        # torch seeds are 64-bit: wrap, so any integer seed works and small ones keep their meaning
+        seeds = [None if params.seed is None else (params.seed + i) % 2**63 for i in range(len(rows))]
         flat = self._decode_batch(rows, params, seeds)
         grouped = [flat[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
         self._record(grouped, started)
@@ -191,6 +226,7 @@ class HFPolicy(BaseLLM):
         constraints: list[GrammarConstraint | None] = [self._constraints.new(params) for _ in rows]
         completions: list[list[int]] = [[] for _ in rows]
         logprobs: list[list[float]] = [[] for _ in rows]
+        top: list[list[dict[int, float]]] = [[] for _ in rows]
         finish: list[str | None] = [None] * batch
 
         out = self._forward_cached(input_ids, attention_mask, position_ids, None)
@@ -201,7 +237,7 @@ class HFPolicy(BaseLLM):
             for i in range(batch):
                 if finish[i] is None:
                     next_tokens[i, 0] = self._step_row(i, logits[i].cpu(), params, generators, constraints,
-                                                       completions, logprobs, finish)
+                                                       completions, logprobs, top, finish)
             if all(f is not None for f in finish):
                 break
             attention_mask = torch.cat([attention_mask, torch.ones((batch, 1), dtype=torch.long, device=self.device)], 1)
@@ -209,7 +245,8 @@ class HFPolicy(BaseLLM):
             past, next_pos = self._cache_of(out), next_pos + 1
             logits = out.logits[:, -1, :].float()
         latency = time.perf_counter() - started
-        return [self._finish_row(rows[i], completions[i], logprobs[i], finish[i], params, latency) for i in range(batch)]
+        return [self._finish_row(rows[i], completions[i], logprobs[i], top[i], finish[i], params, latency)
+                for i in range(batch)]
 
     def _forward_cached(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any
@@ -229,7 +266,7 @@ class HFPolicy(BaseLLM):
     def _step_row(
         self, i: int, logits: torch.Tensor, params: SamplingParams, generators: list[torch.Generator | None],
         constraints: list[GrammarConstraint | None], completions: list[list[int]], logprobs: list[list[float]],
-        finish: list[str | None],
+        top: list[list[dict[int, float]]], finish: list[str | None],
     ) -> int:
         """Choose row i's next token, record its logprob, and decide whether the row is finished."""
         constraint = constraints[i]
@@ -239,30 +276,34 @@ class HFPolicy(BaseLLM):
             constraint.mask_logits(logits)
         token = sample_token(logits, params.temperature, params.top_p, generators[i])
         completions[i].append(token)
-        if params.logprobs:
+        if params.logprobs or params.top_logprobs:
             # the sampling distribution (logits / temperature) before top-p and constraint masks
-            scale = params.temperature if params.temperature > 0 else 1.0
-            logprobs[i].append(float(logits_unmasked[token] / scale - torch.logsumexp(logits_unmasked / scale, -1)))
+            log_dist = sampling_log_dist(logits_unmasked, params.temperature)
+            logprobs[i].append(float(log_dist[token]))
+            if params.top_logprobs:
+                values, ids = torch.topk(log_dist, params.top_logprobs)
+                top[i].append({int(t): float(v) for t, v in zip(ids, values, strict=True)})
         if constraint is not None:
             constraint.accept(token)
         if token in self._stop_ids or (constraint is not None and constraint.finished):
             finish[i] = "eos" if token in self._stop_ids else "stop"
-        elif params.stop and truncate_at_stop(self.detokenize(completions[i]), params.stop)[1]:
+        elif params.stop and truncate_at_stop(self._decode(completions[i]), params.stop)[1]:
             finish[i] = "stop"
         if finish[i] is None and len(completions[i]) >= params.max_tokens:
             finish[i] = "length"
         return token
 
     def _finish_row(
-        self, prompt: list[int], tokens: list[int], logprobs: list[float], finish: str | None,
-        params: SamplingParams, latency: float,
+        self, prompt: list[int], tokens: list[int], logprobs: list[float], top: list[dict[int, float]],
+        finish: str | None, params: SamplingParams, latency: float,
     ) -> Generation:
         text_tokens = tokens[:-1] if finish == "eos" else tokens
-        text, _ = truncate_at_stop(self.detokenize(text_tokens), params.stop)
+        text, _ = truncate_at_stop(self._decode(text_tokens), params.stop)
         return Generation(
             text=text, token_ids=tokens, logprobs=logprobs if params.logprobs else None,
             finish_reason=finish or "length",  # type: ignore[arg-type]
             prompt_tokens=len(prompt), completion_tokens=len(tokens), latency_s=latency,
+            top_logprobs=top if params.top_logprobs else None,
         )
 
     # TrainablePolicy protocol

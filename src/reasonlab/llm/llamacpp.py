@@ -3,16 +3,21 @@
 Decoding goes through `Llama.generate`, which yields token ids, so prompts may be token ids and completions
 come back with their exact ids. Logprobs (at the sampling temperature, like the hf backend) are computed from
 the last-position logits llama.cpp keeps anyway; they cost one log-softmax over the vocabulary per token, so
-pass `SamplingParams(logprobs=False)` when speed matters. JSON schemas and GBNF grammars are enforced by
-llama.cpp's grammar sampler; regular expressions are not supported here (use the hf backend).
+pass `SamplingParams(logprobs=False)` when speed matters.
+
+JSON schemas, regular expressions and grammars go through xgrammar (`reasonlab.llm.constrained`), exactly as on
+the hf backend: a custom first stage of llama.cpp's sampler chain masks the forbidden tokens. llama.cpp's own
+grammar parser never sees user input (a malformed GBNF grammar crashes it, taking the process along), and
+token ids are checked against the vocabulary before they reach llama.cpp (which aborts on an unknown one).
 """
 
 from __future__ import annotations
 
-import json
+import ctypes
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +32,15 @@ from reasonlab.llm.base import (
     SamplingParams,
     truncate_at_stop,
 )
+from reasonlab.llm.constrained import ConstraintFactory, GrammarConstraint
 
 __all__ = ["LlamaCppLLM"]
 
 
 def _log_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    scaled = logits.astype(np.float64) / (temperature if temperature > 0 else 1.0)
-    shifted = scaled - scaled.max()
+    # shift before scaling: a tiny temperature then sharpens instead of overflowing to nan
+    shifted = logits.astype(np.float64)
+    shifted = (shifted - shifted.max()) / (temperature if temperature > 0 else 1.0)
     return shifted - np.log(np.exp(shifted).sum())
 
 
@@ -50,51 +57,77 @@ class LlamaCppLLM(BaseLLM):
         if not model_path.is_file():
             raise UserError(f"GGUF file {model_path} does not exist: pass the path of a .gguf model file")
         self.name = name or f"llamacpp:{model_path}"
-        self.llama = Llama(
-            model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False
-        )
+        with _without_amx_buffers():
+            self.llama = Llama(
+                model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False
+            )
+        self._constraints = ConstraintFactory.from_pieces(self._vocabulary)
 
     @property
     def context_length(self) -> int:
         return int(self.llama.n_ctx())
 
+    @property
+    def vocab_size(self) -> int:  # type: ignore[override]
+        return int(self.llama.n_vocab())
+
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return list(self.llama.tokenize(text.encode(), add_bos=add_special_tokens, special=True))
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError("the prompt holds an unpaired UTF-16 surrogate: send valid Unicode text") from None
+        return list(self.llama.tokenize(data, add_bos=add_special_tokens, special=True))
 
     def detokenize(self, token_ids: Sequence[int]) -> str:
-        return self.llama.detokenize(list(token_ids)).decode("utf-8", errors="replace")
+        return self._decode(self.check_token_ids(token_ids, "detokenize"))
+
+    def _decode(self, token_ids: list[int]) -> str:
+        return self.llama.detokenize(token_ids).decode("utf-8", errors="replace")
 
     def render_chat(self, messages: Sequence[Message]) -> str:
         template = self.llama.metadata.get("tokenizer.chat_template")
         if template:
+            from jinja2 import TemplateError
             from jinja2.sandbox import ImmutableSandboxedEnvironment
 
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            env.globals["raise_exception"] = _raise_template_error
             turns = [{"role": m.role, "content": m.content} for m in messages]
-            return env.from_string(template).render(messages=turns, add_generation_prompt=True, bos_token=self.bos_text)
+            try:
+                return env.from_string(template).render(
+                    messages=turns, add_generation_prompt=True, bos_token=self.bos_text)
+            except TemplateError as err:
+                raise UserError(f"the chat template of {self.name} refuses these messages ({err}): "
+                                "send the roles it takes, e.g. alternating user and assistant turns") from None
         return super().render_chat(messages)
 
     @property
     def bos_text(self) -> str:  # type: ignore[override]
         return self.llama.detokenize([self.llama.token_bos()]).decode()
 
-    def _grammar(self, params: SamplingParams) -> Any:
-        from llama_cpp import LlamaGrammar
+    def _vocabulary(self) -> tuple[list[bytes], list[int]]:
+        """The bytes each token id decodes to (b"" for control tokens), and the end-of-generation ids."""
+        import llama_cpp
 
-        if params.regex is not None:
-            raise UserError("the llamacpp backend takes json_schema or grammar, not regex: use hf:... for regex")
-        if params.json_schema is not None:
-            return LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
-        if params.grammar is not None:
-            return LlamaGrammar.from_string(params.grammar, verbose=False)
-        return None
+        vocab, buffer = self.llama._model.vocab, ctypes.create_string_buffer(256)
+        pieces, ends = [], []
+        for token in range(self.vocab_size):
+            length = llama_cpp.llama_token_to_piece(vocab, token, buffer, 256, 0, False)
+            pieces.append(buffer.raw[:length] if length > 0 else b"")
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                ends.append(token)
+        return pieces, ends
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Generation]]:
         started = time.perf_counter()
-        grouped = []
-        for index, prompt in enumerate(prompts):
-            ids = self.prompt_ids(prompt)
+        rows = [self.prompt_ids(prompt) for prompt in prompts]
+        if not all(rows):
+            raise UserError(f"a prompt is empty after tokenization by {self.name}: give it at least one token")
+        for ids in rows:
             self.check_fits(len(ids), params.max_tokens)
+        self._constraints.new(params)  # a malformed constraint fails here, before any decoding
+        grouped = []
+        for index, ids in enumerate(rows):
             seeds = [None if params.seed is None else params.seed + index * params.n + k for k in range(params.n)]
             grouped.append([self._decode_one(ids, params, seed) for seed in seeds])
         self._record(grouped, started)
@@ -104,36 +137,107 @@ class LlamaCppLLM(BaseLLM):
         started = time.perf_counter()
         import llama_cpp
 
-        self.llama.set_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
+        # llama.cpp seeds are 32-bit: wrap, so any integer seed works and small ones keep their meaning
+        self.llama.set_seed(seed % 2**32 if seed is not None else int.from_bytes(os.urandom(4), "little"))
         # a full prefill every time: reusing a cached prefix changes the numerics, and with them the samples
         self.llama.reset()
         vocab_size = self.llama.n_vocab()
         tokens: list[int] = []
         logprobs: list[float] = []
+        top: list[dict[int, float]] = []
         finish = "length"
+        constraint = self._constraints.new(params)
+        masks = _MaskStage(constraint) if constraint is not None else None
         # temperature 0 is greedy in llama.cpp's sampler chain; top_k=0 and min_p=0 leave only top_p active
         stream = self.llama.generate(
             prompt, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0,
-            grammar=self._grammar(params), reset=True,
+            logits_processor=[masks] if masks is not None else None, reset=True,
         )
         for token in stream:
-            if params.logprobs:
-                # the context still holds the logits this token was sampled from (one output row)
+            if masks is not None:
+                masks.raise_if_failed()
+            if params.logprobs or params.top_logprobs:
+                # the context still holds the raw logits this token was sampled from (one output row)
                 logits = np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=(vocab_size,))
-                logprobs.append(float(_log_softmax(logits, params.temperature)[token]))
+                log_dist = _log_softmax(logits, params.temperature)
+                logprobs.append(float(log_dist[token]))
+                if params.top_logprobs:
+                    best = np.argpartition(-log_dist, params.top_logprobs)[: params.top_logprobs]
+                    top.append({int(t): float(log_dist[t]) for t in best[np.argsort(-log_dist[best])]})
             tokens.append(int(token))
             if llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token):
                 finish = "eos"
                 break
-            if params.stop and truncate_at_stop(self.detokenize(tokens), params.stop)[1]:
+            if constraint is not None and (not constraint.accept(int(token)) or constraint.finished):
+                finish = "stop"
+                break
+            if params.stop and truncate_at_stop(self._decode(tokens), params.stop)[1]:
                 finish = "stop"
                 break
             if len(tokens) >= params.max_tokens:
                 break
         text_tokens = tokens[:-1] if finish == "eos" else tokens
-        text, _ = truncate_at_stop(self.detokenize(text_tokens), params.stop)
+        text, _ = truncate_at_stop(self._decode(text_tokens), params.stop)
         return Generation(
             text=text, token_ids=tokens, logprobs=logprobs if params.logprobs else None,
             finish_reason=finish,  # type: ignore[arg-type]
             prompt_tokens=len(prompt), completion_tokens=len(tokens), latency_s=time.perf_counter() - started,
+            top_logprobs=top if params.top_logprobs else None,
         )
+
+
+class _MaskStage:
+    """The first stage of llama.cpp's sampler chain: forbidden tokens to -inf. It runs inside a C callback,
+    where an exception would be printed and dropped, so a failure is kept and raised after the token."""
+
+    def __init__(self, constraint: GrammarConstraint) -> None:
+        self.constraint = constraint
+        self.error: Exception | None = None
+
+    def __call__(self, input_ids: Any, scores: np.ndarray) -> np.ndarray:
+        # the candidates arrive in token-id order, all of the vocabulary
+        try:
+            return self.constraint.masked_scores(scores)
+        except Exception as err:
+            self.error = err
+            return np.full_like(scores, -np.inf)
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"the constraint mask failed inside llama.cpp's sampler: {self.error}")
+
+
+@contextmanager
+def _without_amx_buffers() -> Iterator[None]:
+    """On CPUs with AMX, load weights without llama.cpp's extra (AMX) buffers: its AMX matmul segfaults on
+    Q4_K models (ggml-org/llama.cpp#20824). Llama() has no option for it, so its default params are wrapped."""
+    import llama_cpp
+
+    if "amx_int8" not in _cpu_flags():
+        yield
+        return
+    default = llama_cpp.llama_cpp.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = default()
+        params.use_extra_bufts = False
+        return params
+
+    llama_cpp.llama_cpp.llama_model_default_params = without_extra_buffers
+    try:
+        yield
+    finally:
+        llama_cpp.llama_cpp.llama_model_default_params = default
+
+
+def _cpu_flags() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _raise_template_error(message: str) -> None:
+    from jinja2 import TemplateError
+
+    raise TemplateError(message)
