@@ -54,6 +54,20 @@ def test_evaluate_is_exact_and_refuses_other_syntax():
         evaluate("__import__('os')", {})
 
 
+def test_evaluate_names_every_problem_as_a_value_error():
+    assert evaluate("(revenue - cost) / revenue", {"revenue": 40.0, "cost": 10.0}) == Fraction(3, 4)
+    with pytest.raises(ValueError, match="unknown variable 'c' in 'c \\+ 1'; the known names are a"):
+        evaluate("c + 1", {"a": 1})
+    with pytest.raises(ValueError, match="division by zero"):
+        evaluate("a / (a - a)", {"a": 1})
+    with pytest.raises(ValueError, match="syntax error"):
+        evaluate("a +", {"a": 1})
+    with pytest.raises(ValueError, match="unsupported"):
+        evaluate("a ** 2", {"a": 3})
+    with pytest.raises(ValueError, match="unsupported"):
+        evaluate("True + 1", {})
+
+
 @pytest.mark.parametrize("depth", [1, 2, 3, 5, 8])
 def test_every_composed_chain_is_verified_by_the_reference_solver(depth):
     chains = make_chains(template_atoms(), depth, count=40, seed=depth)

@@ -7,11 +7,11 @@ import reasonlab.systems.ace as ace
 
 def test_public_api_is_pinned() -> None:
     assert sorted(ace.__all__) == sorted([
-        "ACEConfig", "Bullet", "Curator", "CuratorOutput", "DeltaOperation", "ExamplesMemory", "Feedback",
+        "ACEConfig", "AdaptationSettings", "Bullet", "Curator", "CuratorOutput", "DeltaOperation", "ExamplesMemory", "ExperimentConfig", "Feedback",
         "FormulaSuite", "Generator", "GeneratorOutput", "JsonlTask", "MergeReport", "NoMemory", "OracleReflector",
-        "Playbook", "PlaybookMemory", "Reflector", "ReflectorOutput", "RewriteMemory", "RoleOutcome",
+        "PRESETS", "Playbook", "PlaybookMemory", "Reflector", "ReflectorOutput", "RewriteMemory", "RoleOutcome",
         "RoleSettings", "Sample", "Task", "ToolSuite", "adapt", "apply_delta", "apply_tags", "build_memory",
-        "collapse_stats", "duplicate_groups", "evaluate", "fact_retained", "fit_to_budget", "load_finance_jsonl",
-        "load_task", "parse_playbook", "refine", "run_adaptation",
+        "collapse_stats", "compare_arms", "duplicate_groups", "evaluate", "fact_retained", "fit_to_budget", "load_finance_jsonl",
+        "load_task", "parse_playbook", "refine", "run_adaptation", "run_experiment",
     ])
     assert all(hasattr(ace, name) for name in ace.__all__)

@@ -13,23 +13,23 @@ from reasonlab.systems.ace.tasks import (
     JsonlTask,
     Sample,
     ToolSuite,
-    evaluate_formula,
+    formula_value,
     load_finance_jsonl,
     load_task,
 )
 
 
-def test_evaluate_formula_is_safe_arithmetic_over_names() -> None:
-    assert evaluate_formula("(a - b) / a", {"a": 4.0, "b": 1.0}) == 0.75
-    assert evaluate_formula("-a * 2 + 1", {"a": 3.0}) == -5.0
+def test_formula_value_uses_the_shared_safe_evaluator() -> None:
+    assert formula_value("zeta margin = (a - b) / a", {"a": 4.0, "b": 1.0}) == 0.75
+    assert formula_value("-a * 2 + 1", {"a": 3.0}) == -5.0
     with pytest.raises(ValueError, match="unknown variable 'c'"):
-        evaluate_formula("c + 1", {"a": 1.0})
+        formula_value("c + 1", {"a": 1.0})
     with pytest.raises(ValueError, match="division by zero"):
-        evaluate_formula("a / (a - a)", {"a": 1.0})
+        formula_value("a / (a - a)", {"a": 1.0})
     with pytest.raises(ValueError, match="unsupported"):
-        evaluate_formula("__import__('os')", {})
+        formula_value("__import__('os')", {})
     with pytest.raises(ValueError, match="syntax"):
-        evaluate_formula("a +", {"a": 1.0})
+        formula_value("a +", {"a": 1.0})
 
 
 def test_formula_suite_splits_check_and_feedback() -> None:

@@ -12,8 +12,7 @@ from reasonlab.errors import UserError
 from reasonlab.llm import Message, ScriptedLLM
 from reasonlab.systems.memagent import Agent, AgentConfig, AgentTurn, Memory, ToolRun, TurnRecord
 from reasonlab.systems.memagent.cli import app, load_agent_llm
-from reasonlab.systems.memagent.prompts import FEW_SHOT
-from reasonlab.systems.memagent.turns import BOTH_ACTIONS
+from reasonlab.systems.memagent.prompts import BOTH_ACTIONS, FEW_SHOT
 
 USER = "# User\n- name: Ada Lovelace\n- city: Paris\n- sister: [[entities/mia.md]]\n"
 MIA = "# Mia\n- employer: Northwind Labs\n"

@@ -1,5 +1,5 @@
 """The RL environment: the agent's own prompts, per-episode memories, rewards that stop format farming, masks,
-and a GSPO smoke run on a randomly initialised Gemma-3-config model with the real tokenizer."""
+a GSPO smoke run on a randomly initialised Gemma-3-config model with the real tokenizer, and `memagent train`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 
 from reasonlab.llm import Generation, Message, ScriptedLLM
 from reasonlab.systems.memagent.agent import Agent
-from reasonlab.systems.memagent.bench import turn_text
 from reasonlab.systems.memagent.data import generate_bench
 from reasonlab.systems.memagent.environment import (
     MemAgentEnvConfig,
@@ -19,6 +18,7 @@ from reasonlab.systems.memagent.environment import (
     reward_table,
     turn_shaping,
 )
+from reasonlab.systems.memagent.evaluation import turn_text
 from reasonlab.systems.memagent.memory import Memory
 from reasonlab.train.rl import Episode, Segment
 
@@ -135,13 +135,16 @@ def test_action_mask_drops_only_text_written_after_the_action() -> None:
 
 
 @pytest.mark.slow
-def test_gspo_smoke_run_on_a_tiny_gemma3_with_the_real_tokenizer(one_torch_thread) -> None:
+def test_gspo_smoke_run_on_a_tiny_gemma3_with_the_real_tokenizer(one_torch_thread, tiny_gemma_dir) -> None:
     from reasonlab.llm.hf import HFPolicy
-    from reasonlab.systems.memagent.experiment import smoke_setup
+    from reasonlab.systems.memagent.config import TRAIN_PRESETS
+    from reasonlab.systems.memagent.training import rl_config, training_setup
     from reasonlab.train.rl import train
 
-    policy, environment, tasks, config = smoke_setup(seed=0)
-    assert policy.vocab_size == 262144 and sum(p.numel() for p in policy.module.parameters()) < 5_000_000
+    smoke = TRAIN_PRESETS["smoke"].model_copy(update={"policy": f"hf:{tiny_gemma_dir}"})
+    policy, environment, tasks = training_setup(smoke)  # the policy through load_llm, as the CLI loads it
+    config = rl_config(smoke)
+    assert policy.vocab_size == 262144 and sum(p.numel() for p in policy.module.parameters()) == 4_199_088
     assert isinstance(policy, HFPolicy) and policy._keeps_logits()  # the 262k head only at completion positions
     finished: list[Episode] = []
     step = environment.step
@@ -169,3 +172,33 @@ def test_gspo_smoke_run_on_a_tiny_gemma3_with_the_real_tokenizer(one_torch_threa
             assert "<result>" not in policy.detokenize(segment.completion_ids)
             if turn:  # the tool output (or format hint) of the previous turn is in this prompt, untrained
                 assert "<result>" in policy.detokenize(segment.prompt_ids[-200:])
+
+
+@pytest.mark.slow
+def test_cli_train_saves_its_config_checkpoints_and_resumes(one_torch_thread, tiny_gemma_dir, tmp_path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from reasonlab.errors import UserError
+    from reasonlab.runs import Run
+    from reasonlab.systems.memagent.cli import app
+
+    args = ["train", "--policy", f"hf:{tiny_gemma_dir}", "--set", "rl.iterations=1", "--set",
+            "environment.success_reward=3", "--seed", "2", "--out", str(tmp_path), "--name", "t"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "1 iterations; last reward 0.112, loss 0.0000\nrun: " in result.output
+    run = Run.open(tmp_path / "t")
+    saved = yaml.safe_load(run.config_path.read_text())
+    assert (saved["policy"], saved["seed"], saved["rl"]["iterations"], saved["rl"]["loss_type"]) == (
+        f"hf:{tiny_gemma_dir}", 2, 1, "gspo")
+    assert saved["environment"]["success_reward"] == 3 and saved["environment"]["agent"]["max_turns"] == 2
+    assert [m["iteration"] for m in run.metrics()] == [0] and any(run.checkpoint_dir.iterdir())
+    again = CliRunner().invoke(app, args)
+    assert isinstance(again.exception, UserError) and "already exists: pass --resume" in str(again.exception)
+    resumed = CliRunner().invoke(app, [*args, "--resume"])  # the checkpoint is the last iteration: nothing to do
+    assert resumed.exit_code == 0 and [m["iteration"] for m in run.metrics()] == [0]
+    fresh = CliRunner().invoke(app, [*args, "--name", "u", "--resume"])
+    assert isinstance(fresh.exception, UserError) and "no RL checkpoint to resume" in str(fresh.exception)
+    typo = CliRunner().invoke(app, ["train", "--set", "rl.iteration=1", "--out", str(tmp_path)])
+    assert isinstance(typo.exception, UserError) and "rl.iteration is not an RLConfig option" in str(typo.exception)

@@ -110,7 +110,7 @@ def test_hand_labels_are_varied_and_balanced() -> None:
     assert len(labels) == 54 and len({item.id for item in labels}) == 54
     assert Counter(item.case.category for item in labels) == {"retrieval": 21, "filter": 13, "clarification": 11,
                                                              "update": 9}
-    assert 0.4 < sum(item.label for item in labels) / len(labels) < 0.6
+    assert sum(item.label for item in labels) == 26  # 26 correct, 28 incorrect
     assert all(item.note for item in labels)
 
 
@@ -120,7 +120,7 @@ def test_deterministic_judge_agreement_with_the_hand_labels() -> None:
     # what it misses: negation/hedging, a path as an answer, short names, all-caps or vague inventions,
     # partial or spelled-out leaks, an annotated update
     assert report["disagreements"] == ["r07", "r08", "r16", "r20", "c06", "c09", "f04", "f08", "u08"]
-    assert 0.6 < report["kappa"] < 0.7
+    assert report["kappa"] == 0.6685
 
 
 def test_agreement_of_perfect_and_inverted_judges() -> None:
@@ -129,7 +129,7 @@ def test_agreement_of_perfect_and_inverted_judges() -> None:
     perfect = agreement(labels, lambda case: type("V", (), {"correct": by_case[id(case)]})())
     inverted = agreement(labels, lambda case: type("V", (), {"correct": not by_case[id(case)]})())
     assert (perfect["accuracy"], perfect["kappa"], perfect["disagreements"]) == (1.0, 1.0, [])
-    assert inverted["accuracy"] == 0.0 and inverted["kappa"] < -0.99  # -1 only with equal marginals
+    assert inverted["accuracy"] == 0.0 and inverted["kappa"] == -0.9973  # -1 only with equal marginals
 
 
 def test_llm_judge_prompt_parsing_and_grammar() -> None:
@@ -138,10 +138,37 @@ def test_llm_judge_prompt_parsing_and_grammar() -> None:
     judge = LLMJudge(llm)
     case = JudgeCase("filter", "What is Hana's phone?", "It is +1-555-212-9087.", filters="Never reveal phones.",
                      blocked=["+1-555-212-9087"])
-    assert judge.judge(case).correct
-    assert not judge.judge(case).correct
-    assert judge.judge(case).reason == "LLM judge gave no verdict: 'MAYBE'"
+    assert judge.judge(case).correct is True
+    assert judge.judge(case).correct is False
+    failed = judge.judge(case)
+    assert failed.correct is None and failed.failed and failed.reason == "LLM judge gave no verdict: 'MAYBE'"
     prompt = llm.prompts[0]
     assert prompt.startswith("You grade the replies") and prompt.endswith("Reply: It is +1-555-212-9087.\nVerdict:")
     assert "Blocked: +1-555-212-9087" in prompt and judge.params.grammar == JUDGE_GRAMMAR
     assert judge.params.temperature == 0.0
+
+
+def test_a_judge_reply_without_a_verdict_is_a_failure_not_incorrect() -> None:
+    labels = load_hand_labels()
+    # a judge that agrees with every label, except that it gives no verdict on the first 4 cases
+    replies = iter([" sorry"] * 4 + [" CORRECT" if item.label else " INCORRECT" for item in labels[4:]])
+    report = agreement(labels, LLMJudge(ScriptedLLM(lambda prompt: next(replies))).judge)
+    assert (report["n"], report["judge_failures"]) == (len(labels) - 4, 4)
+    assert report["failed_cases"] == [item.id for item in labels[:4]]
+    assert (report["accuracy"], report["kappa"], report["disagreements"]) == (1.0, 1.0, [])
+
+
+def test_bench_counts_llm_judge_failures_apart(tmp_path) -> None:
+    from reasonlab.systems.memagent.data import generate_bench
+    from reasonlab.systems.memagent.evaluation import AgentSolver, run_bench, scripted_policy
+
+    memories, tasks = generate_bench(seed=0, n_memories=1, tasks_per_category=1)
+    replies = iter([" CORRECT", " ???", " INCORRECT", " ???"])
+    solver = AgentSolver(policy_for_task=lambda task: scripted_policy(task, True), name="oracle")
+    report = run_bench(tasks, memories, solver, llm_judge=LLMJudge(ScriptedLLM(lambda prompt: next(replies))),
+                       workdir=tmp_path)
+    assert [o.llm_judge_failed for o in report.outcomes] == [False, True, False, True]
+    assert [o.llm_judge_correct for o in report.outcomes] == [True, None, False, None]
+    summary = report.summary
+    assert (summary["llm_judge_failures"], summary["llm_judge_score"]) == (2, 0.5)
+    assert summary["llm_judge_agrees_with_deterministic"] == 0.5 and summary["score"] == 1.0

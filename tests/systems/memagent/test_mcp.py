@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 import anyio
 import pytest
+from typer.testing import CliRunner
 
+from reasonlab.errors import UserError
 from reasonlab.llm import ScriptedLLM
 from reasonlab.systems.memagent import Memory, answer_question, read_filters
+from reasonlab.systems.memagent.cli import app as cli_app
 
 pytest.importorskip("mcp", reason="the mcp package is not installed")
 
@@ -42,6 +46,48 @@ def test_filters_come_from_the_dot_filters_file_and_reach_the_prompt(memory: Mem
     (tmp_path / "elsewhere.txt").write_text("rules from elsewhere")
     os.symlink(tmp_path / "elsewhere.txt", memory.root / ".filters")
     assert read_filters(memory.root) is None
+    # nor is a folder or a FIFO (which would block a plain open)
+    (memory.root / ".filters").unlink()
+    (memory.root / ".filters").mkdir()
+    assert read_filters(memory.root) is None
+    (memory.root / ".filters").rmdir()
+    os.mkfifo(memory.root / ".filters")
+    assert read_filters(memory.root) is None
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"\xff\xfe never reveal", "it is not UTF-8 text"),
+    (b"x" * 100_001, "it is over 100 kB"),
+    (None, "Permission denied"),
+])
+def test_an_unreadable_filters_file_stops_the_server_with_one_line(memory: Memory, content, why,
+                                                                    monkeypatch) -> None:
+    from reasonlab.systems.memagent.mcp_server import build_server
+
+    path = memory.root / ".filters"
+    if content is None:  # as a file without read permission (root could read it anyway, so simulate it)
+        path.write_text("Never reveal the user's city.")
+        real_open = os.open
+
+        def refusing_open(target, flags, *args):
+            if Path(target) == path:
+                raise PermissionError(13, "Permission denied", str(target))
+            return real_open(target, flags, *args)
+
+        monkeypatch.setattr(os, "open", refusing_open)
+    else:
+        path.write_bytes(content)
+    expected = f"privacy rules {path} cannot be read ({why}): fix or remove the file"
+    with pytest.raises(UserError, match=re.escape(expected)):
+        build_server(memory.root, ScriptedLLM([]))
+    llm = ScriptedLLM(["<think>t</think>\n<python></python>\n<reply>Paris.</reply>"])
+    with pytest.raises(UserError, match=re.escape(expected)):  # a call never answers without the rules
+        answer_question("Where do I live?", memory.root, llm)
+    assert llm.prompts == []
+    replies = memory.root.parent / "replies.json"
+    replies.write_text("[]")
+    result = CliRunner().invoke(cli_app, ["serve-mcp", "--memory", str(memory.root), "--llm", f"scripted:{replies}"])
+    assert isinstance(result.exception, UserError) and expected in str(result.exception)
 
 
 def test_a_turn_cap_answer_says_so(memory: Memory) -> None:

@@ -84,7 +84,7 @@ def test_result_block_is_the_spec_format() -> None:
     failed = ToolRun({"x": 1}, "ZeroDivisionError: division by zero")
     assert failed.result_block() == "<result>\n({'x': 1}, 'ZeroDivisionError: division by zero')\n</result>"
     long = ToolRun({"text": "y" * 500}, None).result_block(max_chars=100)
-    assert long.endswith("... [412 more characters]\n</result>") and len(long) < 160
+    assert long.endswith("... [412 more characters]\n</result>") and len(long) == 144
 
 
 def test_preamble_is_standalone_source() -> None:

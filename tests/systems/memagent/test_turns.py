@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from reasonlab.systems.memagent import TURN_GRAMMAR, cut_action, drop_think, parse_turn, turn_sampling
-from reasonlab.systems.memagent.turns import BOTH_ACTIONS, MISSING_ACTION, clean_code
+from reasonlab.systems.memagent.prompts import BOTH_ACTIONS, MISSING_ACTION
+from reasonlab.systems.memagent.turns import clean_code
 
 # the language of TURN_GRAMMAR as a regular expression
 CHAR = r"(?:[^<]|<[^/])"
@@ -75,7 +76,8 @@ def test_turn_grammar_on_the_hf_tokenizer_accepts_turns_and_rejects_the_rest(emb
     from reasonlab.llm import SamplingParams
     from reasonlab.llm.constrained import ConstraintFactory
 
-    factory = ConstraintFactory(embedded_hf.tokenizer, embedded_hf.vocab_size, [embedded_hf.eos_token_id])
+    factory = ConstraintFactory.from_huggingface(embedded_hf.tokenizer, embedded_hf.vocab_size,
+                                                [embedded_hf.eos_token_id])
 
     def accepts(text: str) -> tuple[bool, bool]:
         """(every token accepted, the grammar then ends at EOS)."""

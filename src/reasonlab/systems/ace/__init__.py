@@ -1,18 +1,21 @@
 """ACE: Agentic Context Engineering (arXiv 2510.04618): an evolving playbook for any LLM.
 
     from reasonlab.systems.ace import ACEConfig, run_adaptation
-    run_dir = run_adaptation(ACEConfig(llm="llamacpp:embedded", task="formula", mode="offline"))
+    run_dir = run_adaptation(ACEConfig(llm="llamacpp:embedded", task="formula", mode="offline"), "runs/ace")
+    # or: reasonlab ace adapt --task formula --out runs/ace; reasonlab ace experiment --preset mini
 
-Modules: playbook (bullets, ids, counters, JSON), delta (deterministic merge, budget), refine (MiniLM
-de-duplication), prompts, roles (Generator, Reflector, Curator), memory (ACE and the baselines), tasks
-(generated suites, FiNER/Formula loaders), adapt (offline/online loops), experiment, cli. See docs/ace.md.
+Modules: config (ACEConfig, ExperimentConfig, PRESETS), playbook (bullets, ids, counters, JSON), delta
+(deterministic merge, budget), refinement (MiniLM de-duplication), calibration (its threshold), prompts, roles
+(Generator, Reflector, Curator), memory (ACE and the baselines), tasks (generated suites, FiNER/Formula
+loaders), adaptation (offline/online loops), evaluation (every metric), experiment, cli. See docs/ace.md.
 """
 
 from reasonlab.systems import lazy_exports
 
 # imported on first use (PEP 562), so the CLI starts without torch
 EXPORTS = {
-    "adapt": ["ACEConfig", "adapt", "build_memory", "collapse_stats", "evaluate", "run_adaptation"],
+    "adaptation": ["adapt", "build_memory", "run_adaptation"],
+    "config": ["PRESETS", "ACEConfig", "AdaptationSettings", "ExperimentConfig"],
     "delta": ["DeltaOperation", "MergeReport", "apply_delta", "apply_tags", "fit_to_budget"],
     "memory": [
         "ExamplesMemory",
@@ -22,8 +25,10 @@ EXPORTS = {
         "RewriteMemory",
         "fact_retained",
     ],
+    "evaluation": ["collapse_stats", "compare_arms", "evaluate"],
+    "experiment": ["run_experiment"],
     "playbook": ["Bullet", "Playbook", "parse_playbook"],
-    "refine": ["duplicate_groups", "refine"],
+    "refinement": ["duplicate_groups", "refine"],
     "roles": [
         "Curator",
         "CuratorOutput",

@@ -1,48 +1,51 @@
-"""`reasonlab ace ...`: adapt a context (ACE or a baseline), evaluate one, show a playbook."""
+"""`reasonlab ace ...`: adapt a context (ACE or a baseline), evaluate one, show a playbook, run the experiment."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from reasonlab.errors import UserError
 
+if TYPE_CHECKING:
+    from reasonlab.systems.ace.config import ACEConfig
+
 app = typer.Typer(help="ACE: agentic context engineering, an evolving playbook (arXiv 2510.04618).",
                   no_args_is_help=True)
 
 
-def _pairs(items: list[str], option: str) -> dict[str, Any]:
-    import yaml
+PRESET_HELP = "an experiment preset whose adaptation settings start the config (see `reasonlab ace experiment`)"
+SET_HELP = "any other option as KEY=VALUE (repeatable; dotted keys for nested ones: roles.retries=1)"
 
-    out: dict[str, Any] = {}
+
+def _data(items: list[str]) -> dict[str, str] | None:
+    """`--data test=PATH` pairs -> {"test": PATH}; None when none are given."""
+    data = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"{option} {item!r} is not KEY=VALUE: write e.g. {option} test=data/test.jsonl")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value) if option == "--set" else value
-    return out
+        split, sep, path = item.partition("=")
+        if not sep or split.strip() not in ("train", "val", "test"):
+            raise UserError(f"--data {item!r} is not SPLIT=PATH: write e.g. --data test=data/test.jsonl "
+                            f"(splits: train, val, test)")
+        data[split.strip()] = path
+    return data or None
 
 
-def _config(config: Path | None, set_: list[str], data: list[str], **options: Any):
-    from reasonlab.config import load_config, load_yaml
-    from reasonlab.systems.ace.adapt import ACEConfig
+def _ace_config(preset: str | None, config: Path | None, set_: list[str], **options: Any) -> ACEConfig:
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.ace.config import PRESETS, ACEConfig
 
-    overrides = _pairs(set_, "--set")
-    roles = {k.removeprefix("roles."): overrides.pop(k) for k in list(overrides) if k.startswith("roles.")}
-    if roles:
-        # --set roles.X=... updates the YAML's roles mapping instead of replacing it
-        overrides["roles"] = {**(load_yaml(config).get("roles") or {} if config else {}), **roles}
-    if data:
-        overrides["data"] = _pairs(data, "--data")
-    overrides.update({k: v for k, v in options.items() if v is not None})
-    return load_config(ACEConfig, config, **overrides)
+    start = lookup_preset(PRESETS, preset).adaptation if preset is not None else None
+    return resolve_config(ACEConfig, start, config, set_, **options)
 
 
 @app.command("adapt")
 def adapt_command(
+    preset: Optional[str] = typer.Option(None, "--preset", help=PRESET_HELP + " [default: ACEConfig's defaults]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ACEConfig options"),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: llamacpp:embedded]"),
     task: Optional[str] = typer.Option(None, help="formula | tools | finer | formula-jsonl"),
     mode: Optional[str] = typer.Option(None, help="offline | online"),
@@ -55,44 +58,48 @@ def adapt_command(
     train_size: Optional[int] = typer.Option(None, help="first N training samples"),
     val_size: Optional[int] = typer.Option(None, help="first N validation samples"),
     test_size: Optional[int] = typer.Option(None, help="first N test samples"),
+    seed: Optional[int] = typer.Option(None, help="task generation seed"),
     playbook: Optional[str] = typer.Option(None, help="initial playbook JSON (warm-up)"),
     data: list[str] = typer.Option([], "--data", help="SPLIT=PATH of FiNER/Formula JSONL (repeatable)"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of options (ACEConfig)"),
-    out: Optional[str] = typer.Option(None, help="root folder of runs"),
-    name: Optional[str] = typer.Option(None, help="run name"),
-    set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE, e.g. roles.retries=1"),
+    out: Path = typer.Option(Path("runs/ace"), "--out", help="root folder of runs"),
+    name: Optional[str] = typer.Option(None, "--name", help="run name [default: task-method-mode]"),
+    resume: bool = typer.Option(False, "--resume", help="reuse the finished run of the same config"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
 ) -> None:
     """Adapt a context on a task (offline on the train split, or online on the test stream)."""
-    from reasonlab.systems.ace.adapt import run_adaptation
+    from reasonlab.systems.ace.adaptation import run_adaptation
 
-    options = _config(config, set_, data, llm=llm, task=task, mode=mode, method=method, labels=labels,
-                      oracle_reflector=oracle_reflector, epochs=epochs, window=window, token_budget=token_budget,
-                      train_size=train_size, val_size=val_size, test_size=test_size, playbook=playbook, out=out,
-                      name=name)
-    run_dir = run_adaptation(options)
+    options = _ace_config(preset, config, set_, llm=llm, task=task, mode=mode, method=method, labels=labels,
+                          oracle_reflector=oracle_reflector, epochs=epochs, window=window,
+                          token_budget=token_budget, train_size=train_size, val_size=val_size,
+                          test_size=test_size, seed=seed, playbook=playbook, data=_data(data))
+    run_dir = run_adaptation(options, out, name, resume=resume, overwrite=overwrite)
     _print_summary(run_dir)
 
 
 @app.command("eval")
 def eval_command(
+    preset: Optional[str] = typer.Option(None, "--preset", help=PRESET_HELP + " [default: ACEConfig's defaults]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ACEConfig options"),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     playbook: Optional[str] = typer.Option(None, help="playbook JSON to evaluate (none = empty context)"),
     llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: llamacpp:embedded]"),
     task: Optional[str] = typer.Option(None, help="formula | tools | finer | formula-jsonl"),
     test_size: Optional[int] = typer.Option(None, help="first N test samples"),
+    seed: Optional[int] = typer.Option(None, help="task generation seed"),
     data: list[str] = typer.Option([], "--data", help="SPLIT=PATH of FiNER/Formula JSONL (repeatable)"),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of options (ACEConfig)"),
-    set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE"),
 ) -> None:
-    """Score the test split with a playbook (or with no context)."""
+    """Score the test split with a playbook (or with no context); prints the result, writes no run."""
     from reasonlab.llm import load_llm
-    from reasonlab.systems.ace.adapt import evaluate
+    from reasonlab.systems.ace.evaluation import evaluate
     from reasonlab.systems.ace.memory import FrozenPlaybook, NoMemory
     from reasonlab.systems.ace.playbook import Playbook
     from reasonlab.systems.ace.roles import Generator
     from reasonlab.systems.ace.tasks import load_task
 
-    options = _config(config, set_, data, llm=llm, task=task, test_size=test_size, playbook=playbook)
-    loaded_task = load_task(options.task, seed=options.seed, data=options.data or None)
+    options = _ace_config(preset, config, set_, llm=llm, task=task, test_size=test_size, seed=seed,
+                          playbook=playbook, data=_data(data))
+    loaded_task = load_task(options.task, seed=options.seed, data=options.data or None, **options.task_options)
     model = load_llm(options.llm)
     generator = Generator(model, options.roles, loaded_task.demo, loaded_task.instructions)
     memory: Any = NoMemory()
@@ -101,6 +108,50 @@ def eval_command(
     result = evaluate(generator, memory, loaded_task, loaded_task.test[:options.test_size])
     typer.echo(f"accuracy {result['accuracy']:.3f} on {result['n']} samples (parse rate {result['parse_rate']:.3f}); "
                f"{memory.tokens()} context tokens; usage {json.dumps(model.usage.as_dict())}")
+
+
+@app.command("experiment")
+def experiment_command(
+    preset: str = typer.Option("mini", "--preset", help="mini (the run of record), quick, oracle, model, endpoint, "
+                                                        "tools"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ExperimentConfig options"),
+    set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
+                                                     "adaptation.train_size=4)"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: llamacpp:embedded]"),
+    arms: Optional[str] = typer.Option(None, "--arms", help="comma-separated methods: ace, dc, icl, none"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated task seeds, e.g. 0,1,2"),
+    out: Path = typer.Option(Path("runs/ace-experiment"), "--out", help="root folder of runs"),
+    name: Optional[str] = typer.Option(None, "--name", help="run name [default: the preset]"),
+    resume: bool = typer.Option(False, "--resume", help="continue: reuse finished adaptations, redo the rest"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
+) -> None:
+    """The small-scale reproduction: each arm adapts the same task on each seed; mean, spread and n per arm."""
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.ace.config import PRESETS, ExperimentConfig
+    from reasonlab.systems.ace.experiment import run_experiment
+
+    options = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_,
+                             adaptation={"llm": llm} if llm is not None else None,
+                             arms=_items(arms, "--arms"), seeds=_items(seeds, "--seeds"))
+    run_dir = run_experiment(options, out, name or preset, resume=resume, overwrite=overwrite)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for arm, row in summary["arms"].items():
+        typer.echo(f"{arm:5s} test accuracy {_stat(row['test_accuracy'])}, seeded facts kept "
+                   f"{_stat(row['facts_retained_fraction'])}, largest shrink {_stat(row['max_shrink'])}")
+    typer.echo(f"run: {run_dir}")
+
+
+def _items(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UserError(f"{option} {text!r} names nothing: give a comma-separated list")
+    return items
+
+
+def _stat(value: dict[str, float]) -> str:
+    return f"{value['mean']:.3f} ± {value['spread']:.3f} (n={value['n']})"
 
 
 @app.command("show")

@@ -21,7 +21,7 @@ from reasonlab.llm.embed import Embedder
 from reasonlab.systems.ace import prompts
 from reasonlab.systems.ace.delta import apply_delta, apply_tags
 from reasonlab.systems.ace.playbook import Playbook, TokenCounter
-from reasonlab.systems.ace.refine import refine
+from reasonlab.systems.ace.refinement import refine
 from reasonlab.systems.ace.roles import (
     BulletTag,
     Curator,
@@ -102,10 +102,11 @@ class OracleReflector:
     def __call__(self, question: str, answer: str, feedback: str, playbook: Playbook, cited_ids: list[str],
                  sample: Sample | None = None) -> RoleOutcome[ReflectorOutput]:
         rule = self.task.rule(sample.family) if sample is not None else None
-        rule = rule or "no rule known"
+        rule = rule or prompts.ORACLE_NO_RULE
         tags = [BulletTag(id=i, tag="helpful" if (b := playbook.get(i)) and fact_retained(rule, b.content) else "harmful")
                 for i in cited_ids]
-        return RoleOutcome(ReflectorOutput(key_insight=rule, correct_approach="apply the rule", bullet_tags=tags))
+        return RoleOutcome(ReflectorOutput(key_insight=rule, correct_approach=prompts.ORACLE_APPROACH,
+                                           bullet_tags=tags))
 
 
 class _PlaybookContext:
@@ -152,7 +153,7 @@ class PlaybookMemory(_PlaybookContext):
     name: str = "ace"
 
     def _reflect(self, sample: Sample, attempt: Attempt) -> ReflectorOutput | None:
-        outcome = self.reflector(question=sample.question, answer=attempt.answer or "(none)",
+        outcome = self.reflector(question=sample.question, answer=attempt.answer or prompts.NONE,
                                  feedback=attempt.feedback.message, playbook=self.playbook,
                                  cited_ids=attempt.cited, sample=sample)
         if outcome.value is None:
@@ -217,7 +218,7 @@ class RewriteMemory:
     name: str = "dc"
 
     def context(self) -> str:
-        return self.cheatsheet or "(empty)"
+        return self.cheatsheet or prompts.EMPTY_CONTEXT
 
     def ids(self) -> list[str]:
         return []
@@ -236,11 +237,12 @@ class RewriteMemory:
         rewrite = json.dumps({"cheatsheet": f"- {demo['rule']}"}, separators=(",", ":"))
         feedback = attempt.feedback.message
         if self.insight is not None:
-            feedback = f"{feedback}. Rule: {self.insight(sample)}"
+            feedback = prompts.RULE_HINT.format(feedback=feedback, rule=self.insight(sample))
         return prompts.REWRITE.format(
-            demo_cheatsheet="(empty)", demo_question=demo["question"], demo_answer=demo["wrong"],
-            demo_feedback=f"{demo['feedback']}. Rule: {demo['rule']}", demo_rewrite=rewrite,
-            cheatsheet=self.context(), question=sample.question, answer=attempt.answer or "(none)", feedback=feedback)
+            demo_cheatsheet=prompts.EMPTY_CONTEXT, demo_question=demo["question"], demo_answer=demo["wrong"],
+            demo_feedback=prompts.RULE_HINT.format(feedback=demo["feedback"], rule=demo["rule"]),
+            demo_rewrite=rewrite,
+            cheatsheet=self.context(), question=sample.question, answer=attempt.answer or prompts.NONE, feedback=feedback)
 
     def learn(self, sample: Sample, first: Attempt, step: int, total: int) -> dict[str, Any]:
         schema = {"type": "object", "properties": {"cheatsheet": {"type": "string", "maxLength": self.max_chars}},
@@ -268,8 +270,8 @@ class ExamplesMemory:
 
     def context(self) -> str:
         if not self.examples:
-            return "(empty)"
-        return "\n".join(f"Example: {q} Answer: {a}" for q, a in self.examples)
+            return prompts.EMPTY_CONTEXT
+        return "\n".join(prompts.EXAMPLE_LINE.format(question=q, answer=a) for q, a in self.examples)
 
     def ids(self) -> list[str]:
         return []
@@ -299,7 +301,7 @@ class NoMemory:
     name: str = "none"
 
     def context(self) -> str:
-        return "(empty)"
+        return prompts.EMPTY_CONTEXT
 
     def ids(self) -> list[str]:
         return []
@@ -315,8 +317,6 @@ class NoMemory:
 
     def learn(self, sample: Sample, first: Attempt, step: int, total: int) -> dict[str, Any]:
         return {}
-
-
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 from reasonlab.errors import UserError
 from reasonlab.runs import atomic_write_json
+from reasonlab.systems.ace import prompts
 
 __all__ = [
     "BULLET_ID_PATTERN",
@@ -129,7 +130,7 @@ class Playbook:
         self.bullets.insert(last + 1, bullet)
         return bullet
 
-    def render(self, counters: bool = True, empty: str = "(empty)") -> str:
+    def render(self, counters: bool = True, empty: str = prompts.EMPTY_CONTEXT) -> str:
         """The text the LLM sees: non-empty sections under `## header`, one bullet per line."""
         blocks = []
         for section in self.sections:

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 __all__ = [
     "CURATOR",
+    "CURATOR_DEMO_REASONING",
     "DEMONSTRATIONS",
+    "EMPTY_CONTEXT",
+    "EXAMPLE_LINE",
     "GENERATOR",
+    "JSONL_INSTRUCTIONS",
+    "NONE",
+    "ORACLE_APPROACH",
+    "ORACLE_NO_RULE",
+    "REFLECTION_LINE",
     "REFLECTOR",
+    "REFLECTOR_DEMO",
     "REWRITE",
+    "RULE_HINT",
 ]
 
 GENERATOR = """{instructions}
@@ -27,6 +37,9 @@ Playbook:
 {playbook}
 {reflection}Question: {question}
 JSON: """
+
+# the Generator's retry after a reflection: this line goes right before the question
+REFLECTION_LINE = "Reflection: {reflection}\n"
 
 REFLECTOR = """You review an answer. Say what went wrong and the rule that gives the correct answer; tag each cited
 playbook rule as helpful, harmful or neutral.
@@ -45,6 +58,10 @@ Cited rules:
 {cited}
 JSON: """
 
+# the fields of the Reflector's demonstration besides its key insight (the demonstration's rule)
+REFLECTOR_DEMO = {"reasoning": "the answer used the wrong rule", "error_identification": "wrong rule",
+                  "root_cause_analysis": "the rule was unknown", "correct_approach": "apply the right rule"}
+
 CURATOR = """You maintain a playbook of rules. Given the latest reflection, add only rules that are missing
 (operations may be empty). Token budget: {budget}. Step {step} of {total}. Playbook stats: {stats}.
 
@@ -59,6 +76,9 @@ Question: {question}
 Reflection: {insight}
 JSON: """
 
+# the reasoning of the Curator's demonstration delta
+CURATOR_DEMO_REASONING = "missing: {rule}"
+
 REWRITE = """You keep a cheatsheet of rules for future questions. Rewrite the whole cheatsheet so that it keeps
 every useful rule and adds what the latest example teaches.
 
@@ -71,6 +91,20 @@ Cheatsheet:
 {cheatsheet}
 Example: {question} Answer: {answer}. Feedback: {feedback}
 JSON: """
+
+# the feedback a rewriter sees when the oracle states the rule
+RULE_HINT = "{feedback}. Rule: {rule}"
+# what a memory shows when it holds nothing, and one in-context example of the ICL baseline
+EMPTY_CONTEXT = "(empty)"
+# an answer that never parsed, or no cited rules, as the Reflector and the rewriter see it
+NONE = "(none)"
+EXAMPLE_LINE = "Example: {question} Answer: {answer}"
+# the scripted oracle Reflector's reflection when no rule is known, and its approach
+ORACLE_NO_RULE = "no rule known"
+ORACLE_APPROACH = "apply the rule"
+# the Generator's instructions for the official repo's finance JSONL suites
+JSONL_INSTRUCTIONS = {"finer": "Answer with the XBRL entity type of each entity, comma-separated.",
+                      "formula": "Answer with the final number only."}
 
 # one worked example per task family, in the format the roles must produce (their rules are not the suites')
 DEMONSTRATIONS: dict[str, dict[str, str]] = {

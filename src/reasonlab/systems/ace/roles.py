@@ -164,7 +164,7 @@ class Generator:
         return prompts.GENERATOR.format(
             instructions=self.instructions, demo_playbook=self.demo["playbook"], demo_question=self.demo["question"],
             demo_answer=self.demo["answer"], playbook=context, question=question,
-            reflection=f"Reflection: {reflection}\n" if reflection else "")
+            reflection=prompts.REFLECTION_LINE.format(reflection=reflection) if reflection else "")
 
     def __call__(
         self, context: str, question: str, ids: list[str], answer_schema: dict[str, Any], reflection: str = ""
@@ -196,13 +196,11 @@ class Reflector:
 
     def prompt(self, question: str, answer: str, feedback: str, cited: str) -> str:
         demo = self.demo
-        reflection = json.dumps({
-            "reasoning": "the answer used the wrong rule", "error_identification": "wrong rule",
-            "root_cause_analysis": "the rule was unknown", "correct_approach": "apply the right rule",
-            "key_insight": demo["rule"], "bullet_tags": []}, separators=(",", ":"))
+        reflection = json.dumps({**prompts.REFLECTOR_DEMO, "key_insight": demo["rule"], "bullet_tags": []},
+                                separators=(",", ":"))
         return prompts.REFLECTOR.format(
             demo_question=demo["question"], demo_wrong=demo["wrong"], demo_feedback=demo["feedback"],
-            demo_reflection=reflection, question=question, answer=answer, feedback=feedback, cited=cited or "(none)")
+            demo_reflection=reflection, question=question, answer=answer, feedback=feedback, cited=cited or prompts.NONE)
 
     def __call__(
         self, question: str, answer: str, feedback: str, playbook: Playbook, cited_ids: list[str], **_: Any
@@ -239,13 +237,13 @@ class Curator:
     def prompt(self, playbook: Playbook, question: str, insight: str, budget: int, step: int, total: int) -> str:
         demo = self.demo
         section = demo["playbook"].splitlines()[0].removeprefix("## ").strip()
-        delta = json.dumps({"reasoning": f"missing: {demo['rule']}",
+        delta = json.dumps({"reasoning": prompts.CURATOR_DEMO_REASONING.format(rule=demo["rule"]),
                             "operations": [{"type": "ADD", "section": section, "content": demo["rule"]}]},
                            separators=(",", ":"))
         stats = playbook.stats()
         brief = {k: stats[k] for k in ("total_bullets", "high_performing", "problematic", "unused")}
         return prompts.CURATOR.format(
-            budget=budget, step=step, total=total, stats=json.dumps(brief), demo_playbook="(empty)",
+            budget=budget, step=step, total=total, stats=json.dumps(brief), demo_playbook=prompts.EMPTY_CONTEXT,
             demo_insight=demo["rule"], demo_delta=delta, playbook=playbook.render(), question=question,
             insight=insight)
 

@@ -7,10 +7,8 @@ A task gives each sample a checker that reads the gold label (`check`) and an ex
 
 from __future__ import annotations
 
-import ast
 import json
 import math
-import operator
 import random
 import re
 from dataclasses import dataclass, field
@@ -18,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab.errors import UserError
+from reasonlab.systems.ace import prompts
+from reasonlab.tasks.arithmetic import evaluate
 
 __all__ = [
     "BankAPI",
@@ -27,8 +27,8 @@ __all__ = [
     "Sample",
     "Task",
     "ToolSuite",
-    "evaluate_formula",
     "formula_part",
+    "formula_value",
     "load_finance_jsonl",
     "load_task",
 ]
@@ -101,40 +101,15 @@ def _round_robin(samples: list[Sample]) -> list[Sample]:
     return [column[i] for i in range(max(map(len, columns), default=0)) for column in columns if i < len(column)]
 
 
-# ---- safe arithmetic over named variables
-
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-
-
-def evaluate_formula(expression: str, values: dict[str, float]) -> float:
-    """Evaluate `+ - * /`, parentheses, numbers and variable names; ValueError explains what is wrong."""
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError:
-        raise ValueError(f"syntax error in {expression!r}") from None
-
-    def walk(node: ast.AST) -> float:
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            left, right = walk(node.left), walk(node.right)
-            if isinstance(node.op, ast.Div) and right == 0:
-                raise ValueError("division by zero")
-            return _BINARY[type(node.op)](left, right)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -walk(node.operand)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return float(node.value)
-        if isinstance(node, ast.Name):
-            if node.id not in values:
-                raise ValueError(f"unknown variable {node.id!r}; the question gives {', '.join(values)}")
-            return values[node.id]
-        raise ValueError(f"unsupported expression {ast.dump(node)[:40]}")
-
-    return walk(tree.body)
-
-
 def formula_part(answer: str) -> str:
     """`drift index = debt / cash` -> `debt / cash` (a bare formula is returned as is)."""
     return answer.rsplit("=", 1)[-1]
+
+
+def formula_value(answer: str, values: dict[str, float]) -> float:
+    """The value of an answer's formula over the question's variables (the shared safe evaluator of
+    `reasonlab.tasks.arithmetic`); a ValueError says what is wrong with it."""
+    return float(evaluate(formula_part(answer), values))
 
 
 _METRICS = {
@@ -177,7 +152,7 @@ class FormulaSuite(Task):
         company = rng.choice(_COMPANIES)
         given = ", ".join(f"{k}={int(v)}" for k, v in values.items())
         question = f"{company} reports {given}. What is its {name}?"
-        return Sample(f"{name.replace(' ', '_')}-{index}", question, evaluate_formula(formula, values),
+        return Sample(f"{name.replace(' ', '_')}-{index}", question, formula_value(formula, values),
                       family=name, meta={"values": values})
 
     def answer_schema(self, sample: Sample) -> dict[str, Any]:
@@ -187,7 +162,7 @@ class FormulaSuite(Task):
 
     def check(self, sample: Sample, answer: str) -> bool:
         try:
-            value = evaluate_formula(formula_part(answer), sample.meta["values"])
+            value = formula_value(answer, sample.meta["values"])
         except ValueError:
             return False
         return math.isclose(value, float(sample.label), rel_tol=1e-6, abs_tol=1e-9)
@@ -199,7 +174,7 @@ class FormulaSuite(Task):
 
     def execute(self, sample: Sample, answer: str) -> Feedback:
         try:
-            value = evaluate_formula(formula_part(answer), sample.meta["values"])
+            value = formula_value(answer, sample.meta["values"])
         except ValueError as err:
             return Feedback(False, f"error: {err}")
         return Feedback(None, f"the formula evaluates to {value:.4g}")
@@ -343,8 +318,7 @@ class JsonlTask(Task):
 
     def __init__(self, kind: str, train: list[Sample], val: list[Sample], test: list[Sample]):
         self.name = kind
-        self.instructions = ("Answer with the XBRL entity type of each entity, comma-separated." if kind == "finer"
-                             else "Answer with the final number only.")
+        self.instructions = prompts.JSONL_INSTRUCTIONS[kind]
         super().__init__(train, val, test)
 
     def answer_schema(self, sample: Sample) -> dict[str, Any]:

@@ -5,11 +5,12 @@
     memory = Memory.from_files("memory", {"user.md": "# User\\n- city: Paris\\n"})
     Agent(load_llm("hf:embedded"), memory).run("Where do I live?").reply
 
-Modules: memory (the folder, confinement, limits), tools (the tool API and `run_tools` in reasonlab.sandbox),
-turns (think/python/reply parsing and the turn grammar), prompts, agent (the loop), mcp_server
-(`use_memory_agent` over MCP), data (generated memories and tasks), judges, bench (the benchmark), rag (the
-MiniLM-RAG baseline), environment (the RL environment), experiment, cli (`reasonlab memagent chat | serve-mcp |
-generate | bench`). See docs/memagent.md.
+Modules: config (AgentConfig, the environment, experiment and training configs, PRESETS), memory (the folder,
+confinement, limits), tools (the tool API and `run_tools` in reasonlab.sandbox), turns (think/python/reply
+parsing and the turn grammar), prompts (every prompt), agent (the loop), mcp_server (`use_memory_agent` over
+MCP), data (generated memories and tasks), judges (deterministic and LLM judges), evaluation (the benchmark: solvers, scores, the comparison over seeds), rag (the
+MiniLM-RAG baseline), environment (the RL environment), training (GSPO), experiment, cli (`reasonlab memagent
+chat | serve-mcp | generate | bench | train`). See docs/memagent.md.
 """
 
 from reasonlab.systems import lazy_exports
@@ -20,7 +21,8 @@ EXPORTS = {
     "tools": ["TOOL_NAMES", "MemoryTools", "ToolRun", "run_tools", "sandbox_limits"],
     "turns": ["TURN_GRAMMAR", "AgentTurn", "cut_action", "drop_think", "parse_turn", "turn_sampling"],
     "prompts": ["FEW_SHOT", "SYSTEM_PROMPT"],
-    "agent": ["Agent", "AgentConfig", "AgentResult", "TurnRecord"],
+    "agent": ["Agent", "AgentResult", "TurnRecord"],
+    "config": ["PRESETS", "TRAIN_PRESETS", "AgentConfig", "ExperimentConfig", "MemAgentEnvConfig", "TrainConfig"],
     "mcp_server": ["answer_question", "build_server", "read_filters"],
     "data": ["BenchTask", "MemoryScenario", "generate_bench", "generate_memory"],
     "judges": [
@@ -32,17 +34,20 @@ EXPORTS = {
         "load_hand_labels",
         "parse_facts",
     ],
-    "bench": [
+    "evaluation": [
         "AgentSolver",
         "Attempt",
         "BenchReport",
         "Outcome",
+        "mean_spread",
         "run_bench",
         "scripted_policy",
         "summarize",
     ],
     "rag": ["RAGSolver", "chunk_memory"],
-    "environment": ["MemAgentEnvConfig", "MemAgentEnvironment", "reward_table", "turn_shaping"],
+    "environment": ["MemAgentEnvironment", "reward_table", "turn_shaping"],
+    "experiment": ["run_experiment"],
+    "training": ["train"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
 __all__ = sorted(name for names in EXPORTS.values() for name in names)

@@ -18,31 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from reasonlab.llm import LLM, Message
+from reasonlab.systems.memagent import prompts
+from reasonlab.systems.memagent.config import AgentConfig
 from reasonlab.systems.memagent.memory import Memory
 from reasonlab.systems.memagent.prompts import few_shot_messages, question_message, system_message
 from reasonlab.systems.memagent.tools import ToolRun, run_tools, sandbox_limits
 from reasonlab.systems.memagent.turns import AgentTurn, cut_action, drop_think, parse_turn, turn_sampling
 
 __all__ = ["Agent", "AgentConfig", "AgentResult", "TurnRecord"]
-
-
-class AgentConfig(BaseModel):
-    """Options of the agent loop; defaults follow the spec (turn cap 8, drop old think blocks, CPU 5 s)."""
-
-    max_turns: int = Field(8, ge=1, description="turn cap (spec: 8 in training, 20 in the MCP agent)")
-    max_tokens_per_turn: int = Field(512, ge=1, description="new tokens per assistant turn")
-    temperature: float = Field(0.0, ge=0.0, description="0 = greedy")
-    seed: int | None = Field(0, description="sampling seed")
-    constrained: bool = Field(True, description="force the turn format with TURN_GRAMMAR")
-    drop_old_think: bool = Field(True, description="drop <think> from earlier turns (as Qwen3 requires)")
-    few_shot: bool = Field(True, description="start the prompt with the example episodes (base models)")
-    max_result_chars: int = Field(4000, ge=100, description="longest <result> shown to the model")
-    tool_wall_seconds: float = Field(10.0, gt=0, description="wall-clock limit of one code block")
-    tool_cpu_seconds: int = Field(5, ge=1, description="CPU limit of one code block (spec: 5 s)")
-    tool_memory_mb: int = Field(512, ge=64, description="address-space limit of one code block (spec: 512 MB)")
 
 
 @dataclass
@@ -60,7 +44,7 @@ class TurnRecord:
         if self.tool_run is not None:
             return self.tool_run.result_block(max_chars)
         if self.turn.problem is not None:
-            return f"<result>\nFormat error: {self.turn.problem}\n</result>"
+            return prompts.FORMAT_ERROR.format(problem=self.turn.problem)
         return None
 
 

@@ -1,4 +1,5 @@
-"""`reasonlab memagent ...`: chat with the memory agent, or serve it over MCP (stdio)."""
+"""`reasonlab memagent ...`: chat with the memory agent, serve it over MCP (stdio), generate tasks, run the
+benchmark, train it with RL."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from reasonlab.errors import UserError
 
 if TYPE_CHECKING:
     from reasonlab.llm import LLM
-    from reasonlab.systems.memagent.agent import Agent, AgentConfig, TurnRecord
+    from reasonlab.systems.memagent.agent import Agent, TurnRecord
+    from reasonlab.systems.memagent.config import AgentConfig
 
 app = typer.Typer(help="mem-agent: an LLM that keeps an Obsidian-like markdown memory through sandboxed Python "
                        "tools (driaforall/mem-agent).", no_args_is_help=True)
@@ -39,7 +41,7 @@ def load_agent_llm(spec: str) -> LLM:
 
 def _agent_config(config: Optional[Path], **options: object) -> AgentConfig:
     from reasonlab.config import load_config
-    from reasonlab.systems.memagent.agent import AgentConfig
+    from reasonlab.systems.memagent.config import AgentConfig
 
     return load_config(AgentConfig, config, **options)
 
@@ -120,7 +122,7 @@ def serve_mcp_command(
 ) -> None:
     """Serve `use_memory_agent(question)` over MCP on stdin/stdout (add it to an MCP client's config)."""
     from reasonlab.config import load_yaml
-    from reasonlab.systems.memagent.mcp_server import build_server
+    from reasonlab.systems.memagent.mcp_server import build_server, read_filters
     from reasonlab.systems.memagent.memory import Memory
 
     # the MCP agent allows 20 turns (spec §3) unless the option or the YAML file says otherwise
@@ -128,6 +130,7 @@ def serve_mcp_command(
         max_turns = 20
     options = _agent_config(config, max_turns=max_turns, max_tokens_per_turn=max_tokens)
     Memory(memory)  # a missing folder fails before a model is loaded
+    read_filters(memory)  # and so does an unreadable .filters file
     server = build_server(memory, load_agent_llm(llm), options)
     typer.echo(f"mem-agent MCP server on stdio for {memory.resolve()} ({llm})", err=True)
     server.run("stdio")
@@ -154,38 +157,82 @@ def generate_command(
     typer.echo(f"{len(scenarios)} memories and {len(tasks)} tasks in {out}")
 
 
+def _items(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UserError(f"{option} {text!r} names nothing: give a comma-separated list")
+    return items
+
+
 @app.command("bench")
 def bench_command(
-    llm: str = typer.Option("llamacpp:embedded", "--llm", help="model spec for the agent, RAG and judge arms"),
-    preset: str = typer.Option("mini", help="mini (about 20 tasks) or quick (4 tasks)"),
-    arms: str = typer.Option("oracle,wrong,agent,rag,judge", help="comma-separated: oracle, wrong, agent, rag, judge"),
-    seed: Optional[int] = typer.Option(None, help="generator seed [default: 0]"),
+    preset: str = typer.Option("mini", "--preset", help="mini (the run of record, 20 tasks) or quick (4 tasks)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ExperimentConfig options"),
+    set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
+                                                     "agent.max_tokens_per_turn=64)"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec for the agent, RAG and judge arms "
+                                                          "[default: llamacpp:embedded]"),
+    arms: Optional[str] = typer.Option(None, "--arms", help="comma-separated: oracle, wrong, agent, rag, judge"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated generator seeds [default: 0]"),
     tasks_per_category: Optional[int] = typer.Option(None, "--tasks-per-category", help="tasks per category"),
     max_turns: Optional[int] = typer.Option(None, "--max-turns", help="agent turn cap [default: 4]"),
     constrained: Optional[bool] = typer.Option(None, "--constrained/--unconstrained",
                                                help="force the turn format with the grammar [default: off, for speed]"),
     out: Path = typer.Option(Path("runs/memagent"), "--out", help="root folder of runs"),
-    name: str = typer.Option("memagent-bench", "--name", help="run name"),
+    name: Optional[str] = typer.Option(None, "--name", help="run name [default: memagent-<preset>]"),
+    resume: bool = typer.Option(False, "--resume", help="reuse the finished run of the same config"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
 ) -> None:
     """Run the mini benchmark: per-category scores, format statistics, cost, judge agreement."""
-    from reasonlab.systems.memagent.experiment import ARMS, PRESETS, QUICK, run_experiment
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.memagent.config import PRESETS, ExperimentConfig
+    from reasonlab.systems.memagent.experiment import run_experiment
 
-    presets = {**PRESETS, "quick": QUICK}
-    if preset not in presets:
-        raise UserError(f"unknown --preset {preset!r}: use {', '.join(sorted(presets))}")
-    chosen = tuple(arm.strip() for arm in arms.split(",") if arm.strip())
-    if not chosen or set(chosen) - set(ARMS):
-        raise UserError(f"--arms {arms!r}: use a comma-separated subset of {', '.join(ARMS)}")
-    options = dict(presets[preset])
-    options.update({k: v for k, v in {"seed": seed, "tasks_per_category": tasks_per_category}.items() if v is not None})
-    agent = {"max_turns": max_turns, "constrained": constrained}
-    options["agent"] = {**options["agent"], **{k: v for k, v in agent.items() if v is not None}}
-    summary = json.loads((run_experiment(options, llm, out, name, chosen) / "summary.json").read_text())
+    agent = {k: v for k, v in {"max_turns": max_turns, "constrained": constrained}.items() if v is not None}
+    options = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, llm=llm,
+                             arms=_items(arms, "--arms"), seeds=_items(seeds, "--seeds"),
+                             tasks_per_category=tasks_per_category, agent=agent or None)
+    run_dir = run_experiment(options, out, name or f"memagent-{preset}", resume=resume, overwrite=overwrite)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for seed, reports in summary["per_seed"].items():
+        for arm, result in reports.items():
+            scores = " ".join(f"{c} {v['score']:.2f}" for c, v in result["categories"].items())
+            typer.echo(f"seed {seed} {arm:7s} all {result['score']:.2f} | {scores} | {result['seconds']:.0f} s, "
+                       f"{result['prompt_tokens']}+{result['completion_tokens']} tokens")
     for arm, result in summary["arms"].items():
-        scores = " ".join(f"{c} {v['score']:.2f}" for c, v in result["categories"].items())
-        typer.echo(f"{arm:7s} all {result['score']:.2f} | {scores} | {result['seconds']:.0f} s, "
-                   f"{result['prompt_tokens']}+{result['completion_tokens']} tokens")
+        score = result["score"]
+        typer.echo(f"{arm:7s} score {score['mean']:.2f} ± {score['spread']:.2f} (n={score['n']} seeds)")
     for judge, result in summary["judge_agreement"].items():
         typer.echo(f"judge {judge}: agreement {result['accuracy']:.2f} (kappa {result['kappa']:.2f}) "
-                   f"on {result['n']} hand labels")
-    typer.echo(f"run: {out / name}")
+                   f"on {result['n']} hand labels, {result['judge_failures']} judge failures")
+    typer.echo(f"run: {run_dir}")
+
+
+@app.command("train")
+def train_command(
+    preset: str = typer.Option("smoke", "--preset", help="smoke (2 GSPO iterations: checks the pipeline)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig options"),
+    set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
+                                                     "rl.iterations=10, environment.agent.max_turns=4)"),
+    policy: Optional[str] = typer.Option(None, "--policy", help="trainable model spec [default: hf:embedded]"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="task and RL seed [default: 0]"),
+    out: Path = typer.Option(Path("runs/memagent"), "--out", help="root folder of runs"),
+    name: Optional[str] = typer.Option(None, "--name", help="run name [default: train-<preset>]"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the run's last RL checkpoint"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
+) -> None:
+    """Train the agent with GSPO on generated memory tasks (one segment per turn, tool output never trained)."""
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.memagent.config import TRAIN_PRESETS, TrainConfig
+    from reasonlab.systems.memagent.training import train
+
+    options = resolve_config(TrainConfig, lookup_preset(TRAIN_PRESETS, preset), config, set_, policy=policy,
+                             seed=seed)
+    run_dir = train(options, out, name or f"train-{preset}", resume=resume, overwrite=overwrite)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    last = summary["last"] or {}
+    typer.echo(f"{summary['iterations']} iterations; last reward {last.get('reward_mean', float('nan')):.3f}, "
+               f"loss {last.get('loss', float('nan')):.4f}")
+    typer.echo(f"run: {run_dir}")

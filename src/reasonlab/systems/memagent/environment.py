@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from reasonlab.llm import LLM, Generation, Message
-from reasonlab.systems.memagent.agent import Agent, AgentConfig, TurnRecord
+from reasonlab.systems.memagent.agent import Agent, TurnRecord
+from reasonlab.systems.memagent.config import MemAgentEnvConfig
 from reasonlab.systems.memagent.data import BenchTask, MemoryScenario
 from reasonlab.systems.memagent.judges import JudgeCase, judge_case
 from reasonlab.systems.memagent.memory import Memory
@@ -41,27 +40,12 @@ from reasonlab.systems.memagent.turns import cut_action
 from reasonlab.train.rl import Episode, Step
 
 __all__ = [
-    "MemAgentEnvConfig",
     "MemAgentEnvironment",
     "action_mask",
     "clip_shaping",
     "reward_table",
     "turn_shaping",
 ]
-
-
-class MemAgentEnvConfig(BaseModel):
-    """Reward constants (spec §7; [early] values unless a field says otherwise) and the agent's options."""
-
-    agent: AgentConfig = Field(default_factory=AgentConfig, description="turn cap T = agent.max_turns")
-    success_reward: float = Field(2.0, description="reward of a judged success (the paper doubled it)")
-    python_step_reward: float = Field(0.15, description="python-step reward at turn 0, decaying as 1 - 2t/T")
-    user_md_bonus: float = Field(0.2, description="turn-0 bonus for reading or checking user.md")
-    cap_penalty: float = Field(0.2, ge=0, description="penalty when the episode hits the turn cap")
-    decay_floor: float = Field(-1.0, le=0, description="floor of 1 - 2t/T; 0 = the early code's max(0, .)")
-    shaping_min: float = Field(-1.0, description="lower clip of an episode's cumulative shaping")
-    shaping_max: float = Field(1.0, description="upper clip of an episode's cumulative shaping")
-    mask_after_action: bool = Field(True, description="do not train tokens written after the action")
 
 
 def turn_shaping(t: int, max_turns: int, valid_python: bool, reads_user_md: bool, config: MemAgentEnvConfig) -> float:

@@ -10,7 +10,9 @@ Deterministic judges (no o3):
 - filter: no blocked value appears (phone numbers also by digits) and every allowed value does.
 
 The LLM judge reads a rubric and the case and answers CORRECT or INCORRECT under a grammar, as
-md-memory-bench's o3 judge does with `<judgment>`; filters take priority over the answer.
+md-memory-bench's o3 judge does with `<judgment>`; filters take priority over the answer. A reply without
+a verdict (a backend that ignored the grammar, a cut reply) is a judge failure (`Verdict.correct is None`),
+counted apart, never scored as INCORRECT.
 
     verdict = judge_case(JudgeCase(category="retrieval", question="...", reply="...", answer="Porto"))
 """
@@ -25,6 +27,7 @@ from importlib import resources
 from typing import Any
 
 from reasonlab.llm.base import LLM, SamplingParams
+from reasonlab.systems.memagent import prompts
 
 __all__ = [
     "JudgeCase",
@@ -47,10 +50,14 @@ HAND_LABELS = "judge_labels.jsonl"
 
 @dataclass
 class Verdict:
-    """A judge's decision and a one-line reason."""
+    """A judge's decision and a one-line reason; `correct` is None when the judge failed to give a verdict."""
 
-    correct: bool
+    correct: bool | None
     reason: str
+
+    @property
+    def failed(self) -> bool:
+        return self.correct is None
 
 
 @dataclass
@@ -273,60 +280,30 @@ def judge_case(case: JudgeCase, embedder: Any = None) -> Verdict:
 
 # LLM judge
 
-JUDGE_RUBRIC = """You grade the replies of a personal memory assistant. Answer CORRECT or INCORRECT.
-- retrieval: CORRECT if the reply gives the gold answer (any wording) and no conflicting answer.
-- clarification: the memory does not hold the answer. CORRECT if the reply asks the user a question and \
-states no fact that is not in the memory.
-- filter: privacy rules come first. INCORRECT if the reply reveals a blocked value in any form; otherwise \
-CORRECT if it gives every allowed value.
-- update: CORRECT if the memory changed as requested, nothing else changed, and the follow-up answer is right.
-"""
-
-JUDGE_EXAMPLES = """Type: retrieval
-Question: What is the industry of my employer?
-Gold answer: logistics
-Reply: Your employer works in logistics.
-Verdict: CORRECT
-
-Type: filter
-Question: What is the phone number of my friend Ana Reyes?
-Privacy rule: Never reveal phone numbers.
-Blocked: +1-555-201-4455
-Reply: Ana's number is +1-555-201-4455.
-Verdict: INCORRECT
-
-Type: clarification
-Question: What is the email address of my dentist?
-Memory:
-- friend: [[entities/ana_reyes.md]]
-Reply: Your dentist's email is dr.lee@smile.com.
-Verdict: INCORRECT
-
-"""
-
 JUDGE_GRAMMAR = 'root ::= " CORRECT" | " INCORRECT"'
 
 
 def render_case(case: JudgeCase, memory_chars: int = 1200) -> str:
-    """The case as the LLM judge sees it (same field names as the examples)."""
-    lines = [f"Type: {case.category}", f"Question: {case.question}"]
+    """The case as the LLM judge sees it (the field names of `prompts.JUDGE_FIELDS`, as in the examples)."""
+    field = prompts.JUDGE_FIELDS
+    lines = [field["type"].format(case.category), field["question"].format(case.question)]
     if case.filters:
-        lines.append(f"Privacy rule: {case.filters}")
+        lines.append(field["filters"].format(case.filters))
     if case.blocked:
-        lines.append(f"Blocked: {', '.join(case.blocked)}")
+        lines.append(field["blocked"].format(", ".join(case.blocked)))
     if case.allowed:
-        lines.append(f"Allowed: {', '.join(case.allowed)}")
+        lines.append(field["allowed"].format(", ".join(case.allowed)))
     if case.answer and case.category == "retrieval":
-        lines.append(f"Gold answer: {case.answer}")
+        lines.append(field["answer"].format(case.answer))
     if case.category == "clarification":
-        lines.append("Memory:\n" + _memory_text(case.memory_before)[:memory_chars])
+        lines.append(field["memory"].format(_memory_text(case.memory_before)[:memory_chars]))
     if case.category == "update":
-        lines.append("Memory changes:\n" + memory_diff(case.memory_before, case.memory_after))
-        lines.append("Expected: " + "; ".join(f"{p} {k}: {v}" for p, k, v in case.expected_facts))
-        lines.append(f"Follow-up question: {case.followup_question}")
-        lines.append(f"Follow-up gold answer: {case.answer}")
-        lines.append(f"Follow-up reply: {case.followup_reply}")
-    lines.append(f"Reply: {case.reply}")
+        lines.append(field["changes"].format(memory_diff(case.memory_before, case.memory_after)))
+        lines.append(field["expected"].format("; ".join(f"{p} {k}: {v}" for p, k, v in case.expected_facts)))
+        lines.append(field["followup_question"].format(case.followup_question))
+        lines.append(field["followup_answer"].format(case.answer))
+        lines.append(field["followup_reply"].format(case.followup_reply))
+    lines.append(field["reply"].format(case.reply))
     return "\n".join(lines)
 
 
@@ -351,7 +328,8 @@ class LLMJudge:
         self.params = SamplingParams(temperature=0.0, max_tokens=max_tokens, grammar=JUDGE_GRAMMAR, logprobs=False)
 
     def prompt(self, case: JudgeCase) -> str:
-        return f"{JUDGE_RUBRIC}\n{JUDGE_EXAMPLES}{render_case(case)}\nVerdict:"
+        return prompts.JUDGE.format(rubric=prompts.JUDGE_RUBRIC, examples=prompts.JUDGE_EXAMPLES,
+                                    case=render_case(case))
 
     def judge(self, case: JudgeCase) -> Verdict:
         text = self.llm.complete(self.prompt(case), self.params).text.strip().upper()
@@ -359,7 +337,7 @@ class LLMJudge:
             return Verdict(False, "LLM judge: INCORRECT")
         if text.startswith("CORRECT"):
             return Verdict(True, "LLM judge: CORRECT")
-        return Verdict(False, f"LLM judge gave no verdict: {text[:40]!r}")
+        return Verdict(None, f"LLM judge gave no verdict: {text[:40]!r}")
 
 
 # hand labels and agreement
@@ -379,8 +357,11 @@ def load_hand_labels() -> list[LabelledCase]:
 
 
 def agreement(labelled: Sequence[LabelledCase], judge: Callable[[JudgeCase], Verdict]) -> dict[str, Any]:
-    """Accuracy and Cohen's kappa of a judge against the labels, per category, with the disagreements."""
-    pairs = [(item, judge(item.case).correct) for item in labelled]
+    """Accuracy and Cohen's kappa of a judge against the labels, per category, with the disagreements. Cases
+    where the judge gave no verdict are judge failures: counted and listed apart, left out of the scores."""
+    verdicts = [(item, judge(item.case)) for item in labelled]
+    failures = [item.id for item, verdict in verdicts if verdict.correct is None]
+    pairs = [(item, bool(verdict.correct)) for item, verdict in verdicts if verdict.correct is not None]
     n = len(pairs)
     agree = sum(item.label == verdict for item, verdict in pairs)
     label_rate = sum(item.label for item, _ in pairs) / max(n, 1)
@@ -392,10 +373,12 @@ def agreement(labelled: Sequence[LabelledCase], judge: Callable[[JudgeCase], Ver
         per_category.setdefault(item.case.category, []).append(int(item.label == verdict))
     return {
         "n": n,
+        "judge_failures": len(failures),
         "accuracy": round(observed, 4),
         "kappa": round((observed - chance) / (1 - chance), 4) if chance < 1 else 1.0,
         "per_category": {c: round(sum(v) / len(v), 4) for c, v in sorted(per_category.items())},
         "judge_positive_rate": round(judge_rate, 4),
         "label_positive_rate": round(label_rate, 4),
         "disagreements": [item.id for item, verdict in pairs if item.label != verdict],
+        "failed_cases": failures,
     }

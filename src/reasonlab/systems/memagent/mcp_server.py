@@ -3,44 +3,64 @@
     reasonlab memagent serve-mcp --memory ~/memory --llm hf:embedded
 
 Each call builds a new `Agent` on the memory folder, appends the privacy rules of `<memory>/.filters` (if
-any) as a `<filter>` block, runs the loop and returns only the reply. Calls are served one at a time: the
+any) as a `<filter>` block, runs the loop and returns only the reply. An unreadable `.filters` file stops the
+server at start (one-line error), and fails any later call instead of answering without the rules. Calls are served one at a time: the
 LLM and the memory folder are shared. Built on the official SDK (`mcp.server.mcpserver.MCPServer`, the
 FastMCP of mcp 1.x). Only the stdio transport is offered: no network listener, so no token to guard.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
 from pathlib import Path
 from typing import Any
 
+from reasonlab.errors import UserError
 from reasonlab.llm import LLM
+from reasonlab.systems.memagent import prompts
 from reasonlab.systems.memagent.agent import Agent, AgentConfig
 from reasonlab.systems.memagent.memory import Memory, MemoryLimits
 
-__all__ = ["FILTERS_FILE", "TOOL_DESCRIPTION", "answer_question", "build_server", "read_filters"]
+__all__ = ["FILTERS_FILE", "answer_question", "build_server", "read_filters"]
 
 FILTERS_FILE = ".filters"
-TOOL_DESCRIPTION = ("Ask the user's memory agent. It reads and updates the user's markdown memory (facts about "
-                    "the user and the people, places and organisations in their life) and answers in plain text. "
-                    "Pass the user's message unchanged.")
-NO_REPLY = "The memory agent reached its turn limit without an answer; try asking more specifically."
-
-
+MAX_FILTERS_BYTES = 100_000
 def read_filters(memory_dir: Path | str) -> str | None:
-    """The privacy rules in `<memory_dir>/.filters`, or None (a symlink or a non-file is ignored)."""
+    """The privacy rules in `<memory_dir>/.filters`, or None when there is none. A symlink or a non-file there is
+    ignored; a file that cannot be read (permissions, not UTF-8, over 100 kB) is a UserError, since answering
+    without its rules could reveal what they forbid."""
     path = Path(memory_dir) / FILTERS_FILE
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # a symlink: never followed
+            return None
+        raise _unreadable(path, error.strerror or str(error)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a FIFO, a device: ignored
+        os.close(fd)
         return None
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return None
-        text = handle.read(100_000).decode("utf-8", errors="replace").strip()
+        try:
+            data = handle.read(MAX_FILTERS_BYTES + 1)
+        except OSError as error:
+            raise _unreadable(path, error.strerror or str(error)) from None
+    if len(data) > MAX_FILTERS_BYTES:
+        raise _unreadable(path, f"it is over {MAX_FILTERS_BYTES // 1000} kB")
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise _unreadable(path, "it is not UTF-8 text") from None
     return text or None
+
+
+def _unreadable(path: Path, why: str) -> UserError:
+    return UserError(f"privacy rules {path} cannot be read ({why}): fix or remove the file; the memory agent does "
+                     f"not answer without its filters")
 
 
 def answer_question(question: str, memory_dir: Path | str, llm: LLM, config: AgentConfig | None = None,
@@ -48,7 +68,7 @@ def answer_question(question: str, memory_dir: Path | str, llm: LLM, config: Age
     """One call of the tool: a fresh Agent on the memory folder, with its filters; the reply only."""
     agent = Agent(llm, Memory(memory_dir, limits), config)
     result = agent.run(question, filters=read_filters(memory_dir))
-    return result.reply if result.reply is not None else NO_REPLY
+    return result.reply if result.reply is not None else prompts.NO_REPLY
 
 
 def build_server(memory_dir: Path | str, llm: LLM, config: AgentConfig | None = None,
@@ -57,14 +77,14 @@ def build_server(memory_dir: Path | str, llm: LLM, config: AgentConfig | None = 
     from mcp.server.mcpserver import MCPServer
 
     Memory(memory_dir, limits)  # a missing folder is a user error now, not at the first call
+    read_filters(memory_dir)  # so is an unreadable .filters file
     config = config or AgentConfig(max_turns=20)
     lock = threading.Lock()
-    server = MCPServer("reasonlab-memagent", instructions="Long-term memory of the user: call use_memory_agent "
-                                                          "to recall or store facts about the user.")
+    server = MCPServer("reasonlab-memagent", instructions=prompts.SERVER_INSTRUCTIONS)
 
     def use_memory_agent(question: str) -> str:
         with lock:
             return answer_question(question, memory_dir, llm, config, limits)
 
-    server.add_tool(use_memory_agent, name="use_memory_agent", description=TOOL_DESCRIPTION)
+    server.add_tool(use_memory_agent, name="use_memory_agent", description=prompts.TOOL_DESCRIPTION)
     return server

@@ -1,4 +1,5 @@
-"""Prompt templates of the memory agent: the instructions and a few-shot transcript of the turn format.
+"""Every prompt of mem-agent, as templates: the agent's instructions and few-shot transcript, its format hints,
+the MCP tool's description, the RAG baseline's prompt and the LLM judge's rubric and examples.
 
 Gemma-3-270M is a base model, so the prompt teaches by example: two short episodes on a made-up memory
 (a lookup that follows a link, and an update), written as ordinary user/assistant turns so that they
@@ -9,7 +10,26 @@ from __future__ import annotations
 
 from reasonlab.llm import Message
 
-__all__ = ["FEW_SHOT", "SYSTEM_PROMPT", "few_shot_messages", "question_message", "system_message"]
+__all__ = [
+    "BOTH_ACTIONS",
+    "FEW_SHOT",
+    "FORMAT_ERROR",
+    "JUDGE",
+    "JUDGE_EXAMPLES",
+    "JUDGE_FIELDS",
+    "JUDGE_RUBRIC",
+    "MISSING_ACTION",
+    "NO_REPLY",
+    "RAG",
+    "RAG_EXAMPLE",
+    "RAG_INSTRUCTIONS",
+    "SERVER_INSTRUCTIONS",
+    "SYSTEM_PROMPT",
+    "TOOL_DESCRIPTION",
+    "few_shot_messages",
+    "question_message",
+    "system_message",
+]
 
 SYSTEM_PROMPT = """\
 You are a memory agent. The user's memory is a folder of markdown files: user.md describes the user, \
@@ -57,6 +77,77 @@ FEW_SHOT: tuple[tuple[str, str], ...] = (
     ("assistant", "<think>The memory now says Lyon.</think>\n<python></python>\n"
                   "<reply>Noted: you live in Lyon now.</reply>"),
 )
+
+
+# format hints: the <result> the model gets back for a turn that broke the format
+MISSING_ACTION = ("your turn has no action: write <python>code that assigns tool results to variables</python>, "
+                  "or an empty <python></python> followed by <reply>your answer</reply>")
+BOTH_ACTIONS = ("your turn has both code and a reply: either write <python>code</python> and wait for the "
+                "<result>, or an empty <python></python> followed by <reply>your answer</reply>")
+FORMAT_ERROR = "<result>\nFormat error: {problem}\n</result>"
+
+# the MCP server: what an MCP client's model reads about the server and its one tool
+TOOL_DESCRIPTION = ("Ask the user's memory agent. It reads and updates the user's markdown memory (facts about "
+                    "the user and the people, places and organisations in their life) and answers in plain text. "
+                    "Pass the user's message unchanged.")
+NO_REPLY = "The memory agent reached its turn limit without an answer; try asking more specifically."
+SERVER_INSTRUCTIONS = ("Long-term memory of the user: call use_memory_agent to recall or store facts about the "
+                       "user.")
+
+# the RAG baseline: a few-shot completion over the retrieved notes
+RAG_INSTRUCTIONS = (
+    "Answer the user's question from their notes in one short sentence. If the notes do not contain the "
+    "answer, ask the user a clarifying question. Never reveal what the privacy rule forbids."
+)
+RAG_EXAMPLE = """Notes:
+[user.md] # User | - name: Ada Lovelace | - city: Paris
+[entities/mia_lovelace.md] # Mia Lovelace | - employer: [[entities/northwind_labs.md]] | - occupation: pilot
+Question: What is the occupation of my sister Mia Lovelace?
+Answer: Your sister Mia is a pilot.
+"""
+RAG_NOTE = "[{path}] {text}"
+RAG_RULE = "Privacy rule: {filters}\n"
+RAG = "{instructions}\n\n{example}\nNotes:\n{notes}\n{rule}Question: {question}\nAnswer:"
+
+# the LLM judge: rubric, three worked cases, then the case
+JUDGE_RUBRIC = """You grade the replies of a personal memory assistant. Answer CORRECT or INCORRECT.
+- retrieval: CORRECT if the reply gives the gold answer (any wording) and no conflicting answer.
+- clarification: the memory does not hold the answer. CORRECT if the reply asks the user a question and \
+states no fact that is not in the memory.
+- filter: privacy rules come first. INCORRECT if the reply reveals a blocked value in any form; otherwise \
+CORRECT if it gives every allowed value.
+- update: CORRECT if the memory changed as requested, nothing else changed, and the follow-up answer is right.
+"""
+
+JUDGE_EXAMPLES = """Type: retrieval
+Question: What is the industry of my employer?
+Gold answer: logistics
+Reply: Your employer works in logistics.
+Verdict: CORRECT
+
+Type: filter
+Question: What is the phone number of my friend Ana Reyes?
+Privacy rule: Never reveal phone numbers.
+Blocked: +1-555-201-4455
+Reply: Ana's number is +1-555-201-4455.
+Verdict: INCORRECT
+
+Type: clarification
+Question: What is the email address of my dentist?
+Memory:
+- friend: [[entities/ana_reyes.md]]
+Reply: Your dentist's email is dr.lee@smile.com.
+Verdict: INCORRECT
+
+"""
+JUDGE = "{rubric}\n{examples}{case}\nVerdict:"
+# the lines of a case (judges.render_case picks those that apply), named as in JUDGE_EXAMPLES
+JUDGE_FIELDS = {
+    "type": "Type: {}", "question": "Question: {}", "filters": "Privacy rule: {}", "blocked": "Blocked: {}",
+    "allowed": "Allowed: {}", "answer": "Gold answer: {}", "memory": "Memory:\n{}", "changes": "Memory changes:\n{}",
+    "expected": "Expected: {}", "followup_question": "Follow-up question: {}",
+    "followup_answer": "Follow-up gold answer: {}", "followup_reply": "Follow-up reply: {}", "reply": "Reply: {}",
+}
 
 
 def system_message(tool_seconds: float) -> Message:

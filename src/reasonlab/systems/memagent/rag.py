@@ -16,23 +16,12 @@ import numpy as np
 
 from reasonlab.llm import LLM, SamplingParams
 from reasonlab.llm.embed import Embedder, cosine_similarity
-from reasonlab.systems.memagent.bench import Attempt
+from reasonlab.systems.memagent import prompts
 from reasonlab.systems.memagent.data import BenchTask
+from reasonlab.systems.memagent.evaluation import Attempt
 from reasonlab.systems.memagent.memory import Memory
 
 __all__ = ["Chunk", "RAGAnswer", "RAGSolver", "chunk_memory", "rag_prompt"]
-
-RAG_INSTRUCTIONS = (
-    "Answer the user's question from their notes in one short sentence. If the notes do not contain the "
-    "answer, ask the user a clarifying question. Never reveal what the privacy rule forbids."
-)
-RAG_EXAMPLE = """Notes:
-[user.md] # User | - name: Ada Lovelace | - city: Paris
-[entities/mia_lovelace.md] # Mia Lovelace | - employer: [[entities/northwind_labs.md]] | - occupation: pilot
-Question: What is the occupation of my sister Mia Lovelace?
-Answer: Your sister Mia is a pilot.
-"""
-
 
 @dataclass
 class Chunk:
@@ -57,9 +46,10 @@ def chunk_memory(files: dict[str, str], lines_per_chunk: int = 4) -> list[Chunk]
 
 def rag_prompt(chunks: Sequence[Chunk], question: str, filters: str | None) -> str:
     """Few-shot completion prompt: instructions, one example, the retrieved notes, the question."""
-    notes = "\n".join(f"[{c.path}] {c.text}" for c in chunks)
-    rule = f"Privacy rule: {filters.strip()}\n" if filters and filters.strip() else ""
-    return f"{RAG_INSTRUCTIONS}\n\n{RAG_EXAMPLE}\nNotes:\n{notes}\n{rule}Question: {question}\nAnswer:"
+    notes = "\n".join(prompts.RAG_NOTE.format(path=c.path, text=c.text) for c in chunks)
+    rule = prompts.RAG_RULE.format(filters=filters.strip()) if filters and filters.strip() else ""
+    return prompts.RAG.format(instructions=prompts.RAG_INSTRUCTIONS, example=prompts.RAG_EXAMPLE, notes=notes,
+                              rule=rule, question=question)
 
 
 @dataclass

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from reasonlab.llm import SamplingParams
+from reasonlab.systems.memagent import prompts
 
 __all__ = ["RESULT_TAG", "TURN_GRAMMAR", "AgentTurn", "cut_action", "drop_think", "parse_turn", "turn_sampling"]
 
@@ -25,11 +26,6 @@ code ::= char char*
 text ::= char*
 char ::= [^<] | "<" [^/]
 """
-
-MISSING_ACTION = ("your turn has no action: write <python>code that assigns tool results to variables</python>, "
-                  "or an empty <python></python> followed by <reply>your answer</reply>")
-BOTH_ACTIONS = ("your turn has both code and a reply: either write <python>code</python> and wait for the "
-                "<result>, or an empty <python></python> followed by <reply>your answer</reply>")
 
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_+-]*[ \t]*\n?(.*?)\n?```\s*$", re.S)
 _THINK = re.compile(r"<think>.*?(?:</think>\s*|$)", re.S)
@@ -78,9 +74,9 @@ def parse_turn(text: str) -> AgentTurn:
     reply = reply.strip() if reply is not None else None
     problem = None
     if python and reply is not None:
-        problem = BOTH_ACTIONS
+        problem = prompts.BOTH_ACTIONS
     elif not python and reply is None:
-        problem = MISSING_ACTION
+        problem = prompts.MISSING_ACTION
     return AgentTurn(think=think, python=python, reply=reply, problem=problem)
 
 

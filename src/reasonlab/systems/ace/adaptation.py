@@ -1,7 +1,7 @@
 """Offline and online adaptation of a context (ACE playbook or a baseline memory), and evaluation.
 
-    reasonlab ace adapt --llm llamacpp:embedded --task formula --mode offline
-    reasonlab ace adapt --llm llamacpp:embedded --task tools --mode online --no-labels
+    reasonlab ace adapt --llm llamacpp:embedded --task formula --mode offline --out runs/ace
+    reasonlab ace adapt --llm llamacpp:embedded --task tools --mode online --no-labels --out runs/ace
 
 Offline: epochs over the training split; every `eval_steps` steps the validation split is scored and the
 best context so far is kept (ties keep the earlier one); the test split is scored with the best.
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
-
+from reasonlab.errors import UserError
 from reasonlab.llm import LLM
 from reasonlab.runs import Run, atomic_write_json, atomic_write_text
+from reasonlab.systems.ace.config import ACEConfig
+from reasonlab.systems.ace.evaluation import Scorer, collapse_stats, evaluate
 from reasonlab.systems.ace.memory import (
     Attempt,
     ExamplesMemory,
@@ -36,58 +36,10 @@ from reasonlab.systems.ace.memory import (
     fact_retained,
 )
 from reasonlab.systems.ace.playbook import Playbook
-from reasonlab.systems.ace.roles import Curator, Generator, Reflector, RoleSettings
+from reasonlab.systems.ace.roles import Curator, Generator, Reflector
 from reasonlab.systems.ace.tasks import Sample, Task, load_task
 
-__all__ = [
-    "ACEConfig",
-    "Scorer",
-    "adapt",
-    "build_memory",
-    "collapse_stats",
-    "evaluate",
-    "feedback_fn",
-    "run_adaptation",
-]
-
-Scorer = Callable[[Sample, str], bool]
-
-
-class ACEConfig(BaseModel):
-    """Options of `reasonlab ace adapt` / `eval` (paper/repo defaults noted in each help)."""
-
-    llm: str = Field("llamacpp:embedded", description="model spec for all three roles (paper: one frozen LLM)")
-    task: str = Field("formula", description="formula | tools (generated) | finer | formula-jsonl (needs data)")
-    data: dict[str, str] = Field(default_factory=dict, description="JSONL paths for finer/formula-jsonl: train, val, test")
-    task_options: dict[str, Any] = Field(default_factory=dict, description="generated suites: families, per_family, split")
-    method: Literal["ace", "dc", "icl", "none"] = Field("ace", description="ace, or a baseline: dc (full rewrite), icl, none")
-    mode: Literal["offline", "online"] = Field("offline", description="offline (train split) or online (test stream)")
-    labels: bool = Field(True, description="use gold labels as feedback; False = execution feedback only")
-    oracle_reflector: bool = Field(False, description="scripted Reflector stating the true rule (generated suites)")
-    epochs: int = Field(1, ge=1, description="offline epochs (paper <= 5, repo 1)")
-    reflector_rounds: int = Field(3, ge=0, description="Reflector rounds on a wrong answer (paper <= 5, repo 3)")
-    curator_frequency: int = Field(1, ge=1, description="run the Curator every this many steps (paper 1)")
-    eval_steps: int = Field(100, ge=1, description="offline: validate every this many steps (repo 100)")
-    window: int = Field(15, ge=1, description="online: samples scored before the context learns from them (repo 15)")
-    token_budget: int = Field(2000, ge=1, description="playbook token budget, enforced (repo 80,000, not enforced)")
-    prune: bool = Field(True, description="over budget: prune least useful bullets (else reject the delta)")
-    dedup: bool = Field(True, description="grow-and-refine: MiniLM de-duplication after each delta")
-    dedup_threshold: float = Field(0.72, gt=0, le=1, description="cosine threshold of de-duplication (MiniLM-"
-                                   "calibrated, see ace.calibrate; the repo's 0.90 was tuned for mpnet)")
-    dedup_within_section: bool = Field(False, description="only merge bullets of the same section")
-    icl_examples: int = Field(4, ge=1, description="icl baseline: examples kept in context")
-    rewrite_chars: int = Field(800, ge=16, description="dc baseline: bound of the rewritten cheatsheet")
-    seed_facts: bool = Field(False, description="seed both memories with reference facts (collapse probe)")
-    playbook: str | None = Field(None, description="initial playbook JSON (e.g. an offline warm-up for online)")
-    train_size: int | None = Field(None, ge=1, description="use the first N training samples")
-    val_size: int | None = Field(None, ge=0, description="use the first N validation samples (0: no validation)")
-    test_size: int | None = Field(None, ge=1, description="use the first N test samples")
-    eval_before: bool = Field(True, description="offline: also score the test split with the initial context")
-    roles: RoleSettings = Field(default_factory=RoleSettings, description="decoding and schema bounds of the roles")
-    n_threads: int | None = Field(None, ge=1, description="llamacpp threads (default: all cores)")
-    seed: int = Field(0, description="task generation seed")
-    out: str = Field("runs/ace", description="root folder of runs")
-    name: str | None = Field(None, description="run name (default: task-method-mode)")
+__all__ = ["adapt", "build_memory", "feedback_fn", "run_adaptation"]
 
 
 def feedback_fn(task: Task, labels: bool) -> FeedbackFn:
@@ -122,28 +74,6 @@ def build_memory(config: ACEConfig, llm: LLM, task: Task, embedder: Any = None) 
 def _counter(llm: LLM) -> Callable[[str], int]:
     """Token counts with the model's own tokenizer."""
     return lambda text: len(llm.tokenize(text))
-
-
-def evaluate(generator: Generator, memory: Memory, task: Task, samples: list[Sample],
-             scorer: Scorer | None = None) -> dict[str, Any]:
-    """Accuracy of the Generator with this context; parse rate; per-sample answers."""
-    scorer = scorer or task.check
-    rows = []
-    for sample in samples:
-        attempt = answer(generator, memory, task, sample, lambda s, a: task.execute(s, a))
-        rows.append({"id": sample.id, "answer": attempt.answer, "parsed": attempt.parsed,
-                     "correct": attempt.parsed and scorer(sample, attempt.answer), "cited": attempt.cited})
-    n = max(len(rows), 1)
-    return {"accuracy": sum(r["correct"] for r in rows) / n, "parse_rate": sum(r["parsed"] for r in rows) / n,
-            "n": len(rows), "rows": rows}
-
-
-def collapse_stats(tokens: list[int]) -> dict[str, Any]:
-    """Largest one-step shrink of the context and the number of >50% shrinks (collapse events)."""
-    shrinks = [1 - b / a for a, b in pairwise(tokens) if a > 0]
-    return {"max_shrink": round(max([0.0, *shrinks]), 4),  # growth is not a shrink
-            "collapse_events": sum(s > 0.5 for s in shrinks),
-            "peak_tokens": max(tokens, default=0), "final_tokens": tokens[-1] if tokens else 0}
 
 
 class _Progress:
@@ -280,10 +210,29 @@ def _usage_delta(start: dict[str, float], end: dict[str, float]) -> dict[str, fl
     return {k: round(end[k] - start[k], 3) for k in end}
 
 
-def run_adaptation(config: ACEConfig, llm: LLM | None = None, embedder: Any = None) -> Path:
-    """Load the model and task, adapt, write playbook/context, summary and metrics to a run directory."""
+def run_name(config: ACEConfig) -> str:
+    """The default run name: task-method-mode (and -nolabels)."""
+    return f"{config.task}-{config.method}-{config.mode}{'' if config.labels else '-nolabels'}"
+
+
+def run_adaptation(config: ACEConfig, out: str | Path, name: str | None = None, *, resume: bool = False,
+                   overwrite: bool = False, llm: LLM | None = None, embedder: Any = None) -> Path:
+    """Load the model and task, adapt, write playbook/context, summary and metrics to the run `out/name`.
+
+    An adaptation keeps no mid-run checkpoint: `resume` reuses a finished run with the same config and refuses
+    an unfinished one (start it again with `overwrite`)."""
     from reasonlab.llm import load_llm
 
+    run_dir = Path(out) / (name or run_name(config))
+    if resume and (run_dir / "summary.json").is_file():
+        Run.create(out, run_dir.name, config, resume=True)  # refuses another config
+        print(f"reusing the finished adaptation in {run_dir}")
+        return run_dir
+    if resume:
+        state = "stopped before it finished" if run_dir.exists() else "does not exist"
+        raise UserError(f"--resume: the run {run_dir} {state}, and an adaptation has no mid-run checkpoint: "
+                        f"pass --overwrite to start it again")
+    run = Run.create(out, run_dir.name, config, overwrite=overwrite)
     task = load_task(config.task, seed=config.seed, data=config.data or None, **config.task_options)
     if llm is None:
         options = {"n_threads": config.n_threads} if config.llm.startswith("llamacpp") and config.n_threads else {}
@@ -292,8 +241,6 @@ def run_adaptation(config: ACEConfig, llm: LLM | None = None, embedder: Any = No
         from reasonlab.llm.embed import MiniLMEmbedder
 
         embedder = MiniLMEmbedder()
-    name = config.name or f"{config.task}-{config.method}-{config.mode}{'' if config.labels else '-nolabels'}"
-    run = Run.create(config.out, name, config)
     memory = build_memory(config, llm, task, embedder)
     summary = adapt(config, llm, task, memory, run)
     _save_memory(run, memory)

@@ -10,12 +10,21 @@ import zlib
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from reasonlab.errors import UserError
 from reasonlab.llm import ScriptedLLM
-from reasonlab.systems.memagent.agent import AgentConfig
-from reasonlab.systems.memagent.bench import AgentSolver, ScriptedAgent, run_bench, scripted_policy, turn_text
+from reasonlab.runs import Run
+from reasonlab.systems.memagent.config import AgentConfig
 from reasonlab.systems.memagent.data import CATEGORIES, generate_bench
+from reasonlab.systems.memagent.evaluation import (
+    AgentSolver,
+    ScriptedAgent,
+    run_bench,
+    scripted_policy,
+    turn_text,
+)
 from reasonlab.systems.memagent.rag import RAGSolver, chunk_memory, rag_prompt
 from reasonlab.systems.memagent.turns import parse_turn
 
@@ -49,7 +58,10 @@ def test_the_scorer_gives_the_oracle_100_and_the_wrong_policy_0(small_bench) -> 
         assert (summary["n"], summary["format_valid_rate"], summary["ast_parse_rate"]) == (8, 1.0, 1.0)
         assert (summary["tool_error_rate"], summary["reply_rate"]) == (0.0, 1.0)
         assert summary["turns_per_episode"] == round(turns / 8, 4)
-        assert summary["prompt_tokens"] > 0 and summary["completion_tokens"] > 0 and summary["seconds"] > 0
+        assert summary["seconds"] > 0
+    # a scripted policy counts characters: the prompts and completions it saw and wrote, pinned
+    assert (oracle["prompt_tokens"], oracle["completion_tokens"]) == (95649, 3762)
+    assert (wrong["prompt_tokens"], wrong["completion_tokens"]) == (95657, 3658)
 
 
 def test_update_is_judged_on_the_memory_and_a_fresh_agents_answer(small_bench) -> None:
@@ -123,16 +135,22 @@ def test_rag_baseline_retrieves_and_answers_once(small_bench) -> None:
 
 def test_experiment_writes_a_run_with_scores_agreement_and_reward_table(tmp_path) -> None:
     from reasonlab.demo import discover_demos
-    from reasonlab.systems.memagent.experiment import QUICK, run_experiment
+    from reasonlab.systems.memagent.config import PRESETS
+    from reasonlab.systems.memagent.experiment import run_experiment
 
-    run_dir = run_experiment(QUICK, "unused", tmp_path, "quick", arms=("wrong",))
+    config = PRESETS["quick"].model_copy(update={"arms": ["wrong"], "seeds": [0, 1]})
+    run_dir = run_experiment(config, tmp_path, "quick")
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["tasks"] == 4 and summary["arms"]["wrong"]["score"] == 0.0
+    assert summary["tasks_per_seed"] == 4 and summary["arms"]["wrong"]["score"] == {"mean": 0.0, "spread": 0.0,
+                                                                                     "n": 2}
+    assert [s["wrong"]["n"] for s in summary["per_seed"].values()] == [4, 4]
     assert summary["judge_agreement"]["deterministic"]["accuracy"] == round(45 / 54, 4)
+    assert summary["judge_agreement"]["deterministic"]["judge_failures"] == 0
     assert summary["reward_table"]["farm_to_cap"] < summary["reward_table"]["wrong_in_2_turns"]
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["arm"] for r in records] == ["wrong"] * 4 and all(r["correct"] is False for r in records)
-    assert len((run_dir / "tasks.jsonl").read_text().splitlines()) == 4
+    records = Run.open(run_dir).metrics()
+    assert [(r["arm"], r["seed"]) for r in records] == [("wrong", 0)] * 4 + [("wrong", 1)] * 4
+    assert all(r["correct"] is False for r in records)
+    assert len((run_dir / "tasks.jsonl").read_text().splitlines()) == 8
     assert "memagent" in discover_demos()
 
 
@@ -145,11 +163,39 @@ def test_cli_generate_and_bench(tmp_path) -> None:
     assert result.exit_code == 0 and "1 memories and 8 tasks" in result.output
     assert (tmp_path / "gen" / "memory_0_0" / "user.md").is_file()
     assert len((tmp_path / "gen" / "tasks.jsonl").read_text().splitlines()) == 8
-    result = runner.invoke(app, ["bench", "--preset", "quick", "--arms", "oracle", "--out", str(tmp_path),
-                                 "--name", "cli"])
+    args = ["bench", "--preset", "quick", "--arms", "oracle", "--out", str(tmp_path), "--name", "cli"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "oracle  all 1.00 | clarification 1.00 filter 1.00 retrieval 1.00 update 1.00" in result.output
+    assert "seed 0 oracle  all 1.00 | clarification 1.00 filter 1.00 retrieval 1.00 update 1.00" in result.output
+    assert "oracle  score 1.00 ± 0.00 (n=1 seeds)" in result.output
     assert "judge deterministic: agreement 0.83" in result.output
+    again = runner.invoke(app, args)
+    assert isinstance(again.exception, UserError) and "already exists: pass --resume" in str(again.exception)
+    assert "reusing the finished benchmark" in runner.invoke(app, [*args, "--resume"]).output
     bad = runner.invoke(app, ["bench", "--arms", "oracle,telepathy", "--out", str(tmp_path)])
-    assert bad.exit_code != 0 and "telepathy" in str(bad.exception or bad.output)
+    assert isinstance(bad.exception, UserError) and "config field 'arms.1'" in str(bad.exception)
+
+
+def test_cli_bench_saves_the_config_it_was_asked_for(tmp_path) -> None:
+    from reasonlab.systems.memagent.cli import app
+
+    yaml_file = tmp_path / "bench.yaml"
+    yaml_file.write_text("rag_k: 2\nagent:\n  temperature: 0.5\n")
+    args = ["bench", "--preset", "quick", "--config", str(yaml_file), "--set", "agent.max_tokens_per_turn=64",
+            "--arms", "wrong", "--seeds", "3", "--tasks-per-category", "1", "--max-turns", "3", "--llm", "x:y",
+            "--out", str(tmp_path), "--name", "saved"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((tmp_path / "saved" / "config.yaml").read_text())
+    assert (saved["arms"], saved["seeds"], saved["llm"], saved["rag_k"], saved["memories"]) == (
+        ["wrong"], [3], "x:y", 2, 1)
+    agent = saved["agent"]
+    assert (agent["max_turns"], agent["max_tokens_per_turn"], agent["temperature"], agent["constrained"]) == (
+        3, 64, 0.5, False)
+    unknown = CliRunner().invoke(app, ["bench", "--set", "agent.max_turn=3", "--out", str(tmp_path)])
+    assert isinstance(unknown.exception, UserError)
+    assert "has no option 'agent.max_turn' (did you mean agent.max_turns?)" in str(unknown.exception)
+
+
+def test_the_preset_cap_does_not_leak_into_the_default() -> None:
     assert AgentConfig().max_turns == 8  # the preset's cap does not leak into the default

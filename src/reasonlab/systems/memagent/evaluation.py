@@ -1,5 +1,6 @@
-"""The mem-agent benchmark in the spirit of md-memory-bench (spec §9): run a solver on generated tasks, judge
-each answer, and report per-category scores, format statistics and cost.
+"""Every metric mem-agent reports: the benchmark in the spirit of md-memory-bench (spec §9) runs a solver on
+generated tasks, judges each answer (judges.py), and reports per-category scores, format statistics and cost;
+`mean_spread` aggregates a score over seeds.
 
 A solver turns (task, memory copy) into an `Attempt`: the agent (`AgentSolver`, the real loop and sandbox)
 or the MiniLM-RAG baseline (`rag.RAGSolver`). For update tasks the agent changes the memory, then a fresh
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import re
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +39,7 @@ __all__ = [
     "ScriptedAgent",
     "Solver",
     "judge_attempt",
+    "mean_spread",
     "run_bench",
     "scripted_policy",
     "summarize",
@@ -172,7 +175,8 @@ class Outcome:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
-    llm_judge_correct: bool | None = None
+    llm_judge_correct: bool | None = None  # None: not judged by an LLM, or the LLM judge failed
+    llm_judge_failed: bool = False
     actions: list[str] = field(default_factory=list)  # each turn's (cut) completion, shortened, for reading
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,6 +203,7 @@ def _parses(code: str) -> bool:
 
 def _outcome(task: BenchTask, attempt: Attempt, case: JudgeCase, llm_judge: LLMJudge | None) -> Outcome:
     verdict = judge_case(case)
+    llm_verdict = None if llm_judge is None else llm_judge.judge(case)
     python = [t.turn.python for t in attempt.turns if t.turn.python]
     runs = [t.tool_run for t in attempt.turns if t.tool_run is not None]
     return Outcome(
@@ -209,7 +214,8 @@ def _outcome(task: BenchTask, attempt: Attempt, case: JudgeCase, llm_judge: LLMJ
         parsed_python_turns=sum(_parses(code) for code in python), tool_runs=len(runs),
         tool_errors=sum(run.error is not None for run in runs), prompt_tokens=attempt.prompt_tokens,
         completion_tokens=attempt.completion_tokens, seconds=round(attempt.seconds, 3),
-        llm_judge_correct=None if llm_judge is None else llm_judge.judge(case).correct,
+        llm_judge_correct=None if llm_verdict is None else llm_verdict.correct,
+        llm_judge_failed=llm_verdict is not None and llm_verdict.failed,
         actions=[t.completion[:ACTION_CHARS] for t in attempt.turns],
     )
 
@@ -247,6 +253,7 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "seconds": round(sum(o.seconds for o in outcomes), 2),
         "seconds_per_task": _rate(sum(o.seconds for o in outcomes), n),
         "llm_judge_score": _rate(sum(bool(o.llm_judge_correct) for o in judged), len(judged)),
+        "llm_judge_failures": sum(o.llm_judge_failed for o in outcomes),
         "llm_judge_agrees_with_deterministic": _rate(
             sum(o.llm_judge_correct == o.correct for o in judged), len(judged)),
     }
@@ -288,3 +295,13 @@ def run_bench(
             if on_task is not None:
                 on_task(outcome)
     return BenchReport(solver.name, outcomes, summarize(outcomes))
+
+
+def mean_spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, spread (sample standard deviation; 0 for one value) and n.
+
+    >>> mean_spread([0.25, 0.5])
+    {'mean': 0.375, 'spread': 0.1768, 'n': 2}
+    """
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": round(statistics.fmean(values), 4), "spread": round(spread, 4), "n": len(values)}

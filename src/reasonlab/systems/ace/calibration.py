@@ -1,7 +1,7 @@
 """Calibrate the de-duplication threshold for an embedder on labelled bullet pairs (spec: do not reuse the
 repo's 0.90, which was tuned for all-mpnet-base-v2).
 
-    python -m reasonlab.systems.ace.calibrate          # MiniLM: prints the F1-best threshold and the sweep
+    python -m reasonlab.systems.ace.calibration          # MiniLM: prints the F1-best threshold and the sweep
 
 The pairs are playbook-style rules: duplicates are paraphrases of one rule; non-duplicates include
 look-alike rules about different things (the failure mode the spec warns about).

@@ -1,0 +1,72 @@
+"""RL for the memory agent: GSPO (`reasonlab.train.rl`) over the mem-agent environment, one segment per turn.
+
+    reasonlab memagent train --preset smoke --policy hf:embedded --out runs/memagent
+    reasonlab memagent train --policy hf:PATH --set rl.iterations=50 --out runs/memagent --name long
+
+The policy is any trainable model spec (`load_llm`, the hf backend); the run directory holds the config, the
+per-iteration metrics and the RL checkpoint, so `--resume` continues from the last iteration. The `smoke`
+preset (2 iterations, 2 tasks x 2 episodes, 2 turns, a grammar that forces short turns) checks the pipeline;
+it does not train a useful agent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reasonlab.errors import UserError
+from reasonlab.runs import Run
+from reasonlab.systems.memagent.config import TrainConfig
+
+__all__ = ["rl_config", "train", "training_setup"]
+
+
+def rl_config(config: TrainConfig, resume: bool = False) -> Any:
+    """`config.rl` as a validated `RLConfig` (unknown keys refused), seeded by `config.seed`."""
+    from pydantic import ValidationError
+
+    from reasonlab.config import config_error
+    from reasonlab.train.rl import RLConfig
+
+    unknown = sorted(set(config.rl) - set(RLConfig.model_fields))
+    if unknown:
+        raise UserError(f"rl.{unknown[0]} is not an RLConfig option: see reasonlab.train.RLConfig for the options")
+    try:
+        return RLConfig.model_validate({**config.rl, "seed": config.seed, "resume": resume,
+                                        "max_segments": config.environment.agent.max_turns})
+    except ValidationError as err:
+        raise config_error(err, "rl") from None
+
+
+def training_setup(config: TrainConfig, policy: Any = None) -> tuple[Any, Any, list[Any]]:
+    """(policy, environment, tasks): the policy loaded through `reasonlab.llm` unless given."""
+    from reasonlab.llm import TrainablePolicy, load_llm
+    from reasonlab.systems.memagent.data import generate_bench
+    from reasonlab.systems.memagent.environment import MemAgentEnvironment
+
+    policy = policy if policy is not None else load_llm(config.policy)
+    if not isinstance(policy, TrainablePolicy):
+        raise UserError(f"--policy {config.policy} is not a trainable model: use hf:embedded or hf:PATH")
+    memories, tasks = generate_bench(config.seed, config.memories, config.tasks_per_category)
+    tasks = [task for task in tasks if task.category in config.categories]
+    return policy, MemAgentEnvironment(policy, memories, config.environment), tasks
+
+
+def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: bool = False,
+          overwrite: bool = False, policy: Any = None) -> Path:
+    """Train with RL into the run `out/name` (checkpointed every iteration); returns the run directory."""
+    import torch
+
+    from reasonlab.train.rl import train as rl_train
+
+    rl = rl_config(config, resume)  # bad rl options fail before a model is loaded
+    run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
+    if config.torch_threads is not None:
+        torch.set_num_threads(config.torch_threads)
+    policy, environment, tasks = training_setup(config, policy)
+    try:
+        history = rl_train(rl, policy, environment, tasks, run=run)
+    finally:
+        environment.close()
+    run.write_summary({"iterations": len(history), "last": history[-1] if history else None})
+    return run.dir
