@@ -91,7 +91,7 @@ class Agent:
         if turn.problem is None and turn.reply is None:
             limits = sandbox_limits(self.memory.limits, self.config.tool_wall_seconds, self.config.tool_cpu_seconds,
                                     self.config.tool_memory_mb)
-            tool_run = run_tools(turn.python, self.memory, limits)
+            tool_run = run_tools(turn.python, self.memory, limits, mode=self.config.sandbox_mode)
         return TurnRecord(completion, turn, tool_run, prompt_tokens, completion_tokens)
 
     def run(self, question: str, filters: str | None = None,

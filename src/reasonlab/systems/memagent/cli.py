@@ -39,11 +39,26 @@ def load_agent_llm(spec: str) -> LLM:
     return ScriptedLLM(replies, name=spec)
 
 
-def _agent_config(config: Optional[Path], **options: object) -> AgentConfig:
+UNSAFE_SANDBOX_HELP = ("run the model's code with the audit hook only, without the kernel layers (namespaces, "
+                       "seccomp): only for machines where bubblewrap cannot run, and never on untrusted models")
+
+
+def _agent_config(config: Optional[Path], unsafe_sandbox: bool = False, **options: object) -> AgentConfig:
     from reasonlab.config import load_config
     from reasonlab.systems.memagent.config import AgentConfig
 
-    return load_config(AgentConfig, config, **options)
+    if unsafe_sandbox:
+        options["sandbox_mode"] = "unsafe-hook-only"
+    resolved = load_config(AgentConfig, config, **options)
+    check_sandbox_opt_in(resolved.sandbox_mode, unsafe_sandbox)
+    return resolved
+
+
+def check_sandbox_opt_in(mode: str, unsafe_sandbox: bool) -> None:
+    """An unsafe sandbox mode only by the command line's own flag, never from a config file or --set alone."""
+    if mode != "auto" and not unsafe_sandbox:
+        raise UserError(f"sandbox_mode {mode!r} runs the model's code without the kernel layers: pass "
+                        "--unsafe-sandbox on the command line to allow it, or use sandbox_mode auto")
 
 
 def _print_turn(number: int, record: TurnRecord) -> None:
@@ -88,14 +103,15 @@ def chat_command(
     constrained: Optional[bool] = typer.Option(None, "--constrained/--unconstrained",
                                                help="force the turn format with the grammar [default: on]"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of AgentConfig options"),
+    unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
     """Ask the memory agent; prints each turn (think, python, result) and the reply."""
     from reasonlab.systems.memagent.agent import Agent
     from reasonlab.systems.memagent.mcp_server import read_filters
     from reasonlab.systems.memagent.memory import Memory
 
-    options = _agent_config(config, max_turns=max_turns, max_tokens_per_turn=max_tokens, temperature=temperature,
-                            constrained=constrained)
+    options = _agent_config(config, unsafe_sandbox, max_turns=max_turns, max_tokens_per_turn=max_tokens,
+                            temperature=temperature, constrained=constrained)
     folder = Memory(memory)  # a missing folder fails before a model is loaded
     agent = Agent(load_agent_llm(llm), folder, options)
     rules = filters if filters is not None else read_filters(memory)
@@ -119,6 +135,7 @@ def serve_mcp_command(
     max_turns: Optional[int] = typer.Option(None, "--max-turns", help="turn cap [default: 20]"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="new tokens per turn [default: 512]"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of AgentConfig options"),
+    unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
     """Serve `use_memory_agent(question)` over MCP on stdin/stdout (add it to an MCP client's config)."""
     from reasonlab.config import load_yaml
@@ -128,7 +145,7 @@ def serve_mcp_command(
     # the MCP agent allows 20 turns (spec §3) unless the option or the YAML file says otherwise
     if max_turns is None and (config is None or "max_turns" not in load_yaml(config)):
         max_turns = 20
-    options = _agent_config(config, max_turns=max_turns, max_tokens_per_turn=max_tokens)
+    options = _agent_config(config, unsafe_sandbox, max_turns=max_turns, max_tokens_per_turn=max_tokens)
     Memory(memory)  # a missing folder fails before a model is loaded
     read_filters(memory)  # and so does an unreadable .filters file
     server = build_server(memory, load_agent_llm(llm), options)
@@ -184,16 +201,19 @@ def bench_command(
     name: Optional[str] = typer.Option(None, "--name", help="run name [default: memagent-<preset>]"),
     resume: bool = typer.Option(False, "--resume", help="reuse the finished run of the same config"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
+    unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
     """Run the mini benchmark: per-category scores, format statistics, cost, judge agreement."""
     from reasonlab.config import lookup_preset, resolve_config
     from reasonlab.systems.memagent.config import PRESETS, ExperimentConfig
     from reasonlab.systems.memagent.experiment import run_experiment
 
-    agent = {k: v for k, v in {"max_turns": max_turns, "constrained": constrained}.items() if v is not None}
+    agent = {k: v for k, v in {"max_turns": max_turns, "constrained": constrained,
+                               "sandbox_mode": "unsafe-hook-only" if unsafe_sandbox else None}.items() if v is not None}
     options = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, llm=llm,
                              arms=_items(arms, "--arms"), seeds=_items(seeds, "--seeds"),
                              tasks_per_category=tasks_per_category, agent=agent or None)
+    check_sandbox_opt_in(options.agent.sandbox_mode, unsafe_sandbox)
     run_dir = run_experiment(options, out, name or f"memagent-{preset}", resume=resume, overwrite=overwrite)
     summary = json.loads((run_dir / "summary.json").read_text())
     for seed, reports in summary["per_seed"].items():
@@ -222,14 +242,17 @@ def train_command(
     name: Optional[str] = typer.Option(None, "--name", help="run name [default: train-<preset>]"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run's last RL checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
+    unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
     """Train the agent with GSPO on generated memory tasks (one segment per turn, tool output never trained)."""
     from reasonlab.config import lookup_preset, resolve_config
     from reasonlab.systems.memagent.config import TRAIN_PRESETS, TrainConfig
     from reasonlab.systems.memagent.training import train
 
+    sandbox = {"agent": {"sandbox_mode": "unsafe-hook-only"}} if unsafe_sandbox else None
     options = resolve_config(TrainConfig, lookup_preset(TRAIN_PRESETS, preset), config, set_, policy=policy,
-                             seed=seed)
+                             seed=seed, environment=sandbox)
+    check_sandbox_opt_in(options.environment.agent.sandbox_mode, unsafe_sandbox)
     run_dir = train(options, out, name or f"train-{preset}", resume=resume, overwrite=overwrite)
     summary = json.loads((run_dir / "summary.json").read_text())
     last = summary["last"] or {}

@@ -34,6 +34,9 @@ class AgentConfig(BaseModel):
     tool_wall_seconds: float = Field(10.0, gt=0, description="wall-clock limit of one code block")
     tool_cpu_seconds: int = Field(5, ge=1, description="CPU limit of one code block (spec: 5 s)")
     tool_memory_mb: int = Field(512, ge=64, description="address-space limit of one code block (spec: 512 MB)")
+    sandbox_mode: Literal["auto", "unsafe-hook-only"] = Field(
+        "auto", description="sandbox of the model's code: auto (every kernel layer, fails closed) or "
+        "unsafe-hook-only (no namespaces; the CLI needs --unsafe-sandbox)")
 
 
 class MemAgentEnvConfig(BaseModel):

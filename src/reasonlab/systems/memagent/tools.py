@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonlab.sandbox import SandboxLimits, SandboxResult, run_python
+from reasonlab.sandbox import SandboxLimits, SandboxMode, SandboxResult, run_python
 from reasonlab.systems.memagent.memory import (
     Memory,
     MemoryAccessError,
@@ -271,9 +271,9 @@ class ToolRun:
         return f"<result>\n{body}\n</result>"
 
 
-def run_tools(code: str, memory: Memory, limits: SandboxLimits | None = None) -> ToolRun:
+def run_tools(code: str, memory: Memory, limits: SandboxLimits | None = None, mode: SandboxMode = "auto") -> ToolRun:
     """Run model-written `code` with the tools in the sandbox on a copy of `memory`; commit its changes only
-    when the copy stays within the memory's limits."""
+    when the copy stays within the memory's limits. `mode` is the sandbox's (auto fails closed)."""
     started = time.perf_counter()
     memory.check()
     inputs = {"code": code, "limits": memory.limits.model_dump()}
@@ -281,7 +281,7 @@ def run_tools(code: str, memory: Memory, limits: SandboxLimits | None = None) ->
         staging = memory.copy_to(Path(scratch) / "memory")
         before = staging.entries()
         result = run_python(_CALL, workdir=staging.root, inputs=inputs, preamble=tool_preamble(),
-                            limits=limits or sandbox_limits(memory.limits))
+                            limits=limits or sandbox_limits(memory.limits), mode=mode)
         run = _interpret(result)
         if run.kind in (None, "exception"):
             try:
