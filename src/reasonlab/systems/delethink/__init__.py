@@ -23,12 +23,12 @@ EXPORTS = {
     "cost": ["attended_keys", "attention_flops", "kv_cache_bytes", "peak_context"],
     "environment": ["DelethinkEnvironment", "rl_config"],
     "evaluation": ["EvalResult", "evaluate", "trace_metrics"],
+    "prompts": ["arithmetic_prompt"],
     "rollout": ["Chunk", "Trace", "chunked_rollout", "longcot_rollout", "query_ids"],
     "tasks": [
         "ArithmeticTask",
         "PermutationWalk",
         "WalkTask",
-        "arithmetic_prompt",
         "arithmetic_tasks",
         "extract_arithmetic_answer",
         "extract_walk_answer",

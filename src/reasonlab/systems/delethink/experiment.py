@@ -226,12 +226,8 @@ def run_arithmetic(
     from reasonlab.llm import SamplingParams, load_llm
     from reasonlab.systems.delethink.config import DelethinkConfig
     from reasonlab.systems.delethink.evaluation import evaluate
-    from reasonlab.systems.delethink.tasks import (
-        ARITHMETIC_STOP,
-        arithmetic_prompt,
-        arithmetic_tasks,
-        extract_arithmetic_answer,
-    )
+    from reasonlab.systems.delethink.prompts import ARITHMETIC_STOP, arithmetic_prompt
+    from reasonlab.systems.delethink.tasks import arithmetic_tasks, extract_arithmetic_answer
 
     out = Path(out)
     run = Run.create(out.parent, out.name, config, resume=resume, overwrite=overwrite)

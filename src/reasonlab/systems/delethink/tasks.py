@@ -22,12 +22,13 @@ import random
 import re
 from dataclasses import dataclass
 
+from reasonlab.systems.delethink.prompts import ANSWER_MARKER
+
 __all__ = [
     "CONTROL_STEP",
     "ArithmeticTask",
     "PermutationWalk",
     "WalkTask",
-    "arithmetic_prompt",
     "arithmetic_tasks",
     "extract_arithmetic_answer",
     "extract_walk_answer",
@@ -126,11 +127,7 @@ def extract_walk_answer(text: str) -> str | None:
     return words[0] if marker and words else None
 
 
-# templated arithmetic for a base model (no think block: an answer marker and stop strings instead)
-
-ANSWER_MARKER = "Answer:"
-ARITHMETIC_STOP = ["\n\n", "Problem:"]
-FEW_SHOT = [([3, 4, 2], "3 + 4 = 7. 7 + 2 = 9."), ([5, 1, 3, 2], "5 + 1 = 6. 6 + 3 = 9. 9 + 2 = 11.")]
+# templated arithmetic for a base model (its prompt text is in prompts.py)
 
 
 @dataclass(frozen=True)
@@ -142,16 +139,6 @@ class ArithmeticTask:
     @property
     def answer(self) -> int:
         return sum(self.operands)
-
-
-def _problem(operands: list[int] | tuple[int, ...]) -> str:
-    return f"Problem: {' + '.join(str(x) for x in operands)}\nWork:"
-
-
-def arithmetic_prompt(task: ArithmeticTask) -> str:
-    """Few-shot completion prompt: worked sums, then the problem; the model writes steps and 'Answer: N'."""
-    shots = [f"{_problem(ops)} {work} {ANSWER_MARKER} {sum(ops)}" for ops, work in FEW_SHOT]
-    return "\n\n".join([*shots, _problem(task.operands)])
 
 
 def arithmetic_tasks(count: int, num_operands: int, seed: int) -> list[ArithmeticTask]:
