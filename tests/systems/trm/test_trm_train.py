@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from reasonlab.config import load_config
 from reasonlab.errors import UserError
 from reasonlab.runs import Run
-from reasonlab.systems.trm.cli import app
-from reasonlab.systems.trm.config import TRMTrainConfig
+from reasonlab.systems.trm.cli import TRAIN_PRESET_HELP, app
+from reasonlab.systems.trm.config import PRESETS, TRAIN_PRESETS, TRMTrainConfig
 from reasonlab.systems.trm.inference import eval_checkpoint, solve_puzzle
 from reasonlab.systems.trm.training import load_checkpoint, load_model, train
 from reasonlab.tasks import sudoku
@@ -207,3 +207,98 @@ def test_cli_train_saves_what_was_asked(record_train, tmp_path, args, expected):
 def test_cli_train_refuses_unknown_options(record_train, tmp_path):
     result = CliRunner().invoke(app, ["train", "--set", "mixr=mlp", "--out", str(tmp_path)])
     assert isinstance(result.exception, UserError) and "no option 'mixr' (did you mean mixer?)" in str(result.exception)
+
+
+def _sudoku_csv(path, count, seed):
+    """A Sudoku-Extreme style CSV of generated 4x4 puzzles."""
+    lines = ["source,question,answer,rating"]
+    for p in sudoku.generate_dataset(4, 6, count, seed=seed):
+        q = "".join(str(v) if v else "." for v in p.question.reshape(-1))
+        lines.append(f"x,{q},{''.join(map(str, p.solution.reshape(-1)))},0")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+# the heavy fields of a paper preset, shrunk so that one optimizer step takes well under a second
+SHRINK = ["--hidden-size", "32", "--n", "2", "--T", "1", "--n-sup", "2", "--batch-size", "8", "--train-size", "16",
+          "--max-steps", "1", "--eval-every", "1", "--set", "val_size=8", "--set", "test_size=8",
+          "--set", "prefix_len=1", "--set", "ffn_multiple=16", "--set", "eval_batch_size=8", "--set", "device=cpu",
+          "--set", "threads=1", "--set", "progress=false", "--set", "checkpoint_every=1"]
+
+
+def test_cli_train_preset_reaches_the_saved_config(tmp_path):
+    data = ["--data-path", _sudoku_csv(tmp_path / "train.csv", 24, 1), "--test-path", _sudoku_csv(tmp_path / "test.csv", 8, 2)]
+    result = CliRunner().invoke(app, ["train", "--preset", "sudoku-extreme", *data, *SHRINK, "--out", str(tmp_path),
+                                      "--name", "paper"])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((tmp_path / "paper" / "config.yaml").read_text())
+    # from the preset (the default config has mixer attention and no test size of 423k)
+    assert (saved["mixer"], saved["test_size"], saved["eval_every"], saved["weight_decay"]) == ("mlp", 8, 1, 1.0)
+    assert (saved["lr"], saved["warmup_steps"], saved["ema"], saved["num_heads"]) == (1e-4, 2000, 0.999, 8)
+    # from the options
+    assert (saved["hidden_size"], saved["n"], saved["T"], saved["batch_size"], saved["max_steps"]) == (32, 2, 1, 8, 1)
+    assert json.loads((tmp_path / "paper" / "summary.json").read_text())["train_steps"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], {"mixer": "attention", "hidden_size": 512, "task": "sudoku", "size": 9, "max_steps": 65000}),
+        (["--preset", "cpu"], {"size": 6, "givens": 12, "hidden_size": 32, "T": 2, "n": 3, "time_budget_s": 120.0}),
+        (["--preset", "cpu", "--set", "hidden_size=48", "--T", "3"], {"size": 6, "hidden_size": 48, "T": 3}),
+        (["--preset", "maze-hard", "--data-path", "a.csv", "--test-path", "b.csv"],
+         {"task": "maze", "n": 4, "val_size": 0, "data_path": "a.csv", "test_path": "b.csv"}),
+        (["--preset", "arc-agi-2", "--set", "arc_tasks=2"], {"arc_version": "latest", "arc_tasks": 2, "max_steps": 700000}),
+    ],
+    ids=["default", "cpu", "cpu-overridden", "maze-hard", "arc-agi-2"],
+)
+def test_cli_train_saves_the_preset_and_what_overrides_it(record_train, tmp_path, args, expected):
+    result = CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path), "--name", "asked"])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((tmp_path / "asked" / "config.yaml").read_text())
+    assert {key: saved[key] for key in expected} == expected
+
+
+def test_cli_train_refuses_an_unknown_preset_or_a_paper_preset_without_its_data(record_train, tmp_path):
+    result = CliRunner().invoke(app, ["train", "--preset", "sudoku-extrem", "--out", str(tmp_path)])
+    message = str(result.exception)
+    assert isinstance(result.exception, UserError) and "\n" not in message
+    assert message == ("--preset 'sudoku-extrem' is unknown (did you mean 'sudoku-extreme'?): use one of default, "
+                       "cpu, sudoku-extreme, maze-hard, arc-agi, arc-agi-2")
+    for args in (["--preset", "maze-hard"], ["--preset", "sudoku-extreme", "--data-path", "train.csv"]):
+        result = CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path)])
+        assert isinstance(result.exception, UserError), result.output
+        assert "pass --data-path TRAIN.csv and --test-path TEST.csv" in str(result.exception)
+    assert not list(tmp_path.iterdir())  # refused before any run directory was made
+    assert all(name in TRAIN_PRESET_HELP for name in TRAIN_PRESETS)
+
+
+# every value the spec (/work/shared/specs/trm.md, section 2 and its table) gives for the paper's runs
+SPEC_COMMON = dict(hidden_size=512, num_heads=8, expansion=4.0, num_layers=2, T=3, n_sup=16, halt_exploration=0.1,
+                   batch_size=768, lr=1e-4, warmup_steps=2000, beta1=0.9, beta2=0.95, ema=0.999, bf16=True,
+                   optimizer="adam_atan2", prefix_len=16, ffn_multiple=256, halt_weight=0.5, loss_type="stablemax")
+SPEC_RUNS = {
+    "sudoku-extreme": dict(task="sudoku", mixer="mlp", n=6, weight_decay=1.0, puzzle_emb_lr=1e-4,
+                           puzzle_emb_weight_decay=1.0, max_steps=65_000, eval_every=6_500, train_size=1000,
+                           test_size=423_000),
+    "maze-hard": dict(task="maze", mixer="attention", n=4, weight_decay=1.0, puzzle_emb_lr=1e-4,
+                      puzzle_emb_weight_decay=1.0, max_steps=65_000, eval_every=6_500, train_size=1000, test_size=1000),
+    "arc-agi": dict(task="arc", arc_version="arcagi", mixer="attention", n=4, weight_decay=0.1, puzzle_emb_lr=1e-2,
+                    puzzle_emb_weight_decay=0.1, max_steps=520_000, eval_every=52_000, arc_augmentations=1000),
+    "arc-agi-2": dict(task="arc", arc_version="latest", mixer="attention", n=4, weight_decay=0.1, puzzle_emb_lr=1e-2,
+                      puzzle_emb_weight_decay=0.1, max_steps=700_000, eval_every=70_000, arc_augmentations=1000),
+}
+
+
+@pytest.mark.parametrize("name", list(SPEC_RUNS))
+def test_paper_presets_hold_the_specs_numbers(name):
+    preset = TRAIN_PRESETS[name]
+    expected = {**SPEC_COMMON, **SPEC_RUNS[name], "data_path": None, "test_path": None, "augment": True}
+    assert {key: getattr(preset, key) for key in expected} == expected
+
+
+def test_the_first_preset_is_the_default_config_and_cpu_is_the_trm_arm_of_the_run_of_record(tmp_path):
+    assert list(TRAIN_PRESETS)[:2] == ["default", "cpu"] and TRAIN_PRESETS["default"] == TRMTrainConfig()
+    arm = PRESETS["main"].arm_config("trm", 0, "runs").model_dump()
+    cpu = TRAIN_PRESETS["cpu"].model_dump()
+    assert {key for key in cpu if cpu[key] != arm[key]} == {"progress"}

