@@ -101,3 +101,11 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """An `experiment` test is a long reproduction (minutes to an hour on 2 cores): the suite's 600 s per-test
+    timeout is for CI tests, so an experiment without its own `timeout` mark gets four hours."""
+    for item in items:
+        if item.get_closest_marker("experiment") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(4 * 3600))
