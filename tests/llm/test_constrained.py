@@ -150,15 +150,6 @@ def test_no_constraint_and_valid_ones_pass() -> None:
 # in process, on the hf backend (a tiny random Llama): the same errors, before any native code runs
 
 
-@pytest.fixture(scope="module")
-def tiny_hf(tmp_path_factory: pytest.TempPathFactory):
-    from test_serve import build_tiny_hf_model
-
-    from reasonlab.llm import load_llm
-
-    return load_llm(f"hf:{build_tiny_hf_model(tmp_path_factory.mktemp('tiny-llama'))}")
-
-
 @pytest.mark.parametrize(
     ("prompt", "params", "fragment"),
     [

@@ -156,3 +156,11 @@ def test_token_ids_outside_the_vocabulary_are_user_errors(embedded_hf) -> None:
         embedded_hf.complete([2, size], SamplingParams(max_tokens=1))
     with pytest.raises(UserError, match="detokenize token id -1 is outside"):
         embedded_hf.detokenize([-1])
+
+
+def test_stream_joins_to_exactly_the_completion(embedded_hf, stream_matches, split_stop) -> None:
+    prompt = "Monday, Tuesday, Wednesday"
+    stop = split_stop(embedded_hf, prompt)
+    stopped = stream_matches(embedded_hf, prompt, SamplingParams(max_tokens=16, temperature=0.0, stop=[stop]))
+    assert stopped[-1].finish_reason == "stop" and len(stopped) > 2
+    stream_matches(embedded_hf, "Once upon a time", SamplingParams(max_tokens=8, temperature=1.0, seed=3))

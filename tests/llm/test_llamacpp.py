@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def llama():
-    return load_llm("llamacpp:embedded", n_ctx=2048)
+    # one thread: on a busy 2-core machine two llama.cpp threads spin-wait each other, up to ~10x slower
+    return load_llm("llamacpp:embedded", n_ctx=2048, n_threads=1)
 
 
 def test_greedy_answer_and_token_id_prompt(llama) -> None:
@@ -100,3 +101,38 @@ def test_top_logprobs_are_sorted_and_include_the_greedy_token(llama) -> None:
 def test_prompt_longer_than_context_is_a_user_error(llama) -> None:
     with pytest.raises(UserError, match="exceeds the context length 2048"):
         llama.complete("word " * 2100, SamplingParams(max_tokens=4))
+
+
+def test_stream_joins_to_exactly_the_completion(llama, stream_matches, split_stop) -> None:
+    prompt = "Monday, Tuesday, Wednesday"
+    stop = split_stop(llama, prompt, max_tokens=10)
+    stopped = stream_matches(llama, prompt, SamplingParams(max_tokens=10, temperature=0.0, stop=[stop], logprobs=False))
+    assert stopped[-1].finish_reason == "stop" and len(stopped) > 2
+    stream_matches(llama, "Once upon a time", SamplingParams(max_tokens=6, temperature=1.0, seed=3, top_logprobs=2))
+    schema = {"type": "object", "properties": {"answer": {"type": "integer", "minimum": 0, "maximum": 99}},
+              "required": ["answer"]}
+    deltas = stream_matches(llama, "Q: What is 3 + 4? Answer as JSON.\nA:",
+                            SamplingParams(max_tokens=12, temperature=0.0, json_schema=schema, logprobs=False))
+    assert isinstance(json.loads("".join(d.text for d in deltas))["answer"], int)
+
+
+def test_serve_streams_llamacpp_tokens_as_the_sdk_reads_them(llama) -> None:
+    import openai
+
+    from reasonlab.llm.serve import make_server
+
+    server = make_server(llama, port=0, model_name="gemma").start()
+    try:
+        client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=120)
+        request = {"model": "gemma", "max_tokens": 10, "temperature": 0}
+        whole = client.completions.create(prompt="The capital of France is", **request)
+        chunks = list(client.completions.create(prompt="The capital of France is", stream=True, **request))
+        assert "".join(c.choices[0].text for c in chunks) == whole.choices[0].text
+        ids = [t for c in chunks for t in c.choices[0].model_extra.get("token_ids") or []]
+        assert ids == whole.choices[0].model_extra["token_ids"]
+        messages = [{"role": "user", "content": "Name a color."}]
+        answer = client.chat.completions.create(messages=messages, **request)
+        parts = list(client.chat.completions.create(messages=messages, stream=True, **request))
+        assert "".join(c.choices[0].delta.content or "" for c in parts) == answer.choices[0].message.content
+    finally:
+        server.shutdown()

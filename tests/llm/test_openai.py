@@ -378,13 +378,28 @@ def test_llamacpp_server_logprobs_and_stop(llamacpp_server: str) -> None:
 def test_llamacpp_server_enforces_schemas_as_grammars_and_refuses_regex(llamacpp_server: str) -> None:
     llm = load_llm(f"openai:{llamacpp_server}?context_length=2048#gemma")
     assert llm.server == "llama-cpp-python" and llm.context_length == 2048
-    params = SamplingParams(max_tokens=20, temperature=0.0, json_schema=SCHEMA)
-    result = llm.complete("Q: What is 3 + 4? Answer as JSON.\nA:", params)
-    assert isinstance(json.loads(result.text)["answer"], int) and result.token_ids == []
-    chat = llm.chat([Message("user", "What is 3 + 4? Answer as JSON.")], params)
-    assert isinstance(json.loads(chat.text)["answer"], int)
+    bounded = {"type": "object", "properties": {"answer": {"type": "boolean"}}, "required": ["answer"]}
+    params = SamplingParams(max_tokens=20, temperature=0.0, json_schema=bounded)
+    result = llm.complete("Q: Is 3 + 4 equal to 7? Answer as JSON.\nA:", params)
+    assert isinstance(json.loads(result.text)["answer"], bool) and result.token_ids == []
+    chat = llm.chat([Message("user", "Is 3 + 4 equal to 7? Answer as JSON.")], params)
+    assert isinstance(json.loads(chat.text)["answer"], bool)
     with pytest.raises(UserError, match="does not enforce regular expressions"):
         llm.complete("Q: 9 - 2 =", SamplingParams(max_tokens=5, regex="[0-9]+"))
+
+
+@pytest.mark.slow
+def test_a_schema_the_server_does_not_honour_is_an_error_never_unchecked_text(llamacpp_server: str) -> None:
+    """llama-cpp-python's schema-to-grammar converter drops `minimum`/`maximum`: our check on the returned text
+    turns a violation into a clear error instead of handing it on."""
+    llm = load_llm(f"openai:{llamacpp_server}?context_length=2048#gemma")
+    params = SamplingParams(max_tokens=20, temperature=0.0, json_schema=SCHEMA)
+    try:
+        result = llm.complete("Q: What is 3 + 4? Answer as JSON.\nA:", params)
+    except UserError as error:
+        assert "did not honour the json_schema" in str(error) and "use a server that enforces it" in str(error)
+    else:
+        assert 0 <= json.loads(result.text)["answer"] <= 99
 
 
 @pytest.mark.slow

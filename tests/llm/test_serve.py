@@ -3,62 +3,25 @@ request, and one generation at a time. The model is a tiny random Llama with a b
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reasonlab.errors import UserError
 from reasonlab.llm import SamplingParams, ScriptedLLM
+from reasonlab.llm.base import TextStream
 from reasonlab.llm.serve import Server, make_server
 
 MODEL = "tiny"
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "integer", "minimum": 0, "maximum": 9}},
           "required": ["answer"]}
-CHAT_TEMPLATE = (
-    "{% for m in messages %}{% if m['role'] == 'tool' %}{{ raise_exception('tool turns are not supported') }}"
-    "{% endif %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
-)
-
-
-def build_tiny_hf_model(folder: Path) -> Path:
-    """A random 1-layer Llama (output layer 20 rows wider than its 300-token byte-level BPE) saved as an HF folder."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    corpus = ["The capital of France is Paris.", "One, two, three, four.", '{"answer": 42}', "def add(a, b):"] * 4
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    fast.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(fast) + 20, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_hf(tmp_path_factory: pytest.TempPathFactory):
-    from reasonlab.llm import load_llm
-
-    return load_llm(f"hf:{build_tiny_hf_model(tmp_path_factory.mktemp('tiny-llama'))}")
-
-
 @pytest.fixture(scope="module")
 def server(tiny_hf) -> Iterator[Server]:
     running = make_server(tiny_hf, port=0, model_name=MODEL).start()
@@ -253,6 +216,10 @@ BAD_REQUESTS = {
                                 "detokenize token id 1000000000000 is outside the vocabulary"),
     "detokenize text": ("/detokenize", json.dumps({"tokens": "abc"}).encode(), 400, "invalid 'tokens'"),
     "tokenize nothing": ("/tokenize", b"{}", 400, "tokenize needs 'prompt'"),
+    "streamed prompt too long": ("/v1/completions", completion(prompt="x", max_tokens=10**6, stream=True), 400,
+                                 "exceeds the context length"),
+    "streamed chat bad role": ("/v1/chat/completions", chat(messages=[{"role": "tool", "content": "x"}], stream=True),
+                               400, "the chat template of hf:"),
 }
 
 
@@ -329,3 +296,129 @@ def test_a_body_over_the_limit_is_413(server: Server, monkeypatch: pytest.Monkey
 def test_a_busy_port_is_a_one_line_user_error(server: Server) -> None:
     with pytest.raises(UserError, match=r"cannot listen on 127\.0\.0\.1:\d+ .*: pick another --port"):
         make_server(ScriptedLLM(["x"]), port=server.server_address[1])
+
+
+# real streaming: tokens leave as they are decoded
+
+# on the tiny model, greedy "One, two" decodes as the tokens "", "n", "sw", "n", "sw", ...: "wn" spans two tokens
+SPLIT_STOP = "wn"
+STREAM_PARAMS = [
+    SamplingParams(max_tokens=20, temperature=0, top_logprobs=2),
+    SamplingParams(max_tokens=20, temperature=0, stop=[SPLIT_STOP]),
+    SamplingParams(max_tokens=20, temperature=1.0, seed=7, stop=["q", "zz"]),
+    SamplingParams(max_tokens=30, temperature=1.0, seed=1, json_schema=SCHEMA),
+]
+
+
+@pytest.mark.parametrize("params", STREAM_PARAMS, ids=["greedy", "split-stop", "seeded", "schema"])
+@pytest.mark.parametrize("prompt", ["One, two", "The capital"])
+def test_hf_stream_joins_to_exactly_the_completion(tiny_hf, prompt: str, params: SamplingParams) -> None:
+    whole = tiny_hf.complete(prompt, params)
+    deltas = list(tiny_hf.stream(prompt, params))
+    assert "".join(d.text for d in deltas) == whole.text
+    assert [t for d in deltas for t in d.token_ids] == whole.token_ids
+    assert [v for d in deltas for v in d.logprobs] == whole.logprobs
+    assert [d.finish_reason for d in deltas] == [None] * (len(deltas) - 1) + [whole.finish_reason]
+    if params.top_logprobs:
+        assert [v for d in deltas for v in d.top_logprobs] == whole.top_logprobs
+
+
+def test_a_stop_string_split_across_tokens_is_never_sent(tiny_hf) -> None:
+    params = SamplingParams(max_tokens=20, temperature=0, stop=[SPLIT_STOP])
+    deltas = list(tiny_hf.stream("One, two", params))
+    assert [d.text for d in deltas[:4]] == ["", "n", "s", ""]  # "w" waited: it began the stop string
+    assert "".join(d.text for d in deltas) == "ns" and deltas[-1].finish_reason == "stop"
+
+
+def test_text_stream_holds_back_what_a_stop_string_or_a_split_character_may_change() -> None:
+    text = TextStream(lambda ids: bytes(ids).decode(errors="replace"), ["END", "xy"])
+    sent = [text.push(list(prefix)) for prefix in (b"ab", b"abE", b"abEN", b"abENd", b"abENd\xc3", b"abENd\xc3\xa9x")]
+    assert sent == ["ab", "", "", "ENd", "", "\u00e9"]
+    assert text.push(list(b"abENd\xc3\xa9xy")) == "" and text.finish("abENd\u00e9") == ""
+
+
+def test_the_sdk_streams_both_endpoints_exactly_as_the_whole_answer(client) -> None:
+    request: dict[str, Any] = {"model": MODEL, "max_tokens": 20, "temperature": 0, "stop": [SPLIT_STOP]}
+    whole = client.completions.create(prompt="One, two", **request)
+    chunks = list(client.completions.create(prompt="One, two", stream=True, stream_options={"include_usage": True},
+                                            **request))
+    assert chunks[-1].usage.model_dump() == whole.usage.model_dump()
+    chunks = chunks[:-1]
+    assert "".join(c.choices[0].text for c in chunks) == whole.choices[0].text == "ns"
+    streamed_ids = [t for c in chunks for t in c.choices[0].model_extra.get("token_ids") or []]
+    assert streamed_ids == whole.choices[0].model_extra["token_ids"]
+    messages = [{"role": "user", "content": "One, two"}]
+    answer = client.chat.completions.create(messages=messages, **request)
+    parts = list(client.chat.completions.create(messages=messages, stream=True, **request))
+    assert "".join(c.choices[0].delta.content or "" for c in parts) == answer.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in parts][-1] == answer.choices[0].finish_reason
+
+
+@pytest.fixture
+def slow_forward(tiny_hf, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every forward pass of the tiny model takes 40 ms longer; returns the list of their start times."""
+    forward, starts = tiny_hf._forward_cached, []
+
+    def slowed(*args: Any, **kwargs: Any) -> Any:
+        starts.append(time.monotonic())
+        time.sleep(0.04)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_hf, "_forward_cached", slowed)
+    return starts
+
+
+def open_stream(server: Server, path: str, body: dict[str, Any]) -> tuple[http.client.HTTPConnection, Any]:
+    host, port = server.server_address
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    connection.request("POST", path, json.dumps({"model": MODEL, "stream": True, **body}),
+                       {"Content-Type": "application/json"})
+    return connection, connection.getresponse()
+
+
+def timed_events(response: Any) -> Iterator[tuple[float, str]]:
+    """(arrival time, data) of each server-sent event, as it arrives."""
+    for line in iter(response.readline, b""):
+        if line.startswith(b"data: "):
+            yield time.monotonic(), line[6:].decode().strip()
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/completions", {"prompt": "One, two"}),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "One, two"}]}),
+])
+def test_the_first_token_arrives_long_before_the_last(server: Server, slow_forward: list[float], path: str,
+                                                      body: dict[str, Any]) -> None:
+    connection, response = open_stream(server, path, {**body, "max_tokens": 12, "temperature": 0})
+    events = [(at, json.loads(data)) for at, data in timed_events(response) if data != "[DONE]"]
+    connection.close()
+    tokens = [at for at, event in events if event["choices"] and event["choices"][0].get("token_ids")]
+    assert len(tokens) == 12
+    # 12 tokens at >= 40 ms each: the first leaves right after its own forward pass, not after all of them
+    assert tokens[0] < slow_forward[2] < slow_forward[-1] < tokens[-1]
+    assert tokens[-1] - tokens[0] > 0.3
+
+
+def test_a_client_that_leaves_mid_stream_stops_decoding_and_frees_the_model(
+        server: Server, client, slow_forward: list[float]) -> None:
+    connection, response = open_stream(server, "/v1/completions", {"prompt": "One, two", "max_tokens": 200})
+    next(timed_events(response))
+    connection.close()  # 200 tokens would take 8 s more
+    started = time.monotonic()
+    assert client.completions.create(model=MODEL, prompt="x", max_tokens=2).choices[0].text is not None
+    assert time.monotonic() - started < 2.0
+    time.sleep(0.2)
+    assert len(slow_forward) < 40
+
+
+def test_a_backend_without_token_streaming_sends_the_whole_answer_one_token_per_event() -> None:
+    import openai
+
+    running = make_server(ScriptedLLM(lambda text: "hello, world"), port=0, model_name="scripted").start()
+    try:
+        client = openai.OpenAI(base_url=running.url, api_key="none", max_retries=0, timeout=30)
+        chunks = list(client.completions.create(model="scripted", prompt="x", max_tokens=5, stream=True))
+    finally:
+        running.shutdown()
+    assert [c.choices[0].text for c in chunks] == ["h", "e", "l", "l", "o", ""]
+    assert chunks[-1].choices[0].finish_reason == "length"

@@ -23,9 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_serve import build_tiny_hf_model
-
-from conftest import free_port, wait_for_http
 
 VALID_SCHEMA = {"type": "object", "properties": {"a": {"type": "integer", "minimum": 0, "maximum": 9}},
                 "required": ["a"]}
@@ -273,36 +270,16 @@ make_server(llm, port=int(sys.argv[1]), model_name="fuzz").serve_forever()
 """
 
 
-def serve_process(command: list[str], port: int, log: Path) -> Iterator[tuple[Any, int]]:
-    """Run a server process until the module's tests are done; yields it and its port."""
-    import subprocess
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/v1/models", process, log)
-        yield process, port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+@pytest.fixture(scope="module")
+def hf_serve(serve_process, tiny_hf_folder: Path) -> tuple[Any, int]:
+    return serve_process([sys.executable, "-m", "reasonlab.cli", "serve", "--llm", f"hf:{tiny_hf_folder}",
+                          "--model-name", "fuzz", "--port"])
 
 
 @pytest.fixture(scope="module")
-def hf_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, int]]:
-    folder = build_tiny_hf_model(tmp_path_factory.mktemp("tiny-llama"))
-    port = free_port()
-    command = [sys.executable, "-m", "reasonlab.cli", "serve", "--llm", f"hf:{folder}", "--port", str(port),
-               "--model-name", "fuzz"]
-    yield from serve_process(command, port, tmp_path_factory.mktemp("serve") / "hf.log")
-
-
-@pytest.fixture(scope="module")
-def llamacpp_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, int]]:
+def llamacpp_serve(serve_process) -> tuple[Any, int]:
     pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed")
-    port = free_port()
-    command = [sys.executable, "-c", LLAMACPP_SERVER, str(port)]
-    yield from serve_process(command, port, tmp_path_factory.mktemp("serve") / "llamacpp.log")
+    return serve_process([sys.executable, "-c", LLAMACPP_SERVER])
 
 
 def test_hf_serve_survives_random_and_malformed_requests(hf_serve: tuple[Any, int]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Union, runtime_checkable
 
@@ -24,6 +24,8 @@ __all__ = [
     "Message",
     "Prompt",
     "SamplingParams",
+    "StreamDelta",
+    "TextStream",
     "TrainablePolicy",
     "Usage",
     "prompt_kind",
@@ -95,6 +97,19 @@ class Generation:
     completion_tokens: int
     latency_s: float
     top_logprobs: list[dict[int, float]] | None = None  # per position: the k most likely token ids -> logprob
+
+
+@dataclass
+class StreamDelta:
+    """One step of a streamed completion: the new text and the token ids (with logprobs) it came from.
+    Only the last delta has a `finish_reason`; the deltas join to the `Generation` that `complete` returns."""
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float] | None = None
+    top_logprobs: list[dict[int, float]] | None = None
+    finish_reason: Literal["stop", "length", "eos"] | None = None
+    prompt_tokens: int = 0
 
 
 @dataclass
@@ -186,6 +201,16 @@ class BaseLLM:
         params = (params or SamplingParams()).model_copy(update={"n": 1})
         return self.generate([prompt], params)[0][0]
 
+    def stream(self, prompt: Prompt, params: SamplingParams | None = None) -> Iterator[StreamDelta]:
+        """One completion as it is decoded. This default decodes it whole and yields it as one delta; the hf
+        and llamacpp backends yield one delta per token."""
+        generation = self.complete(prompt, params)
+        yield StreamDelta(
+            text=generation.text, token_ids=list(generation.token_ids), logprobs=generation.logprobs,
+            top_logprobs=generation.top_logprobs, finish_reason=generation.finish_reason,
+            prompt_tokens=generation.prompt_tokens,
+        )
+
     def chat(self, messages: Sequence[Message], params: SamplingParams | None = None) -> Generation:
         return self.complete(list(messages), params)
 
@@ -243,3 +268,42 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` at the first stop string; say whether one was found."""
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class TextStream:
+    """Text deltas of a growing completion that no later token can take back: text a stop string may still
+    cut (the longest tail that begins a stop string) and a character still missing bytes are held back."""
+
+    def __init__(self, decode: Callable[[list[int]], str], stop: Sequence[str]) -> None:
+        self.decode, self.stop = decode, [s for s in stop if s]
+        self.sent = ""
+
+    def push(self, token_ids: list[int]) -> str:
+        """The new safe text once the completion holds `token_ids` (without an end-of-sequence token)."""
+        text, stopped = truncate_at_stop(self.decode(token_ids), self.stop)
+        if not stopped:
+            text = text.rstrip("\ufffd")  # a multi-byte character split across tokens
+            text = text[: len(text) - _held_back(text, self.stop)]
+        return self._advance(text)
+
+    def finish(self, text: str) -> str:
+        """The rest of the final `text` (what `complete` returns for the same completion)."""
+        return self._advance(text)
+
+    def _advance(self, text: str) -> str:
+        # never take back what was sent: a decoding that does not extend it waits for one that does
+        if len(text) <= len(self.sent) or not text.startswith(self.sent):
+            return ""
+        delta, self.sent = text[len(self.sent) :], text
+        return delta
+
+
+def _held_back(text: str, stop: Sequence[str]) -> int:
+    """Length of the longest tail of `text` that is a proper beginning of some stop string."""
+    longest = 0
+    for s in stop:
+        for size in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:size]):
+                longest = size
+                break
+    return longest

@@ -1,7 +1,8 @@
 """`ScriptedLLM`: a deterministic stand-in for tests of LLM programs (no model, no network).
 
 It answers from a list of scripted replies (in order) or from a function of the prompt text, tokenizes by
-characters, and counts usage like a real backend.
+characters, and counts usage like a real backend. It does not stream token by token: `stream` (the `BaseLLM`
+default) yields the whole reply as one delta.
 """
 
 from __future__ import annotations

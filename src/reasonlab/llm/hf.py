@@ -9,6 +9,7 @@ that per-row seeds, stop strings, grammar masks and logprobs at the sampling tem
   what else is in the batch;
 - logprobs are log-softmax(logits / temperature) before top-p and constraint masks (raw logits when greedy);
 - on a stop string the text is cut before it, and `token_ids` end with the token that completed it.
+`stream` runs the same loop on one row and yields a delta per token, so it joins to exactly what `complete` gives.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import copy
 import inspect
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from reasonlab.llm.base import (
     Message,
     Prompt,
     SamplingParams,
+    StreamDelta,
+    TextStream,
     truncate_at_stop,
 )
 from reasonlab.llm.constrained import ConstraintFactory, GrammarConstraint
@@ -78,6 +82,20 @@ def _default_device() -> str:
     if not torch.cuda.is_available():
         return "cpu"
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+
+
+@dataclass
+class _DecodeState:
+    """What the decode loop has produced so far, per row: token ids, their logprobs, top-k, finish reason."""
+
+    completions: list[list[int]]
+    logprobs: list[list[float]]
+    top: list[list[dict[int, float]]]
+    finish: list[str | None]
+
+    @classmethod
+    def empty(cls, rows: int) -> _DecodeState:
+        return cls([[] for _ in range(rows)], [[] for _ in range(rows)], [[] for _ in range(rows)], [None] * rows)
 
 
 class HFPolicy(BaseLLM):
@@ -208,11 +226,53 @@ class HFPolicy(BaseLLM):
         self._record(grouped, started)
         return grouped
 
+    def stream(self, prompt: Prompt, params: SamplingParams | None = None) -> Iterator[StreamDelta]:
+        """One completion, one delta per token, decoded by the same loop as `generate` (so the deltas join to
+        exactly its text and token ids); closing the iterator stops the decoding."""
+        started = time.perf_counter()
+        params = (params or SamplingParams()).model_copy(update={"n": 1})
+        row = self.prompt_ids(prompt)
+        if not row:
+            raise UserError(f"a prompt is empty after tokenization by {self.name}: give it at least one token")
+        self.check_fits(len(row), params.max_tokens)
+        seed = None if params.seed is None else params.seed % 2**63
+        state = _DecodeState.empty(1)
+        text = TextStream(self._decode, params.stop)
+        try:
+            for _ in self._decode_steps([row], params, [seed], state):
+                tokens, finish = state.completions[0], state.finish[0]
+                delta = StreamDelta(
+                    text="", token_ids=tokens[-1:], prompt_tokens=len(row),
+                    logprobs=state.logprobs[0][-1:] if params.logprobs else None,
+                    top_logprobs=state.top[0][-1:] if params.top_logprobs else None,
+                )
+                if finish is None:
+                    delta.text = text.push(tokens)
+                else:
+                    final = self._finish_row(row, tokens, state.logprobs[0], state.top[0], finish, params, 0.0)
+                    delta.text, delta.finish_reason = text.finish(final.text), final.finish_reason
+                yield delta
+        finally:
+            self.usage.add(len(row), len(state.completions[0]), time.perf_counter() - started)
+
     @torch.no_grad()
     def _decode_batch(
         self, rows: list[list[int]], params: SamplingParams, seeds: list[int | None]
     ) -> list[Generation]:
         started = time.perf_counter()
+        state = _DecodeState.empty(len(rows))
+        for _ in self._decode_steps(rows, params, seeds, state):
+            pass
+        latency = time.perf_counter() - started
+        return [self._finish_row(rows[i], state.completions[i], state.logprobs[i], state.top[i], state.finish[i],
+                                 params, latency) for i in range(len(rows))]
+
+    @torch.no_grad()
+    def _decode_steps(
+        self, rows: list[list[int]], params: SamplingParams, seeds: list[int | None], state: _DecodeState
+    ) -> Iterator[None]:
+        """The KV-cache decode loop: each step appends one token to every unfinished row of `state`, then yields
+        (before the next forward pass, so a streamed token leaves before the next one is computed)."""
         batch, width = len(rows), max(len(r) for r in rows)
         input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((batch, width), dtype=torch.long)
@@ -224,10 +284,7 @@ class HFPolicy(BaseLLM):
 
         generators = [None if s is None else torch.Generator().manual_seed(s) for s in seeds]
         constraints: list[GrammarConstraint | None] = [self._constraints.new(params) for _ in rows]
-        completions: list[list[int]] = [[] for _ in rows]
-        logprobs: list[list[float]] = [[] for _ in rows]
-        top: list[list[dict[int, float]]] = [[] for _ in rows]
-        finish: list[str | None] = [None] * batch
+        finish = state.finish
 
         out = self._forward_cached(input_ids, attention_mask, position_ids, None)
         past, next_pos = self._cache_of(out), position_ids[:, -1:] + 1
@@ -237,16 +294,14 @@ class HFPolicy(BaseLLM):
             for i in range(batch):
                 if finish[i] is None:
                     next_tokens[i, 0] = self._step_row(i, logits[i].cpu(), params, generators, constraints,
-                                                       completions, logprobs, top, finish)
+                                                       state.completions, state.logprobs, state.top, finish)
+            yield
             if all(f is not None for f in finish):
                 break
             attention_mask = torch.cat([attention_mask, torch.ones((batch, 1), dtype=torch.long, device=self.device)], 1)
             out = self._forward_cached(next_tokens.to(self.device), attention_mask, next_pos, past)
             past, next_pos = self._cache_of(out), next_pos + 1
             logits = out.logits[:, -1, :].float()
-        latency = time.perf_counter() - started
-        return [self._finish_row(rows[i], completions[i], logprobs[i], top[i], finish[i], params, latency)
-                for i in range(batch)]
 
     def _forward_cached(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any
@@ -371,3 +426,7 @@ class _AdapterDisabledPolicy(HFPolicy):
     def generate(self, prompts, params):  # type: ignore[no-untyped-def]
         with self.model.disable_adapter():
             return super().generate(prompts, params)
+
+    def stream(self, prompt, params=None):  # type: ignore[no-untyped-def]
+        with self.model.disable_adapter():
+            yield from super().stream(prompt, params)

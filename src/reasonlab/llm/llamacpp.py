@@ -1,7 +1,7 @@
 """llama-cpp-python backend: fast CPU inference over a GGUF file (the `llamacpp` extra).
 
 Decoding goes through `Llama.generate`, which yields token ids, so prompts may be token ids and completions
-come back with their exact ids. Logprobs (at the sampling temperature, like the hf backend) are computed from
+come back with their exact ids; `stream` yields one delta per token from the same loop. Logprobs (at the sampling temperature, like the hf backend) are computed from
 the last-position logits llama.cpp keeps anyway; they cost one log-softmax over the vocabulary per token, so
 pass `SamplingParams(logprobs=False)` when speed matters.
 
@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from reasonlab.llm.base import (
     Message,
     Prompt,
     SamplingParams,
+    StreamDelta,
+    TextStream,
     truncate_at_stop,
 )
 from reasonlab.llm.constrained import ConstraintFactory, GrammarConstraint
@@ -133,8 +136,55 @@ class LlamaCppLLM(BaseLLM):
         self._record(grouped, started)
         return grouped
 
+    def stream(self, prompt: Prompt, params: SamplingParams | None = None) -> Iterator[StreamDelta]:
+        """One completion, one delta per token, decoded by the same loop as `generate` (so the deltas join to
+        exactly its text and token ids); closing the iterator stops the decoding."""
+        started = time.perf_counter()
+        params = (params or SamplingParams()).model_copy(update={"n": 1})
+        ids = self.prompt_ids(prompt)
+        if not ids:
+            raise UserError(f"a prompt is empty after tokenization by {self.name}: give it at least one token")
+        self.check_fits(len(ids), params.max_tokens)
+        state = _DecodeState()
+        text = TextStream(self._decode, params.stop)
+        try:
+            for _ in self._decode_steps(ids, params, params.seed, state):
+                delta = StreamDelta(
+                    text="", token_ids=state.tokens[-1:], prompt_tokens=len(ids),
+                    logprobs=state.logprobs[-1:] if params.logprobs else None,
+                    top_logprobs=state.top[-1:] if params.top_logprobs else None,
+                )
+                if state.finish is None:
+                    delta.text = text.push(state.tokens)
+                else:
+                    delta.text = text.finish(self._final_text(state, params))
+                    delta.finish_reason = state.finish  # type: ignore[assignment]
+                yield delta
+        finally:
+            self.usage.add(len(ids), len(state.tokens), time.perf_counter() - started)
+
     def _decode_one(self, prompt: list[int], params: SamplingParams, seed: int | None) -> Generation:
         started = time.perf_counter()
+        state = _DecodeState()
+        for _ in self._decode_steps(prompt, params, seed, state):
+            pass
+        return Generation(
+            text=self._final_text(state, params), token_ids=state.tokens,
+            logprobs=state.logprobs if params.logprobs else None,
+            finish_reason=state.finish,  # type: ignore[arg-type]
+            prompt_tokens=len(prompt), completion_tokens=len(state.tokens), latency_s=time.perf_counter() - started,
+            top_logprobs=state.top if params.top_logprobs else None,
+        )
+
+    def _final_text(self, state: _DecodeState, params: SamplingParams) -> str:
+        """The completion's text: without an end-of-generation token, cut before a stop string."""
+        text_tokens = state.tokens[:-1] if state.finish == "eos" else state.tokens
+        return truncate_at_stop(self._decode(text_tokens), params.stop)[0]
+
+    def _decode_steps(self, prompt: list[int], params: SamplingParams, seed: int | None,
+                      state: _DecodeState) -> Iterator[None]:
+        """Drive `Llama.generate`: each step appends one token to `state` and yields; the last one sets
+        `state.finish`. Closing this iterator stops llama.cpp before the next token."""
         import llama_cpp
 
         # llama.cpp seeds are 32-bit: wrap, so any integer seed works and small ones keep their meaning
@@ -142,48 +192,51 @@ class LlamaCppLLM(BaseLLM):
         # a full prefill every time: reusing a cached prefix changes the numerics, and with them the samples
         self.llama.reset()
         vocab_size = self.llama.n_vocab()
-        tokens: list[int] = []
-        logprobs: list[float] = []
-        top: list[dict[int, float]] = []
-        finish = "length"
         constraint = self._constraints.new(params)
         masks = _MaskStage(constraint) if constraint is not None else None
         # temperature 0 is greedy in llama.cpp's sampler chain; top_k=0 and min_p=0 leave only top_p active
-        stream = self.llama.generate(
+        tokens = self.llama.generate(
             prompt, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0,
             logits_processor=[masks] if masks is not None else None, reset=True,
         )
-        for token in stream:
+        for token in tokens:
             if masks is not None:
                 masks.raise_if_failed()
             if params.logprobs or params.top_logprobs:
                 # the context still holds the raw logits this token was sampled from (one output row)
                 logits = np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=(vocab_size,))
                 log_dist = _log_softmax(logits, params.temperature)
-                logprobs.append(float(log_dist[token]))
+                state.logprobs.append(float(log_dist[token]))
                 if params.top_logprobs:
                     best = np.argpartition(-log_dist, params.top_logprobs)[: params.top_logprobs]
-                    top.append({int(t): float(log_dist[t]) for t in best[np.argsort(-log_dist[best])]})
-            tokens.append(int(token))
+                    state.top.append({int(t): float(log_dist[t]) for t in best[np.argsort(-log_dist[best])]})
+            state.tokens.append(int(token))
             if llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token):
-                finish = "eos"
-                break
-            if constraint is not None and (not constraint.accept(int(token)) or constraint.finished):
-                finish = "stop"
-                break
-            if params.stop and truncate_at_stop(self._decode(tokens), params.stop)[1]:
-                finish = "stop"
-                break
-            if len(tokens) >= params.max_tokens:
-                break
-        text_tokens = tokens[:-1] if finish == "eos" else tokens
-        text, _ = truncate_at_stop(self._decode(text_tokens), params.stop)
-        return Generation(
-            text=text, token_ids=tokens, logprobs=logprobs if params.logprobs else None,
-            finish_reason=finish,  # type: ignore[arg-type]
-            prompt_tokens=len(prompt), completion_tokens=len(tokens), latency_s=time.perf_counter() - started,
-            top_logprobs=top if params.top_logprobs else None,
-        )
+                state.finish = "eos"
+            elif self._stops(state.tokens, constraint, params):
+                state.finish = "stop"
+            elif len(state.tokens) >= params.max_tokens:
+                state.finish = "length"
+            yield
+            if state.finish is not None:
+                return
+        state.finish = state.finish or "length"
+
+    def _stops(self, tokens: list[int], constraint: GrammarConstraint | None, params: SamplingParams) -> bool:
+        """Whether the last token completed the constraint (or broke it) or a stop string."""
+        if constraint is not None and (not constraint.accept(tokens[-1]) or constraint.finished):
+            return True
+        return bool(params.stop) and truncate_at_stop(self._decode(tokens), params.stop)[1]
+
+
+@dataclass
+class _DecodeState:
+    """What the decode loop has produced so far: token ids, their logprobs, top-k, and the finish reason."""
+
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    top: list[dict[int, float]] = field(default_factory=list)
+    finish: str | None = None
 
 
 class _MaskStage:

@@ -5,8 +5,10 @@ POST /detokenize. Requests follow the OpenAI API (pydantic models below) plus vL
 schema (`response_format`, `guided_json`, `json_schema`), a regex (`guided_regex`, `regex`) or a grammar
 (`guided_grammar`, `grammar`) for constrained decoding; completions return the generated `token_ids`.
 
-- `stream=true` answers with server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. The
-  completion is decoded first (the backends decode whole batches) and then sent as one event per token.
+- `stream=true` answers with server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. One
+  completion streams for real: a worker thread holds the model lock and iterates the backend's `stream`, and each
+  token's event leaves as it is decoded; a client that disconnects stops the decoding. Several completions
+  (n > 1, several prompts) are decoded as one batch first, then sent as one event per token.
 - Every refused request is a 4xx with an OpenAI-shaped body `{"error": {"message", "type", "param", "code"}}`
   whose message is one sentence naming the field and the fix. Constraints, token ids and chat roles are checked
   before they reach native code; a 500 means a bug in reasonlab and carries the same body.
@@ -15,6 +17,7 @@ schema (`response_format`, `guided_json`, `json_schema`), a regex (`guided_regex
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import sys
@@ -22,7 +25,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -33,7 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from reasonlab.errors import UserError
-from reasonlab.llm.base import LLM, BaseLLM, Generation, Message, SamplingParams
+from reasonlab.llm.base import LLM, BaseLLM, Generation, Message, SamplingParams, StreamDelta
 from reasonlab.llm.constrained import check_constraint
 
 __all__ = ["ChatRequest", "CompletionRequest", "Server", "create_app", "make_server", "sampling_from_request"]
@@ -321,14 +324,18 @@ class _Renderer:
         return {"id": self.id, "object": kind[self.kind], "created": self.created, "model": self.model_name,
                 "choices": choices}
 
-    def logprobs(self, generation: Generation, start: int = 0, stop: int | None = None) -> dict[str, Any] | None:
-        """OpenAI logprobs of tokens [start, stop): `content` entries for chat, token lists for completions."""
+    def logprobs(self, generation: Generation) -> dict[str, Any] | None:
+        """OpenAI logprobs of a whole generation."""
         if generation.logprobs is None:
             return None
-        stop = len(generation.token_ids) if stop is None else stop
-        tokens = [self.token_text(t) for t in generation.token_ids[start:stop]]
-        values = [_finite(v) for v in generation.logprobs[start:stop]]
-        tops = (generation.top_logprobs or [])[start:stop] if self.top_logprobs else []
+        return self.format_logprobs(generation.token_ids, generation.logprobs, generation.top_logprobs)
+
+    def format_logprobs(self, token_ids: list[int], logprobs: list[float],
+                        top_logprobs: list[dict[int, float]] | None) -> dict[str, Any]:
+        """OpenAI logprobs of some tokens: `content` entries for chat, token lists for completions."""
+        tokens = [self.token_text(t) for t in token_ids]
+        values = [_finite(v) for v in logprobs]
+        tops = (top_logprobs or []) if self.top_logprobs else []
         top_named = [[(self.token_text(t), _finite(v)) for t, v in top.items()] for top in tops]
         if self.kind == "chat":
             return {"content": [
@@ -353,31 +360,51 @@ class _Renderer:
         return {**self.envelope(choices), "usage": self.usage(groups)}
 
     def stream(self, groups: list[list[Generation]], include_usage: bool) -> Iterator[str]:
-        """Server-sent events: per choice one chunk per token, then one with its finish_reason; then [DONE]."""
+        """Server-sent events of whole generations: per choice one chunk per token, then its finish_reason."""
         for index, generation in enumerate(g for group in groups for g in group):
-            if self.kind == "chat":
-                yield _event(self.envelope([{"index": index, "delta": {"role": "assistant", "content": ""},
-                                             "logprobs": None, "finish_reason": None}], chunk=True))
-            for position, piece in enumerate(self._pieces(generation)):
-                logprobs = self.logprobs(generation, position, position + 1)
-                choice: dict[str, Any] = {"index": index, "logprobs": logprobs, "finish_reason": None}
-                if self.kind == "chat":
-                    choice["delta"] = {"content": piece}
-                else:
-                    choice.update(text=piece, token_ids=[generation.token_ids[position]])
-                yield _event(self.envelope([choice], chunk=True))
-            last: dict[str, Any] = {"index": index, "logprobs": None, "finish_reason": _finish(generation)}
-            last.update({"delta": {}} if self.kind == "chat" else {"text": ""})
-            yield _event(self.envelope([last], chunk=True))
+            yield from self.opening(index)
+            yield from self.delta_events(index, _whole_delta(generation))
         if include_usage:
-            yield _event({**self.envelope([], chunk=True), "usage": self.usage(groups)})
+            yield self.usage_event(self.usage(groups))
         yield "data: [DONE]\n\n"
 
-    def _pieces(self, generation: Generation) -> list[str]:
+    def opening(self, index: int) -> Iterator[str]:
+        """The first chunk of a chat choice: the assistant role (completions have none)."""
+        if self.kind == "chat":
+            yield _event(self.envelope([{"index": index, "delta": {"role": "assistant", "content": ""},
+                                         "logprobs": None, "finish_reason": None}], chunk=True))
+
+    def delta_events(self, index: int, delta: StreamDelta) -> Iterator[str]:
+        """One chunk per token of a delta (a multi-token delta is a whole completion, split at token
+        boundaries), then a chunk with the finish_reason if the delta is the last."""
+        single = [delta.text] if len(delta.token_ids) <= 1 else self._pieces(delta.text, delta.token_ids)
+        for position, piece in enumerate(single):
+            ids = delta.token_ids[position : position + 1] if len(delta.token_ids) > 1 else delta.token_ids
+            values = (delta.logprobs or [])[position : position + len(ids)]
+            logprobs = None
+            if delta.logprobs is not None and len(values) == len(ids):
+                logprobs = self.format_logprobs(ids, values, (delta.top_logprobs or [])[position : position + len(ids)])
+            choice: dict[str, Any] = {"index": index, "logprobs": logprobs, "finish_reason": None}
+            if self.kind == "chat":
+                choice.update(delta={"content": piece}, token_ids=ids)
+            else:
+                choice.update(text=piece, token_ids=ids)
+            yield _event(self.envelope([choice], chunk=True))
+        if delta.finish_reason is not None:
+            last: dict[str, Any] = {"index": index, "logprobs": None,
+                                    "finish_reason": "length" if delta.finish_reason == "length" else "stop"}
+            last.update({"delta": {}} if self.kind == "chat" else {"text": ""})
+            yield _event(self.envelope([last], chunk=True))
+
+    def usage_event(self, usage: dict[str, int]) -> str:
+        return _event({**self.envelope([], chunk=True), "usage": usage})
+
+    def _pieces(self, text: str, token_ids: list[int]) -> list[str]:
         """The text split at token boundaries, one piece per token; the pieces join to exactly `text`."""
-        text, pieces, sent = generation.text, [], 0
-        for count in range(1, len(generation.token_ids) + 1):
-            prefix = self.decode(generation.token_ids[:count]) if text else ""
+        pieces: list[str] = []
+        sent = 0
+        for count in range(1, len(token_ids) + 1):
+            prefix = self.decode(token_ids[:count]) if text else ""
             # a token that ends mid-character, or past a stop string, adds nothing yet
             reach = sent
             while reach < min(len(prefix), len(text)) and prefix[reach] == text[reach]:
@@ -389,6 +416,12 @@ class _Renderer:
         if pieces:
             pieces[-1] += text[sent:]
         return pieces
+
+
+def _whole_delta(generation: Generation) -> StreamDelta:
+    return StreamDelta(text=generation.text, token_ids=list(generation.token_ids), logprobs=generation.logprobs,
+                       top_logprobs=generation.top_logprobs, finish_reason=generation.finish_reason,
+                       prompt_tokens=generation.prompt_tokens)
 
 
 def _event(payload: dict[str, Any]) -> str:
@@ -423,12 +456,14 @@ class _Service:
             raise RequestError(f"model '{model}' is not served here: use '{self.model_name}' (GET /v1/models)",
                                param="model", code="model_not_found")
 
-    def respond(self, renderer: _Renderer, prompts: list[Any], params: SamplingParams,
-                stream: bool, include_usage: bool) -> dict[str, Any] | list[str]:
-        """Generate and render under the lock: the response body, or the list of stream events."""
+    def check_size(self, prompts: list[Any], params: SamplingParams) -> None:
         if len(prompts) * params.n > MAX_COMPLETIONS:
             raise RequestError(f"{len(prompts)} prompts x n={params.n} asks for more than {MAX_COMPLETIONS} "
                                "completions: split the request", param="n")
+
+    def respond(self, renderer: _Renderer, prompts: list[Any], params: SamplingParams,
+                stream: bool, include_usage: bool) -> dict[str, Any] | list[str]:
+        """Generate and render under the lock: the response body, or the list of stream events."""
         with self.lock:
             groups = self.llm.generate(prompts, params)
             return list(renderer.stream(groups, include_usage)) if stream else renderer.body(groups)
@@ -450,6 +485,116 @@ class _Service:
     def detokenize(self, tokens: list[int]) -> str:
         with self.lock:
             return self.llm.detokenize(tokens)
+
+
+_END = object()
+
+
+class _TokenStream:
+    """One completion as it is decoded: a worker thread holds the model lock, iterates the backend's `stream` and
+    hands each delta (or an exception) to the event loop; `stop()` ends decoding at the next token."""
+
+    def __init__(self, service: _Service, prompt: Any, params: SamplingParams) -> None:
+        self.service, self.prompt, self.params = service, prompt, params
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.stopped = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        threading.Thread(target=self._produce, name="reasonlab-stream", daemon=True).start()
+
+    def _produce(self) -> None:
+        try:
+            with self.service.lock:
+                if self.stopped.is_set():
+                    return
+                deltas = _deltas(self.service.llm, self.prompt, self.params)
+                try:
+                    for delta in deltas:
+                        self._put(delta)
+                        if self.stopped.is_set():
+                            break
+                finally:
+                    deltas.close()
+        except Exception as err:  # handed to the request: a 4xx before the first token, an error event after it
+            self._put(err)
+        finally:
+            self._put(_END)
+
+    def _put(self, item: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone (server shutting down): nobody is listening
+            self.stopped.set()
+
+    async def next(self) -> Any:
+        """The next delta, an exception, or `_END`."""
+        return await self.queue.get()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def _deltas(llm: LLM, prompt: Any, params: SamplingParams) -> Generator[StreamDelta, None, None]:
+    """The backend's own stream where it has one; otherwise the whole completion as one delta."""
+    if isinstance(llm, BaseLLM):
+        yield from llm.stream(prompt, params)
+    else:
+        yield _whole_delta(llm.complete(prompt, params))
+
+
+class _EventStream(StreamingResponse):
+    """A streaming response that stops its token stream however the response ends (done, error, disconnect)."""
+
+    def __init__(self, events: AsyncIterator[str], tokens: _TokenStream) -> None:
+        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.tokens = tokens
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.tokens.stop()
+
+
+async def _stream_tokens(service: _Service, renderer: _Renderer, prompt: Any, params: SamplingParams,
+                         include_usage: bool) -> _EventStream:
+    """Start decoding; wait for the first delta (so a refused prompt is still a 4xx), then stream the rest."""
+    tokens = _TokenStream(service, prompt, params)
+    try:
+        first = await tokens.next()
+    except BaseException:
+        tokens.stop()
+        raise
+    if isinstance(first, Exception):
+        raise first
+
+    async def events() -> AsyncIterator[str]:
+        delta, completion_tokens, prompt_tokens = first, 0, 0
+        try:
+            for event in renderer.opening(0):
+                yield event
+            while isinstance(delta, StreamDelta):
+                completion_tokens, prompt_tokens = completion_tokens + len(delta.token_ids), delta.prompt_tokens
+                for event in renderer.delta_events(0, delta):
+                    yield event
+                delta = await tokens.next()
+            if isinstance(delta, Exception):
+                yield _error_event(delta)
+            elif include_usage:
+                yield renderer.usage_event({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                            "total_tokens": prompt_tokens + completion_tokens})
+            yield "data: [DONE]\n\n"
+        finally:
+            tokens.stop()
+
+    return _EventStream(events(), tokens)
+
+
+def _error_event(err: Exception) -> str:
+    """An error after the stream began (the status is already 200): an OpenAI error body as the last event."""
+    if isinstance(err, UserError | RequestError):
+        return _event(_error_body(str(err), 400))
+    traceback.print_exception(err, file=sys.stderr)
+    return _event(_error_body(f"internal error ({type(err).__name__}): please report it with the request", 500))
 
 
 async def _read_json(request: Request, model: type[BaseModel]) -> Any:
@@ -540,6 +685,9 @@ def create_app(llm: LLM, model_name: str | None = None) -> FastAPI:
     async def respond(renderer: _Renderer, request: _GenerationRequest, prompts: list[Any],
                       params: SamplingParams) -> Any:
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        service.check_size(prompts, params)
+        if request.stream and len(prompts) == 1 and params.n == 1:
+            return await _stream_tokens(service, renderer, prompts[0], params, include_usage)
         result = await run_in_threadpool(service.respond, renderer, prompts, params, request.stream, include_usage)
         if isinstance(result, dict):
             return JSONResponse(result)
