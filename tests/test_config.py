@@ -83,3 +83,12 @@ def test_lookup_preset_lists_the_names() -> None:
 def test_the_preset_itself_is_not_modified() -> None:
     resolve_config(ToyConfig, PRESETS["main"], None, ["optimizer.lr=0.7"])
     assert PRESETS["main"].optimizer.lr == 1e-3
+
+
+def test_parse_list_splits_commas_and_refuses_an_empty_list() -> None:
+    from reasonlab.config import parse_list
+
+    assert parse_list(None, "--arms") is None
+    assert parse_list(" oracle, rag ,", "--arms") == ["oracle", "rag"]
+    with pytest.raises(UserError, match=r"--arms ' , ' names nothing: give a comma-separated list"):
+        parse_list(" , ", "--arms")

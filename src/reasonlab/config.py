@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from reasonlab.errors import UserError
 
-__all__ = ["config_error", "load_config", "load_yaml", "lookup_preset", "parse_sets", "resolve_config"]
+__all__ = ["config_error", "load_config", "load_yaml", "lookup_preset", "parse_list", "parse_sets", "resolve_config"]
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 PresetT = TypeVar("PresetT")
@@ -71,6 +71,16 @@ def _read_value(text: str) -> Any:
         except ValueError:
             return value
     return value
+
+
+def parse_list(text: str | None, option: str) -> list[str] | None:
+    """A comma-separated option (`--arms a,b`) as a list; None when not given; naming nothing is an error."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UserError(f"{option} {text!r} names nothing: give a comma-separated list")
+    return items
 
 
 def resolve_config(

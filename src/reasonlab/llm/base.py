@@ -254,6 +254,15 @@ class BaseLLM:
                 f"{self.context_length} of {self.name}: shorten the prompt or lower max_tokens"  # type: ignore[attr-defined]
             )
 
+    def stream_setup(self, prompt: Prompt, params: SamplingParams | None) -> tuple[SamplingParams, list[int]]:
+        """The one-completion params and the checked prompt ids a backend's `stream` decodes from."""
+        params = (params or SamplingParams()).model_copy(update={"n": 1})
+        ids = self.prompt_ids(prompt)
+        if not ids:
+            raise UserError(f"a prompt is empty after tokenization by {self.name}: give it at least one token")
+        self.check_fits(len(ids), params.max_tokens)
+        return params, ids
+
     def _record(self, generations: list[list[Generation]], started: float) -> None:
         flat = [g for group in generations for g in group]
         self.usage.add(

@@ -230,11 +230,7 @@ class HFPolicy(BaseLLM):
         """One completion, one delta per token, decoded by the same loop as `generate` (so the deltas join to
         exactly its text and token ids); closing the iterator stops the decoding."""
         started = time.perf_counter()
-        params = (params or SamplingParams()).model_copy(update={"n": 1})
-        row = self.prompt_ids(prompt)
-        if not row:
-            raise UserError(f"a prompt is empty after tokenization by {self.name}: give it at least one token")
-        self.check_fits(len(row), params.max_tokens)
+        params, row = self.stream_setup(prompt, params)
         seed = None if params.seed is None else params.seed % 2**63
         state = _DecodeState.empty(1)
         text = TextStream(self._decode, params.stop)

@@ -140,11 +140,7 @@ class LlamaCppLLM(BaseLLM):
         """One completion, one delta per token, decoded by the same loop as `generate` (so the deltas join to
         exactly its text and token ids); closing the iterator stops the decoding."""
         started = time.perf_counter()
-        params = (params or SamplingParams()).model_copy(update={"n": 1})
-        ids = self.prompt_ids(prompt)
-        if not ids:
-            raise UserError(f"a prompt is empty after tokenization by {self.name}: give it at least one token")
-        self.check_fits(len(ids), params.max_tokens)
+        params, ids = self.stream_setup(prompt, params)
         state = _DecodeState()
         text = TextStream(self._decode, params.stop)
         try:

@@ -126,28 +126,19 @@ def experiment_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
 ) -> None:
     """The small-scale reproduction: each arm adapts the same task on each seed; mean, spread and n per arm."""
-    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.config import lookup_preset, parse_list, resolve_config
     from reasonlab.systems.ace.config import PRESETS, ExperimentConfig
     from reasonlab.systems.ace.experiment import run_experiment
 
     options = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_,
                              adaptation={"llm": llm} if llm is not None else None,
-                             arms=_items(arms, "--arms"), seeds=_items(seeds, "--seeds"))
+                             arms=parse_list(arms, "--arms"), seeds=parse_list(seeds, "--seeds"))
     run_dir = run_experiment(options, out, name or preset, resume=resume, overwrite=overwrite)
     summary = json.loads((run_dir / "summary.json").read_text())
     for arm, row in summary["arms"].items():
         typer.echo(f"{arm:5s} test accuracy {_stat(row['test_accuracy'])}, seeded facts kept "
                    f"{_stat(row['facts_retained_fraction'])}, largest shrink {_stat(row['max_shrink'])}")
     typer.echo(f"run: {run_dir}")
-
-
-def _items(text: str | None, option: str) -> list[str] | None:
-    if text is None:
-        return None
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise UserError(f"{option} {text!r} names nothing: give a comma-separated list")
-    return items
 
 
 def _stat(value: dict[str, float]) -> str:

@@ -174,15 +174,6 @@ def generate_command(
     typer.echo(f"{len(scenarios)} memories and {len(tasks)} tasks in {out}")
 
 
-def _items(text: str | None, option: str) -> list[str] | None:
-    if text is None:
-        return None
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise UserError(f"{option} {text!r} names nothing: give a comma-separated list")
-    return items
-
-
 @app.command("bench")
 def bench_command(
     preset: str = typer.Option("mini", "--preset", help="mini (the run of record, 20 tasks) or quick (4 tasks)"),
@@ -204,14 +195,14 @@ def bench_command(
     unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
     """Run the mini benchmark: per-category scores, format statistics, cost, judge agreement."""
-    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.config import lookup_preset, parse_list, resolve_config
     from reasonlab.systems.memagent.config import PRESETS, ExperimentConfig
     from reasonlab.systems.memagent.experiment import run_experiment
 
     agent = {k: v for k, v in {"max_turns": max_turns, "constrained": constrained,
                                "sandbox_mode": "unsafe-hook-only" if unsafe_sandbox else None}.items() if v is not None}
     options = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, llm=llm,
-                             arms=_items(arms, "--arms"), seeds=_items(seeds, "--seeds"),
+                             arms=parse_list(arms, "--arms"), seeds=parse_list(seeds, "--seeds"),
                              tasks_per_category=tasks_per_category, agent=agent or None)
     check_sandbox_opt_in(options.agent.sandbox_mode, unsafe_sandbox)
     run_dir = run_experiment(options, out, name or f"memagent-{preset}", resume=resume, overwrite=overwrite)
