@@ -1,13 +1,16 @@
 """The sandbox: escape attempts are contained, each by a named layer, and the caller's files stay intact.
 
 Each escape test runs once with every layer on (the audit hook stops it first) and once more per OS layer
-with the layers above it skipped, so it shows that the kernel-side layer holds on its own.
+with the layers above it skipped, so it shows that the kernel-side layer holds on its own. Every test runs
+with the launcher mode "auto" picks here and again with the unshare launcher forced (where the caller is
+root, util-linux is there and "auto" picked bubblewrap), asserting the same layers.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 import reasonlab.sandbox as sandbox
 from reasonlab.errors import UserError
 from reasonlab.sandbox import SandboxLimits, available_layers, run_python
-from reasonlab.sandbox.launch import choose_launcher, missing_layers
+from reasonlab.sandbox.launch import LAUNCHER_VARIABLE, choose_launcher, missing_layers
 
 LAYERS = available_layers()
 needs_bwrap = pytest.mark.skipif(not LAYERS["namespace"].active,
@@ -72,6 +75,30 @@ RUNS_WITHOUT_AUTO = {"test_public_api_is_pinned", "test_unsafe_mode_keeps_rlimit
 def auto_mode_or_skip(request: pytest.FixtureRequest) -> None:
     if AUTO_REFUSED and request.function.__name__ not in RUNS_WITHOUT_AUTO:
         pytest.skip(f"sandbox mode auto refuses on this machine: {'; '.join(AUTO_REFUSED)}")
+
+
+def unshare_untestable() -> str:
+    """Why the forced unshare launcher adds nothing here (it cannot run, or "auto" uses it anyway); "" if it does."""
+    missing = missing_layers(choose_launcher("auto", strict_raises=False, prefer="unshare"))
+    if missing:
+        return f"the unshare launcher lacks layers here: {'; '.join(missing)}"
+    chosen = choose_launcher("auto", strict_raises=False)
+    return "mode auto uses the unshare launcher here already" if chosen.unshare is not None else ""
+
+
+UNSHARE_UNTESTABLE = unshare_untestable()
+
+
+@pytest.fixture(autouse=True, params=["auto", "unshare"])
+def launcher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The launcher "auto" picks, then the unshare launcher forced (REASONLAB_SANDBOX_LAUNCHER)."""
+    if request.param == "unshare":
+        if request.function.__name__ in RUNS_WITHOUT_AUTO:
+            pytest.skip("runs no code in a namespace")
+        if UNSHARE_UNTESTABLE:
+            pytest.skip(UNSHARE_UNTESTABLE)
+        monkeypatch.setenv(LAUNCHER_VARIABLE, "unshare")
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)
@@ -176,7 +203,17 @@ def test_output_past_the_cap_is_cut_off() -> None:
 def test_code_runs_as_nobody_in_its_own_namespaces() -> None:
     seen = run_python("import os, socket\n[os.getuid(), os.getpid(), socket.gethostname(), os.getcwd()]",
                       skip_layers=("audit",))
-    assert seen.value == [65534, 1, "sandbox", "/sandbox"]  # the runner is pid 1 (--as-pid-1)
+    assert seen.value == [65534, 1, "sandbox", "/sandbox"]  # the runner is pid 1 (--as-pid-1, or unshare's exec chain)
+
+
+def test_the_code_holds_no_capability_and_no_new_privileges() -> None:
+    # the user layer, seen from inside: whichever launcher built the namespaces, nothing is left to gain
+    seen = run_python("[line.split() for line in open('/proc/self/status') if line.startswith(('Cap', 'NoNew'))]",
+                      skip_layers=("audit",))
+    assert seen.ok, seen.stderr
+    fields = dict(seen.value)
+    assert fields["CapInh:"] == fields["CapPrm:"] == fields["CapEff:"] == fields["CapAmb:"] == "0" * 16
+    assert fields["NoNewPrivs:"] == "1"
 
 
 # escape attempts
@@ -295,6 +332,57 @@ def test_no_network_even_to_a_loopback_server(loopback_server: socket.socket, sk
     assert (stopped.error_kind, stopped.layer) == ("forbidden", layer)
     with pytest.raises(BlockingIOError):
         loopback_server.accept()
+
+
+@pytest.mark.parametrize(("skip", "layer"), [BY_AUDIT, BY_NAMESPACE])
+def test_signals_do_not_reach_host_processes(skip: tuple[str, ...], layer: str) -> None:
+    host = subprocess.Popen(["sleep", "30"])
+    try:
+        stopped = run_python("import os, signal\nos.kill(inputs['pid'], signal.SIGKILL)", inputs={"pid": host.pid},
+                             skip_layers=skip)
+        assert (stopped.error_kind, stopped.layer) == ("forbidden", layer), stopped.error
+        assert host.poll() is None
+    finally:
+        host.kill()
+        host.wait()
+
+
+UNIX_CONNECT = """
+import socket
+for address in inputs['addresses']:
+    client = socket.socket(socket.AF_UNIX)
+    try:
+        client.connect(address)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, address.replace('\\0', '@')) from None
+"""
+
+
+@pytest.mark.parametrize(("skip", "layer"), [BY_AUDIT, BY_NAMESPACE])
+def test_no_unix_socket_of_the_host_is_reachable(skip: tuple[str, ...], layer: str) -> None:
+    # a socket file (outside /tmp, which is the sandbox's own tmpfs inside) and an abstract name (bound to the
+    # host's network namespace)
+    path = Path.home() / ".cache" / "reasonlab-tests" / f"host-{os.getpid()}.sock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    servers, addresses = [], [str(path), f"\0reasonlab-test-{os.getpid()}"]
+    for address in addresses:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(address)
+        server.listen()
+        server.setblocking(False)
+        servers.append(server)
+    try:
+        for address in addresses:
+            stopped = run_python(UNIX_CONNECT, inputs={"addresses": [address]}, skip_layers=skip)
+            assert (stopped.error_kind, stopped.layer) == ("forbidden", layer), (address, stopped.error)
+        for server in servers:
+            with pytest.raises(BlockingIOError):
+                server.accept()
+    finally:
+        for server in servers:
+            server.close()
+        path.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize(("skip", "layer"), [BY_AUDIT, BY_SECCOMP])

@@ -2,7 +2,8 @@
 
 Each class is shown by the layer that stops it: the supervisor (whatever the child sends back), the audit
 hook (attacks on its own state, which must not change a decision), the namespace and user layers (no
-unsafe run without them), and pid 1 (the runner itself, with its rlimits).
+unsafe run without them), and pid 1 (the runner itself, with its rlimits). The tests that run code in the
+namespace run with the launcher "auto" picks and again with the unshare launcher forced (`each_launcher`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,28 @@ AUTO_REFUSED = launch.missing_layers(launch.choose_launcher("auto", strict_raise
 needs_auto = pytest.mark.skipif(bool(AUTO_REFUSED), reason=f"sandbox mode auto refuses here: {AUTO_REFUSED}")
 UNSAFE = "unsafe-hook-only"
 FAST = SandboxLimits(wall_seconds=5, cpu_seconds=2, tmpfs_mb=1, max_output_bytes=10_000)
+
+
+def unshare_untestable() -> str:
+    """Why the forced unshare launcher adds nothing here (it cannot run, or "auto" uses it anyway); "" if it does."""
+    missing = launch.missing_layers(launch.choose_launcher("auto", strict_raises=False, prefer="unshare"))
+    if missing:
+        return f"the unshare launcher lacks layers here: {'; '.join(missing)}"
+    chosen = launch.choose_launcher("auto", strict_raises=False)
+    return "mode auto uses the unshare launcher here already" if chosen.unshare is not None else ""
+
+
+UNSHARE_UNTESTABLE = unshare_untestable()
+
+
+@pytest.fixture(params=["auto", "unshare"])
+def each_launcher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The launcher "auto" picks, then the unshare launcher forced (REASONLAB_SANDBOX_LAUNCHER)."""
+    if request.param == "unshare":
+        if UNSHARE_UNTESTABLE:
+            pytest.skip(UNSHARE_UNTESTABLE)
+        monkeypatch.setenv(launch.LAUNCHER_VARIABLE, "unshare")
+    return str(request.param)
 
 
 # 1. nothing the child does raises in the caller: the result channel, parsed directly
@@ -111,6 +134,7 @@ def test_the_parser_stays_bounded_on_hostile_lines() -> None:
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_a_child_that_ends_without_a_result_is_a_crash_not_a_type_error() -> None:
     # the issue's first example: interpret passed `seconds` twice to _died() and raised TypeError
     exited = run_python("import os\nos._exit(3)", limits=FAST)
@@ -122,6 +146,7 @@ def test_a_child_that_ends_without_a_result_is_a_crash_not_a_type_error() -> Non
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_ignoring_sigxcpu_is_killed_at_the_hard_cpu_limit() -> None:
     code = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass"
     stopped = run_python(code, limits=SandboxLimits(cpu_seconds=1, wall_seconds=20))
@@ -129,6 +154,7 @@ def test_ignoring_sigxcpu_is_killed_at_the_hard_cpu_limit() -> None:
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_deep_json_on_the_result_descriptor_is_no_result() -> None:
     code = "import os, sys\nos.write(int(sys.argv[1]), b'[' * 50000 + b'\\n')\nos._exit(0)"
     forged = run_python(code, limits=FAST)
@@ -137,6 +163,7 @@ def test_deep_json_on_the_result_descriptor_is_no_result() -> None:
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_an_endless_result_stream_is_cut_off_by_the_supervisor() -> None:
     code = "import os, sys\nfd = int(sys.argv[1])\nwhile True:\n    os.write(fd, b'x' * 65536)"
     flooded = run_python(code, limits=FAST)
@@ -144,6 +171,7 @@ def test_an_endless_result_stream_is_cut_off_by_the_supervisor() -> None:
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_a_child_that_stops_itself_or_closes_its_pipes_does_not_hang_the_caller() -> None:
     # as pid 1 of its namespace the runner ignores its own SIGSTOP and goes on; as a plain child it stops
     for code in ("import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)",
@@ -289,6 +317,7 @@ TRY_ESCAPE = (
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 @pytest.mark.parametrize("attack", list(HOOK_ATTACKS))
 def test_attacks_on_the_hooks_state_do_not_change_its_decision(attack: str) -> None:
     done = run_python(HOOK_ATTACKS[attack] + TRY_ESCAPE, limits=FAST)
@@ -299,6 +328,7 @@ def test_attacks_on_the_hooks_state_do_not_change_its_decision(attack: str) -> N
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_gc_and_other_threads_frames_are_refused() -> None:
     for code in ("import gc\ngc.get_referrers(open)", "import sys\nsys._current_frames()"):
         stopped = run_python(code, limits=FAST)
@@ -306,6 +336,7 @@ def test_gc_and_other_threads_frames_are_refused() -> None:
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_no_method_the_code_defines_runs_inside_the_hook(tmp_path: Path) -> None:
     # a path object could answer one path to the OS and another to the hook; a str subclass could lie
     code = (
@@ -333,6 +364,7 @@ def test_no_method_the_code_defines_runs_inside_the_hook(tmp_path: Path) -> None
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_the_file_budget_is_counted_by_the_kernel(tmp_path: Path) -> None:
     # deleting and re-creating churns freely, the max_files ceiling still holds, in both modes
     code = ("import os\nfor i in range(50):\n    open('t', 'w').close()\n    os.remove('t')\n"
@@ -346,6 +378,7 @@ def test_the_file_budget_is_counted_by_the_kernel(tmp_path: Path) -> None:
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_a_descriptor_relative_open_cannot_leave_the_workdir() -> None:
     # os.open's audit event leaves out dir_fd: from a/b, '../../x' is inside; from the workdir's fd it is not
     code = ("import os, shutil\nos.makedirs('a/b/c')\nopen('a/b/c/f', 'w').close()\nshutil.rmtree('a/b')\n"
@@ -372,6 +405,42 @@ def test_auto_refuses_a_sandbox_without_the_user_or_seccomp_layer(monkeypatch: p
         run_python("1", mode="strict")
 
 
+NO_BWRAP = launch.Launcher(False, "caller", note="bwrap is not on PATH")
+
+
+@pytest.mark.skipif(bool(UNSHARE_UNTESTABLE), reason=UNSHARE_UNTESTABLE or "-")
+def test_a_root_caller_without_bubblewrap_gets_the_unshare_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launch, "_namespace_launcher", lambda bwrap: NO_BWRAP)
+    chosen = launch.choose_launcher("auto")
+    assert chosen.namespace and chosen.unshare is not None and chosen.host_user == "nobody"
+    assert run_python("6 * 7", limits=FAST).value == 42
+    report = dict(sandbox.layer_report())
+    assert report["mode auto"] == "runs untrusted code with unshare as root" and report["namespace"] == "holds"
+    assert available_layers()["namespace"].detail.startswith("util-linux unshare as root")
+
+
+def test_without_either_launcher_the_error_names_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launch, "_namespace_launcher", lambda bwrap: NO_BWRAP)
+    monkeypatch.setattr(launch, "unshare_tools", lambda: None)
+    with pytest.raises(UserError, match=r"bwrap is not on PATH; unshare: .*install bubblewrap.*run as root with "
+                                        r"util-linux \(unshare, mount, setpriv\)") as refused:
+        run_python("1")
+    assert "\n" not in str(refused.value)
+    monkeypatch.setattr(launch.os, "geteuid", lambda: 1000)
+    assert launch._unshare_launcher(("/u", "/m", "/s")).note == "unshare: builds the namespaces only for a root caller"
+
+
+def test_the_launcher_variable_only_picks_among_full_launchers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(launch.LAUNCHER_VARIABLE, "none")
+    with pytest.raises(UserError, match="REASONLAB_SANDBOX_LAUNCHER='none' names no launcher"):
+        run_python("1")
+    monkeypatch.setenv(launch.LAUNCHER_VARIABLE, "bwrap")
+    monkeypatch.setattr(launch, "_namespace_launcher", lambda bwrap: NO_BWRAP)
+    with pytest.raises(UserError, match="namespace: bwrap is not on PATH") as refused:
+        run_python("1")  # a forced launcher that cannot run is refused, never replaced by another
+    assert "unshare:" not in str(refused.value).split("):")[0]
+
+
 def test_layer_report_rows() -> None:
     rows = sandbox.layer_report()
     assert [name for name, _ in rows][:9] == list(LAYERS) and rows[-1][0] == "mode auto"
@@ -383,6 +452,7 @@ def test_layer_report_rows() -> None:
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_pid_1_is_the_runner_with_its_rlimits() -> None:
     code = ("import os\n[os.getpid(), sorted(p for p in os.listdir('/proc') if p.isdigit()),\n"
             " [line for line in open('/proc/1/limits') if line.startswith(('Max cpu', 'Max address'))]]")
@@ -394,6 +464,7 @@ def test_pid_1_is_the_runner_with_its_rlimits() -> None:
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_no_process_in_the_sandbox_has_a_writable_mem_but_the_codes_own() -> None:
     code = "import os\n[p for p in os.listdir('/proc') if p.isdigit() and p != '1' and os.access(f'/proc/{p}/mem', os.W_OK)]"
     seen = run_python(code, skip_layers=("audit",))
@@ -426,6 +497,7 @@ result = [seen, root]
 
 
 @needs_auto
+@pytest.mark.usefixtures("each_launcher")
 def test_no_host_path_of_python_the_venv_or_the_checkout_is_visible_inside() -> None:
     # held by the namespace layer: the only Python in the namespace is the runtime, a copy made in a cache
     # folder named for the sandbox alone and bound at /opt/reasonlab, so mountinfo's root field names that folder;

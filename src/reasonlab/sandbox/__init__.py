@@ -3,7 +3,8 @@
 mem-agent runs the model's tool calls and ArcMemo runs model-written `transform(grid)` programs through
 `run_python`. Every violation comes back as a `SandboxResult` value naming the layer that stopped it:
 
-    namespace   bubblewrap: new user, pid, network, ipc, uts and mount namespaces; read-only system dirs
+    namespace   bubblewrap (or, for a root caller without it, util-linux unshare): new pid, network, ipc, uts
+                and mount namespaces (and a user namespace with bubblewrap); read-only system dirs
     user        the code runs as an unprivileged host user (uid 65534 when the caller is root)
     tmpfs       size-limited tmpfs mounts are the only writable places (/sandbox = workdir, /tmp)
     seccomp     a syscall filter: no fork of new processes, no non-unix sockets, no ptrace/mount/bpf
@@ -14,13 +15,15 @@ mem-agent runs the model's tool calls and ArcMemo runs model-written `transform(
     supervisor  the parent caps output and checks every file before copying it back into the workdir
 
 The boundary is the kernel: the namespace, user, tmpfs, seccomp and rlimit layers. The audit hook is defence
-in depth. `mode="auto"` (the default) fails closed: where bubblewrap, an unprivileged uid or the seccomp filter
-is missing it raises a UserError saying how to get them, and only `mode="unsafe-hook-only"` runs the code in a
+in depth. `mode="auto"` (the default) fails closed: it uses bubblewrap, or for a root caller where bubblewrap is
+missing or cannot start, namespaces built with util-linux unshare; where neither gives the namespace, an
+unprivileged uid and the seccomp filter it raises a UserError saying how to get them, and only `mode="unsafe-hook-only"` runs the code in a
 plain subprocess with rlimits, seccomp, the audit hook, env, timeout and supervisor. `layer_report()` says which
 layers hold here. The result travels as JSON lines over a pipe, never as pickle.
 
     limits.py      SandboxLimits, SandboxResult, LayerStatus and the layer and error-kind names
-    launch.py      bubblewrap, the root-to-nobody staging, the unsafe subprocess; the rebuilt environment
+    launch.py      the launcher choice, bubblewrap, the root-to-nobody staging, the unsafe subprocess, the env
+    unshare.py     the namespaces built by a root caller with util-linux unshare, mount and setpriv
     runtime.py     the copy of Python, its stdlib, numpy and the runner the namespace binds at /opt/reasonlab
     seccomp.py     the BPF program
     runner.py      the child: a stdlib-only script, run by path as `python -I -B runner.py RESULT_FD`
@@ -42,6 +45,7 @@ from typing import Any
 from reasonlab.errors import UserError
 from reasonlab.sandbox.launch import (
     Launcher,
+    bwrap_loads_seccomp,
     choose_launcher,
     fallback_dirs,
     missing_layers,
@@ -49,6 +53,7 @@ from reasonlab.sandbox.launch import (
     user_note,
 )
 from reasonlab.sandbox.limits import (
+    NOBODY,
     SANDBOX_TMPDIR,
     SANDBOX_WORKDIR,
     SKIPPABLE_LAYERS,
@@ -88,8 +93,8 @@ def run_python(
 ) -> SandboxResult:
     """Run `code` in the sandbox; `inputs` is visible as a dict, `preamble` is trusted source run first.
 
-    `mode`: "auto" (or its alias "strict") needs bubblewrap, a host-unprivileged uid and seccomp and raises a
-    UserError saying how to get them where one is missing; "unsafe-hook-only" runs without the namespaces.
+    `mode`: "auto" (or its alias "strict") needs the namespaces (bubblewrap, or unshare for a root caller), a
+    host-unprivileged uid and seccomp and raises a UserError saying how to get them where one is missing; "unsafe-hook-only" runs without the namespaces.
     `skip_layers` turns off "audit" and/or "seccomp" by name (tests, debugging).
     With `workdir`, the code runs in a copy on the tmpfs; changed regular files come back after checks,
     and only when the run ended normally or with an ordinary Python exception.
@@ -104,7 +109,7 @@ def run_python(
     with tempfile.TemporaryDirectory(prefix="reasonlab-sandbox-") as private:
         if not launcher.namespace:
             job["workdir"], job["tmpdir"] = fallback_dirs(Path(private), launcher)
-        exchange = execute(job, launcher, limits, seccomp if launcher.namespace else None, Path(private))
+        exchange = execute(job, launcher, limits, seccomp if bwrap_loads_seccomp(launcher) else None, Path(private))
     return interpret(exchange, limits, snapshot)
 
 
@@ -116,10 +121,11 @@ def available_layers(mode: SandboxMode = "auto") -> dict[Layer, LayerStatus]:
     launcher = choose_launcher(mode, strict_raises=False)
     seccomp = seccomp_program(lock_rlimits=False) is not None
     off = f"off: {launcher.note}"
-    namespace = ("bubblewrap: new user/pid/net/ipc/uts/mount namespaces, read-only system dirs, no host /etc, "
-                 "Python from a neutral runtime copy")
+    namespace = _namespace_detail(launcher)
     unprivileged = launcher.host_user != "root" and (launcher.host_user == "nobody" or os.geteuid() != 0)
     nproc = "RLIMIT_NPROC per sandbox" if launcher.namespace and unprivileged else "no RLIMIT_NPROC"
+    if launcher.unshare is not None:
+        nproc = f"RLIMIT_NPROC counted for host uid {NOBODY} (shared by concurrent sandboxes)"
     return {
         "namespace": LayerStatus(launcher.namespace, namespace if launcher.namespace else off),
         "user": LayerStatus(unprivileged, user_note(launcher)),
@@ -136,9 +142,18 @@ def available_layers(mode: SandboxMode = "auto") -> dict[Layer, LayerStatus]:
     }
 
 
+def _namespace_detail(launcher: Launcher) -> str:
+    if launcher.unshare is not None:
+        return ("util-linux unshare as root: new pid/net/ipc/uts/mount namespaces, chroot into a read-only tmpfs "
+                "root, read-only system dirs, no host /etc, Python from a neutral runtime copy")
+    return ("bubblewrap: new user/pid/net/ipc/uts/mount namespaces, read-only system dirs, no host /etc, "
+            "Python from a neutral runtime copy")
+
+
 _HOW_TO_GET = {
-    "namespace": "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are allowed",
-    "tmpfs": "comes with the namespace layer (bubblewrap)",
+    "namespace": "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are allowed, "
+                 "or run as root with util-linux (unshare, mount, setpriv)",
+    "tmpfs": "comes with the namespace layer (bubblewrap, or unshare as root)",
     "user": "run as a non-root user, or let uid 65534 read the sandbox runtime (REASONLAB_SANDBOX_CACHE), or "
             "install util-linux (unshare, mount, setpriv)",
     "seccomp": "needs an x86_64 machine",
@@ -153,7 +168,8 @@ def layer_report() -> list[tuple[str, str]]:
         rows.append((name, "holds" if status.active else f"missing: {how} ({status.detail})"))
     launcher = choose_launcher("auto", strict_raises=False)
     refusal = missing_layers(launcher)
-    rows.append(("mode auto", "runs untrusted code" if not refusal else
+    how = "with unshare as root" if launcher.unshare is not None else "with bubblewrap"
+    rows.append(("mode auto", f"runs untrusted code {how}" if not refusal else
                  "refuses to run untrusted code until the missing layers hold"))
     return rows
 
@@ -183,8 +199,8 @@ def _job(code: str, inputs: dict[str, Any] | None, preamble: str | None, limits:
         "code": code, "preamble": preamble or "", "inputs": inputs or {}, "files": snapshot.entries,
         "workdir": workdir, "tmpdir": tmpdir, "audit": audit,
         "read_roots": read_roots(launcher),
-        # in the namespace bubblewrap loads the filter; without it the runner loads it after its rlimits
-        "seccomp": seccomp.hex() if seccomp is not None and not launcher.namespace else None,
+        # bubblewrap loads the filter; otherwise (unshare, no namespace) the runner loads it after its rlimits
+        "seccomp": seccomp.hex() if seccomp is not None and not bwrap_loads_seccomp(launcher) else None,
         "seccomp_active": seccomp is not None, "namespace": launcher.namespace,
         "dropped": launcher.host_user == "nobody",
         # the runner (pid 1 in its namespace) counts too; outside a user namespace the count is per host user

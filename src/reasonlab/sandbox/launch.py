@@ -1,11 +1,12 @@
-"""The namespace, user and env layers: how the child is started, through bubblewrap or as a plain subprocess.
+"""The namespace, user and env layers: how the child is started, through bubblewrap, util-linux unshare
+(a root caller without a working bubblewrap, see unshare.py) or as a plain subprocess.
 
-`choose_launcher` picks the first bubblewrap setup that starts Python on this machine and refuses (UserError)
-when the namespace, user or seccomp layer is missing, unless the caller chose mode "unsafe-hook-only";
-`launch_argv` puts bubblewrap (and, for a root caller, the staging that drops to uid 65534) in front of the
-runner. The child sees the system libraries and the sandbox's own runtime read-only: a copy of the interpreter,
-its standard library, numpy and runner.py in a neutral cache folder (runtime.py), bound at /opt/reasonlab, so
-no host path of the interpreter, the virtualenv or the checkout reaches it. It runs as
+`choose_launcher` picks the first bubblewrap setup that starts Python on this machine, else, for a root
+caller, the unshare launcher, and refuses (UserError) when the namespace, user or seccomp layer is missing,
+unless the caller chose mode "unsafe-hook-only"; `launch_argv` puts bubblewrap (and, for a root caller, the
+staging that drops to uid 65534) or the unshare setup in front of the runner. The child sees the system
+libraries and the sandbox's own runtime read-only: a copy of the interpreter, its standard library, numpy
+and runner.py in a neutral cache folder (runtime.py), bound at /opt/reasonlab, so no host path of the interpreter, the virtualenv or the checkout reaches it. It runs as
 `/opt/reasonlab/python/bin/python3.X -I -B /opt/reasonlab/runner.py RESULT_FD`, as pid 1 of its namespace.
 """
 
@@ -33,16 +34,22 @@ from reasonlab.sandbox.limits import (
 )
 from reasonlab.sandbox.runtime import RUNNER, RUNNER_MOUNT, RUNTIME_MOUNT, Runtime, cache_parent, runtime
 from reasonlab.sandbox.seccomp import seccomp_program
+from reasonlab.sandbox.unshare import unshare_argv, unshare_tools
+
+LauncherName = Literal["bwrap", "unshare"]
+# tests force one launcher; both hold every layer, so this is no switch to a weaker sandbox
+LAUNCHER_VARIABLE = "REASONLAB_SANDBOX_LAUNCHER"
 
 
 @dataclasses.dataclass(frozen=True)
 class Launcher:
-    """How to start the child: through bubblewrap or as a plain subprocess, and as which host user.
+    """How to start the child: through bubblewrap, util-linux unshare or as a plain subprocess, and as which user.
 
     host_user: "caller" (a non-root caller's own uid), "nobody" (uid 65534, dropped to by a root caller)
     or "root" (a root caller that could not drop). `staged` lists host paths uid 65534 cannot reach
     (a cache under /root): a root caller re-binds them in a private mount namespace before dropping.
-    `runtime` is what the namespace binds at /opt/reasonlab.
+    `runtime` is what the namespace binds at /opt/reasonlab. `unshare` (unshare, mount, setpriv) marks the
+    launcher that builds the namespaces itself as root and drops to uid 65534 inside them.
     """
 
     namespace: bool
@@ -51,11 +58,16 @@ class Launcher:
     bwrap: str | None = None
     note: str = ""
     runtime: Runtime | None = None
+    unshare: tuple[str, str, str] | None = None
 
 
-def choose_launcher(mode: SandboxMode, strict_raises: bool = True) -> Launcher:
+def choose_launcher(mode: SandboxMode, strict_raises: bool = True, prefer: LauncherName | None = None) -> Launcher:
     """The launcher for `mode`: "auto" and "strict" need the namespace, user and seccomp layers (a UserError
-    naming the missing ones, unless `strict_raises` is off); only "unsafe-hook-only" runs without them."""
+    naming the missing ones, unless `strict_raises` is off); only "unsafe-hook-only" runs without them.
+
+    bubblewrap comes first, the unshare launcher (root only) second; `prefer` (default: the environment
+    variable REASONLAB_SANDBOX_LAUNCHER, for tests) allows only one of them. Both hold every layer.
+    """
     if mode == "fallback":
         raise UserError("sandbox mode 'fallback' ran untrusted code without namespaces and is now called "
                         f"{UNSAFE_MODE!r}; pass mode={UNSAFE_MODE!r} to opt in, or install bubblewrap and use 'auto'")
@@ -63,15 +75,59 @@ def choose_launcher(mode: SandboxMode, strict_raises: bool = True) -> Launcher:
         raise UserError(f"unknown sandbox mode {mode!r}; use one of {', '.join(get_args(SandboxMode))}")
     if mode == UNSAFE_MODE:
         return _fallback_launcher(f"mode={UNSAFE_MODE!r} was asked for")
-    launcher = _namespace_launcher(shutil.which("bwrap"))
+    launcher = _isolating_launcher(prefer or _preferred())
     if not launcher.namespace:
         launcher = _fallback_launcher(launcher.note)
     missing = missing_layers(launcher)
     if missing and strict_raises:
         raise UserError(f"the sandbox cannot isolate untrusted code on this machine ({'; '.join(missing)}): "
                         "install bubblewrap (apt-get install bubblewrap) where unprivileged user namespaces are "
-                        f"allowed, or pass mode={UNSAFE_MODE!r} to accept rlimits, seccomp and the audit hook only")
+                        "allowed, or run as root with util-linux (unshare, mount, setpriv) so the sandbox builds "
+                        f"the namespaces with unshare, or pass mode={UNSAFE_MODE!r} to accept rlimits, seccomp "
+                        "and the audit hook only")
     return launcher
+
+
+def _preferred() -> LauncherName | None:
+    """REASONLAB_SANDBOX_LAUNCHER: "bwrap" or "unshare" allows only that launcher (tests); unset allows both."""
+    value = os.environ.get(LAUNCHER_VARIABLE, "")
+    if value not in ("", *get_args(LauncherName)):
+        raise UserError(f"{LAUNCHER_VARIABLE}={value!r} names no launcher; unset it or use one of "
+                        f"{', '.join(get_args(LauncherName))}")
+    return value or None  # type: ignore[return-value]
+
+
+def _isolating_launcher(prefer: LauncherName | None) -> Launcher:
+    """bubblewrap's launcher where it works, else (unless bubblewrap is preferred) the unshare one, else why not."""
+    launcher = Launcher(False, "caller", note="bubblewrap not tried (unshare preferred)") if prefer == "unshare" else \
+        _namespace_launcher(shutil.which("bwrap"))
+    if launcher.namespace or prefer == "bwrap":
+        return launcher
+    alternative = _unshare_launcher(unshare_tools())
+    return alternative if alternative.namespace else Launcher(False, "caller", note=f"{launcher.note}; "
+                                                                                      f"{alternative.note}")
+
+
+def _unshare_launcher(tools: tuple[str, str, str] | None) -> Launcher:
+    """The launcher that builds the namespaces with util-linux as root, or one saying why it cannot here."""
+    if os.geteuid() != 0:
+        return Launcher(False, "caller", note="unshare: builds the namespaces only for a root caller")
+    if tools is None:
+        return Launcher(False, "caller", note="unshare: util-linux unshare, mount or setpriv is not on PATH")
+    try:
+        built = runtime()
+    except OSError as error:
+        return Launcher(False, "caller", note=f"unshare: the sandbox runtime could not be made under "
+                        f"{cache_parent()} ({error}); set REASONLAB_SANDBOX_CACHE to a folder only this user can write")
+    return _probed_unshare(tools, built)
+
+
+@functools.lru_cache(maxsize=8)
+def _probed_unshare(tools: tuple[str, str, str], built: Runtime) -> Launcher:
+    launcher = Launcher(True, "nobody", runtime=built, unshare=tools)
+    failure = _probe(launcher)
+    return launcher if not failure else Launcher(False, "caller", note=f"unshare cannot start a sandbox here "
+                                                                          f"({failure})")
 
 
 def missing_layers(launcher: Launcher) -> list[str]:
@@ -120,6 +176,9 @@ def _fallback_launcher(reason: str) -> Launcher:
 
 
 def user_note(launcher: Launcher) -> str:
+    if launcher.unshare is not None:
+        return (f"host uid {NOBODY} (set by unshare --setuid after the namespaces were built as root), no "
+                "capabilities, no_new_privs")
     if launcher.host_user == "nobody":
         how = "the runtime re-bound in a private mount namespace, " if launcher.staged else ""
         return f"host uid {NOBODY} ({how}dropped from root), no capabilities"
@@ -154,7 +213,8 @@ def _probe(launcher: Launcher) -> str:
         finally:
             for fd in fds:
                 os.close(fd)
-    return "" if done.returncode == 0 else done.stderr.decode(errors="replace").strip()[-300:]
+    complaint = " | ".join(done.stderr.decode(errors="replace").split("\n")).strip()[-300:]
+    return "" if done.returncode == 0 else complaint or f"exit status {done.returncode}"
 
 
 def system_libs() -> set[str]:
@@ -212,8 +272,8 @@ def _reachable_by_nobody(path: str) -> bool:
 
 
 def user_kwargs(launcher: Launcher) -> dict[str, Any]:
-    """Popen drops a root caller to uid 65534 itself, unless setpriv does it after staging."""
-    if launcher.host_user != "nobody" or launcher.staged:
+    """Popen drops a root caller to uid 65534 itself, unless setpriv or unshare does it inside the launcher."""
+    if launcher.host_user != "nobody" or launcher.staged or launcher.unshare is not None:
         return {}
     return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
 
@@ -248,6 +308,11 @@ def launch_argv(launcher: Launcher, limits: SandboxLimits, seccomp: bytes | None
     """The argv that starts `command` (bwrap in front of it when namespaces are used) and the fds it needs."""
     if not launcher.namespace:
         return command, []
+    if launcher.unshare is not None:
+        assert launcher.runtime is not None
+        binds = [(lib, lib) for lib in _outermost(system_libs())]
+        links = [(link, os.readlink(link)) for link in ("/lib", "/lib64", "/lib32", "/libx32") if os.path.islink(link)]
+        return unshare_argv(launcher.unshare, launcher.runtime.root, binds, links, limits, command, private), []
     assert launcher.bwrap is not None
     tmpfs = str(limits.tmpfs_mb << 20)
     argv = [launcher.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(NOBODY),
@@ -293,6 +358,11 @@ def launch_argv(launcher: Launcher, limits: SandboxLimits, seccomp: bytes | None
         argv += ["--seccomp", str(fd)]
     argv += ["--chdir", SANDBOX_WORKDIR, "--remount-ro", "/", "--"]
     return prefix + argv + command, fds
+
+
+def bwrap_loads_seccomp(launcher: Launcher) -> bool:
+    """Whether bubblewrap loads the filter (`--seccomp FD`); otherwise the runner loads it with prctl."""
+    return launcher.namespace and launcher.unshare is None
 
 
 def fallback_dirs(private: Path, launcher: Launcher) -> tuple[str, str]:

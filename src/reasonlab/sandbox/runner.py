@@ -359,8 +359,9 @@ def classify(error, job, violations):
         if code in (errno.EACCES, errno.EPERM) and job["dropped"]:
             return "forbidden", "user"
         return "exception", None
+    # ESRCH: a host pid names no process in the sandbox's pid namespace
     if code in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ECONNREFUSED, errno.ENETUNREACH,
-                errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
+                errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ESRCH):
         return "forbidden", "namespace"
     filename = error.filename if isinstance(error.filename, (str, bytes)) else None
     if code == errno.ENOENT and filename and not within(real_path(os.fsdecode(filename)), (job["workdir"],

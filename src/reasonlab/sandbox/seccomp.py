@@ -1,8 +1,8 @@
 """The seccomp layer: a classic BPF program, assembled here so that no libseccomp is needed.
 
 Denied syscalls fail with EOPNOTSUPP, an errno nothing else in the sandbox produces, so the runner can
-name the layer. In the namespace bubblewrap loads the program (`--seccomp FD`); without it the runner
-loads it with `prctl` after setting its rlimits.
+name the layer. bubblewrap loads the program (`--seccomp FD`); otherwise (the unshare launcher, the unsafe
+mode) the runner loads it with `prctl` after setting its rlimits.
 """
 
 from __future__ import annotations
