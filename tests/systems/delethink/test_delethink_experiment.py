@@ -5,9 +5,10 @@ inference modes, and the non-Markovian control. The README row's claims, asserte
 
 The same runs as `reasonlab delethink experiment --preset main --out runs/delethink-experiment --resume` and
 `reasonlab delethink control --preset main --out runs/delethink-control --resume` (about 50 min on 2 busy
-cores; a finished run is reused). The margins stand clear of the recorded seed spread (benchmarks/RESULTS.md,
-section Delethink): within the budget the per-seed gaps were +1.3, -3.0 and -0.5 points; beyond it the
-chunked-inference gains were 18-22 points; the RL effect with Delethink inference held fixed was -0.3 points.
+cores; a finished run is reused). The margins stand clear of the seed spread of both recorded runs (benchmarks/
+RESULTS.md, section Delethink): within the budget the per-seed gaps were +1.3, -3.0, -0.5 (AMD EPYC) and -1.9,
+-0.9, +3.8 points (Intel Xeon); beyond it the headline gaps were 18-22 and 6-11 points; the RL effect with
+Delethink inference held fixed was -0.3 and +2.9 points.
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ def test_delethink_rl_ties_longcot_rl_within_the_training_budget():
 
 
 def test_beyond_the_budget_the_gain_comes_from_chunked_inference_not_from_delethink_training():
-    """Beyond the budget (T = 48..120): Delethink inference beats LongCoT inference by at least 10 points on every
-    seed, for the Delethink-RL and the LongCoT-RL weights alike; with Delethink inference held fixed, Delethink-RL
-    and LongCoT-RL are within 5 points of each other (mean of the seeds)."""
+    """Beyond the budget (T = 48..120): Delethink-RL/Delethink beats LongCoT-RL/LongCoT by at least 5 points on
+    every seed, and Delethink inference beats LongCoT inference on every seed for both RL models' weights; with
+    Delethink inference held fixed, Delethink-RL and LongCoT-RL are within 5 points (mean of the seeds).
+
+    The size of the gain depends on the CPU the SFT base is trained on (issue 18): +18 to +22 points on the run of
+    record's AMD EPYC, +6 to +11 on an Intel Xeon (2026-12-03), where the inference effect per seed was +2 to +9.
+    These margins hold on both; the README row gives both ranges."""
     comparisons = _comparisons()
-    assert all(gain >= 0.10 for gain in comparisons["method_vs_baseline"]["beyond_budget"]["per_seed"])
+    assert all(gain >= 0.05 for gain in comparisons["method_vs_baseline"]["beyond_budget"]["per_seed"])
     for weights in ("inference_effect_longcot_rl", "inference_effect_delethink_rl"):
-        assert all(gain >= 0.10 for gain in comparisons[weights]["beyond_budget"]["per_seed"]), weights
+        assert all(gain > 0 for gain in comparisons[weights]["beyond_budget"]["per_seed"]), weights
     held_fixed = comparisons["rl_effect_delethink_inference"]["beyond_budget"]
     assert held_fixed["n"] == 3 and abs(held_fixed["mean"]) <= 0.05
 
