@@ -156,3 +156,15 @@ def test_lazy_exports_are_the_functions_even_after_importing_every_submodule() -
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("command", [
+    ["trm", "experiment", "--preset", "quick"],
+    ["delethink", "experiment", "--preset", "quick"],
+    ["delethink", "control", "--preset", "quick"],
+    ["h1", "experiment", "--preset", "quick"],
+])
+def test_resume_with_nothing_to_continue_is_one_line_and_writes_nothing(command: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert_one_line_user_error(run_cli(*command, "--out", str(out), "--resume"), "to continue: drop --resume")
+    assert not out.exists()

@@ -274,3 +274,17 @@ def test_unserializable_summary_keeps_old_summary(tmp_path: Path) -> None:
         run.write_summary(circular)
     assert run.summary() == {"accuracy": 0.5}
     assert _temporary_files(run.dir) == []
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path: Path) -> None:
+    Run.create(tmp_path, "run", {"seed": 1}).log({"loss": 1.0}, step=0)
+    with pytest.raises(UserError, match=r"--resume and --overwrite both given .*: pass one"):
+        Run.create(tmp_path, "run", {"seed": 1}, resume=True, overwrite=True)
+    assert Run.open(tmp_path / "run").metrics()[0]["loss"] == 1.0  # nothing was deleted
+
+
+def test_require_existing_names_the_folder_and_the_fix(tmp_path: Path) -> None:
+    Run.create(tmp_path, "run", {"seed": 1})
+    Run.require_existing(tmp_path / "run")
+    with pytest.raises(UserError, match=r"--resume: there is no run in .*missing to continue: drop --resume"):
+        Run.require_existing(tmp_path / "missing")

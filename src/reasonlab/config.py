@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from reasonlab.errors import UserError
 
-__all__ = ["config_error", "load_config", "load_yaml", "lookup_preset", "parse_list", "parse_sets", "resolve_config"]
+__all__ = ["check_keys", "config_error", "load_config", "load_yaml", "lookup_preset", "parse_list", "parse_sets", "resolve_config"]
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 PresetT = TypeVar("PresetT")
@@ -98,7 +98,7 @@ def resolve_config(
     sources.append(("--set", parse_sets(sets)))
     sources.append(("option", {key: value for key, value in options.items() if value is not None}))
     for source, layer in sources:
-        _check_known(cls, layer, source)
+        check_keys(cls, layer, source)
         _deep_merge(data, layer)
     return _validate(cls, data, config_file)
 
@@ -123,8 +123,8 @@ def _validate(cls: type[ConfigT], data: dict[str, Any], source: str | Path | Non
         raise config_error(err, source) from None
 
 
-def _check_known(cls: type[BaseModel], layer: Mapping[str, Any], source: str, prefix: str = "") -> None:
-    """Refuse keys the config does not have (a typo would otherwise be dropped or half-applied)."""
+def check_keys(cls: type[BaseModel], layer: Mapping[str, Any], source: str, prefix: str = "") -> None:
+    """Refuse keys `cls` does not have, nested ones included (a typo would otherwise be dropped or half-applied)."""
     fields = cls.model_fields
     for key, value in layer.items():
         if key not in fields:
@@ -136,7 +136,7 @@ def _check_known(cls: type[BaseModel], layer: Mapping[str, Any], source: str, pr
                             f"see `--help` for the options")
         sub = _model_type(fields[key].annotation)
         if sub is not None and isinstance(value, Mapping):
-            _check_known(sub, value, source, f"{prefix}{key}.")
+            check_keys(sub, value, source, f"{prefix}{key}.")
 
 
 def _model_type(annotation: Any) -> type[BaseModel] | None:

@@ -135,6 +135,8 @@ class Run:
         the same config (keys in `ignore` may differ); `overwrite` deletes it and starts clean."""
         run_dir = Path(root) / name
         config_dict = _as_dict(config)
+        if resume and overwrite:
+            raise UserError(f"--resume and --overwrite both given for {run_dir}: pass one (continue it, or start clean)")
         if overwrite:
             _remove_run(run_dir)
         elif run_dir.exists() and any(run_dir.iterdir()):
@@ -146,6 +148,12 @@ class Run:
             atomic_write_text(run.config_path, yaml.safe_dump(json.loads(json.dumps(config_dict, default=str)),
                                                                sort_keys=False))
         return run
+
+    @staticmethod
+    def require_existing(path: str | Path, option: str = "--resume") -> None:
+        """For a command's `--resume`: a one-line UserError when `path` holds no run to continue."""
+        if not (Path(path) / "config.yaml").is_file():
+            raise UserError(f"{option}: there is no run in {path} to continue: drop {option} to start it")
 
     @classmethod
     def open(cls, path: str | Path) -> Run:

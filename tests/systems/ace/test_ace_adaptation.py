@@ -150,7 +150,7 @@ def test_run_adaptation_writes_a_run_directory(tmp_path, rule_llm) -> None:
 
 def test_run_adaptation_refuses_reruns_and_resumes_only_a_finished_run(tmp_path, rule_llm, capsys) -> None:
     config = ACEConfig(method="none", train_size=2, test_size=2)
-    with pytest.raises(UserError, match=r"does not exist.*--overwrite"):
+    with pytest.raises(UserError, match=r"there is no run in .* to continue: drop --resume"):
         run_adaptation(config, tmp_path, "r", resume=True, llm=rule_llm())
     run_dir = run_adaptation(config, tmp_path, "r", llm=rule_llm())
     with pytest.raises(UserError, match="already exists: pass --resume"):

@@ -46,9 +46,12 @@ def test_the_experiment_is_a_run_that_resumes_and_reuses_its_warm_start(tmp_path
     assert calls == [0] and f"seed 0: reusing the warm start from {warm}" in logs
     assert "seed 0 curriculum: continuing from the checkpoint in " + str(out / "seed0" / "curriculum") in logs
     assert second["results"] == first["results"]
+    third = run_experiment(TINY, out, (1,), log=logs.append, resume=True)  # a new seed joins the ones there
+    assert third["seeds"] == [0, 1] and third["results"]["0"] == first["results"]["0"] and "1" in third["results"]
+    assert Run.open(out).config()["seeds"] == [0, 1] and Run.open(out).summary()["seeds"] == [0, 1]
 
     run_experiment(TINY.model_copy(update={"sft_steps": 10}), out, (0,), log=logs.append, overwrite=True)
-    assert calls == [0, 0] and [p.name for p in (out / "warm_starts").iterdir()] != [warm.name]
+    assert calls == [0, 1, 0] and [p.name for p in (out / "warm_starts").iterdir()] != [warm.name]
     with pytest.raises(UserError, match="no experiment in"):
         run_experiment(TINY, tmp_path / "nothing", (0,), resume=True)
 

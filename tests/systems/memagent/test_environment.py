@@ -199,6 +199,9 @@ def test_cli_train_saves_its_config_checkpoints_and_resumes(one_torch_thread, ti
     resumed = CliRunner().invoke(app, [*args, "--resume"])  # the checkpoint is the last iteration: nothing to do
     assert resumed.exit_code == 0 and [m["iteration"] for m in run.metrics()] == [0]
     fresh = CliRunner().invoke(app, [*args, "--name", "u", "--resume"])
-    assert isinstance(fresh.exception, UserError) and "no RL checkpoint to resume" in str(fresh.exception)
+    assert isinstance(fresh.exception, UserError) and "no RL checkpoint to continue" in str(fresh.exception)
+    assert not (tmp_path / "u").exists()  # refused before anything is written
     typo = CliRunner().invoke(app, ["train", "--set", "rl.iteration=1", "--out", str(tmp_path)])
-    assert isinstance(typo.exception, UserError) and "rl.iteration is not an RLConfig option" in str(typo.exception)
+    assert isinstance(typo.exception, UserError) and "has no option 'rl.iteration'" in str(typo.exception)
+    nested = CliRunner().invoke(app, ["train", "--set", "rl.sampling.temprature=0.5", "--out", str(tmp_path)])
+    assert isinstance(nested.exception, UserError) and "'rl.sampling.temprature'" in str(nested.exception)

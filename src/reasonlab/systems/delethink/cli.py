@@ -108,6 +108,10 @@ def experiment_command(
     from reasonlab.systems.delethink.experiment import run_experiment
 
     settings = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, seeds=seeds or None)
+    if resume and not overwrite:
+        from reasonlab.runs import Run
+
+        Run.require_existing(out)
     summary = run_experiment(settings, out, resume=resume, overwrite=overwrite)["summary"]
     console.print(f"wrote {out / 'summary.json'}, {out / 'results.json'} and {out / 'plots'}")
     for model, row in summary["models"].items():
@@ -140,6 +144,10 @@ def control_command(
 
     settings = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_,
                               control_head_tokens=control_head_tokens)
+    if resume and not overwrite:
+        from reasonlab.runs import Run
+
+        Run.require_existing(out)
     summary = run_control(settings, out, resume=resume, overwrite=overwrite)
     console.print(f"wrote {out / 'summary.json'}")
     console.print_json(data=summary["curves"])
@@ -170,6 +178,10 @@ def arithmetic_command(
     settings = resolve_config(ArithmeticConfig, lookup_preset(ARITHMETIC_PRESETS, preset), config, set_, llm=llm,
                               operands=operands, problems=problems, n=n, chunk_size=chunk, carryover=carryover,
                               iterations=iterations, seed=seed)
+    if resume and not overwrite:
+        from reasonlab.runs import Run
+
+        Run.require_existing(out)
     summary = run_arithmetic(settings, out, resume=resume, overwrite=overwrite)
     for arm in ("delethink", "longcot"):
         console.print(f"{arm}: avg@{settings.n} = {summary[arm]['accuracy']:.3f} "

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from reasonlab.demo import register_demo
 from reasonlab.errors import UserError
-from reasonlab.runs import Run, atomic_write_json, config_hash
+from reasonlab.runs import Run, atomic_write_json, atomic_write_text, config_hash
 from reasonlab.systems.h1.config import CHECK_SEED, EVAL_SEED, PRESETS, ExperimentConfig, arm_config
 from reasonlab.systems.h1.evaluation import accuracy, accuracy_by_depth
 from reasonlab.systems.h1.modular import sft_examples
@@ -204,13 +205,17 @@ def run_experiment(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """All seeds into the run directory `out`; after every seed, writes results.json, summary.json and plots.
-    An existing `out` is refused unless `resume` (same config, any seeds: finished arms are reloaded, cut ones
-    continue from their checkpoints) or `overwrite` (start clean)."""
+    An existing `out` is refused unless `resume` (same config; the seeds already there are kept and new ones
+    added: finished arms are reloaded, cut ones continue from their checkpoints) or `overwrite` (start clean)."""
     out = Path(out)
     if resume and not overwrite and not (out / "config.yaml").is_file():
         raise UserError(f"--resume: there is no experiment in {out} to continue: drop --resume to start it")
+    if resume and not overwrite:  # a resumed experiment keeps the seeds it has and adds the new ones
+        seeds = tuple(sorted(set(Run.open(out).config().get("seeds", [])) | set(seeds)))
     run = Run.create(out.parent, out.name, {**config.model_dump(), "seeds": list(seeds)}, resume=resume,
                      overwrite=overwrite, ignore=("seeds",))
+    if run.config().get("seeds") != list(seeds):
+        atomic_write_text(run.config_path, yaml.safe_dump({**run.config(), "seeds": list(seeds)}, sort_keys=False))
     torch.set_num_threads(1)  # tinylm matrices are too small to split; 2 threads are slower on a busy CPU
     results: dict[int, dict[str, Any]] = {}
     for seed in seeds:

@@ -221,6 +221,10 @@ def bench_command(
     typer.echo(f"run: {run_dir}")
 
 
+app.command("experiment", help="The mini benchmark as the system's experiment (the same command as `bench`).")(
+    bench_command)
+
+
 @app.command("train")
 def train_command(
     preset: str = typer.Option("smoke", "--preset", help="smoke (2 GSPO iterations: checks the pipeline)"),

@@ -60,10 +60,11 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, *, resu
 
     run_dir = Path(out) / name
     if resume:
+        if not run_dir.exists():
+            raise UserError(f"--resume: there is no run in {run_dir} to continue: drop --resume to start it")
         if not (run_dir / "summary.json").is_file():
-            state = "stopped before it finished" if run_dir.exists() else "does not exist"
-            raise UserError(f"--resume: the run {run_dir} {state}, and the benchmark has no checkpoint: "
-                            f"pass --overwrite to run it again")
+            raise UserError(f"--resume: the run {run_dir} stopped before it finished, and the benchmark has no "
+                            f"checkpoint: pass --overwrite to run it again")
         Run.create(out, name, config, resume=True)  # refuses another config
         print(f"reusing the finished benchmark in {run_dir}")
         return run_dir

@@ -25,12 +25,10 @@ def rl_config(config: TrainConfig, resume: bool = False) -> Any:
     """`config.rl` as a validated `RLConfig` (unknown keys refused), seeded by `config.seed`."""
     from pydantic import ValidationError
 
-    from reasonlab.config import config_error
+    from reasonlab.config import check_keys, config_error
     from reasonlab.train.rl import RLConfig
 
-    unknown = sorted(set(config.rl) - set(RLConfig.model_fields))
-    if unknown:
-        raise UserError(f"rl.{unknown[0]} is not an RLConfig option: see reasonlab.train.RLConfig for the options")
+    check_keys(RLConfig, config.rl, "rl", prefix="rl.")  # nested keys too (rl.sampling.temperature)
     try:
         return RLConfig.model_validate({**config.rl, "seed": config.seed, "resume": resume,
                                         "max_segments": config.environment.agent.max_turns})
@@ -57,9 +55,13 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
     """Train with RL into the run `out/name` (checkpointed every iteration); returns the run directory."""
     import torch
 
+    from reasonlab.train.rl import CHECKPOINT_NAME
     from reasonlab.train.rl import train as rl_train
 
     rl = rl_config(config, resume)  # bad rl options fail before a model is loaded
+    checkpoint = Path(out) / name / "checkpoints" / CHECKPOINT_NAME
+    if resume and not overwrite and not checkpoint.is_file():
+        raise UserError(f"--resume: {Path(out) / name} has no RL checkpoint to continue: drop --resume to start it")
     run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)

@@ -93,6 +93,10 @@ def experiment_command(
     options = dict(seeds=seed or None, arms=arm or None, budget_s=budget_s, steps=steps)
     experiment = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, **options)
     out = out or Path("runs") / f"trm-{preset}"
+    if resume and not overwrite:
+        from reasonlab.runs import Run
+
+        Run.require_existing(out)
     summary = run_experiment(experiment, out, resume=resume, overwrite=overwrite)
     typer.echo(f"run: {out}")
     for name, numbers in summary["arms"].items():
