@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# torch first, pinned to the CPU build on this disk; everything else under the same constraints
 	$(PIP) -q torch==2.13.0
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { echo "building llama-cpp-python (portable, ~6 min)"; \
-	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) -q wheel --no-deps --no-cache-dir llama-cpp-python -w $(LLAMA_WHEELS); }
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VENV)/bin/pip wheel -q -c constraints.txt --no-deps --no-cache-dir \
+	  llama-cpp-python -w $(LLAMA_WHEELS); }
 	$(PIP) -q --find-links $(LLAMA_WHEELS) -e ".[$(EXTRAS)]"
 	touch $@
 
