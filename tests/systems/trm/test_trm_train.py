@@ -273,7 +273,7 @@ def test_cli_train_refuses_an_unknown_preset_or_a_paper_preset_without_its_data(
     assert all(name in TRAIN_PRESET_HELP for name in TRAIN_PRESETS)
 
 
-# every value the spec (/work/shared/specs/trm.md, section 2 and its table) gives for the paper's runs
+# every value the TRM spec (section 2 and its table) gives for the paper's runs
 SPEC_COMMON = dict(hidden_size=512, num_heads=8, expansion=4.0, num_layers=2, T=3, n_sup=16, halt_exploration=0.1,
                    batch_size=768, lr=1e-4, warmup_steps=2000, beta1=0.9, beta2=0.95, ema=0.999, bf16=True,
                    optimizer="adam_atan2", prefix_len=16, ffn_multiple=256, halt_weight=0.5, loss_type="stablemax")

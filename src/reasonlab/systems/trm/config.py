@@ -208,7 +208,7 @@ PRESETS: dict[str, ExperimentConfig] = {
 }
 
 
-# The paper's runs (spec: /work/shared/specs/trm.md section 2 and its table; "code" = the official configs).
+# The paper's runs (the TRM spec, section 2 and its table; "code" = the official configs).
 # Common to all of them (spec section 2, "Common"): D=512, 8 heads, expansion 4, 2 layers, T=3, N_sup=16, halt
 # exploration 0.1, global batch 768, lr 1e-4 with 2000 warmup steps then constant, betas (0.9, 0.95), EMA 0.999,
 # bf16, AdamATan2 (code; the paper text says AdamW); P=16 prefix positions and the SwiGLU inner size rounded up
