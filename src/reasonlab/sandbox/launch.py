@@ -114,12 +114,17 @@ def _unshare_launcher(tools: tuple[str, str, str] | None) -> Launcher:
         return Launcher(False, "caller", note="unshare: builds the namespaces only for a root caller")
     if tools is None:
         return Launcher(False, "caller", note="unshare: util-linux unshare, mount or setpriv is not on PATH")
+    built = _runtime_or_refusal("unshare: ")
+    return built if isinstance(built, Launcher) else _probed_unshare(tools, built)
+
+
+def _runtime_or_refusal(prefix: str) -> Runtime | Launcher:
+    """The sandbox runtime, or a launcher saying why it could not be made (a cache folder others can write...)."""
     try:
-        built = runtime()
+        return runtime()
     except OSError as error:
-        return Launcher(False, "caller", note=f"unshare: the sandbox runtime could not be made under "
-                        f"{cache_parent()} ({error}); set REASONLAB_SANDBOX_CACHE to a folder only this user can write")
-    return _probed_unshare(tools, built)
+        return Launcher(False, "caller", note=f"{prefix}the sandbox runtime could not be made under {cache_parent()} "
+                        f"({error}); set REASONLAB_SANDBOX_CACHE to a folder only this user can write")
 
 
 @functools.lru_cache(maxsize=8)
@@ -146,11 +151,9 @@ def _namespace_launcher(bwrap: str | None) -> Launcher:
     """The first bubblewrap setup that starts Python on this machine, or a launcher saying why none does."""
     if bwrap is None:
         return Launcher(False, "caller", note="bwrap is not on PATH")
-    try:
-        built = runtime()
-    except OSError as error:
-        return Launcher(False, "caller", note=f"the sandbox runtime could not be made under {cache_parent()} "
-                        f"({error}); set REASONLAB_SANDBOX_CACHE to a folder only this user can write")
+    built = _runtime_or_refusal("")
+    if isinstance(built, Launcher):
+        return built
     candidates = [Launcher(True, "caller", bwrap=bwrap, runtime=built)]
     if os.geteuid() == 0:
         unreachable = tuple(p for p in _namespace_sources(built) if not _reachable_by_nobody(p))
