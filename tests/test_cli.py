@@ -168,3 +168,18 @@ def test_resume_with_nothing_to_continue_is_one_line_and_writes_nothing(command:
     out = tmp_path / "run"
     assert_one_line_user_error(run_cli(*command, "--out", str(out), "--resume"), "to continue: drop --resume")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["demo", "trm"], "Got unexpected extra argument(s) (trm)"),
+    (["--nope"], "No such option: --nope"),
+    (["serve", "--port", "70000"], "Invalid value for '--port'"),
+    (["trm", "train", "--mixer"], "Option '--mixer' requires an argument"),
+])
+def test_usage_errors_are_one_line_without_a_traceback(args: list[str], fragment: str) -> None:
+    assert_one_line_user_error(run_cli(*args), fragment)
+
+
+def test_a_bare_command_shows_its_help_and_exits_2() -> None:
+    result = run_cli()
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "Usage" in result.stdout

@@ -73,7 +73,7 @@ def info() -> None:
     from reasonlab.sandbox import layer_report
 
     for layer, state in layer_report():
-        holds = state in ("holds", "runs untrusted code")
+        holds = state == "holds" or state.startswith("runs untrusted code")
         table.add_row(f"sandbox {layer}", escape(state) if holds else f"[yellow]{escape(state)}[/yellow]")
     console.print(table)
 
@@ -145,7 +145,7 @@ def embed(texts: list[str] = typer.Argument(..., help="texts to embed")) -> None
 def serve(
     llm: str = typer.Option("hf:embedded", "--llm", help="model spec to serve"),
     host: str = typer.Option("127.0.0.1", help="interface to bind"),
-    port: int = typer.Option(8000, help="port (0 picks a free one)"),
+    port: int = typer.Option(8000, min=0, max=65535, help="port (0 picks a free one)"),
     model_name: str | None = typer.Option(None, help="model id reported to clients (default: the spec)"),
 ) -> None:
     """Serve any reasonlab model over an OpenAI-compatible HTTP API."""
@@ -238,14 +238,26 @@ def main() -> None:
     except typer.Abort:
         sys.exit(130)
     except Exception as err:
-        import click
-
-        if isinstance(err, click.exceptions.UsageError):
-            err.show()
+        usage, exits = _click_exception_types()
+        if isinstance(err, usage):  # a bad option or argument: click's own message, no traceback
+            message = err.format_message()  # type: ignore[attr-defined]
+            command = err.ctx.command_path if getattr(err, "ctx", None) else "reasonlab"  # type: ignore[attr-defined]
+            if message:  # empty after a bare command: its help was shown
+                error_console.print(f"[red]error:[/red] {escape(message)} (see `{command} --help`)", highlight=False)
             sys.exit(2)
-        if isinstance(err, click.exceptions.Exit):
-            sys.exit(err.exit_code)
+        if isinstance(err, exits):
+            sys.exit(err.exit_code)  # type: ignore[attr-defined]
         raise
+
+
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Usage-error and exit classes of click and of the copy of click that typer vendors (typer >= 0.16)."""
+    import click
+
+    vendored = sys.modules.get("typer._click.exceptions")
+    usage = [click.exceptions.UsageError, getattr(vendored, "UsageError", None)]
+    exits = [click.exceptions.Exit, getattr(vendored, "Exit", None), typer.Exit]
+    return tuple(t for t in usage if t is not None), tuple(t for t in exits if t is not None)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ def test_public_api():
     assert sorted(rl_config.__all__) == ["LossType", "RLConfig", "check_loss_options"]
     assert sorted(distributed.__all__) == [
         "all_reduce_max",
-        "all_reduce_mean",
         "all_reduce_sum",
         "barrier",
         "init_distributed",

@@ -38,6 +38,7 @@ from typing import Any, Literal, get_args
 
 from reasonlab.errors import UserError
 from reasonlab.llm.base import BaseLLM, Generation, Message, Prompt, SamplingParams, prompt_kind
+from reasonlab.llm.constrained import constraint_source
 
 __all__ = ["RETRY_STATUSES", "SERVER_KINDS", "OpenAILLM", "ServerError", "conformance", "server_kind"]
 
@@ -135,12 +136,9 @@ def conformance(text: str, params: SamplingParams) -> Literal["complete", "prefi
 
 
 def _constraint(params: SamplingParams) -> tuple[str, str]:
-    if params.json_schema is not None:
-        return "json_schema", json.dumps(params.json_schema, sort_keys=True)
-    if params.regex is not None:
-        return "regex", params.regex
-    assert params.grammar is not None
-    return "grammar", params.grammar
+    found = constraint_source(params)
+    assert found is not None, "only called for constrained requests"
+    return found
 
 
 class OpenAILLM(BaseLLM):

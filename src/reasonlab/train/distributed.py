@@ -19,7 +19,6 @@ from reasonlab.errors import UserError
 
 __all__ = [
     "all_reduce_max",
-    "all_reduce_mean",
     "all_reduce_sum",
     "barrier",
     "init_distributed",
@@ -71,16 +70,6 @@ def all_reduce_max(values: dict[str, float]) -> dict[str, float]:
     """Each value's maximum over the ranks."""
     keys = sorted(values)
     return dict(zip(keys, _reduce([values[k] for k in keys], "max"), strict=True))
-
-
-def all_reduce_mean(values: dict[str, float], weight: float = 1.0) -> dict[str, float]:
-    """Weighted mean over the ranks, sum(weight * value) / sum(weight). With `weight` the number of items a rank's
-    values average over, this is the mean over all items of all ranks, not a mean of per-rank means."""
-    if not _active():
-        return {k: float(v) for k, v in values.items()}
-    keys = sorted(values)
-    *sums, total_weight = _reduce([weight * float(values[k]) for k in keys] + [weight], "sum")
-    return {k: s / total_weight if total_weight else 0.0 for k, s in zip(keys, sums, strict=True)}
 
 
 def _active() -> bool:

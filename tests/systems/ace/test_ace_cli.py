@@ -102,7 +102,7 @@ def test_experiment_saves_its_config_and_compares_arms_over_seeds(tmp_path, scri
     resumed = CliRunner().invoke(app, [*args, "--resume"])
     assert resumed.exit_code == 0 and resumed.output.count("reusing the finished adaptation") == 4
     missing = CliRunner().invoke(app, [*args, "--name", "other", "--resume"])
-    assert isinstance(missing.exception, UserError) and "there is no experiment" in str(missing.exception)
+    assert isinstance(missing.exception, UserError) and "there is no run in" in str(missing.exception)
 
 
 def test_quick_demo_is_registered_and_small() -> None:

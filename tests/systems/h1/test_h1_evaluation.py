@@ -46,5 +46,5 @@ def test_evaluate_writes_the_accuracy_per_depth_into_a_run(tmp_path, tiny_tinylm
     with pytest.raises(UserError, match="already exists"):
         evaluate(config)
     assert evaluate(config.model_copy(update={"resume": True})) == run_dir
-    with pytest.raises(UserError, match="no evaluation run"):
+    with pytest.raises(UserError, match=r"there is no run in .* to continue"):
         evaluate(config.model_copy(update={"name": "other", "resume": True}))

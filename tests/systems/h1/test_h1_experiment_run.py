@@ -52,7 +52,7 @@ def test_the_experiment_is_a_run_that_resumes_and_reuses_its_warm_start(tmp_path
 
     run_experiment(TINY.model_copy(update={"sft_steps": 10}), out, (0,), log=logs.append, overwrite=True)
     assert calls == [0, 1, 0] and [p.name for p in (out / "warm_starts").iterdir()] != [warm.name]
-    with pytest.raises(UserError, match="no experiment in"):
+    with pytest.raises(UserError, match=r"there is no run in .* to continue"):
         run_experiment(TINY, tmp_path / "nothing", (0,), resume=True)
 
 

@@ -197,5 +197,11 @@ def test_cli_bench_saves_the_config_it_was_asked_for(tmp_path) -> None:
     assert "has no option 'agent.max_turn' (did you mean agent.max_turns?)" in str(unknown.exception)
 
 
-def test_the_preset_cap_does_not_leak_into_the_default() -> None:
-    assert AgentConfig().max_turns == 8  # the preset's cap does not leak into the default
+def test_resolving_a_preset_does_not_change_the_defaults_or_the_preset() -> None:
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.memagent.config import PRESETS, ExperimentConfig
+
+    before = lookup_preset(PRESETS, "mini").model_dump()
+    resolved = resolve_config(ExperimentConfig, lookup_preset(PRESETS, "mini"), None, ["agent.max_turns=2"])
+    assert resolved.agent.max_turns == 2 and lookup_preset(PRESETS, "mini").model_dump() == before
+    assert AgentConfig().max_turns == 8 and ExperimentConfig().agent.max_turns == AgentConfig().max_turns

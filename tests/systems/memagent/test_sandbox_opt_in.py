@@ -20,10 +20,6 @@ def _memory(tmp_path: Path) -> Memory:
     return Memory.from_files(tmp_path / "memory", {"user.md": "# User\n- name: Ada\n"})
 
 
-def test_the_default_mode_is_auto() -> None:
-    assert AgentConfig().sandbox_mode == "auto"
-
-
 def test_the_unsafe_mode_from_a_file_or_option_alone_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"sandbox_mode 'unsafe-hook-only' .*pass --unsafe-sandbox"):
         _agent_config(None, False, sandbox_mode="unsafe-hook-only")

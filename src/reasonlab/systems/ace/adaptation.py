@@ -228,9 +228,8 @@ def run_adaptation(config: ACEConfig, out: str | Path, name: str | None = None, 
         Run.create(out, run_dir.name, config, resume=True)  # refuses another config
         print(f"reusing the finished adaptation in {run_dir}")
         return run_dir
-    if resume and not run_dir.exists():
-        raise UserError(f"--resume: there is no run in {run_dir} to continue: drop --resume to start it")
     if resume:
+        Run.require_existing(run_dir)
         raise UserError(f"--resume: the run {run_dir} stopped before it finished, and an adaptation has no mid-run "
                         f"checkpoint: pass --overwrite to start it again")
     run = Run.create(out, run_dir.name, config, overwrite=overwrite)

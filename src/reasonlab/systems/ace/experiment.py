@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab.demo import register_demo
-from reasonlab.errors import UserError
 from reasonlab.runs import Run
 from reasonlab.systems.ace.config import PRESETS, ACEConfig, ExperimentConfig
 
@@ -38,8 +37,8 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, *, resu
     from reasonlab.systems.ace.adaptation import run_adaptation
     from reasonlab.systems.ace.evaluation import compare_arms
 
-    if resume and not (Path(out) / name).is_dir():
-        raise UserError(f"--resume: there is no experiment {Path(out) / name} to resume: drop --resume")
+    if resume:
+        Run.require_existing(Path(out) / name)
     run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
     settings = config.adaptation
     if llm is None:

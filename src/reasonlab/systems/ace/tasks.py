@@ -365,10 +365,13 @@ def load_finance_jsonl(path: str | Path, kind: str) -> list[Sample]:
 
 def load_task(name: str, seed: int = 0, data: dict[str, str] | None = None, **options: Any) -> Task:
     """`formula` / `tools` (generated), or `finer` / `formula-jsonl` with data={'train','val','test'} paths."""
-    if name == "formula":
-        return FormulaSuite(seed=seed, **options)
-    if name == "tools":
-        return ToolSuite(seed=seed, **options)
+    if name in ("formula", "tools"):
+        suite = FormulaSuite if name == "formula" else ToolSuite
+        try:
+            return suite(seed=seed, **options)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"task_options {options} do not fit the {name} suite ({err}): see "
+                            f"{suite.__name__}'s arguments") from None
     if name in ("finer", "formula-jsonl"):
         kind = "finer" if name == "finer" else "formula"
         paths = data or {}

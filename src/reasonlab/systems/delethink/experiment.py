@@ -230,10 +230,10 @@ def run_arithmetic(
     from reasonlab.systems.delethink.tasks import arithmetic_tasks, extract_arithmetic_answer
 
     out = Path(out)
+    delethink = DelethinkConfig(chunk_size=config.chunk_size, carryover=config.carryover, iterations=config.iterations)
     run = Run.create(out.parent, out.name, config, resume=resume, overwrite=overwrite)
     done = {m["arm"]: m for m in run.metrics() if m.get("kind") == "eval"}
     tasks = arithmetic_tasks(config.problems, config.operands, config.seed)
-    delethink = DelethinkConfig(chunk_size=config.chunk_size, carryover=config.carryover, iterations=config.iterations)
     sampling = SamplingParams(temperature=config.temperature, seed=config.seed, stop=ARITHMETIC_STOP)
 
     def reward(task, text: str) -> float:

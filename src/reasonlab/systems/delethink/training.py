@@ -73,6 +73,9 @@ def sft_base(setup: WalkSetup, root: str | Path) -> TinyLM:
 
 def train(config: TrainConfig) -> Path:
     """RL of the SFT base in `config.arm`; writes the run (metrics, checkpoints, model/) and returns its folder."""
+    from pydantic import ValidationError
+
+    from reasonlab.config import config_error
     from reasonlab.llm.base import SamplingParams
     from reasonlab.systems.delethink.environment import DelethinkEnvironment, rl_config
     from reasonlab.train import rl
@@ -80,16 +83,20 @@ def train(config: TrainConfig) -> Path:
     out = Path(config.out)
     if config.resume and not config.overwrite and not (out / "checkpoints" / rl.CHECKPOINT_NAME).is_file():
         raise UserError(f"--resume: {out} has no RL checkpoint to continue: drop --resume to start the run")
+    world, delethink = config.world(), config.environment(config.arm)  # bad C, m or I fail before any work
+    try:
+        base = rl.RLConfig(
+            loss_type="grpo", iterations=config.rl_iterations, tasks_per_iteration=config.rl_tasks_per_iteration,
+            group_size=config.rl_group_size, learning_rate=config.rl_learning_rate, epsilon_high=0.26,
+            dual_clip=3.0, tis_cap=2.0, optimizer_steps_per_iteration=2, seed=config.seed, progress=False,
+            checkpoint_every=20, sampling=SamplingParams(temperature=config.temperature),
+            resume=config.resume and not config.overwrite,
+        )
+    except ValidationError as err:
+        raise config_error(err, "the RL options (rl_*)") from None
     run = Run.create(out.parent, out.name, config, resume=config.resume, overwrite=config.overwrite,
                      ignore=LOCATION_FIELDS)
     policy = sft_base(config, out.parent)
-    world, delethink = config.world(), config.environment(config.arm)
-    base = rl.RLConfig(
-        loss_type="grpo", iterations=config.rl_iterations, tasks_per_iteration=config.rl_tasks_per_iteration,
-        group_size=config.rl_group_size, learning_rate=config.rl_learning_rate, epsilon_high=0.26, dual_clip=3.0,
-        tis_cap=2.0, optimizer_steps_per_iteration=2, seed=config.seed, progress=False, checkpoint_every=20,
-        sampling=SamplingParams(temperature=config.temperature), resume=config.resume and not config.overwrite,
-    )
     console.print(f"RL {config.arm} seed {config.seed}: {config.rl_iterations} iterations into {run.dir}")
     environment = DelethinkEnvironment(delethink, policy, world.query, world.reward)
     tasks = world.tasks(4000, config.rl_min_steps, config.rl_max_steps, seed=10_000 + config.seed)

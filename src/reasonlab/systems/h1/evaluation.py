@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reasonlab.errors import UserError
 from reasonlab.llm.base import SamplingParams, TrainablePolicy
 from reasonlab.runs import Run
 from reasonlab.systems.h1.config import EvalConfig
@@ -42,8 +41,8 @@ def evaluate(config: EvalConfig) -> Path:
     from reasonlab.train.tinylm import TinyLM
 
     run_dir = Path(config.out) / config.name
-    if config.resume and not config.overwrite and not (run_dir / "config.yaml").is_file():
-        raise UserError(f"--resume: there is no evaluation run {run_dir} to reopen: drop --resume")
+    if config.resume and not config.overwrite:
+        Run.require_existing(run_dir)
     policy = TinyLM.load(config.policy)
     run = Run.create(config.out, config.name, config, resume=config.resume, overwrite=config.overwrite)
     sets = {d: config.task.chains(d, config.chains, config.seed) for d in range(1, config.depths + 1)}

@@ -29,7 +29,6 @@ import torch
 import yaml
 
 from reasonlab.demo import register_demo
-from reasonlab.errors import UserError
 from reasonlab.runs import Run, atomic_write_json, atomic_write_text, config_hash
 from reasonlab.systems.h1.config import CHECK_SEED, EVAL_SEED, PRESETS, ExperimentConfig, arm_config
 from reasonlab.systems.h1.evaluation import accuracy, accuracy_by_depth
@@ -208,9 +207,8 @@ def run_experiment(
     An existing `out` is refused unless `resume` (same config; the seeds already there are kept and new ones
     added: finished arms are reloaded, cut ones continue from their checkpoints) or `overwrite` (start clean)."""
     out = Path(out)
-    if resume and not overwrite and not (out / "config.yaml").is_file():
-        raise UserError(f"--resume: there is no experiment in {out} to continue: drop --resume to start it")
     if resume and not overwrite:  # a resumed experiment keeps the seeds it has and adds the new ones
+        Run.require_existing(out)
         seeds = tuple(sorted(set(Run.open(out).config().get("seeds", [])) | set(seeds)))
     run = Run.create(out.parent, out.name, {**config.model_dump(), "seeds": list(seeds)}, resume=resume,
                      overwrite=overwrite, ignore=("seeds",))

@@ -17,7 +17,6 @@ __all__ = ["ARMS", "PRESETS", "SMOKE_GRAMMAR", "TRAIN_PRESETS", "AgentConfig", "
 
 Arm = Literal["oracle", "wrong", "agent", "rag", "judge"]
 ARMS: tuple[Arm, ...] = ("oracle", "wrong", "agent", "rag", "judge")
-CATEGORIES = ("retrieval", "update", "clarification", "filter")
 
 
 class AgentConfig(BaseModel):

@@ -60,8 +60,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, *, resu
 
     run_dir = Path(out) / name
     if resume:
-        if not run_dir.exists():
-            raise UserError(f"--resume: there is no run in {run_dir} to continue: drop --resume to start it")
+        Run.require_existing(run_dir)
         if not (run_dir / "summary.json").is_file():
             raise UserError(f"--resume: the run {run_dir} stopped before it finished, and the benchmark has no "
                             f"checkpoint: pass --overwrite to run it again")
