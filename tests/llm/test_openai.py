@@ -425,3 +425,13 @@ def test_reasonlab_serve_forwards_json_schema_and_regex(reasonlab_server: str) -
     assert isinstance(json.loads(chat.text)["answer"], int)
     digits = llm.complete("Q: 9 - 2 =", SamplingParams(max_tokens=5, temperature=0.0, regex=r" ?[0-9]+"))
     assert digits.text.strip().isdigit()
+
+
+@pytest.mark.parametrize("reply", [{"object": "text_completion"}, {"choices": []}, {"choices": ["text"]}, ["x"]])
+def test_a_200_reply_of_another_shape_is_one_line_not_a_traceback(serve, reply: Any) -> None:
+    fake = serve({"GET /v1/models": VLLM, "POST /v1/completions": (200, reply), "POST /tokenize": (200, reply)})
+    llm = connect(fake)
+    with pytest.raises(UserError, match=r"answered /completions without choices .*OpenAI-compatible server"):
+        llm.complete("hi", SamplingParams(max_tokens=2))
+    with pytest.raises(UserError, match=r"answered tokenize without a list of token ids"):
+        llm.tokenize("hi")

@@ -286,7 +286,19 @@ class OpenAILLM(BaseLLM):
             ("/extras/tokenize", {"input": text, "model": self.model}),
         ])
         data = self._first_route(routes, "tokenize")
-        return [int(t["id"]) if isinstance(t, dict) else int(t) for t in data["tokens"]]
+        try:
+            return [int(t["id"]) if isinstance(t, dict) else int(t) for t in data["tokens"]]
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"the server at {self.base_url} answered tokenize without a list of token ids "
+                            f"({str(data)[:120]!r}): is it an OpenAI-compatible server?") from None
+
+    def _first_choice(self, response: Any, route: str) -> dict[str, Any]:
+        """The first choice of a completion reply, or a one-line error when the reply has another shape."""
+        choices = response.get("choices") if isinstance(response, dict) else None
+        if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+            raise UserError(f"the server at {self.base_url} answered {route} without choices "
+                            f"({str(response)[:120]!r}): is it an OpenAI-compatible server?")
+        return choices[0]
 
     def detokenize(self, token_ids: Sequence[int]) -> str:
         tokens = [int(t) for t in token_ids]
@@ -390,7 +402,7 @@ class OpenAILLM(BaseLLM):
             body["return_token_ids"] = True
         body.update(self._constraint_fields(params, chat=False))
         response = self._generation_request(self.base_url + "/completions", body)
-        choice = response["choices"][0]
+        choice = self._first_choice(response, "/completions")
         logprobs = None
         if params.logprobs and choice.get("logprobs"):
             logprobs = [float(x) for x in choice["logprobs"].get("token_logprobs") or [] if x is not None]
@@ -403,7 +415,7 @@ class OpenAILLM(BaseLLM):
             body["return_token_ids"] = True
         body.update(self._constraint_fields(params, chat=True))
         response = self._generation_request(self.base_url + "/chat/completions", body)
-        choice = response["choices"][0]
+        choice = self._first_choice(response, "/chat/completions")
         text = (choice.get("message") or {}).get("content") or ""
         return self._generation(text, choice, response.get("usage"), None)
 
