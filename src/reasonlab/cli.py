@@ -36,6 +36,37 @@ console = Console()
 error_console = Console(stderr=True, soft_wrap=True)
 
 
+@app.callback()
+def root(
+    threads: int | None = typer.Option(
+        None, "--threads", min=1,
+        help="CPU threads for every command [default: REASONLAB_THREADS, else cores - 1, at least 1]"),
+    verbose: bool = typer.Option(False, "--verbose", help="show third-party logs and warnings"),
+) -> None:
+    """reasonlab: ten 2025 methods for reasoning, memory and alignment of language models."""
+    from reasonlab.threads import configure_threads
+
+    configure_threads(threads)
+    if not verbose:
+        _quiet_third_party()
+
+
+def _quiet_third_party() -> None:
+    """Keep other libraries' warnings and info logs (transformers, sentence-transformers, llama.cpp) out of the
+    output; `--verbose` keeps them."""
+    import logging
+    import warnings
+
+    os.environ["REASONLAB_QUIET"] = "1"
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("transformers", "sentence_transformers", "accelerate", "datasets", "huggingface_hub", "httpx",
+                 "urllib3", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _add_system_apps() -> None:
     """Mount `reasonlab.systems.<name>.cli.app` as `reasonlab <name>` for every system that has one."""
     import reasonlab.systems as systems
@@ -60,8 +91,10 @@ def info() -> None:
 
     table = Table(title=f"reasonlab {__version__}", show_header=False)
     table.add_row("python", platform.python_version())
-    table.add_row("torch", f"{torch.__version__} (device: {'cuda' if torch.cuda.is_available() else 'cpu'}, "
-                           f"{torch.get_num_threads()} threads)")
+    from reasonlab.threads import describe
+
+    table.add_row("torch", f"{torch.__version__} (device: {'cuda' if torch.cuda.is_available() else 'cpu'})")
+    table.add_row("threads", describe())
     for package, backend in [("transformers", "hf"), ("llama-cpp-python", "llamacpp"), ("openai", "openai"),
                              ("vllm", "vllm"), ("xgrammar", "constrained decoding")]:
         try:
@@ -179,10 +212,12 @@ def report(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="folder for the demo's runs and report"),
-    only: list[str] = typer.Option([], help="run only these systems (repeatable)"),
+    only: list[str] = typer.Option([], help="run only these systems (repeatable) [default: every system]"),
+    fresh: bool = typer.Option(False, "--fresh", help="recompute everything instead of reusing earlier results"),
 ) -> None:
-    """Run the quick experiment of every system that registers one, then write a report."""
-    from reasonlab.demo import discover_demos
+    """Run the quick experiment of every system (each at most 3 minutes on 2 cores), then write a report."""
+    from reasonlab.demo import discover_demos, read_headline
+    from reasonlab.progress import heartbeat
 
     demos = discover_demos()
     unknown = set(only) - set(demos)
@@ -192,15 +227,40 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     if not selected:
         _embedded_models_demo(out)
-    for item in selected:
-        console.rule(f"[bold]{item.name}[/bold]: {item.title}")
+    total = sum(item.minutes for item in selected)
+    console.print(f"{len(selected)} demos, about {total:.0f} min on 2 cores; results and report in {out}")
+    timings: list[tuple[str, float]] = []
+    for index, item in enumerate(selected, start=1):
+        console.rule(f"[bold][{index}/{len(selected)}] {item.name}[/bold] — {item.title} — about "
+                     f"{item.minutes:g} min")
         started = time.perf_counter()
-        run_dir = item.run(out)
-        console.print(f"{item.name}: done in {time.perf_counter() - started:.0f} s -> {run_dir}")
+        with heartbeat(item.name):
+            run_dir = item.run(out, fresh)
+        seconds = time.perf_counter() - started
+        timings.append((item.name, seconds))
+        console.print(f"{item.name}: done in {seconds:.0f} s -> {run_dir}")
+        headline = read_headline(run_dir)
+        if headline is not None:
+            _print_headline(headline)
     from reasonlab.report import write_report
 
     markdown, html = write_report(out)
-    console.print(f"report: {markdown} and {html}")
+    console.print(" · ".join(f"{name} {seconds:.0f} s" for name, seconds in timings)
+                  + f" · total {sum(s for _, s in timings):.0f} s")
+    console.print(f"report: {html} (and {markdown})")
+
+
+def _print_headline(headline: object) -> None:
+    from reasonlab.demo import Headline
+
+    assert isinstance(headline, Headline)
+    verdict = {True: "[green]holds[/green]", False: "[red]does not hold[/red]", None: ""}[headline.holds]
+    label = "pipeline check" if headline.kind == "pipeline check" else "result"
+    console.print(f"[bold]{headline.system}[/bold] ({label}) {escape(headline.measures)}")
+    console.print(f"  ours:  {escape(headline.result)} {verdict}", highlight=False)
+    console.print(f"  paper: {escape(headline.paper)}", highlight=False)
+    if headline.note:
+        console.print(f"  note:  {escape(headline.note)}", highlight=False)
 
 
 def _embedded_models_demo(out: Path, llm: LLM | None = None) -> Path:
