@@ -2,9 +2,12 @@
 
     reasonlab report runs/     # writes runs/report.md, runs/report_assets/*.png and runs/report.html
 
-The report opens with one table of all runs (name, the config fields that differ between runs, summary
-scalars), then gives each run its summary, config, a small-multiples figure of every numeric metric in
-metrics.jsonl against `step`, and the figures the run saved in its plots/ folder.
+The report opens with the headline table: one row per system whose run holds a `headline.json` (written by
+`reasonlab demo`, see reasonlab.demo): what is measured, our number with n and spread, the paper's claim and
+whether it held, followed by each system's summary plot. Then comes the table of all runs (name, the config
+fields that differ between runs, summary scalars), and each run's section: its summary, a small-multiples figure
+of the numeric metrics in metrics.jsonl that have at least three points, the figures the run saved (in its own
+folder and in plots/), and its config folded away (<details>, which GitHub also renders in markdown).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +27,37 @@ import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from reasonlab.demo import HEADLINE_FILE, Headline, read_headline
 from reasonlab.errors import UserError
 from reasonlab.runs import Run, atomic_write_bytes, atomic_write_text
 
 __all__ = ["find_runs", "write_report"]
 
 MAX_PANELS = 12  # metrics plotted per run; the rest are listed by name
+MIN_POINTS = 3  # a metric logged at fewer steps is listed, not plotted: two points show no trend
 MAX_CONFIG_COLUMNS = 6
 MAX_SUMMARY_COLUMNS = 8
+MAX_OPEN_SUMMARY = 15  # a longer summary table is folded away like the config
 ASSETS_DIR = "report_assets"
 NOT_PLOTTED = {"step", "time"}
 IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
+
+VERDICTS = {True: "holds", False: "does not hold", None: "no claim"}
+HEADLINE_INTRO = (
+    "The first table has one row per system: the quick experiment that stands for the system's paper in "
+    "miniature. 'What is measured' says what the number is; 'ours' is the number from this run, with n (how "
+    "many puzzles, questions or seeds it averages) and its spread or 95% interval; 'paper' is the claim it is "
+    "set against. The verdict says whether the paper's effect showed up in this run: 'holds' (it did), 'does "
+    "not hold' (it did not), or 'pipeline check' (the run only shows that the code runs end to end at this "
+    "size; its number is no evidence either way). Each system's summary plot follows the table. Below them, "
+    "every run directory has its own section: its summary, its plots and its config (folded)."
+)
+RUNS_INTRO = (
+    "None of these runs has a headline (headline.json, written by reasonlab demo), so the page starts with "
+    "the table of runs: one row per run directory, with the config fields that differ between runs and the "
+    "run's summary numbers. Below it, every run has its own section: its summary, its plots and its config "
+    "(folded)."
+)
 
 
 @dataclass
@@ -61,44 +84,73 @@ class Image:
     data: bytes
 
 
-Block = Heading | Paragraph | Table | Image
+@dataclass
+class Details:
+    """Blocks folded away under a one-line summary (<details> in HTML and in GitHub's markdown)."""
+
+    summary: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+Block = Heading | Paragraph | Table | Image | Details
 
 
 def find_runs(root: Path) -> list[Run]:
     """Every run directory (a folder holding config.yaml) under `root`, root included, hidden folders skipped."""
-    root = Path(root)
-    run_dirs = {
-        path.parent
-        for path in root.rglob("config.yaml")
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts[:-1])
-    }
-    return [Run.open(run_dir) for run_dir in sorted(run_dirs)]
+    return [Run.open(run_dir) for run_dir in _folders_holding(Path(root), "config.yaml")]
 
 
 def write_report(root: Path, out_dir: Path | None = None) -> tuple[Path, Path]:
     """Write report.md (+ report_assets/) and report.html for every run under `root` into `out_dir` (default root)."""
     root = Path(root)
     runs = find_runs(root)
-    if not runs:
+    headline_dirs = _folders_holding(root, HEADLINE_FILE)
+    if not runs and not headline_dirs:
         raise UserError(
             f"no run directories under {root}: pass a folder that holds runs made by an experiment "
             "(they contain config.yaml)"
         )
     out_dir = Path(out_dir) if out_dir is not None else root
     title = f"reasonlab report: {root}"
-    blocks = _report_blocks(root, runs, title)
-    for block in blocks:
-        if isinstance(block, Image):
-            atomic_write_bytes(out_dir / ASSETS_DIR / block.filename, block.data)
+    blocks = _report_blocks(root, runs, headline_dirs, title)
+    for image in _images(blocks):
+        atomic_write_bytes(out_dir / ASSETS_DIR / image.filename, image.data)
     markdown_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(markdown_path, _to_markdown(blocks))
     atomic_write_text(html_path, _to_html(blocks, title))
     return markdown_path, html_path
 
 
+def _folders_holding(root: Path, filename: str) -> list[Path]:
+    """Sorted folders under `root` (root included, hidden folders skipped) that hold a file named `filename`."""
+    return sorted(
+        {
+            path.parent
+            for path in root.rglob(filename)
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts[:-1])
+        }
+    )
+
+
+def _images(blocks: list[Block]) -> list[Image]:
+    images: list[Image] = []
+    for block in blocks:
+        if isinstance(block, Image):
+            images.append(block)
+        elif isinstance(block, Details):
+            images += _images(block.blocks)
+    return images
+
+
+def _label(path: Path, root: Path) -> str:
+    """A run's name in the report: its path relative to the root, unique where leaf names repeat."""
+    relative = path.relative_to(root).as_posix()
+    return path.name if relative == "." else relative
+
+
 @dataclass
 class _RunData:
-    label: str  # path relative to the report root, unique where leaf names repeat (trm/seed0, ace/seed0)
+    label: str  # path relative to the report root (trm/seed0, ace/seed0)
     run: Run
     config: dict[str, Any]  # flattened: nested keys joined with "."
     summary: dict[str, Any]  # flattened
@@ -106,13 +158,12 @@ class _RunData:
 
 
 def _load(run: Run, root: Path) -> _RunData:
-    relative = run.dir.relative_to(root).as_posix()
     try:
         config, summary = run.config(), run.summary()
     except (ValueError, yaml.YAMLError) as error:
         raise UserError(f"cannot read run {run.dir} ({error}): fix its config.yaml or summary.json") from None
     return _RunData(
-        label=run.name if relative == "." else relative,
+        label=_label(run.dir, root),
         run=run,
         config=_flatten(config if isinstance(config, dict) else {"config": config}),
         summary=_flatten(summary if isinstance(summary, dict) else {"summary": summary}),
@@ -120,62 +171,154 @@ def _load(run: Run, root: Path) -> _RunData:
     )
 
 
-def _report_blocks(root: Path, runs: list[Run], title: str) -> list[Block]:
+@dataclass
+class _HeadlineData:
+    label: str
+    run_dir: Path
+    headline: Headline | None  # None: headline.json exists but cannot be read
+    plot: Path | None  # the summary plot, when it exists inside the run directory
+
+
+def _load_headline(run_dir: Path, root: Path) -> _HeadlineData:
+    headline = read_headline(run_dir)
+    plot = None
+    if headline is not None and headline.plot:
+        candidate = (run_dir / headline.plot).resolve()
+        inside = candidate.is_relative_to(run_dir.resolve())
+        if inside and candidate.is_file() and candidate.suffix.lower() in IMAGE_TYPES:
+            plot = candidate
+    return _HeadlineData(_label(run_dir, root), run_dir, headline, plot)
+
+
+def _report_blocks(root: Path, runs: list[Run], headline_dirs: list[Path], title: str) -> list[Block]:
     data = [_load(run, root) for run in runs]
-    config_keys = _config_columns([item.config for item in data])
-    summary_keys = [
-        key
-        for key in _union(item.summary for item in data)
-        if all(_is_scalar(item.summary.get(key)) for item in data)
+    headlines = sorted(
+        (_load_headline(run_dir, root) for run_dir in headline_dirs),
+        key=lambda item: (item.headline is None, item.headline.system if item.headline else "", item.label),
+    )
+    blocks: list[Block] = [
+        Heading(1, title),
+        Paragraph(HEADLINE_INTRO if headlines else RUNS_INTRO),
+        Paragraph(f"{_count(len(data), 'run')}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}."),
     ]
+    if headlines:
+        blocks += _headline_blocks(headlines)
+    if data:
+        blocks += _runs_table_blocks(data)
+    summary_plots = {item.plot for item in headlines if item.plot is not None}
+    for index, item in enumerate(data, start=1):
+        blocks += _run_blocks(item, prefix=f"{index:02d}-{_slug(item.label)}", shown_above=summary_plots)
+    return blocks
+
+
+def _verdict(headline: Headline) -> str:
+    return "pipeline check" if headline.kind == "pipeline check" else VERDICTS[headline.holds]
+
+
+def _headline_blocks(headlines: list[_HeadlineData]) -> list[Block]:
+    """The results table (one row per headline), then each system's summary plot under its own heading."""
+    readable = [(item, item.headline) for item in headlines if item.headline is not None]
+    rows = [
+        [headline.system, headline.measures, headline.result, headline.paper, _verdict(headline)]
+        for _, headline in readable
+    ]
+    blocks: list[Block] = [
+        Heading(2, "Results"),
+        Table(["system", "what is measured", "ours (n, spread)", "paper", "verdict"], rows),
+    ]
+    for item in headlines:
+        if item.headline is None:
+            blocks.append(Paragraph(f"{item.label}/{HEADLINE_FILE} cannot be read: rerun its demo."))
+    for index, (item, headline) in enumerate(readable, start=1):
+        written = time.strftime("%Y-%m-%d %H:%M", time.localtime((item.run_dir / HEADLINE_FILE).stat().st_mtime))
+        blocks.append(Heading(3, f"{headline.system}: {headline.measures}"))
+        caption = f"Run {item.label}, finished {written}: {_verdict(headline)}."
+        blocks.append(Paragraph(f"{caption} Note: {headline.note}" if headline.note else caption))
+        if item.plot is not None:
+            filename = f"00-headline-{index:02d}-{_slug(headline.system)}{item.plot.suffix.lower()}"
+            blocks.append(Image(f"{headline.system} summary plot", filename, item.plot.read_bytes()))
+        elif headline.plot:
+            blocks.append(Paragraph(f"Its summary plot {headline.plot} is missing from {item.label}."))
+    return blocks
+
+
+def _runs_table_blocks(data: list[_RunData]) -> list[Block]:
+    config_keys = _config_columns([item.config for item in data])
+    summaries = [item.summary for item in data]
+    summary_keys = [key for key in _common_keys(summaries) if all(_is_scalar(summary[key]) for summary in summaries)]
     shown_keys = summary_keys[:MAX_SUMMARY_COLUMNS]
     rows = [
         [item.label, *(_format(item.config.get(key)) for key in config_keys)]
         + [_format(item.summary.get(key)) for key in shown_keys]
         for item in data
     ]
-    count = f"{len(data)} run" + ("s" if len(data) != 1 else "")
-    blocks: list[Block] = [
-        Heading(1, title),
-        Paragraph(f"{count}, generated {time.strftime('%Y-%m-%d %H:%M:%S')}."),
-        Heading(2, "Runs"),
-        Table(["run", *config_keys, *shown_keys], rows),
-    ]
+    explained = (
+        "One row per run directory: the config fields that differ between runs, then the summary numbers every "
+        "run has."
+        if config_keys or shown_keys
+        else "One row per run directory. These runs share no config or summary fields (they come from different "
+        "experiments), so each run's numbers are in its own section below."
+    )
+    blocks: list[Block] = [Heading(2, "Runs"), Paragraph(explained), Table(["run", *config_keys, *shown_keys], rows)]
     if len(summary_keys) > len(shown_keys):
         blocks.append(
             Paragraph(f"{len(summary_keys) - len(shown_keys)} more summary fields in each run's section.")
         )
-    for index, item in enumerate(data, start=1):
-        blocks += _run_blocks(item, prefix=f"{index:02d}-{_slug(item.label)}")
     return blocks
 
 
-def _run_blocks(item: _RunData, prefix: str) -> list[Block]:
-    """One run's section: summary, metrics figure, the run's own plots, config."""
-    blocks: list[Block] = [
-        Heading(2, item.label),
-        Paragraph(f"Directory: {item.run.dir}"),
-        Heading(3, "Summary"),
-    ]
-    blocks.append(_field_table(item.summary) if item.summary else Paragraph("No summary.json."))
-    blocks.append(Heading(3, "Metrics"))
-    series = _metric_series(item.records)
-    if series:
-        xlabel = "step" if any(_is_number(record.get("step")) for record in item.records) else "record"
-        figure = _metrics_figure(series, item.label, xlabel)
-        blocks.append(Image(f"{item.label} metrics", f"{prefix}-metrics.png", figure))
-        not_plotted = list(series)[MAX_PANELS:]
-        if not_plotted:
-            blocks.append(Paragraph(f"Not plotted ({len(not_plotted)}): {', '.join(not_plotted)}."))
+def _run_blocks(item: _RunData, prefix: str, shown_above: set[Path]) -> list[Block]:
+    """One run's section: summary, metrics figure, the run's own plots, config (folded)."""
+    blocks: list[Block] = [Heading(2, item.label), Paragraph(f"Directory: {item.run.dir}"), Heading(3, "Summary")]
+    if not item.summary:
+        blocks.append(Paragraph("No summary.json."))
+    elif len(item.summary) > MAX_OPEN_SUMMARY:
+        blocks.append(Details(f"Summary: {_count(len(item.summary), 'field')}", [_field_table(item.summary)]))
     else:
-        blocks.append(Paragraph("No numeric metrics in metrics.jsonl."))
-    plots = sorted(path for path in (item.run.dir / "plots").glob("*") if path.suffix.lower() in IMAGE_TYPES)
+        blocks.append(_field_table(item.summary))
+    blocks += [Heading(3, "Metrics"), *_metric_blocks(item, prefix)]
+    plots = _run_plots(item.run.dir)
     if plots:
         blocks.append(Heading(3, "Plots"))
-        for path in plots:
-            filename = f"{prefix}-plot-{_slug(path.stem)}{path.suffix.lower()}"
-            blocks.append(Image(path.stem, filename, path.read_bytes()))
-    blocks += [Heading(3, "Config"), _field_table(item.config)]
+    for path in plots:
+        if path.resolve() in shown_above:
+            blocks.append(Paragraph(f"{path.relative_to(item.run.dir).as_posix()}: shown under Results above."))
+            continue
+        kind = "plot" if path.parent.name == "plots" else "file"
+        filename = f"{prefix}-{kind}-{_slug(path.stem)}{path.suffix.lower()}"
+        blocks.append(Image(path.stem, filename, path.read_bytes()))
+    blocks.append(Details(f"Config: {_count(len(item.config), 'field')}", [_field_table(item.config)]))
+    return blocks
+
+
+def _run_plots(run_dir: Path) -> list[Path]:
+    """The figures a run saved: in its own folder (an experiment's arms.png) and in its plots/ folder."""
+    return [
+        path
+        for folder in (run_dir, run_dir / "plots")
+        for path in sorted(folder.glob("*"))
+        if path.is_file() and path.suffix.lower() in IMAGE_TYPES
+    ]
+
+
+def _metric_blocks(item: _RunData, prefix: str) -> list[Block]:
+    series = _metric_series(item.records)
+    if not series:
+        return [Paragraph("No numeric metrics in metrics.jsonl.")]
+    plotted = {name: points for name, points in series.items() if len(points) >= MIN_POINTS}
+    short = [name for name in series if name not in plotted]
+    blocks: list[Block] = []
+    if plotted:
+        xlabel = "step" if any(_is_number(record.get("step")) for record in item.records) else "record"
+        figure = _metrics_figure(plotted, item.label, xlabel)
+        blocks.append(Image(f"{item.label} metrics", f"{prefix}-metrics.png", figure))
+    not_plotted = list(plotted)[MAX_PANELS:]
+    if not_plotted:
+        blocks.append(Paragraph(f"Not plotted ({len(not_plotted)}): {', '.join(not_plotted)}."))
+    if short:
+        blocks.append(
+            Paragraph(f"Logged at fewer than {MIN_POINTS} steps, so not plotted ({len(short)}): {', '.join(short)}.")
+        )
     return blocks
 
 
@@ -218,14 +361,16 @@ def _metrics_figure(series: dict[str, dict[float, float]], title: str, xlabel: s
 
 
 def _config_columns(configs: list[dict[str, Any]]) -> list[str]:
-    """The config fields that differ between runs (all fields for a single run), private `_` fields left out."""
-    keys = [key for key in _union(configs) if not key.startswith("_")]
+    """The config fields every run has that differ between runs (all of them where none differ, as for a single
+    run), private `_` fields left out. A field only some runs have (another system's) would be a blank column."""
+    keys = [key for key in _common_keys(configs) if not key.startswith("_")]
     differing = [key for key in keys if len({json.dumps(c.get(key), default=str) for c in configs}) > 1]
     return (differing or keys)[:MAX_CONFIG_COLUMNS]
 
 
-def _union(dicts: Any) -> list[str]:
-    return list(dict.fromkeys(key for d in dicts for key in d))
+def _common_keys(dicts: list[dict[str, Any]]) -> list[str]:
+    """The keys every dict has, in first-seen order."""
+    return [key for key in dict.fromkeys(key for d in dicts for key in d) if all(key in d for d in dicts)]
 
 
 def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -255,6 +400,10 @@ def _format(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
 
@@ -274,6 +423,10 @@ def _to_markdown(blocks: list[Block]) -> str:
             lines.append("|" + "---|" * len(block.header))
             lines += ["| " + " | ".join(cell(text) for text in row) + " |" for row in block.rows]
             lines.append("")
+        elif isinstance(block, Details):
+            # GitHub renders markdown inside <details> when blank lines separate it from the tags
+            lines += [f"<details><summary>{html.escape(block.summary)}</summary>", ""]
+            lines += [_to_markdown(block.blocks).rstrip("\n"), "", "</details>", ""]
         else:
             lines += [f"![{cell(block.alt)}]({ASSETS_DIR}/{block.filename})", ""]
     return "\n".join(lines)
@@ -282,21 +435,18 @@ def _to_markdown(blocks: list[Block]) -> str:
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 img { max-width: 100%; display: block; margin: 0.5em 0; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+details { margin: 0.5em 0 1em; }
+summary { cursor: pointer; color: #555; }
 """
 
 
-def _to_html(blocks: list[Block], title: str) -> str:
+def _html_blocks(blocks: list[Block]) -> list[str]:
     escape = html.escape
-    parts = [
-        "<!doctype html>",
-        '<html lang="en">',
-        f'<head><meta charset="utf-8"><title>{escape(title)}</title><style>{_CSS}</style></head>',
-        "<body>",
-    ]
+    parts: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
             parts.append(f"<h{block.level}>{escape(block.text)}</h{block.level}>")
@@ -308,9 +458,18 @@ def _to_html(blocks: list[Block], title: str) -> str:
                 "<tr>" + "".join(f"<td>{escape(text)}</td>" for text in row) + "</tr>\n" for row in block.rows
             )
             parts.append(f"<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>")
+        elif isinstance(block, Details):
+            parts.append(f"<details><summary>{escape(block.summary)}</summary>")
+            parts += _html_blocks(block.blocks)
+            parts.append("</details>")
         else:
             mime = IMAGE_TYPES[Path(block.filename).suffix]
             encoded = base64.b64encode(block.data).decode("ascii")
             parts.append(f'<img alt="{escape(block.alt)}" src="data:{mime};base64,{encoded}">')
-    parts += ["</body>", "</html>", ""]
+    return parts
+
+
+def _to_html(blocks: list[Block], title: str) -> str:
+    head = f'<head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>'
+    parts = ["<!doctype html>", '<html lang="en">', head, "<body>", *_html_blocks(blocks), "</body>", "</html>", ""]
     return "\n".join(parts)
