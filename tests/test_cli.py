@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import typer
 
 from reasonlab.runs import Run
 
+# what the root callback (threads, quiet) sets in the process it runs in
+ROOT_CALLBACK_ENV = ("REASONLAB_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                     "REASONLAB_QUIET", "TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS", "TF_CPP_MIN_LOG_LEVEL")
+
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`reasonlab ARGS` in a fresh process, without the settings an in-process root callback may have left."""
+    env = {key: value for key, value in os.environ.items() if key not in ROOT_CALLBACK_ENV}
     return subprocess.run([sys.executable, "-m", "reasonlab.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+                          timeout=300, cwd=cwd, env={**env, "OMP_NUM_THREADS": "1"})
+
+
+def help_env() -> dict[str, str | None]:
+    """CliRunner env for an in-process `--help`: the root callback's settings are restored after the call."""
+    import torch
+
+    return {**{key: os.environ.get(key) for key in ROOT_CALLBACK_ENV},
+            "REASONLAB_THREADS": str(torch.get_num_threads()), "COLUMNS": "400"}
 
 
 def assert_one_line_user_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
@@ -183,3 +200,158 @@ def test_usage_errors_are_one_line_without_a_traceback(args: list[str], fragment
 def test_a_bare_command_shows_its_help_and_exits_2() -> None:
     result = run_cli()
     assert result.returncode == 2 and "Traceback" not in result.stderr and "Usage" in result.stdout
+
+
+def command_tree():
+    """(argument path, click command) of every command under `reasonlab`, groups included."""
+    import typer
+
+    from reasonlab import cli
+
+    cli._add_system_apps()
+    found = []
+
+    def walk(command, path: list[str]) -> None:
+        found.append((path, command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(cli.app), [])
+    return found
+
+
+def help_rows(output: str) -> dict[str, str]:
+    """Option name -> the text of its row in rich's help panels (wrapped lines joined)."""
+    rows: dict[str, str] = {}
+    current = None
+    for line in output.splitlines():
+        body = line.strip().strip("│").strip()
+        match = re.match(r"^(?:\*\s+)?(--?[\w-]+)", body)
+        if match:
+            current = match.group(1)
+            rows[current] = body
+        elif current and body and not body.startswith(("─", "╭", "╰")):
+            rows[current] += " " + body
+        elif not body or body.startswith(("─", "╭", "╰")):
+            current = None
+    return rows
+
+
+def test_every_option_of_every_command_shows_its_default() -> None:
+    """A default written in the help, one typer shows, or the default preset's value for an option left at None;
+    only plain flags, required options and --help show none."""
+    from typer.testing import CliRunner
+
+    from reasonlab import cli
+
+    missing = []
+    for path, command in command_tree():
+        output = CliRunner().invoke(cli.app, [*path, "--help"], env=help_env()).output
+        rows = help_rows(output)
+        for param in command.params:
+            if not hasattr(param, "opts") or param.param_type_name != "option" or param.name == "help":
+                continue
+            if param.required or (param.is_flag and not param.secondary_opts):
+                continue
+            row = rows.get(param.opts[0], "")
+            if "[default: " not in row:
+                missing.append(f"reasonlab {' '.join(path)} {param.opts[0]}: {row or 'no row'}")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_default_preset_value_is_shown_for_an_option_left_at_none() -> None:
+    from typer.testing import CliRunner
+
+    from reasonlab import cli
+
+    cli._add_system_apps()
+    rows = help_rows(CliRunner().invoke(cli.app, ["trm", "train", "--help"], env=help_env()).output)
+    assert "[default: attention (--preset default)]" in rows["--mixer"]
+    assert "[default: 512 (--preset default)]" in rows["--hidden-size"]
+    rows = help_rows(CliRunner().invoke(cli.app, ["generate", "--help"], env=help_env()).output)
+    assert "[default: hf:embedded]" in rows["--llm"] and "[default: 48]" in rows["--max-tokens"]
+
+
+def test_generate_options_and_config_file_reach_the_config(tmp_path, monkeypatch) -> None:
+    """The override rule for the root `generate` (it writes no run: its resolved config is checked)."""
+    from cli_options import Case, check_every_option, stop_at_resolved_config
+    from reasonlab import cli
+
+    stop_at_resolved_config(monkeypatch)
+    cases = [
+        Case(("--llm", "fake"), "llm", "fake", None), Case(("--max-tokens", "5"), "max_tokens", 5, None),
+        Case(("--temperature", "0.7"), "temperature", 0.7, None), Case(("--seed", "3"), "seed", 3, None),
+        Case(("--stop", "A", "--stop", "B"), "stop", ["A", "B"], None),
+    ]
+    root = typer.Typer(add_completion=False)  # generate alone, without the root callback (threads, quiet)
+    root.command()(cli.generate)
+    root.command("other")(lambda: None)  # two commands: typer keeps `generate` a sub-command
+    check_every_option(root, "generate", ["hi"], cases)
+    (tmp_path / "g.yaml").write_text("max_tokens: 7\ntemperature: 0.5\n")
+    from cli_options import config_of
+
+    resolved = config_of(root, ["generate", "hi", "--config", tmp_path / "g.yaml", "--max-tokens", "9"])
+    assert (resolved["max_tokens"], resolved["temperature"], resolved["llm"]) == (9, 0.5, "hf:embedded")
+
+
+@pytest.mark.parametrize(("args", "env", "fragment"), [
+    (["--threads", "0", "info"], {}, "Invalid value for '--threads'"),
+    (["--threads"], {}, "Option '--threads' requires an argument"),
+    (["--verbose", "demo", "trm"], {}, "Got unexpected extra argument(s) (trm)"),
+    (["info"], {"REASONLAB_THREADS": "many"}, "REASONLAB_THREADS='many' is not a positive integer"),
+])
+def test_root_option_errors_are_one_line(args: list[str], env: dict[str, str], fragment: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "reasonlab.cli", *args], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, **env})
+    assert_one_line_user_error(result, fragment)
+
+
+def test_info_prints_the_thread_count_it_was_given() -> None:
+    given = run_cli("--threads", "3", "info")
+    assert given.returncode == 0, given.stderr
+    assert re.search(r"threads\s+│?\s*3 \(", given.stdout), given.stdout
+    env = {key: value for key, value in os.environ.items() if key not in ROOT_CALLBACK_ENV}
+    from_env = subprocess.run([sys.executable, "-m", "reasonlab.cli", "info"], capture_output=True, text=True,
+                              timeout=300, env={**env, "REASONLAB_THREADS": "2"})
+    assert re.search(r"threads\s+│?\s*2 \(REASONLAB_THREADS", from_env.stdout), from_env.stdout
+
+
+def test_configure_threads_sets_torch_and_the_environment(monkeypatch) -> None:
+    import torch
+
+    from reasonlab.threads import ENV_VAR, configure_threads, current_threads
+
+    for name in (ENV_VAR, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(1) == 1 and torch.get_num_threads() == 1 and current_threads() == 1
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_llamacpp_uses_the_global_threads_and_prints_nothing(monkeypatch, capfd, embedded_gguf) -> None:
+    """llama.cpp's threads are `current_threads()`; its loader, cache and C-log lines stay out unless --verbose."""
+    from reasonlab.llm import SamplingParams
+    from reasonlab.llm.llamacpp import LlamaCppLLM
+
+    monkeypatch.setenv("REASONLAB_THREADS", "1")
+    monkeypatch.setenv("REASONLAB_QUIET", "1")
+    llm = LlamaCppLLM(embedded_gguf, n_ctx=256)
+    assert llm.llama.n_threads == 1
+    for _ in range(2):  # the second call hits the prefix cache ('Llama.generate: prefix-match hit' when verbose)
+        llm.complete("The capital of France is", SamplingParams(max_tokens=2))
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["generate", "--llm", "llamacpp:embedded", "--max-tokens", "2", "hi"],
+                                  ["embed", "a cat", "a kitten"]])
+def test_third_party_noise_is_kept_out_unless_verbose(args: list[str]) -> None:
+    quiet = run_cli("--threads", "1", *args)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    verbose = run_cli("--threads", "1", "--verbose", *args)
+    assert verbose.returncode == 0 and verbose.stderr.strip(), "--verbose shows the libraries' own lines"

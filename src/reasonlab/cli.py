@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from reasonlab.clihelp import help_defaults
 from reasonlab.errors import UserError
 
 if TYPE_CHECKING:
@@ -40,13 +41,15 @@ error_console = Console(stderr=True, soft_wrap=True)
 def root(
     threads: int | None = typer.Option(
         None, "--threads", min=1,
-        help="CPU threads for every command [default: REASONLAB_THREADS, else cores - 1, at least 1]"),
-    verbose: bool = typer.Option(False, "--verbose", help="show third-party logs and warnings"),
+        help="CPU threads for every command (torch, llama.cpp, the systems' own thread settings) "
+             "\\[default: REASONLAB_THREADS, else cores - 1, at least 1]"),
+    verbose: bool = typer.Option(False, "--verbose", help="show third-party logs, warnings and progress bars"),
 ) -> None:
     """reasonlab: ten 2025 methods for reasoning, memory and alignment of language models."""
     from reasonlab.threads import configure_threads
 
     configure_threads(threads)
+    os.environ["REASONLAB_QUIET"] = "0" if verbose else "1"  # read where a library is loaded (llm/llamacpp.py)
     if not verbose:
         _quiet_third_party()
 
@@ -57,10 +60,12 @@ def _quiet_third_party() -> None:
     import logging
     import warnings
 
-    os.environ["REASONLAB_QUIET"] = "1"
     for category in (FutureWarning, DeprecationWarning, UserWarning):
         warnings.filterwarnings("ignore", category=category)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' 'Loading weights' bar reads it
+    if "transformers" in sys.modules:  # imported already: its bar setting was read at import
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for name in ("transformers", "sentence_transformers", "accelerate", "datasets", "huggingface_hub", "httpx",
                  "urllib3", "uvicorn.access"):
@@ -68,15 +73,19 @@ def _quiet_third_party() -> None:
 
 
 def _add_system_apps() -> None:
-    """Mount `reasonlab.systems.<name>.cli.app` as `reasonlab <name>` for every system that has one."""
+    """Mount `reasonlab.systems.<name>.cli.app` as `reasonlab <name>` for every system that has one (once), and
+    make every command's help show every default (`reasonlab.clihelp`)."""
     import reasonlab.systems as systems
+    from reasonlab.clihelp import show_defaults
 
+    mounted = {group.name for group in app.registered_groups}
     for module in pkgutil.iter_modules(systems.__path__):
         name = f"reasonlab.systems.{module.name}.cli"
-        if module.ispkg and importlib.util.find_spec(name) is not None:
+        if module.ispkg and module.name not in mounted and importlib.util.find_spec(name) is not None:
             sub_app = getattr(importlib.import_module(name), "app", None)
             if sub_app is not None:
                 app.add_typer(sub_app, name=module.name)
+    show_defaults(app)
 
 
 @app.command()
@@ -137,12 +146,13 @@ class GenerateConfig(BaseModel):
 
 
 @app.command()
+@help_defaults(lambda preset: GenerateConfig())
 def generate(
     prompt: str = typer.Argument(..., help="prompt text (a completion prompt for base models)"),
     config: Path | None = typer.Option(None, "--config", help="YAML file with the options below"),
-    llm: str | None = typer.Option(None, "--llm", help="model spec [default: hf:embedded]"),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", help="new tokens to generate [default: 48]"),
-    temperature: float | None = typer.Option(None, help="0 = greedy [default: 0]"),
+    llm: str | None = typer.Option(None, "--llm", help="model spec"),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="new tokens to generate"),
+    temperature: float | None = typer.Option(None, help="0 = greedy"),
     seed: int | None = typer.Option(None, help="sampling seed"),
     stop: list[str] | None = typer.Option(None, help="stop string (repeatable)"),
 ) -> None:
@@ -179,7 +189,7 @@ def serve(
     llm: str = typer.Option("hf:embedded", "--llm", help="model spec to serve"),
     host: str = typer.Option("127.0.0.1", help="interface to bind"),
     port: int = typer.Option(8000, min=0, max=65535, help="port (0 picks a free one)"),
-    model_name: str | None = typer.Option(None, help="model id reported to clients (default: the spec)"),
+    model_name: str | None = typer.Option(None, help="model id reported to clients [default: the --llm spec]"),
 ) -> None:
     """Serve any reasonlab model over an OpenAI-compatible HTTP API."""
     from reasonlab.llm import load_llm
@@ -198,7 +208,7 @@ def serve(
 @app.command()
 def report(
     root: Path = typer.Argument(..., help="a run directory, or a folder holding several"),
-    out: Path | None = typer.Option(None, help="where to write report.md and report.html (default: ROOT)"),
+    out: Path | None = typer.Option(None, help="where to write report.md and report.html [default: ROOT]"),
 ) -> None:
     """Collect run summaries into report.md and a self-contained report.html."""
     from reasonlab.report import write_report
@@ -228,7 +238,7 @@ def demo(
     if not selected:
         _embedded_models_demo(out)
     total = sum(item.minutes for item in selected)
-    console.print(f"{len(selected)} demos, about {total:.0f} min on 2 cores; results and report in {out}")
+    console.print(f"{len(selected)} demos, about {total:.1f} min on 2 cores; results and report in {out}")
     timings: list[tuple[str, float]] = []
     for index, item in enumerate(selected, start=1):
         console.rule(f"[bold][{index}/{len(selected)}] {item.name}[/bold] — {item.title} — about "

@@ -29,7 +29,9 @@ class MiniLMEmbedder:
             model = load_minilm()
         self.model = model.to(device)
         self.batch_size = batch_size
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed the method (the old name warns with a FutureWarning on every load)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:

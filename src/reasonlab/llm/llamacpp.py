@@ -60,10 +60,15 @@ class LlamaCppLLM(BaseLLM):
         if not model_path.is_file():
             raise UserError(f"GGUF file {model_path} does not exist: pass the path of a .gguf model file")
         self.name = name or f"llamacpp:{model_path}"
-        with _without_amx_buffers():
-            self.llama = Llama(
-                model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False
-            )
+        from reasonlab.threads import current_threads
+
+        verbose = _verbose()
+        if not verbose:
+            _silence_llama_cpp_log()
+        threads = n_threads or current_threads()
+        with _without_amx_buffers():  # prompt processing gets the same threads (its default is every core)
+            self.llama = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                               verbose=verbose)
         self._constraints = ConstraintFactory.from_pieces(self._vocabulary)
 
     @property
@@ -254,6 +259,26 @@ class _MaskStage:
     def raise_if_failed(self) -> None:
         if self.error is not None:
             raise RuntimeError(f"the constraint mask failed inside llama.cpp's sampler: {self.error}")
+
+
+def _verbose() -> bool:
+    """Only `reasonlab --verbose` (REASONLAB_QUIET=0) shows llama.cpp's loader and cache lines: its `verbose`
+    prints 'Llama.generate: prefix-match hit' per call, and its C log prints loader lines such as
+    'llama_kv_cache_iswa: using full-size SWA cache' whatever `verbose` says."""
+    return os.environ.get("REASONLAB_QUIET") == "0"
+
+
+_SILENT_LOG: Any = None  # the ctypes callback must outlive every call into llama.cpp
+
+
+def _silence_llama_cpp_log() -> None:
+    """Route llama.cpp's C log to a callback that drops it (llama-cpp-python's own prints levels it cannot map)."""
+    global _SILENT_LOG
+    import llama_cpp
+
+    if _SILENT_LOG is None:
+        _SILENT_LOG = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+    llama_cpp.llama_log_set(_SILENT_LOG, ctypes.c_void_p(0))
 
 
 @contextmanager

@@ -41,9 +41,9 @@ def test_oracle_run_learned_playbook_beats_empty_and_keeps_seeded_facts(rule_llm
     assert ace["test_before"]["accuracy"] == 0.0 and ace["test_after"]["accuracy"] == 1.0
     assert results["none"]["test_after"]["accuracy"] == 0.0
     assert ace["facts_retained"] == [4] * 9  # 8 steps + the start: the merge never drops a seeded fact
-    # the bounded rewrite forgets: 4 seeded facts, then 1, then none (a 42% shrink, under the collapse bar)
+    # the bounded rewrite forgets: 4 seeded facts, then 1, then none (a 44% shrink, under the collapse bar)
     assert dc["facts_retained"] == [4, 1] + [0] * 7
-    assert (dc["collapse_events"], dc["max_shrink"], ace["max_shrink"]) == (0, 0.4245, 0.0)
+    assert (dc["collapse_events"], dc["max_shrink"], ace["max_shrink"]) == (0, 0.4437, 0.0)
     # validated every 4 steps: perfect at step 4 already, and a tie keeps the earlier playbook
     assert ace["val_curve"] == [(0, 0.0), (4, 1.0), (8, 1.0)] and ace["best_step"] == 4
 
@@ -158,7 +158,7 @@ def test_run_adaptation_refuses_reruns_and_resumes_only_a_finished_run(tmp_path,
     with pytest.raises(UserError, match=r"another config \(differs in test_size\)"):
         run_adaptation(config.model_copy(update={"test_size": 3}), tmp_path, "r", resume=True, llm=rule_llm())
     assert run_adaptation(config, tmp_path, "r", resume=True, llm=rule_llm()) == run_dir
-    assert "reusing the finished adaptation" in capsys.readouterr().out
+    assert "reusing the finished adaptation" in capsys.readouterr().err  # a progress line (stderr)
     (run_dir / "summary.json").unlink()  # as if killed before the end
     with pytest.raises(UserError, match=r"stopped before it finished.*--overwrite"):
         run_adaptation(config, tmp_path, "r", resume=True, llm=rule_llm())

@@ -95,3 +95,31 @@ def test_finer_scores_per_entity() -> None:
     sample = finer.test[0]
     assert finer.score(sample, "A,B,X") == pytest.approx(2 / 3)
     assert finer.check(sample, "A, B, C") and not finer.check(sample, "A, B")
+
+
+def test_seeded_test_questions_ask_about_the_seeded_rules_and_leave_the_stream_unchanged() -> None:
+    plain = FormulaSuite(families=2, per_family=2, split=(1, 0), seed=4)
+    task = FormulaSuite(families=2, per_family=2, split=(1, 0), seed=4, seeded_test=2)
+    assert [s.question for s in task.train] == [s.question for s in plain.train]
+    assert [s.id for s in task.test[:2]] == [s.id for s in plain.test]  # the stream's own test questions first
+    seeded = task.test[2:]
+    assert len(seeded) == 12 and all(s.meta["seeded"] for s in seeded)
+    assert not any(s.meta["seeded"] for s in task.test[:2])
+    assert sorted({f"{s.family} = " for s in seeded}) == sorted(f.split(" = ")[0] + " = " for f in task.seed_facts())
+    for sample in seeded:  # the seeded rule answers its question; the stream's rules do not
+        rule = next(f for f in task.seed_facts() if f.startswith(f"{sample.family} = "))
+        assert task.check(sample, rule) and task.rule(sample.family) is None
+    with pytest.raises(UserError, match="seeded_test must be >= 0"):
+        load_task("formula", seeded_test=-1)
+
+
+def test_every_metric_can_be_written_in_the_answer_pattern() -> None:
+    import re
+
+    task = FormulaSuite(families=8, per_family=1, split=(0, 0))
+    pattern = re.compile(task.answer_schema(task.test[0])["pattern"])
+    assert len(task.test) == 8
+    for sample in task.test:
+        rule = task.rule(sample.family)
+        assert pattern.match(rule), rule  # a rule with a digit could never be answered under constraints
+        assert task.check(sample, rule)

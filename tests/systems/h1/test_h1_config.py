@@ -18,13 +18,13 @@ from reasonlab.systems.h1.config import (
 
 
 def test_the_run_of_record_is_the_first_preset():
-    assert list(PRESETS) == ["values", "slots", "main", "quick"]
+    assert list(PRESETS) == ["values", "slots", "main", "quick", "demo"]
     assert " | ".join(PRESETS) == PRESET_NAMES  # the CLI's help, written out there so that it starts without torch
     values = PRESETS["values"]
     assert (values.modulus, values.width, values.lines, values.max_depth, values.eval_depths[-1]) == (61, 13, "value", 10, 12)
 
 
-@pytest.mark.parametrize("preset", ["slots", "values"])
+@pytest.mark.parametrize("preset", ["slots", "values", "demo"])
 def test_slot_preset_chains_fit_its_tokenizer_and_token_cap(preset: str):
     config = PRESETS[preset]
     warm = config.chains(2, 50, seed=0, skip_rate=config.sft_skip_rate)

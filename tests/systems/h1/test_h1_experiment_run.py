@@ -30,7 +30,7 @@ def test_the_experiment_is_a_run_that_resumes_and_reuses_its_warm_start(tmp_path
     summary = run.summary()
     assert summary["H"] == 3 and summary["seeds"] == [0]
     assert set(summary["accuracy_at_H"]) == {"warm_start", "curriculum", "direct", "uniform"}
-    assert summary["accuracy_at_H"]["curriculum"]["n"] == 1 and summary["accuracy_at_H"]["curriculum"]["std"] == 0.0
+    assert summary["accuracy_at_H"]["curriculum"]["n"] == 1 and summary["accuracy_at_H"]["curriculum"]["sd"] == 0.0
     assert (run.dir / "plots" / "accuracy_by_depth.png").is_file() and (run.dir / "plots" / "signal_groups.png").is_file()
     for arm in ("curriculum", "direct", "uniform"):
         assert Run.open(out / "seed0" / arm).summary()["iterations"] == first["results"]["0"][arm]["iterations"]
@@ -69,9 +69,11 @@ def test_summary_gives_each_arm_its_mean_spread_and_n():
                1: {"warm_start": accuracy(0.0), "curriculum": arm(0.75, [0.6, 0.8]), "direct": arm(0.25, [0.0, 0.2]),
                    "uniform": arm(0.5, [0.1, 0.3])}}
     summary = summarize(config, results)
-    assert summary["accuracy_at_H"]["curriculum"] == {"mean": 0.625, "std": pytest.approx(0.1767767), "n": 2}
-    assert summary["accuracy_at_H"]["direct"] == {"mean": 0.25, "std": 0.0, "n": 2}
-    assert summary["margin_at_H_spread"] == {"mean": 0.375, "std": pytest.approx(0.1767767), "n": 2}
+    assert summary["accuracy_at_H"]["curriculum"] == {"mean": 0.625, "sd": pytest.approx(0.1767767), "min": 0.5,
+                                                      "max": 0.75, "n": 2}
+    assert summary["accuracy_at_H"]["direct"] == {"mean": 0.25, "sd": 0.0, "min": 0.25, "max": 0.25, "n": 2}
+    assert summary["margin_at_H_spread"] == {"mean": 0.375, "sd": pytest.approx(0.1767767), "min": 0.25, "max": 0.5,
+                                             "n": 2}
     assert summary["margin_at_H"] == {0: 0.25, 1: 0.5} and summary["min_margin_at_H"] == 0.25
     assert summary["mean_train_reward"] == pytest.approx({"curriculum": 0.5, "direct": 0.05, "uniform": 0.15})
     assert summary["mean_signal_group_fraction"] == {"curriculum": 0.25, "direct": 0.25, "uniform": 0.25}
@@ -88,6 +90,17 @@ def test_the_warm_start_stops_at_its_accuracy_target(monkeypatch: pytest.MonkeyP
                                                  "eval_chains": 4})
     assert experiment.warm_start(config, seed=0)[1] == 30  # no target: every step
     scores = iter([0.2, 0.7])
+    monkeypatch.setattr(experiment, "REPORT_SECONDS", 1e9)  # no progress line (it would score the policy too)
     monkeypatch.setattr(experiment, "accuracy", lambda policy, chains, max_tokens: (next(scores), 0))
     _, steps = experiment.warm_start(config.model_copy(update={"sft_stop_accuracy": 0.6}), seed=0)
     assert steps == 20  # checked at steps 10 (0.2) and 20 (0.7 >= 0.6)
+
+
+def test_the_warm_start_says_its_step_accuracy_and_eta(monkeypatch: pytest.MonkeyPatch, capsys):
+    config = PRESETS["quick"].model_copy(update={"sft_steps": 3, "sft_chains_per_depth": 10, "eval_chains": 2})
+    monkeypatch.setattr(experiment, "REPORT_SECONDS", 0.0)  # a line after every step
+    experiment.warm_start(config, seed=0)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"warm start step {k}/3" for k in (1, 2, 3)]
+    assert lines[0].startswith("warm start step 1/3: greedy accuracy 0.") and lines[-1].endswith("on held-out "
+                                                                                                  "depth-1 chains, done")

@@ -154,3 +154,25 @@ def test_chain_format_token_cap_holds_every_worked_chain():
         for depth in (1, 4, 8):
             longest = max(len(tokenizer.encode(c.target)) for c in task.chains(depth, 20, seed=0))
             assert longest + 1 <= task.token_cap(depth) <= longest + 6
+
+
+def test_train_makes_its_run_folder_before_the_warm_start_and_says_what_it_does(tmp_path, monkeypatch, capsys):
+    from reasonlab.systems.h1 import training
+
+    monkeypatch.setattr(training, "REPORT_SECONDS", 0.0)  # a progress line after every iteration
+    run_dir = tmp_path / "runs" / "run"
+
+    def warm_start() -> str:
+        assert (run_dir / "config.yaml").is_file()  # the run folder exists while the warm start trains
+        tiny_policy().save(str(tmp_path / "warm"))
+        return str(tmp_path / "warm")
+
+    assert train(run_config(tmp_path, "unused").model_copy(update={"policy": None}), warm_start=warm_start) == run_dir
+    assert Run.open(run_dir).config()["policy"] is None  # the config as asked: the preset's warm start
+    assert [m["policy"] for m in Run.open(run_dir).metrics() if m.get("kind") == "warm_start"] == [str(tmp_path / "warm")]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"h1 train: run folder {run_dir}" and lines[1] == "warm start ..."
+    assert lines[2].startswith("warm start: done in ")
+    iterations = [line for line in lines if line.startswith("RL iteration ")]
+    assert [line.split(":")[0] for line in iterations] == ["RL iteration 1/3", "RL iteration 2/3", "RL iteration 3/3"]
+    assert "depth 1.0, reward 0.000, advances to depth 2 (probe 0.00), tokens " in iterations[0] and iterations[-1].endswith("done")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 
 def digest(folder: Path) -> str:
@@ -17,3 +22,16 @@ def digest(folder: Path) -> str:
         elif path.is_file():
             sha.update(path.read_bytes())
     return sha.hexdigest()
+
+
+class WordEmbedder:
+    """Bag-of-words vectors over a fixed vocabulary: deterministic stand-in for MiniLM."""
+
+    dim = 64
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        rows = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                rows[i, zlib.crc32(word.encode()) % self.dim] += 1.0
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)

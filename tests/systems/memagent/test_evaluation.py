@@ -6,9 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import zlib
 
-import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -27,6 +25,8 @@ from reasonlab.systems.memagent.evaluation import (
 )
 from reasonlab.systems.memagent.rag import RAGSolver, chunk_memory, rag_prompt
 from reasonlab.systems.memagent.turns import parse_turn
+
+from .helpers import WordEmbedder
 
 
 @pytest.fixture(scope="module")
@@ -88,19 +88,6 @@ def test_scripted_agent_counts_turns_after_the_request() -> None:
     assert task.oracle_code[1] in agent(prefix + task.question + "\n<result>\n{'u': 1}\n</result>")
     done = prefix + task.question + "<result>\n{}\n</result>" * len(task.oracle_code)
     assert parse_turn(agent(done)).reply == task.oracle_reply
-
-
-class WordEmbedder:
-    """Bag-of-words vectors over a fixed vocabulary: deterministic stand-in for MiniLM."""
-
-    dim = 64
-
-    def embed(self, texts):
-        rows = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                rows[i, zlib.crc32(word.encode()) % self.dim] += 1.0
-        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
 
 
 def test_chunks_cover_every_line_and_carry_their_title(small_bench) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from reasonlab.errors import UserError
 from reasonlab.llm import LLM
+from reasonlab.progress import eta, say
 from reasonlab.runs import Run, atomic_write_json, atomic_write_text
 from reasonlab.systems.ace.config import ACEConfig
 from reasonlab.systems.ace.evaluation import Scorer, collapse_stats, evaluate
@@ -77,14 +78,19 @@ def _counter(llm: LLM) -> Callable[[str], int]:
 
 
 class _Progress:
-    """Per-step metrics, memory size and cost; logs to the run and keeps the token curve."""
+    """Per-step metrics, memory size and cost; logs to the run, keeps the token curve and, with a `label`,
+    prints one progress line per update (context size before and after, seeded rules kept, ETA)."""
 
-    def __init__(self, run: Run | None, llm: LLM, memory: Memory, facts: list[str]):
-        self.run, self.llm, self.memory, self.facts = run, llm, memory, facts
+    def __init__(self, run: Run | None, llm: LLM, memory: Memory, facts: list[str], label: str | None = None):
+        self.run, self.llm, self.memory, self.facts, self.label = run, llm, memory, facts, label
         self.tokens = [memory.tokens()]
         self.retained = [self.retention()]
-        self.started = time.perf_counter()
+        self.started = time.monotonic()
         self.seconds = 0.0
+
+    def restart(self) -> None:
+        """Start the adaptation's clock (after the evaluation before adapting)."""
+        self.started = time.monotonic()
 
     def retention(self) -> int:
         text = self.memory.context()
@@ -99,6 +105,12 @@ class _Progress:
             self.run.log(metrics, step=step)
             _save_memory(self.run, self.memory)
 
+    def announce(self, step: int, total: int) -> None:
+        if self.label:
+            kept = f", seeded rules kept {self.retained[-1]}/{len(self.facts)}" if self.facts else ""
+            say(f"{self.label}: update {step}/{total}, context {self.tokens[-2]} -> {self.tokens[-1]} tokens{kept}, "
+                f"{eta(step, total, self.started)}")
+
 
 def _save_memory(run: Run, memory: Memory) -> None:
     if isinstance(memory, PlaybookMemory):
@@ -108,12 +120,13 @@ def _save_memory(run: Run, memory: Memory) -> None:
 
 
 def adapt(config: ACEConfig, llm: LLM, task: Task, memory: Memory, run: Run | None = None,
-          scorer: Scorer | None = None) -> dict[str, Any]:
-    """Adapt `memory` on `task` (offline or online) and return the summary; the run (if any) gets the logs."""
+          scorer: Scorer | None = None, label: str | None = None) -> dict[str, Any]:
+    """Adapt `memory` on `task` (offline or online) and return the summary; the run (if any) gets the logs.
+    With `label`, a progress line per update and per scored question."""
     generator = Generator(llm, config.roles, task.demo, task.instructions)
     feedback = feedback_fn(task, config.labels)
     facts = task.seed_facts() if config.seed_facts else []
-    progress = _Progress(run, llm, memory, facts)
+    progress = _Progress(run, llm, memory, facts, label)
     if config.mode == "online":
         summary = _online(config, generator, memory, task, feedback, progress, scorer)
     else:
@@ -144,19 +157,22 @@ def _learn(memory: Memory, generator: Generator, task: Task, sample: Sample, fee
     first = first or answer(generator, memory, task, sample, feedback)
     record = memory.learn(sample, first, step, total)
     progress.step(step, sample, first, record)
+    progress.announce(step, total)
     return first
 
 
 def _offline(config: ACEConfig, generator: Generator, memory: Memory, task: Task, feedback: FeedbackFn,
              progress: _Progress, scorer: Scorer | None) -> dict[str, Any]:
     train, val, test = _splits(config, task)
-    before = evaluate(generator, memory, task, test, scorer) if config.eval_before else None
-    progress.started = time.perf_counter()
+    label = progress.label
+    before = (evaluate(generator, memory, task, test, scorer, _sub(label, "test before adapting"))
+              if config.eval_before else None)
+    progress.restart()
     usage_start = dict(progress.llm.usage.as_dict())
     best_state, best_score, best_step = memory.snapshot(), -1.0, 0
     val_curve = []
     if val:
-        best_score = evaluate(generator, memory, task, val, scorer)["accuracy"]
+        best_score = evaluate(generator, memory, task, val, scorer, _sub(label, "validation"))["accuracy"]
         val_curve.append((0, best_score))
     total, step = config.epochs * len(train), 0
     for _ in range(config.epochs):
@@ -164,15 +180,15 @@ def _offline(config: ACEConfig, generator: Generator, memory: Memory, task: Task
             step += 1
             _learn(memory, generator, task, sample, feedback, step, total, progress)
             if val and (step % config.eval_steps == 0 or step == total):
-                score = evaluate(generator, memory, task, val, scorer)["accuracy"]
+                score = evaluate(generator, memory, task, val, scorer, _sub(label, "validation"))["accuracy"]
                 val_curve.append((step, score))
                 if score > best_score:
                     best_state, best_score, best_step = memory.snapshot(), score, step
-    progress.seconds = time.perf_counter() - progress.started
+    progress.seconds = time.monotonic() - progress.started
     adapt_usage = _usage_delta(usage_start, progress.llm.usage.as_dict())
     if val:
         memory.restore(best_state)
-    after = evaluate(generator, memory, task, test, scorer)
+    after = evaluate(generator, memory, task, test, scorer, _sub(label, "test"))
     return {"test_before": _brief(before), "test_after": _brief(after), "val_curve": val_curve,
             "best_step": best_step, "adapt_usage": adapt_usage, "test_rows": after["rows"]}
 
@@ -181,21 +197,31 @@ def _online(config: ACEConfig, generator: Generator, memory: Memory, task: Task,
             progress: _Progress, scorer: Scorer | None) -> dict[str, Any]:
     _, _, stream = _splits(config, task)
     scorer = scorer or task.check
+    started = time.monotonic()
     rows, step = [], 0
     for start in range(0, len(stream), config.window):
         window = stream[start:start + config.window]
         # score the whole window with the current context before learning from any of it
-        attempts = [answer(generator, memory, task, s, feedback) for s in window]
+        attempts = []
+        for sample in window:
+            attempts.append(answer(generator, memory, task, sample, feedback))
+            if progress.label:
+                say(f"{progress.label}: scored {start + len(attempts)}/{len(stream)} of the stream, "
+                    f"{eta(start + len(attempts), len(stream), started)}")
         rows += [{"id": s.id, "answer": a.answer, "parsed": a.parsed, "window": start // config.window,
                   "correct": a.parsed and scorer(s, a.answer)} for s, a in zip(window, attempts, strict=True)]
         for sample, attempt in zip(window, attempts, strict=True):
             step += 1
             _learn(memory, generator, task, sample, feedback, step, len(stream), progress, first=attempt)
-    progress.seconds = time.perf_counter() - progress.started
+    progress.seconds = time.monotonic() - progress.started
     n = max(len(rows), 1)
     return {"online_accuracy": sum(r["correct"] for r in rows) / n,
             "parse_rate": sum(r["parsed"] for r in rows) / n, "test_rows": rows,
             "adapt_usage": progress.llm.usage.as_dict()}
+
+
+def _sub(label: str | None, what: str) -> str | None:
+    return f"{label}, {what}" if label else None
 
 
 def _splits(config: ACEConfig, task: Task) -> tuple[list[Sample], list[Sample], list[Sample]]:
@@ -216,8 +242,10 @@ def run_name(config: ACEConfig) -> str:
 
 
 def run_adaptation(config: ACEConfig, out: str | Path, name: str | None = None, *, resume: bool = False,
-                   overwrite: bool = False, llm: LLM | None = None, embedder: Any = None) -> Path:
-    """Load the model and task, adapt, write playbook/context, summary and metrics to the run `out/name`.
+                   overwrite: bool = False, llm: LLM | None = None, embedder: Any = None,
+                   label: str | None = None) -> Path:
+    """Load the model and task, adapt, write playbook/context, summary and metrics to the run `out/name`
+    (progress lines per update and per test question, labelled `label`, by default the run's name).
 
     An adaptation keeps no mid-run checkpoint: `resume` reuses a finished run with the same config and refuses
     an unfinished one (start it again with `overwrite`)."""
@@ -226,7 +254,7 @@ def run_adaptation(config: ACEConfig, out: str | Path, name: str | None = None, 
     run_dir = Path(out) / (name or run_name(config))
     if resume and (run_dir / "summary.json").is_file():
         Run.create(out, run_dir.name, config, resume=True)  # refuses another config
-        print(f"reusing the finished adaptation in {run_dir}")
+        say(f"reusing the finished adaptation in {run_dir}")
         return run_dir
     if resume:
         Run.require_existing(run_dir)
@@ -242,7 +270,7 @@ def run_adaptation(config: ACEConfig, out: str | Path, name: str | None = None, 
 
         embedder = MiniLMEmbedder()
     memory = build_memory(config, llm, task, embedder)
-    summary = adapt(config, llm, task, memory, run)
+    summary = adapt(config, llm, task, memory, run, label=label or run_dir.name)
     _save_memory(run, memory)
     if isinstance(memory, (PlaybookMemory, RewriteMemory)) and memory.failures:
         atomic_write_json(run.dir / "failures.json", memory.failures)

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from reasonlab.clihelp import help_defaults
 from reasonlab.errors import UserError
+from reasonlab.progress import heartbeat
 
 if TYPE_CHECKING:
     from reasonlab.systems.ace.config import ACEConfig
@@ -41,12 +43,25 @@ def _ace_config(preset: str | None, config: Path | None, set_: list[str], **opti
     return resolve_config(ACEConfig, start, config, set_, **options)
 
 
+def _ace_defaults(name: str | None) -> object:
+    from reasonlab.systems.ace.config import ACEConfig
+
+    return ACEConfig()
+
+
+def _experiment_preset(name: str | None) -> object:
+    from reasonlab.systems.ace.config import PRESETS
+
+    return PRESETS[name or "mini"]
+
+
 @app.command("adapt")
+@help_defaults(_ace_defaults)
 def adapt_command(
     preset: Optional[str] = typer.Option(None, "--preset", help=PRESET_HELP + " [default: ACEConfig's defaults]"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ACEConfig options"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: llamacpp:embedded]"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec"),
     task: Optional[str] = typer.Option(None, help="formula | tools | finer | formula-jsonl"),
     mode: Optional[str] = typer.Option(None, help="offline | online"),
     method: Optional[str] = typer.Option(None, help="ace | dc (full rewrite) | icl | none"),
@@ -55,9 +70,9 @@ def adapt_command(
     epochs: Optional[int] = typer.Option(None, help="offline epochs"),
     window: Optional[int] = typer.Option(None, help="online window"),
     token_budget: Optional[int] = typer.Option(None, help="playbook token budget (enforced)"),
-    train_size: Optional[int] = typer.Option(None, help="first N training samples"),
-    val_size: Optional[int] = typer.Option(None, help="first N validation samples"),
-    test_size: Optional[int] = typer.Option(None, help="first N test samples"),
+    train_size: Optional[int] = typer.Option(None, help="first N training samples [default: all]"),
+    val_size: Optional[int] = typer.Option(None, help="first N validation samples [default: all]"),
+    test_size: Optional[int] = typer.Option(None, help="first N test samples [default: all]"),
     seed: Optional[int] = typer.Option(None, help="task generation seed"),
     playbook: Optional[str] = typer.Option(None, help="initial playbook JSON (warm-up)"),
     data: list[str] = typer.Option([], "--data", help="SPLIT=PATH of FiNER/Formula JSONL (repeatable)"),
@@ -73,19 +88,21 @@ def adapt_command(
                           oracle_reflector=oracle_reflector, epochs=epochs, window=window,
                           token_budget=token_budget, train_size=train_size, val_size=val_size,
                           test_size=test_size, seed=seed, playbook=playbook, data=_data(data))
-    run_dir = run_adaptation(options, out, name, resume=resume, overwrite=overwrite)
+    with heartbeat("ace adapt"):
+        run_dir = run_adaptation(options, out, name, resume=resume, overwrite=overwrite)
     _print_summary(run_dir)
 
 
 @app.command("eval")
+@help_defaults(_ace_defaults)
 def eval_command(
     preset: Optional[str] = typer.Option(None, "--preset", help=PRESET_HELP + " [default: ACEConfig's defaults]"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ACEConfig options"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     playbook: Optional[str] = typer.Option(None, help="playbook JSON to evaluate (none = empty context)"),
-    llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: llamacpp:embedded]"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec"),
     task: Optional[str] = typer.Option(None, help="formula | tools | finer | formula-jsonl"),
-    test_size: Optional[int] = typer.Option(None, help="first N test samples"),
+    test_size: Optional[int] = typer.Option(None, help="first N test samples [default: all]"),
     seed: Optional[int] = typer.Option(None, help="task generation seed"),
     data: list[str] = typer.Option([], "--data", help="SPLIT=PATH of FiNER/Formula JSONL (repeatable)"),
 ) -> None:
@@ -111,13 +128,14 @@ def eval_command(
 
 
 @app.command("experiment")
+@help_defaults(_experiment_preset, llm="adaptation.llm")
 def experiment_command(
     preset: str = typer.Option("mini", "--preset", help="mini (the run of record), quick, oracle, model, endpoint, "
                                                         "tools"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ExperimentConfig options"),
     set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
                                                      "adaptation.train_size=4)"),
-    llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: llamacpp:embedded]"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec"),
     arms: Optional[str] = typer.Option(None, "--arms", help="comma-separated methods: ace, dc, icl, none"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated task seeds, e.g. 0,1,2"),
     out: Path = typer.Option(Path("runs/ace-experiment"), "--out", help="root folder of runs"),
@@ -133,7 +151,8 @@ def experiment_command(
     options = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_,
                              adaptation={"llm": llm} if llm is not None else None,
                              arms=parse_list(arms, "--arms"), seeds=parse_list(seeds, "--seeds"))
-    run_dir = run_experiment(options, out, name or preset, resume=resume, overwrite=overwrite)
+    with heartbeat("ace experiment"):
+        run_dir = run_experiment(options, out, name or preset, resume=resume, overwrite=overwrite)
     summary = json.loads((run_dir / "summary.json").read_text())
     for arm, row in summary["arms"].items():
         typer.echo(f"{arm:5s} test accuracy {_stat(row['test_accuracy'])}, seeded facts kept "

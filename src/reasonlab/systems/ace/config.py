@@ -47,7 +47,8 @@ class AdaptationSettings(BaseModel):
     test_size: int | None = Field(None, ge=1, description="use the first N test samples")
     eval_before: bool = Field(True, description="offline: also score the test split with the initial context")
     roles: RoleSettings = Field(default_factory=RoleSettings, description="decoding and schema bounds of the roles")
-    n_threads: int | None = Field(None, ge=1, description="llamacpp threads (default: all cores)")
+    n_threads: int | None = Field(None, ge=1, description="llamacpp threads (default: the global `reasonlab "
+                                  "--threads`, REASONLAB_THREADS or cores - 1)")
 
 
 class ACEConfig(AdaptationSettings):
@@ -68,27 +69,30 @@ class ExperimentConfig(BaseModel):
 
 
 _ROLES = RoleSettings(retries=2, max_tokens=160, field_chars=60, content_chars=80, max_operations=1, max_citations=2)
-# one llama.cpp thread: on a CPU shared with other jobs, 2 threads were 7x slower than 1 (spin-waiting).
 # 4 invented metrics; 2 training and 2 test questions per metric; no validation split (each evaluation costs
 # as much as the adaptation itself at this scale; best-by-validation is covered by the tests)
 _FORMULA = AdaptationSettings(task="formula", seed_facts=True, reflector_rounds=1, eval_steps=100, dedup=True,
                               rewrite_chars=400, token_budget=1500, train_size=8, val_size=0, test_size=8,
-                              roles=_ROLES, n_threads=1)
+                              roles=_ROLES)
 
 
 def _formula(**changes: Any) -> ExperimentConfig:
     return ExperimentConfig(adaptation=_FORMULA.model_copy(update=changes))
 
 
-# the quick protocol: 2 invented metrics, one training and one test question each, no retry rounds (about
-# 14 LLM calls per arm and seed)
-_QUICK = _FORMULA.model_copy(update={"oracle_reflector": True, "task_options": {"families": 2}, "train_size": 2,
-                                     "test_size": 2, "reflector_rounds": 0, "rewrite_chars": 200})
+# the collapse protocol (the demo and the run of record): 2 invented metrics are taught, one training question
+# each (2 updates); 6 others are seeded as true rules into both memories and never taught; the test asks one
+# question per seeded metric, so accuracy measures what losing a seeded rule costs. The rewrite may write 400
+# characters, room for all 8 rules (~330 characters). No retry rounds, no evaluation before adapting: about
+# 10 LLM calls per arm and seed.
+_COLLAPSE = _FORMULA.model_copy(update={
+    "oracle_reflector": True, "task_options": {"families": 2, "per_family": 1, "split": [1, 0], "seeded_test": 1},
+    "train_size": 2, "test_size": 6, "reflector_rounds": 0, "rewrite_chars": 400, "eval_before": False})
 
 PRESETS: dict[str, ExperimentConfig] = {
-    # the run of record: the quick protocol on three task seeds
-    "mini": ExperimentConfig(adaptation=_QUICK, seeds=[0, 1, 2]),
-    "quick": ExperimentConfig(adaptation=_QUICK, seeds=[0]),  # the demo
+    # the run of record: the collapse protocol on three task seeds
+    "mini": ExperimentConfig(adaptation=_COLLAPSE, seeds=[0, 1, 2]),
+    "quick": ExperimentConfig(adaptation=_COLLAPSE, seeds=[0, 1]),  # the demo
     "oracle": _formula(oracle_reflector=True),
     "model": _formula(task_options={"families": 3}, train_size=6, test_size=6),
     # the served hf backend was ~10x slower than in-process llama.cpp on the shared CPU: the smallest run

@@ -117,7 +117,7 @@ _METRICS = {
     "drift index": "debt / (equity + cash)",
     "kappa yield": "(cash + revenue) / assets",
     "orbit ratio": "assets / debt",
-    "flux score": "revenue * 2 - cost",
+    "flux score": "revenue - cost - debt",  # every formula fits the answer pattern (no digits)
     "lumen spread": "(equity - debt) / assets",
     "nova cover": "cash / cost",
     "tau burn": "(cost - revenue) / cash",
@@ -133,7 +133,13 @@ class FormulaSuite(Task):
     name = "formula"
     demo = "formula"
 
-    def __init__(self, families: int = 4, per_family: int = 12, seed: int = 0, split: tuple[int, int] = (4, 2)):
+    def __init__(self, families: int = 4, per_family: int = 12, seed: int = 0, split: tuple[int, int] = (4, 2),
+                 seeded_test: int = 0):
+        """`families` metrics are asked about (`per_family` questions each, `split` = train, val; the rest is
+        test); the other metrics' rules are the seed facts, and `seeded_test` test questions per seeded metric
+        (marked `meta["seeded"]`) measure what losing them costs."""
+        if seeded_test < 0:
+            raise ValueError("seeded_test must be >= 0")
         rng = random.Random(seed)
         self.metrics = dict(list(_METRICS.items())[:families])
         train: list[Sample] = []
@@ -145,15 +151,19 @@ class FormulaSuite(Task):
             train += samples[:n_train]
             val += samples[n_train:n_train + n_val]
             test += samples[n_train + n_val:]
-        super().__init__(_round_robin(train), val, _round_robin(test))
+        # drawn after the stream's questions, so the stream is the same with or without them
+        seeded = [self._sample(rng, name, formula, i, seeded=True)
+                  for name, formula in list(_METRICS.items())[families:] for i in range(seeded_test)]
+        super().__init__(_round_robin(train), val, _round_robin(test) + _round_robin(seeded))
 
-    def _sample(self, rng: random.Random, name: str, formula: str, index: int) -> Sample:
+    def _sample(self, rng: random.Random, name: str, formula: str, index: int, seeded: bool = False) -> Sample:
         values = {v: float(rng.randint(2, 60)) for v in _VARIABLES}
         company = rng.choice(_COMPANIES)
         given = ", ".join(f"{k}={int(v)}" for k, v in values.items())
         question = f"{company} reports {given}. What is its {name}?"
-        return Sample(f"{name.replace(' ', '_')}-{index}", question, formula_value(formula, values),
-                      family=name, meta={"values": values})
+        prefix = "seeded-" if seeded else ""
+        return Sample(f"{prefix}{name.replace(' ', '_')}-{index}", question, formula_value(formula, values),
+                      family=name, meta={"values": values, "seeded": seeded})
 
     def answer_schema(self, sample: Sample) -> dict[str, Any]:
         # "<metric> = <formula>": letters, parentheses and operators only, so the model names variables

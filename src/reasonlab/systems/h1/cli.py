@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 from rich.console import Console
 
+from reasonlab.clihelp import help_defaults
+
 if TYPE_CHECKING:
     from reasonlab.systems.h1.config import ExperimentConfig, H1Config
 
-PRESET_NAMES = "values | slots | main | quick"  # h1.config.PRESETS (not imported here: it needs torch)
+PRESET_NAMES = "values | slots | main | quick | demo"  # h1.config.PRESETS (not imported here: it needs torch)
 
 app = typer.Typer(help="h1: long-horizon RL from composed easy problems with a depth curriculum (arXiv 2510.07312).",
                   no_args_is_help=True)
@@ -24,9 +26,9 @@ def compose_command(
     depth: int = typer.Option(3, help="h: problems per chain"),
     count: int = typer.Option(5, help="chains to write"),
     seed: int = typer.Option(0, help="sampling seed"),
-    gsm8k: Optional[Path] = typer.Option(None, "--gsm8k", help="GSM8K-format JSONL of atoms (default: our templates)"),
+    gsm8k: Optional[Path] = typer.Option(None, "--gsm8k", help="GSM8K-format JSONL of atoms [default: our templates]"),
     modular: bool = typer.Option(False, "--modular", help="modular state-tracking chains (the tinylm task)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write JSONL here instead of printing the prompts"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write JSONL here instead of printing the prompts [default: print them]"),
 ) -> None:
     """Build depth-h chains, each verified by the reference solver, as prompts or JSONL {prompt, answer, depth}."""
     from reasonlab.runs import atomic_write_text
@@ -55,21 +57,42 @@ def _compose(depth: int, count: int, seed: int, gsm8k: Optional[Path], modular: 
              "intermediate": [link.answer for link in c.links]} for c in chains]
 
 
+def _train_preset(name: str | None) -> object:
+    from reasonlab.systems.h1.config import PRESETS, train_preset
+
+    return train_preset(PRESETS[name or "values"])
+
+
+def _eval_preset(name: str | None) -> object:
+    from reasonlab.config import resolve_config
+    from reasonlab.systems.h1.config import PRESETS, EvalConfig, eval_preset
+
+    return resolve_config(EvalConfig, eval_preset(PRESETS[name or "values"]), policy="POLICY")
+
+
+def _experiment_preset(name: str | None) -> object:
+    from reasonlab.systems.h1.config import PRESETS
+
+    return PRESETS[name or "values"]
+
+
 @app.command("train")
+@help_defaults(_train_preset, schedule="curriculum.schedule", max_depth="curriculum.max_depth",
+               steps_per_stage="curriculum.steps_per_stage", iterations="rl.iterations", seed="rl.seed")
 def train_command(
     preset: str = typer.Option("values", help=f"experiment preset whose chains, warm start and curriculum arm "
                                f"this starts from: {PRESET_NAMES}"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with H1Config fields (task, curriculum, rl, ...)"),
     sets: list[str] = typer.Option([], "--set", help="KEY=VALUE, dotted for nested fields (--set rl.learning_rate=1e-4)"),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="tinylm folder to start from (default: the "
-                                          "preset's warm start, made once under OUT/warm_starts and reused)"),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="tinylm folder to start from [default: the "
+                                          "preset's warm start, made once under OUT/warm_starts and reused]"),
     schedule: Optional[str] = typer.Option(None, help="curriculum.schedule: fixed | adaptive | direct | uniform"),
     max_depth: Optional[int] = typer.Option(None, "--max-depth", help="curriculum.max_depth (H)"),
     steps_per_stage: Optional[int] = typer.Option(None, "--steps-per-stage", help="curriculum.steps_per_stage"),
-    iterations: Optional[int] = typer.Option(None, help="rl.iterations (default: the preset's stages x steps per stage)"),
+    iterations: Optional[int] = typer.Option(None, help="rl.iterations"),
     seed: Optional[int] = typer.Option(None, help="rl.seed, and the warm start's seed"),
-    out: Optional[Path] = typer.Option(None, help="root folder of runs (default: runs/h1)"),
-    name: Optional[str] = typer.Option(None, help="run name (default: train)"),
+    out: Optional[Path] = typer.Option(None, help="root folder of runs"),
+    name: Optional[str] = typer.Option(None, help="run name"),
     resume: bool = typer.Option(False, "--resume", help="continue the run from its last checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing run of that name first"),
 ) -> None:
@@ -84,9 +107,8 @@ def train_command(
                         rl=_given(iterations=iterations, seed=seed), resume=resume or None,
                         overwrite=overwrite or None)
     check_resume(h1)  # before minutes of warm start
-    if h1.policy is None:
-        h1 = h1.model_copy(update={"policy": _warm_start(base, h1)})
-    run_dir = train(h1)
+    # the warm start (when no --policy) is made after the run folder exists, so a long one has its folder
+    run_dir = train(h1, warm_start=None if h1.policy is not None else lambda: _warm_start(base, h1))
     for metrics in rl_history(run_dir)[-3:]:
         console.print(f"iteration {metrics['iteration']}: depth {metrics['depth']:.1f} "
                       f"reward {metrics['reward_mean']:.2f} signal groups {metrics['signal_group_fraction']:.2f}")
@@ -105,15 +127,16 @@ def _warm_start(base: ExperimentConfig, h1: H1Config) -> str:
 
 
 @app.command("eval")
+@help_defaults(_eval_preset)
 def eval_command(
     policy: Path = typer.Argument(..., help="tinylm folder (a run's policy/)"),
     preset: str = typer.Option("values", help=f"the chain format (and depths 1..H + 2) of this preset: {PRESET_NAMES}"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with EvalConfig fields"),
     sets: list[str] = typer.Option([], "--set", help="KEY=VALUE, dotted for nested fields (--set task.modulus=31)"),
-    depths: Optional[int] = typer.Option(None, help="evaluate depths 1..N (default: the preset's H + 2)"),
-    chains: Optional[int] = typer.Option(None, help="held-out chains per depth (default: the preset's)"),
-    out: Optional[Path] = typer.Option(None, help="root folder of runs (default: runs/h1)"),
-    name: Optional[str] = typer.Option(None, help="run name (default: eval)"),
+    depths: Optional[int] = typer.Option(None, help="evaluate depths 1..N (the preset's H + 2)"),
+    chains: Optional[int] = typer.Option(None, help="held-out chains per depth"),
+    out: Optional[Path] = typer.Option(None, help="root folder of runs"),
+    name: Optional[str] = typer.Option(None, help="run name"),
     resume: bool = typer.Option(False, "--resume", help="reopen an existing evaluation of the same config"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing run of that name first"),
 ) -> None:
@@ -132,6 +155,7 @@ def eval_command(
 
 
 @app.command("experiment")
+@help_defaults(_experiment_preset)
 def experiment_command(
     preset: str = typer.Option("values", help=f"{PRESET_NAMES} (values: the run of record)"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with ExperimentConfig fields"),

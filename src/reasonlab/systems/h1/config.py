@@ -123,6 +123,13 @@ PRESETS: dict[str, ExperimentConfig] = {
     "main": ExperimentConfig(),
     "quick": ExperimentConfig(n_layer=2, d_model=64, sft_chains_per_depth=1500, sft_steps=400, max_depth=3,
                               steps_per_stage=6, tasks_per_iteration=6, eval_chains=48, probe_chains=16),
+    # the quick demo (`reasonlab demo --only h1`): the run of record in miniature. The values format and its warm
+    # start (seed 1, shipped in assets/), H = 10, the curriculum 1 -> 10 in 320 iterations (stages of at most 32),
+    # lr 4e-4, no uniform arm, 256 held-out chains per depth (RESULTS.md, h1, "The quick demo")
+    "demo": ExperimentConfig(modulus=61, max_constant=6, ops="+-*", width=13, lines="value",
+                             sft_chains_per_depth=20000, sft_skip_rate=0.75, sft_steps=2500, max_depth=10,
+                             min_depth=1, schedule="adaptive", steps_per_stage=32, window=5, learning_rate=4e-4,
+                             probe_chains=64, gate_threshold=0.1, eval_chains=256),
 }
 
 

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.progress import Progress
-
 from reasonlab.errors import UserError
 from reasonlab.llm.base import TrainablePolicy
+from reasonlab.progress import eta, phase, say
 from reasonlab.runs import Run, atomic_write_json
 from reasonlab.systems.h1.config import EVAL_SEED, H1Config
 from reasonlab.systems.h1.curriculum import Curriculum
@@ -39,19 +39,30 @@ __all__ = ["ChainSource", "check_resume", "has_checkpoint", "rl_history", "train
 
 ChainSource = Callable[[int, int, int], Sequence[Any]]  # (depth, count, seed) -> chains
 CURRICULUM_STATE = "curriculum.json"
+REPORT_SECONDS = 10.0  # at most this long between two progress lines of the RL loop
 
 
-def train(config: H1Config) -> Path:
-    """Train the tinylm `config.policy` on `config.task`'s chains; returns the run directory (policy in policy/)."""
-    if config.policy is None:
+def train(config: H1Config, warm_start: Callable[[], str] | None = None) -> Path:
+    """Train the tinylm `config.policy` on `config.task`'s chains; returns the run directory (policy in policy/).
+    With `config.policy` None, `warm_start()` makes (or finds) the starting tinylm and returns its folder; it is
+    called after the run directory exists, so a long warm start already has its run folder."""
+    if config.policy is None and warm_start is None:
         raise UserError("no policy to train: pass --policy FOLDER (a tinylm saved by a run), or leave it out "
                         "to start from the preset's warm start")
     check_resume(config)
-    policy = TinyLM.load(config.policy)
     run = Run.create(config.out, config.name, config, resume=config.resume, overwrite=config.overwrite)
+    say(f"h1 train: run folder {run.dir}")
+    start = config.policy
+    if start is None and warm_start is not None:
+        with phase("warm start"):
+            start = warm_start()
+        run.log({"kind": "warm_start", "policy": start})
+    policy = TinyLM.load(start)
     eval_sets = _eval_sets(config) if config.eval_every else None
-    train_policy(config, policy, config.task.chains, run=run, eval_sets=eval_sets,
-                 resume=config.resume and not config.overwrite)
+    with phase(f"RL: {config.rl.iterations} iterations at most, {config.curriculum.schedule} schedule, "
+               f"depths {config.curriculum.min_depth}..{config.curriculum.max_depth}"):
+        train_policy(config, policy, config.task.chains, run=run, eval_sets=eval_sets,
+                     resume=config.resume and not config.overwrite)
     policy.save(str(run.dir / "policy"))
     return run.dir
 
@@ -99,24 +110,48 @@ def train_policy(
         raise UserError(f"run {run.dir} already has an h1 checkpoint: pass resume=True to continue it, or a new run name")
     if resume and run is not None and trainer.load_checkpoint(run):
         tokens = _restore(run, curriculum)
-    with Progress(disable=not config.rl.progress, transient=True) as progress:
-        bar = progress.add_task("h1", total=config.rl.iterations, completed=trainer.start_iteration)
-        for iteration in range(trainer.start_iteration, config.rl.iterations):
-            if config.token_budget is not None and tokens >= config.token_budget:
-                break
-            metrics = _iteration(config, trainer, curriculum, source, iteration)
-            tokens += metrics["rollout_tokens"] + metrics["probe_tokens"]
-            metrics["tokens_total"] = tokens
-            if eval_sets and config.eval_every and (iteration + 1) % config.eval_every == 0:
-                metrics.update(_eval_metrics(policy, eval_sets, config.eval_max_tokens))
-            trainer.history.append(metrics)
-            if run is not None and is_main_process():  # one writer under torchrun
-                run.log({"kind": "rl", **metrics}, step=iteration)
-                trainer.save_checkpoint(run, iteration)
-                _save_state(run, curriculum, tokens)
-            progress.update(bar, advance=1, description=f"h1 depth {metrics['depth']:.1f} "
-                            f"reward {metrics['reward_mean']:.2f} tokens {tokens:,}")
+    report = _Report(config, trainer.start_iteration, tokens)
+    for iteration in range(trainer.start_iteration, config.rl.iterations):
+        if config.token_budget is not None and tokens >= config.token_budget:
+            break
+        metrics = _iteration(config, trainer, curriculum, source, iteration)
+        tokens += metrics["rollout_tokens"] + metrics["probe_tokens"]
+        metrics["tokens_total"] = tokens
+        if eval_sets and config.eval_every and (iteration + 1) % config.eval_every == 0:
+            metrics.update(_eval_metrics(policy, eval_sets, config.eval_max_tokens))
+        trainer.history.append(metrics)
+        if run is not None and is_main_process():  # one writer under torchrun
+            run.log({"kind": "rl", **metrics}, step=iteration)
+            trainer.save_checkpoint(run, iteration)
+            _save_state(run, curriculum, tokens)
+        report.iteration(metrics)
     return trainer.history
+
+
+class _Report:
+    """Progress lines of the RL loop: one at every stage decision, and one at least every REPORT_SECONDS, with
+    the reward, the depth, the tokens and an ETA (in iterations, or in tokens when a token budget ends the run)."""
+
+    def __init__(self, config: H1Config, start_iteration: int, tokens: int) -> None:
+        self.config, self.start_iteration, self.start_tokens = config, start_iteration, tokens
+        self.started = self.last = time.monotonic()
+
+    def iteration(self, metrics: dict[str, Any]) -> None:
+        event = metrics["stage_event"]
+        if event == "hold" and time.monotonic() - self.last < REPORT_SECONDS:
+            return
+        self.last = time.monotonic()
+        config, iteration, tokens = self.config, metrics["iteration"], metrics["tokens_total"]
+        if config.token_budget is not None:
+            progress = f"tokens {tokens:,}/{config.token_budget:,}, " + eta(
+                tokens - self.start_tokens, config.token_budget - self.start_tokens, self.started)
+        else:
+            progress = f"tokens {tokens:,}, " + eta(iteration + 1 - self.start_iteration,
+                                                     config.rl.iterations - self.start_iteration, self.started)
+        stage = "" if event == "hold" else f", {'advances to' if event == 'advance' else 'gate holds at'} depth {metrics['next_depth']}" + (
+            f" (probe {metrics['gate_probe']:.2f})" if metrics.get("gate_probe") is not None else "")
+        say(f"RL iteration {iteration + 1}/{config.rl.iterations}: depth {metrics['depth']:.1f}, "
+            f"reward {metrics['reward_mean']:.3f}{stage}, {progress}")
 
 
 def _iteration(

@@ -8,8 +8,9 @@
 Modules: config (AgentConfig, the environment, experiment and training configs, PRESETS), memory (the folder,
 confinement, limits), tools (the tool API and `run_tools` in reasonlab.sandbox), turns (think/python/reply
 parsing and the turn grammar), prompts (every prompt), agent (the loop), mcp_server (`use_memory_agent` over
-MCP), data (generated memories and tasks), judges (deterministic and LLM judges), evaluation (the benchmark: solvers, scores, the comparison over seeds), rag (the
-MiniLM-RAG baseline), environment (the RL environment), training (GSPO), experiment, cli (`reasonlab memagent
+MCP), data (generated memories and tasks), judges (deterministic and LLM judges), evaluation (the benchmark:
+solvers, scores, format statistics and cost), rag (the MiniLM-RAG baseline), environment (the RL environment),
+training (GSPO), experiment (every arm over seeds, the quick demo and its headline), cli (`reasonlab memagent
 chat | serve-mcp | generate | bench | train`). See docs/memagent.md.
 """
 
@@ -39,14 +40,13 @@ EXPORTS = {
         "Attempt",
         "BenchReport",
         "Outcome",
-        "mean_spread",
         "run_bench",
         "scripted_policy",
         "summarize",
     ],
     "rag": ["RAGSolver", "chunk_memory"],
     "environment": ["MemAgentEnvironment", "reward_table", "turn_shaping"],
-    "experiment": ["run_experiment"],
+    "experiment": ["demo_headline", "run_experiment"],
     "training": ["train"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

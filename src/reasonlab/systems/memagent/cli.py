@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from reasonlab.clihelp import help_defaults
 from reasonlab.errors import UserError
+from reasonlab.progress import heartbeat
 
 if TYPE_CHECKING:
     from reasonlab.llm import LLM
@@ -91,17 +93,36 @@ def _ask(agent: Agent, question: str, filters: Optional[str]) -> None:
                   "[/dim]")
 
 
+def _agent_defaults(name: str | None) -> object:
+    from reasonlab.systems.memagent.config import AgentConfig
+
+    return AgentConfig()
+
+
+def _bench_preset(name: str | None) -> object:
+    from reasonlab.systems.memagent.config import PRESETS
+
+    return PRESETS[name or "mini"]
+
+
+def _train_preset(name: str | None) -> object:
+    from reasonlab.systems.memagent.config import TRAIN_PRESETS
+
+    return TRAIN_PRESETS[name or "smoke"]
+
+
 @app.command("chat")
+@help_defaults(_agent_defaults, max_tokens="max_tokens_per_turn")
 def chat_command(
     memory: Path = typer.Option(..., "--memory", help="memory folder (user.md, entities/*.md)"),
     llm: str = typer.Option("hf:embedded", "--llm", help="model spec, e.g. hf:embedded, openai:URL#MODEL"),
-    question: Optional[str] = typer.Option(None, "--question", "-q", help="one question (else an interactive loop)"),
+    question: Optional[str] = typer.Option(None, "--question", "-q", help="one question [default: an interactive loop]"),
     filters: Optional[str] = typer.Option(None, "--filters", help="privacy rules [default: MEMORY/.filters]"),
-    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="turn cap [default: 8]"),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="new tokens per turn [default: 512]"),
-    temperature: Optional[float] = typer.Option(None, help="0 = greedy [default: 0]"),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="turn cap"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="new tokens per turn"),
+    temperature: Optional[float] = typer.Option(None, help="0 = greedy"),
     constrained: Optional[bool] = typer.Option(None, "--constrained/--unconstrained",
-                                               help="force the turn format with the grammar [default: on]"),
+                                               help="force the turn format with the grammar"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of AgentConfig options"),
     unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
@@ -129,11 +150,12 @@ def chat_command(
 
 
 @app.command("serve-mcp")
+@help_defaults(_agent_defaults, max_tokens="max_tokens_per_turn")
 def serve_mcp_command(
     memory: Path = typer.Option(..., "--memory", help="memory folder; MEMORY/.filters holds the privacy rules"),
     llm: str = typer.Option("hf:embedded", "--llm", help="model spec, e.g. hf:embedded, openai:URL#MODEL"),
-    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="turn cap [default: 20]"),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="new tokens per turn [default: 512]"),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="turn cap [default: 20, the MCP agent's]"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="new tokens per turn"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of AgentConfig options"),
     unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
@@ -175,19 +197,19 @@ def generate_command(
 
 
 @app.command("bench")
+@help_defaults(_bench_preset, max_turns="agent.max_turns", constrained="agent.constrained")
 def bench_command(
-    preset: str = typer.Option("mini", "--preset", help="mini (the run of record, 20 tasks) or quick (4 tasks)"),
+    preset: str = typer.Option("mini", "--preset", help="mini (the run of record, 20 tasks), demo (mini's tasks, scripted arms and RAG) or quick (4 tasks)"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ExperimentConfig options"),
     set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
                                                      "agent.max_tokens_per_turn=64)"),
-    llm: Optional[str] = typer.Option(None, "--llm", help="model spec for the agent, RAG and judge arms "
-                                                          "[default: llamacpp:embedded]"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec for the agent, RAG and judge arms"),
     arms: Optional[str] = typer.Option(None, "--arms", help="comma-separated: oracle, wrong, agent, rag, judge"),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated generator seeds [default: 0]"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated generator seeds"),
     tasks_per_category: Optional[int] = typer.Option(None, "--tasks-per-category", help="tasks per category"),
-    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="agent turn cap [default: 4]"),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", help="agent turn cap"),
     constrained: Optional[bool] = typer.Option(None, "--constrained/--unconstrained",
-                                               help="force the turn format with the grammar [default: off, for speed]"),
+                                               help="force the turn format with the grammar"),
     out: Path = typer.Option(Path("runs/memagent"), "--out", help="root folder of runs"),
     name: Optional[str] = typer.Option(None, "--name", help="run name [default: memagent-<preset>]"),
     resume: bool = typer.Option(False, "--resume", help="reuse the finished run of the same config"),
@@ -205,7 +227,8 @@ def bench_command(
                              arms=parse_list(arms, "--arms"), seeds=parse_list(seeds, "--seeds"),
                              tasks_per_category=tasks_per_category, agent=agent or None)
     check_sandbox_opt_in(options.agent.sandbox_mode, unsafe_sandbox)
-    run_dir = run_experiment(options, out, name or f"memagent-{preset}", resume=resume, overwrite=overwrite)
+    with heartbeat("memagent bench"):
+        run_dir = run_experiment(options, out, name or f"memagent-{preset}", resume=resume, overwrite=overwrite)
     summary = json.loads((run_dir / "summary.json").read_text())
     for seed, reports in summary["per_seed"].items():
         for arm, result in reports.items():
@@ -226,13 +249,14 @@ app.command("experiment", help="The mini benchmark as the system's experiment (t
 
 
 @app.command("train")
+@help_defaults(_train_preset)
 def train_command(
     preset: str = typer.Option("smoke", "--preset", help="smoke (2 GSPO iterations: checks the pipeline)"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig options"),
     set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
                                                      "rl.iterations=10, environment.agent.max_turns=4)"),
-    policy: Optional[str] = typer.Option(None, "--policy", help="trainable model spec [default: hf:embedded]"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="task and RL seed [default: 0]"),
+    policy: Optional[str] = typer.Option(None, "--policy", help="trainable model spec"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="task and RL seed"),
     out: Path = typer.Option(Path("runs/memagent"), "--out", help="root folder of runs"),
     name: Optional[str] = typer.Option(None, "--name", help="run name [default: train-<preset>]"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run's last RL checkpoint"),

@@ -65,7 +65,7 @@ class ExperimentConfig(BaseModel):
     memories: int = Field(2, ge=1, description="generated memories per seed")
     tasks_per_category: int = Field(5, ge=1, description="tasks of each category per seed")
     rag_k: int = Field(3, ge=1, description="chunks the RAG baseline retrieves")
-    n_threads: int | None = Field(1, ge=1, description="llamacpp threads (2 spin-wait on a shared 2-core CPU)")
+    n_threads: int | None = Field(None, ge=1, description="llamacpp threads [default: the global --threads]")
     agent: AgentConfig = Field(default_factory=AgentConfig, description="the agent arm's loop")
 
 
@@ -112,9 +112,11 @@ _BENCH_AGENT = AgentConfig(max_turns=4, max_tokens_per_turn=48, constrained=Fals
 
 PRESETS: dict[str, ExperimentConfig] = {
     "mini": ExperimentConfig(agent=_BENCH_AGENT),  # the run of record
-    # the demo: 4 tasks, 2 turns per episode (with 3 turns it took 226 s on the shared CPU, over 3 minutes)
+    # 4 tasks, 2 turns per episode: seconds for the scripted arms (tests, a first look)
     "quick": ExperimentConfig(memories=1, tasks_per_category=1,
                               agent=_BENCH_AGENT.model_copy(update={"max_turns": 2})),
+    # `reasonlab demo`: the run of record's 20 tasks without the LLM as agent or judge (minutes of CPU each)
+    "demo": ExperimentConfig(arms=["oracle", "wrong", "rag"], agent=_BENCH_AGENT),
 }
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {"smoke": TrainConfig()}

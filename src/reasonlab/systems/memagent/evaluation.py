@@ -1,6 +1,5 @@
 """Every metric mem-agent reports: the benchmark in the spirit of md-memory-bench (spec §9) runs a solver on
-generated tasks, judges each answer (judges.py), and reports per-category scores, format statistics and cost;
-`mean_spread` aggregates a score over seeds.
+generated tasks, judges each answer (judges.py), and reports per-category scores, format statistics and cost.
 
 A solver turns (task, memory copy) into an `Attempt`: the agent (`AgentSolver`, the real loop and sandbox)
 or the MiniLM-RAG baseline (`rag.RAGSolver`). For update tasks the agent changes the memory, then a fresh
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import re
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reasonlab.llm import LLM, ScriptedLLM
+from reasonlab.progress import eta, say
 from reasonlab.systems.memagent.agent import Agent, AgentConfig, TurnRecord
 from reasonlab.systems.memagent.data import CATEGORIES, BenchTask, MemoryScenario
 from reasonlab.systems.memagent.judges import JudgeCase, LLMJudge, judge_case
@@ -39,7 +38,6 @@ __all__ = [
     "ScriptedAgent",
     "Solver",
     "judge_attempt",
-    "mean_spread",
     "run_bench",
     "scripted_policy",
     "summarize",
@@ -126,23 +124,27 @@ class Solver(Protocol):
 
 
 class AgentSolver:
-    """The memory agent: one run on the task, and for updates a fresh agent on the follow-up question."""
+    """The memory agent: one run on the task, and for updates a fresh agent on the follow-up question.
+    `on_turn(task, turn)` sees every turn as it ends (the experiment's progress lines)."""
 
     def __init__(self, llm: LLM | None = None, config: AgentConfig | None = None,
-                 policy_for_task: Callable[[BenchTask], LLM] | None = None, name: str = "agent") -> None:
+                 policy_for_task: Callable[[BenchTask], LLM] | None = None, name: str = "agent",
+                 on_turn: Callable[[BenchTask, TurnRecord], None] | None = None) -> None:
         if (llm is None) == (policy_for_task is None):
             raise ValueError("give exactly one of llm and policy_for_task")
         self.llm, self.policy_for_task = llm, policy_for_task
         self.config = config or AgentConfig()
         self.name = name
+        self.on_turn = on_turn
 
     def __call__(self, task: BenchTask, memory: Memory) -> Attempt:
         llm = self.llm if self.llm is not None else self.policy_for_task(task)  # type: ignore[misc]
-        result = Agent(llm, memory, self.config).run(task.question, task.filters)
+        on_turn = None if self.on_turn is None else (lambda turn: self.on_turn(task, turn))  # type: ignore[misc]
+        result = Agent(llm, memory, self.config).run(task.question, task.filters, on_turn=on_turn)
         attempt = Attempt(result.reply, None, list(result.turns), result.stopped, result.prompt_tokens,
                           result.completion_tokens, result.seconds)
         if task.category == "update" and task.followup_question:
-            followup = Agent(llm, memory, self.config).run(task.followup_question)
+            followup = Agent(llm, memory, self.config).run(task.followup_question, on_turn=on_turn)
             attempt.followup_reply = followup.reply
             attempt.turns += followup.turns
             attempt.prompt_tokens += followup.prompt_tokens
@@ -259,6 +261,9 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     }
 
 
+PROGRESS_SECONDS = 10.0  # run_bench(progress=True): at most one task line per this many seconds
+
+
 @dataclass
 class BenchReport:
     """Every task's outcome and their summary for one solver."""
@@ -277,15 +282,14 @@ def run_bench(
     on_task: Callable[[Outcome], None] | None = None,
     progress: bool = False,
 ) -> BenchReport:
-    """Solve and judge every task, each on a fresh copy of its memory (under `workdir`, else a temp folder)."""
-    from rich.progress import track
-
+    """Solve and judge every task, each on a fresh copy of its memory (under `workdir`, else a temp folder).
+    With `progress`, a line per task (at most one per PROGRESS_SECONDS, and the last): k/N, verdict, ETA."""
     by_id = {m.memory_id: m for m in memories}
-    outcomes = []
+    outcomes: list[Outcome] = []
+    started = last_line = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="reasonlab-memagent-bench-") as scratch:
         root = Path(workdir or scratch)
-        for task in track(tasks, description=f"mem-agent bench: {solver.name}", disable=not progress,
-                          transient=True):
+        for task in tasks:
             memory = Memory.from_files(root / f"{solver.name}-{task.task_id}-{time.monotonic_ns()}",
                                        by_id[task.memory_id].files)
             before = memory.files()
@@ -294,14 +298,15 @@ def run_bench(
             outcomes.append(outcome)
             if on_task is not None:
                 on_task(outcome)
+            if progress and (time.monotonic() - last_line >= PROGRESS_SECONDS or len(outcomes) == len(tasks)):
+                say(_progress_line(solver.name, outcomes, len(tasks), started))
+                last_line = time.monotonic()
     return BenchReport(solver.name, outcomes, summarize(outcomes))
 
 
-def mean_spread(values: Sequence[float]) -> dict[str, float]:
-    """Mean, spread (sample standard deviation; 0 for one value) and n.
+def _progress_line(arm: str, outcomes: Sequence[Outcome], total: int, started: float) -> str:
+    last, correct = outcomes[-1], sum(o.correct for o in outcomes)
+    verdict = "correct" if last.correct else "wrong"
+    return (f"mem-agent {arm}: task {len(outcomes)}/{total} ({last.category}, {verdict}), {correct} correct so far, "
+            f"{eta(len(outcomes), total, started)}")
 
-    >>> mean_spread([0.25, 0.5])
-    {'mean': 0.375, 'spread': 0.1768, 'n': 2}
-    """
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": round(statistics.fmean(values), 4), "spread": round(spread, 4), "n": len(values)}

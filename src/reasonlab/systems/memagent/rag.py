@@ -62,7 +62,8 @@ class RAGAnswer:
 
 
 class RAGSolver:
-    """Top-k MiniLM retrieval over the memory's chunks, then one greedy LLM answer (first line)."""
+    """Top-k MiniLM retrieval over the memory's chunks, then one greedy LLM answer (first line). The chunks'
+    vectors are kept per memory content, so tasks on the same memory embed only their question."""
 
     def __init__(self, llm: LLM, embedder: Embedder | None = None, k: int = 3, max_tokens: int = 48,
                  name: str = "rag") -> None:
@@ -71,11 +72,15 @@ class RAGSolver:
 
             embedder = load_embedder("minilm")
         self.llm, self.embedder, self.k, self.name = llm, embedder, k, name
+        self._chunk_vectors: dict[tuple[str, ...], np.ndarray] = {}
         self.params = SamplingParams(temperature=0.0, max_tokens=max_tokens, stop=["\n"], logprobs=False)
 
     def retrieve(self, files: dict[str, str], question: str) -> list[Chunk]:
         chunks = chunk_memory(files)
-        scores = cosine_similarity(self.embedder.embed([question]), self.embedder.embed([c.text for c in chunks]))[0]
+        texts = tuple(c.text for c in chunks)
+        if texts not in self._chunk_vectors:
+            self._chunk_vectors[texts] = self.embedder.embed(list(texts))
+        scores = cosine_similarity(self.embedder.embed([question]), self._chunk_vectors[texts])[0]
         order = np.argsort(-scores, kind="stable")[: self.k]
         return [chunks[i] for i in order]
 

@@ -11,10 +11,12 @@ it does not train a useful agent.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from reasonlab.errors import UserError
+from reasonlab.progress import eta, heartbeat, phase, say
 from reasonlab.runs import Run
 from reasonlab.systems.memagent.config import TrainConfig
 
@@ -65,10 +67,29 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
     run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)
-    policy, environment, tasks = training_setup(config, policy)
-    try:
-        history = rl_train(rl, policy, environment, tasks, run=run)
-    finally:
-        environment.close()
+    with heartbeat("memagent train"):
+        with phase(f"mem-agent: loading the policy {config.policy}"):
+            policy, environment, tasks = training_setup(config, policy)
+        try:
+            with phase(f"mem-agent: {rl.loss_type} RL, {rl.iterations} iterations of {rl.tasks_per_iteration} tasks "
+                       f"x {rl.group_size} episodes"):
+                history = rl_train(rl, policy, environment, tasks, run=run,
+                                   on_iteration=_iteration_line(rl.iterations, time.monotonic()))
+        finally:
+            environment.close()
     run.write_summary({"iterations": len(history), "last": history[-1] if history else None})
     return run.dir
+
+
+def _iteration_line(iterations: int, started: float) -> Any:
+    """`on_iteration` for `rl.train`: one line per iteration with its mean reward and the ETA."""
+    first: list[int] = []  # the first iteration of this process (a resumed run starts later)
+
+    def on_iteration(iteration: int, metrics: dict[str, Any]) -> None:
+        if not first:
+            first.append(iteration)
+        done, left = iteration + 1 - first[0], iterations - first[0]
+        say(f"mem-agent RL: iteration {iteration + 1}/{iterations}, reward {metrics['reward_mean']:.3f}, "
+            f"{eta(done, left, started)}")
+
+    return on_iteration

@@ -1,9 +1,10 @@
 """TRM: Tiny Recursive Model (arXiv 2510.04871) with the HRM baseline, deep supervision and ablations.
 
-    from reasonlab.systems.trm import PRESETS, TRMTrainConfig, run_experiment, solve_puzzle, train
-    run_dir = train(TRMTrainConfig(task="sudoku", size=6, givens=10, hidden_size=64, n=3, T=2, n_sup=8))
-    print(solve_puzzle(run_dir, "1.....|..3...|......|...4..|......|.....6").text)
-    summary = run_experiment(PRESETS["quick"], "runs/trm-quick")  # TRM vs. deep supervision vs. neither
+    from reasonlab.systems.trm import PRESETS, run_experiment, solve_puzzle, train
+    from reasonlab.systems.trm.config import TRAIN_PRESETS
+    run_dir = train(TRAIN_PRESETS["cpu"].model_copy(update={"name": "sudoku6"}))  # 6x6 Sudoku, 120 CPU-s
+    print(solve_puzzle(run_dir, ".2..5.|......|.5....|.3..24|5.32..|24.1..").text)
+    summary = run_experiment(PRESETS["quick"], "runs/trm-quick")  # TRM vs. deep supervision at equal steps
     print(summary["arms"]["trm"]["mean"], summary["arms"]["deep_supervision"]["mean"])
 
 Modules: config (TRMTrainConfig, ExperimentConfig, PRESETS), layers (blocks), model (TRM/HRM step), losses

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from reasonlab.clihelp import help_defaults
 from reasonlab.errors import UserError
 
 app = typer.Typer(help="TRM: tiny recursive models for Sudoku, mazes and ARC (arXiv 2510.04871).", no_args_is_help=True)
@@ -22,7 +23,20 @@ TRAIN_PRESET_HELP = (
 )
 
 
+def _train_preset(name: str | None) -> object:
+    from reasonlab.systems.trm.config import TRAIN_PRESETS
+
+    return TRAIN_PRESETS[name or "default"]
+
+
+def _experiment_preset(name: str | None) -> object:
+    from reasonlab.systems.trm.config import PRESETS
+
+    return PRESETS[name or "main"]
+
+
 @app.command("train")
+@help_defaults(_train_preset)
 def train_command(
     preset: str = typer.Option("default", help=TRAIN_PRESET_HELP),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TRMTrainConfig options."),
@@ -46,7 +60,7 @@ def train_command(
     eval_every: Optional[int] = typer.Option(None, help="Validate every this many steps."),
     seed: Optional[int] = typer.Option(None, help="Seed."),
     out: Optional[str] = typer.Option(None, help="Root folder of runs."),
-    name: Optional[str] = typer.Option(None, help="Run name."),
+    name: Optional[str] = typer.Option(None, help="Run name [default: trm-TASK-DATE-TIME]."),
     resume: bool = typer.Option(False, "--resume", help="Continue run NAME from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete run NAME if it exists and start again."),
 ) -> None:
@@ -73,6 +87,7 @@ def train_command(
 
 
 @app.command("experiment")
+@help_defaults(_experiment_preset, seed="seeds", arm="arms")
 def experiment_command(
     preset: str = typer.Option("main", help="main (run of record) | hard | equal-steps | nine | quick"),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
@@ -81,7 +96,7 @@ def experiment_command(
     arm: Optional[list[str]] = typer.Option(None, "--arm", help="trm | deep_supervision | neither (repeatable)."),
     budget_s: Optional[float] = typer.Option(None, help="CPU seconds of training per arm (equal compute)."),
     steps: Optional[int] = typer.Option(None, help="Equal optimizer steps per arm instead of equal CPU time."),
-    out: Optional[Path] = typer.Option(None, help="Run directory of the experiment (default runs/trm-PRESET)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory of the experiment [default: runs/trm-PRESET]."),
     resume: bool = typer.Option(False, "--resume", help="Continue the experiment in OUT (same config)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete OUT if it exists and start again."),
 ) -> None:
@@ -110,9 +125,9 @@ def experiment_command(
 @app.command("eval")
 def eval_command(
     checkpoint: Path = typer.Argument(..., help="best.pt / last.pt, or a run directory."),
-    data: Optional[str] = typer.Option(None, help="Evaluate on this CSV instead of the run's test split."),
-    steps: Optional[int] = typer.Option(None, help="Supervision steps to run (default N_sup)."),
-    limit: Optional[int] = typer.Option(None, help="Only the first LIMIT puzzles."),
+    data: Optional[str] = typer.Option(None, help="Evaluate on this CSV instead of the run's test split [default: the run's test split]."),
+    steps: Optional[int] = typer.Option(None, help="Supervision steps to run [default: the checkpoint's N_sup]."),
+    limit: Optional[int] = typer.Option(None, help="Only the first LIMIT puzzles [default: all]."),
 ) -> None:
     """Exact accuracy of a checkpoint after each supervision step."""
     from reasonlab.systems.trm.inference import eval_checkpoint
@@ -128,7 +143,7 @@ def eval_command(
 def solve_command(
     checkpoint: Path = typer.Argument(..., help="best.pt / last.pt, or a run directory."),
     puzzle: str = typer.Option(..., help="Sudoku: digits with '.' blanks, row-major; maze: '# SG' characters; ARC: a task id."),
-    max_steps: Optional[int] = typer.Option(None, help="At most this many supervision steps (default N_sup)."),
+    max_steps: Optional[int] = typer.Option(None, help="At most this many supervision steps [default: the checkpoint's N_sup]."),
     no_halt: bool = typer.Option(False, "--no-halt", help="Ignore the halting head; run all steps."),
 ) -> None:
     """Solve one puzzle; prints the grid and the supervision steps used."""

@@ -9,6 +9,7 @@ variant's answer back to the task's frame, votes per test pair and scores the to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,10 +72,12 @@ def evaluate(
     batch_size: int = 256,
     keep_predictions: bool = False,
     read_step: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Run `steps` supervision steps on every puzzle without halting; accuracy after each step.
 
-    With `keep_predictions`, the argmax answers and halting confidences at `read_step` (default `steps`)."""
+    With `keep_predictions`, the argmax answers and halting confidences at `read_step` (default `steps`).
+    `on_progress(done, total)` is called after every supervision step of every batch (units: batch x step)."""
     model.eval()
     device = next(model.parameters()).device
     read_step = read_step or steps
@@ -82,6 +85,7 @@ def evaluate(
     tokens = torch.zeros(steps, dtype=torch.float64)
     halted_hits, halt_steps, total_valid = 0.0, 0.0, 0
     preds, confs = [], []
+    total_units, done_units = -(-len(inputs) // batch_size) * steps, 0
     for start in range(0, len(inputs), batch_size):
         x = inputs[start : start + batch_size].to(device)  # (B, L)
         t = labels[start : start + batch_size].to(device)  # (B, L)
@@ -104,6 +108,9 @@ def evaluate(
             if keep_predictions and k == read_step - 1:
                 preds.append(out.logits.argmax(-1).cpu())
                 confs.append(torch.sigmoid(out.q_halt).cpu())
+            done_units += 1
+            if on_progress is not None:
+                on_progress(done_units, total_units)
         halted_hits += float(halted_right.sum())
         halt_steps += float(halted_at.sum())
     n = max(len(inputs), 1)
@@ -120,11 +127,12 @@ def evaluate(
 
 
 def evaluate_split(
-    model: RecursiveReasoner, data: GridData, steps: int, batch_size: int, rank: int = 0, world: int = 1
+    model: RecursiveReasoner, data: GridData, steps: int, batch_size: int, rank: int = 0, world: int = 1,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """`evaluate` on this rank's shard (rows rank::world), its counts summed across the ranks."""
     shard = GridData(data.inputs[rank::world], data.labels[rank::world], data.puzzle_ids[rank::world])
-    result = evaluate(model, shard.inputs, shard.labels, shard.puzzle_ids, steps, batch_size)
+    result = evaluate(model, shard.inputs, shard.labels, shard.puzzle_ids, steps, batch_size, on_progress=on_progress)
     if world == 1:
         return result
     return EvalResult.from_counts(all_reduce_sum(result.to_counts()))

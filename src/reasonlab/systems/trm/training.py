@@ -7,7 +7,8 @@ One optimizer step = one supervision step on the carried batch (official code); 
 across processes when WORLD_SIZE > 1 (`reasonlab.train.distributed`: gloo on CPU, nccl on GPU). Rank 0 writes
 the run directory: config.yaml, metrics.jsonl, checkpoints/{last,best}.pt, plots/, summary.json.
 `resume=True` continues from checkpoints/last.pt (an error when there is none). The checkpoint chosen on the
-validation split is evaluated on the test split.
+validation split is evaluated on the test split. Rank 0 prints a progress line (step and total, or CPU seconds
+and budget, the loss or the validation result, an ETA) at least every REPORT_SECONDS, also while it evaluates.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from reasonlab.errors import UserError
+from reasonlab.progress import eta, say
 from reasonlab.runs import Run, atomic_write
 from reasonlab.systems.trm.config import TRMTrainConfig
 from reasonlab.systems.trm.data import BatchStream, TaskData, build_task_data
@@ -31,6 +34,7 @@ from reasonlab.systems.trm.evaluation import arc_pass_at_k, evaluate_split
 from reasonlab.systems.trm.model import ModelConfig, RecursiveReasoner
 from reasonlab.systems.trm.optim import EMA, AdamATan2, SignSGD, warmup_lr
 from reasonlab.systems.trm.supervision import Carry, SupervisionConfig, initial_carry, supervision_step
+from reasonlab.threads import current_threads
 from reasonlab.train.distributed import all_reduce_max, barrier, init_distributed
 
 __all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "load_model", "save_checkpoint", "train"]
@@ -88,6 +92,7 @@ def load_model(state: dict[str, Any], use_ema: bool = True) -> RecursiveReasoner
 
 # keys a resumed run may change: a longer budget, another output root spelling, the progress bar
 RESUMABLE = ("out", "max_steps", "time_budget_s", "progress")
+REPORT_SECONDS = 15.0  # at most this long (wall) between two progress lines while training or evaluating
 
 
 def _device(config: TRMTrainConfig, local_rank: int) -> torch.device:
@@ -179,6 +184,51 @@ class _Progress:
     carry: Carry | None = None
 
 
+@dataclass
+class _Reporter:
+    """Progress lines (stderr, rank 0): where training stands, with an ETA, at most every REPORT_SECONDS."""
+
+    label: str
+    config: TRMTrainConfig
+    active: bool
+    first_step: int = 0
+    first_seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    last_line: float = field(default_factory=time.monotonic)
+
+    def start(self, progress: _Progress) -> None:
+        self.first_step, self.first_seconds = progress.step, progress.train_seconds
+        self.started = self.last_line = time.monotonic()
+        config = self.config
+        goal = (f"{config.time_budget_s:g} s of {config.budget_clock} time" if config.time_budget_s is not None
+                else f"{config.max_steps} optimizer steps")
+        resumed = f", resuming at step {progress.step}" if progress.step else ""
+        self.say(f"training for {goal} (batch {config.batch_size}, validation every {config.eval_every} "
+                 f"steps{resumed})")
+
+    def position(self, progress: _Progress) -> str:
+        """`step 300/1000, ETA 40 s` (a step budget) or `step 300, 12/40 CPU-s, ETA 1 min 5 s` (a time budget)."""
+        config = self.config
+        budget = config.time_budget_s
+        if budget is not None and budget < float("inf"):
+            unit = "CPU-s" if config.budget_clock == "process" else "s"
+            done = progress.train_seconds - self.first_seconds
+            total = budget - self.first_seconds
+            clock = f"{progress.train_seconds:.0f}/{budget:g} {unit}"
+            steps = f"step {progress.step}" + (f"/{config.max_steps}" if config.max_steps < 1_000_000 else "")
+            return f"{steps}, {clock}, {eta(round(1000 * done), round(1000 * max(total, 1e-9)), self.started)}"
+        done, total = progress.step - self.first_step, config.max_steps - self.first_step
+        return f"step {progress.step}/{config.max_steps}, {eta(done, total, self.started)}"
+
+    def due(self) -> bool:
+        return self.active and time.monotonic() - self.last_line >= REPORT_SECONDS
+
+    def say(self, message: str) -> None:
+        if self.active:
+            say(f"{self.label}: {message}")
+            self.last_line = time.monotonic()
+
+
 def train(config: TRMTrainConfig) -> Path:
     """Train according to `config`; returns the run directory (on every rank)."""
     session = _open_session(config)
@@ -187,11 +237,13 @@ def train(config: TRMTrainConfig) -> Path:
     if config.resume:
         _restore(session, learner, progress)
     learner.net = _wrap_ddp(session, learner.model)
-    _train_steps(session, learner, progress)
+    reporter = _Reporter(session.run.dir.name, config, active=session.rank == 0)
+    reporter.start(progress)
+    _train_steps(session, learner, progress, reporter)
     if progress.step % config.eval_every != 0 or progress.best_val < 0:
-        _validate(session, learner, progress)
+        _validate(session, learner, progress, reporter)
     _save_last(session, learner, progress)
-    summary = _test_best(session, learner.model.num_parameters(), progress)
+    summary = _test_best(session, learner.model.num_parameters(), progress, reporter)
     if session.rank == 0:
         session.run.write_summary(summary)
         _plots(session.run, summary["test_exact_by_step"], config.n_sup)
@@ -203,8 +255,9 @@ def _open_session(config: TRMTrainConfig) -> _Session:
     """Join the process group, build the data, and create (or reopen, to resume) the run directory."""
     rank, world, local_rank = init_distributed()
     device = _device(config, local_rank)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.threads or current_threads())
+    if rank == 0:
+        say(f"trm train: building the {config.task} data ({config.data_path or 'generated'}) ...")
     task = build_task_data(config.data_spec())
     model_config = config.model_spec(task.vocab_size, task.seq_len, task.num_puzzle_ids)
     name = config.name or f"trm-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -284,8 +337,10 @@ def _wrap_ddp(session: _Session, model: RecursiveReasoner) -> torch.nn.Module:
     return ddp(model, device_ids=device_ids, **no_sync)
 
 
-def _train_steps(session: _Session, learner: _Learner, progress: _Progress) -> None:
-    """Optimizer steps until max_steps or the time budget; logs, validates and checkpoints on schedule."""
+def _train_steps(session: _Session, learner: _Learner, progress: _Progress, reporter: _Reporter) -> None:
+    """Optimizer steps until max_steps or the time budget; logs, validates and checkpoints on schedule, and
+    reports progress: a rich bar in a terminal, else a line at least every REPORT_SECONDS (a validation's
+    result when one falls due)."""
     config = session.config
     bar = _progress_bar(session, progress.step)
     learner.model.train()
@@ -304,8 +359,11 @@ def _train_steps(session: _Session, learner: _Learner, progress: _Progress) -> N
                 sums = {}
             if bar is not None:
                 bar[0].update(bar[1], completed=step, info=f"loss {metrics['loss']:.3f}")
+            elif reporter.due():
+                reporter.say(f"{reporter.position(progress)}, loss {metrics['loss']:.3f}, "
+                             f"train exact {metrics['exact']:.2f}")
             if step % config.eval_every == 0:
-                _validate(session, learner, progress)
+                _validate(session, learner, progress, reporter)
             if step % config.checkpoint_every == 0:
                 _save_last(session, learner, progress)
     finally:
@@ -378,11 +436,12 @@ def _save_last(session: _Session, learner: _Learner, progress: _Progress) -> Non
         save_checkpoint(session.last_path, state)
 
 
-def _validate(session: _Session, learner: _Learner, progress: _Progress) -> float:
+def _validate(session: _Session, learner: _Learner, progress: _Progress, reporter: _Reporter) -> float:
     """Exact accuracy of the EMA weights on the validation split at N_sup; keeps the best checkpoint."""
     config = session.config
     eval_model = learner.ema.copy_to(learner.model) if learner.ema else learner.model
-    result = evaluate_split(eval_model, session.task.val, config.n_sup, config.eval_batch_size, session.rank, session.world)
+    result = evaluate_split(eval_model, session.task.val, config.n_sup, config.eval_batch_size, session.rank,
+                            session.world, on_progress=_eval_progress(reporter, "validating"))
     learner.model.train()
     score = result.exact_at(config.n_sup)
     state = _checkpoint_state(session, learner, progress)
@@ -393,15 +452,34 @@ def _validate(session: _Session, learner: _Learner, progress: _Progress) -> floa
         state.update(best_val=score, best_step=progress.step)
         if session.rank == 0:
             save_checkpoint(session.run.checkpoint_dir / "best.pt", state)
+    if reporter.due():
+        reporter.say(f"{reporter.position(progress)}, val exact {score:.3f} on {result.count} puzzles "
+                     f"(best {progress.best_val:.3f} at step {progress.best_step})")
     return score
 
 
-def _test_best(session: _Session, parameters: int, progress: _Progress) -> dict[str, Any]:
+def _eval_progress(reporter: _Reporter, what: str) -> Callable[[int, int], None]:
+    """A callback for `evaluate`: a line `<what>: 40% of the supervision steps, ETA ...` when one is due."""
+    started = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        if reporter.due():
+            reporter.say(f"{what}: {100 * done // max(total, 1)}% of the supervision steps, "
+                         f"{eta(done, total, started)}")
+
+    return report
+
+
+def _test_best(session: _Session, parameters: int, progress: _Progress, reporter: _Reporter) -> dict[str, Any]:
     """Score the checkpoint chosen on validation on the test split; the run's summary."""
     config, task = session.config, session.task
     best_model = load_model(load_checkpoint(session.run.dir / "checkpoints" / "best.pt")).to(session.device)
     eval_steps = config.eval_steps or config.n_sup
-    test = evaluate_split(best_model, task.test, eval_steps, config.eval_batch_size, session.rank, session.world)
+    reporter.say(f"testing the checkpoint of step {progress.best_step} on {len(task.test.inputs)} puzzles, "
+                 f"{eval_steps} supervision steps")
+    test = evaluate_split(best_model, task.test, eval_steps, config.eval_batch_size, session.rank, session.world,
+                          on_progress=_eval_progress(reporter, "testing"))
+    reporter.say(f"test exact {test.exact_at(config.n_sup):.3f} at N_sup={config.n_sup} on {test.count} puzzles")
     step, seconds = progress.step, progress.train_seconds
     summary: dict[str, Any] = {
         "task": task.signature, "arch": config.arch, "mixer": config.mixer, "T": config.T, "n": config.n,
@@ -419,8 +497,8 @@ def _test_best(session: _Session, parameters: int, progress: _Progress) -> dict[
 
 
 def _progress_bar(session: _Session, step: int) -> tuple[Any, Any] | None:
-    """A rich progress bar on rank 0 (or None): (progress, task id)."""
-    if session.rank != 0 or not session.config.progress:
+    """A rich progress bar on rank 0 in a terminal (or None: progress lines instead): (progress, task id)."""
+    if session.rank != 0 or not session.config.progress or not sys.stdout.isatty():
         return None
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
