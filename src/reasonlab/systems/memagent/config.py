@@ -100,8 +100,8 @@ class TrainConfig(BaseModel):
         description="rewards and the agent's loop (turn cap T = environment.agent.max_turns)")
     rl: dict[str, Any] = Field(default_factory=_smoke_rl, description="RLConfig fields (GSPO with the paper's clip range "
                                                              "3e-4 / 4e-4, the turn format forced by a grammar)")
-    torch_threads: int | None = Field(1, ge=1, description="torch threads (2 made tiny models 4x slower on 2 "
-                                                           "shared cores)")
+    torch_threads: int | None = Field(None, ge=1, description="torch threads (None: the global `reasonlab --threads`, "
+                                                              "cores - 1 by default)")
 
 
 # 20 tasks: 5 per category over 2 memories. On the shared 2-core CPU llama.cpp took ~2.2 s to prefill the

@@ -19,6 +19,7 @@ from reasonlab.errors import UserError
 from reasonlab.progress import eta, heartbeat, phase, say
 from reasonlab.runs import Run
 from reasonlab.systems.memagent.config import TrainConfig
+from reasonlab.threads import current_threads
 
 __all__ = ["rl_config", "train", "training_setup"]
 
@@ -65,8 +66,7 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
     if resume and not overwrite and not checkpoint.is_file():
         raise UserError(f"--resume: {Path(out) / name} has no RL checkpoint to continue: drop --resume to start it")
     run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
-    if config.torch_threads is not None:
-        torch.set_num_threads(config.torch_threads)
+    torch.set_num_threads(config.torch_threads or current_threads())
     with heartbeat("memagent train"):
         with phase(f"mem-agent: loading the policy {config.policy}"):
             policy, environment, tasks = training_setup(config, policy)
