@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/delethink_tables.py runs/delethink-record-t1 runs/delethink-record-t2
 
-For each run: its threads and SFT base (steps, held-out check accuracy, within/beyond-budget accuracy under both
+For each run: its threads and SFT base (steps, check accuracy, within/beyond-budget accuracy under both
 inference modes), each RL model under each inference mode per seed, and the paired comparisons per seed: the
 paper's (each model with its own inference), the RL effect with the inference held fixed, and the inference
 effect with the weights held fixed.
@@ -39,7 +39,7 @@ def tables(summary: dict[str, Any], name: str) -> str:
     seeds = ", ".join(map(str, summary["seeds"]))
     base = summary.get("sft_base", {})
     lines = [f"**{name}** (threads {summary.get('threads', '?')}; seeds {seeds}; SFT base: {base.get('steps', '?')} "
-             f"steps, held-out greedy accuracy {base.get('check_accuracy', float('nan')):.3f}, target reached: "
+             f"steps, greedy check accuracy {base.get('check_accuracy', float('nan')):.3f}, target reached: "
              f"{base.get('reached_target', '?')})", "",
              "| model / inference | within the budget (T ≤ 40), per seed | beyond it (T ≥ 48), per seed |",
              "|---|---|---|"]

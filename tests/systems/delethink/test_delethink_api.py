@@ -66,7 +66,8 @@ def test_experiment_is_a_run_with_keyed_artifacts_and_resumes(tmp_path, capsys):
     row = summary["models"]["longcot-rl/delethink"]
     assert row["within_budget"] == {"mean": (curves["longcot-rl/seed0/as-delethink"]["4"]
                                              + curves["longcot-rl/seed0/as-delethink"]["10"]) / 2,
-                                    "sd": 0.0, "n": 1, "per_seed": [row["within_budget"]["mean"]]}
+                                    "sd": 0.0, "min": row["within_budget"]["mean"],
+                                    "max": row["within_budget"]["mean"], "n": 1, "per_seed": [row["within_budget"]["mean"]]}
     held = summary["comparisons"]["rl_effect_delethink_inference"]
     assert (held["a"], held["b"]) == ("delethink-rl/delethink", "longcot-rl/delethink")
     assert held["within_budget"]["mean"] == pytest.approx(

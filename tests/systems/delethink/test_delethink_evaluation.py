@@ -58,22 +58,27 @@ def test_summary_reads_the_rl_effect_with_the_inference_mode_held_fixed():
     }
     summary = summarize(curves, [0, 1], budget_steps=46)
     models = summary["models"]
-    assert models["delethink-rl/delethink"]["within_budget"] == {"mean": 0.75, "sd": 0.05, "n": 2, "per_seed": [0.8, 0.7]}
-    assert models["delethink-rl/delethink"]["beyond_budget"] == {"mean": 0.475, "sd": 0.025, "n": 2,
-                                                                 "per_seed": [0.45, 0.5]}
-    assert models["longcot-rl/longcot"]["by_length"]["96"] == {"mean": 0.25, "sd": 0.05, "n": 2, "per_seed": [0.2, 0.3]}
+    assert models["delethink-rl/delethink"]["within_budget"] == {
+        "mean": 0.75, "sd": 0.0707, "min": 0.7, "max": 0.8, "n": 2, "per_seed": [0.8, 0.7]}
+    assert models["delethink-rl/delethink"]["beyond_budget"] == {
+        "mean": 0.475, "sd": 0.0354, "min": 0.45, "max": 0.5, "n": 2, "per_seed": [0.45, 0.5]}
+    assert models["longcot-rl/longcot"]["by_length"]["96"] == {
+        "mean": 0.25, "sd": 0.0707, "min": 0.2, "max": 0.3, "n": 2, "per_seed": [0.2, 0.3]}
     assert models["delethink-rl/longcot"]["beyond_budget"]["n"] == 1  # seed 1 was not measured that way
-    assert models["sft/longcot"]["beyond_budget"] == {"mean": 0.1, "sd": 0.0, "n": 1, "per_seed": [0.1]}
+    assert models["sft/longcot"]["beyond_budget"] == {"mean": 0.1, "sd": 0.0, "min": 0.1, "max": 0.1, "n": 1,
+                                                        "per_seed": [0.1]}
     comparisons = summary["comparisons"]
     # each model under its own inference: +0.25 beyond the budget; held fixed (Delethink inference): +0.025
-    assert comparisons["method_vs_baseline"]["beyond_budget"] == {"mean": 0.25, "sd": 0.0, "n": 2, "per_seed": [0.25, 0.25]}
+    assert comparisons["method_vs_baseline"]["beyond_budget"] == {
+        "mean": 0.25, "sd": 0.0, "min": 0.25, "max": 0.25, "n": 2, "per_seed": [0.25, 0.25]}
     assert comparisons["rl_effect_delethink_inference"]["beyond_budget"] == {
-        "mean": 0.025, "sd": 0.075, "n": 2, "per_seed": [-0.05, 0.1]}
+        "mean": 0.025, "sd": 0.1061, "min": -0.05, "max": 0.1, "n": 2, "per_seed": [-0.05, 0.1]}
     assert comparisons["inference_effect_longcot_rl"]["beyond_budget"]["mean"] == pytest.approx(0.225)
     assert comparisons["rl_effect_longcot_inference"]["beyond_budget"]["per_seed"] == [-0.05]
     assert summary["seeds"] == [0, 1] and summary["budget_steps"] == 46
 
 
-def test_spread_is_the_population_sd_and_skips_missing_values():
-    assert spread([0.5, 0.7, None]) == {"mean": 0.6, "sd": 0.1, "n": 2, "per_seed": [0.5, 0.7]}
-    assert spread([None]) == {"mean": None, "sd": None, "n": 0, "per_seed": []}
+def test_spread_is_the_sample_sd_with_range_and_skips_missing_values():
+    assert spread([0.5, 0.7, None]) == {"mean": 0.6, "sd": 0.1414, "min": 0.5, "max": 0.7, "n": 2,
+                                        "per_seed": [0.5, 0.7]}
+    assert spread([None]) == {"mean": None, "sd": None, "min": None, "max": None, "n": 0, "per_seed": []}

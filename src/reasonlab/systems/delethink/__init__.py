@@ -11,7 +11,7 @@ Modules: config (C, m, I, the commands' configs and PRESETS), carryover (the Mar
 (chunked_rollout / longcot_rollout over any LLM), environment (the RL environment on reasonlab.train.rl),
 training (train(config): RL of one arm), evaluation (avg@N, trace metrics, accuracy vs length, the paired
 comparisons), cost (analytic attention FLOPs and KV bytes), tasks (permutation walk, templated arithmetic),
-experiment, cli.
+experiment, demo (the quick demo on the shipped RL models in assets/), cli.
 """
 
 from reasonlab.systems import lazy_exports

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from reasonlab.clihelp import help_defaults
+
 app = typer.Typer(help="Delethink: the Markovian Thinker, chunked reasoning with a bounded state (arXiv 2510.06557).",
                   no_args_is_help=True)
 console = Console()
@@ -25,18 +27,44 @@ RESUME_HELP = "continue the run at --out (same config)"
 OVERWRITE_HELP = "delete the run at --out and start clean"
 
 
+def _run_defaults(name: str | None) -> object:
+    from reasonlab.systems.delethink.config import RunConfig
+
+    return RunConfig()
+
+
+def _train_preset(name: str | None) -> object:
+    from reasonlab.config import resolve_config
+    from reasonlab.systems.delethink.config import PRESETS, TrainConfig
+
+    return resolve_config(TrainConfig, PRESETS[name or "main"].setup_fields())
+
+
+def _experiment_preset(name: str | None) -> object:
+    from reasonlab.systems.delethink.config import PRESETS
+
+    return PRESETS[name or "main"]
+
+
+def _arithmetic_preset(name: str | None) -> object:
+    from reasonlab.systems.delethink.config import ARITHMETIC_PRESETS
+
+    return ARITHMETIC_PRESETS[name or "sums6"]
+
+
 @app.command("run")
+@help_defaults(_run_defaults)
 def run_command(
     question: str = typer.Argument(..., help="the query (text; for a base model, a completion prompt)"),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: hf:embedded]"),
-    chunk: Optional[int] = typer.Option(None, "--chunk", help="C, chunk context [default: 8192]"),
-    carryover: Optional[int] = typer.Option(None, "--carryover", help="m, carried tokens [default: 4096]"),
-    iterations: Optional[int] = typer.Option(None, "--iterations", help="I, cap on chunks [default: 5]"),
-    head_tokens: Optional[int] = typer.Option(None, "--head-tokens", help="kept head of chunk 1 [default: 0]"),
-    temperature: Optional[float] = typer.Option(None, help="sampling temperature [default: 0.6]"),
-    seed: Optional[int] = typer.Option(None, help="sampling seed [default: 0]"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec"),
+    chunk: Optional[int] = typer.Option(None, "--chunk", help="C, chunk context"),
+    carryover: Optional[int] = typer.Option(None, "--carryover", help="m, carried tokens"),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help="I, cap on chunks"),
+    head_tokens: Optional[int] = typer.Option(None, "--head-tokens", help="kept head of chunk 1"),
+    temperature: Optional[float] = typer.Option(None, help="sampling temperature"),
+    seed: Optional[int] = typer.Option(None, help="sampling seed"),
     stop: Optional[list[str]] = typer.Option(None, help="stop string (repeatable)"),
     longcot: bool = typer.Option(False, "--longcot", help="LongCoT with the same budget, for comparison"),
 ) -> None:
@@ -69,14 +97,15 @@ def run_command(
 
 
 @app.command("train")
+@help_defaults(_train_preset)
 def train_command(
     preset: str = typer.Option("main", help="main | quick: the experiment preset whose setup to train with"),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    arm: Optional[str] = typer.Option(None, help="delethink | longcot: the RL environment [default: delethink]"),
-    seed: Optional[int] = typer.Option(None, help="RL seed [default: 0]"),
-    rl_iterations: Optional[int] = typer.Option(None, help="RL iterations [default: the preset's]"),
-    out: Optional[Path] = typer.Option(None, help="run directory [default: runs/delethink-train]"),
+    arm: Optional[str] = typer.Option(None, help="delethink | longcot: the RL environment"),
+    seed: Optional[int] = typer.Option(None, help="RL seed"),
+    rl_iterations: Optional[int] = typer.Option(None, help="RL iterations"),
+    out: Optional[Path] = typer.Option(None, help="run directory"),
     resume: bool = typer.Option(False, "--resume", help="continue the run at --out from its last checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
@@ -93,11 +122,12 @@ def train_command(
 
 
 @app.command("experiment")
+@help_defaults(_experiment_preset, seeds="seeds")
 def experiment_command(
     preset: str = typer.Option("main", help="main (the run of record) | quick"),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    seeds: Optional[list[int]] = typer.Option(None, "--seed", help="RL seed (repeatable) [default: the preset's]"),
+    seeds: Optional[list[int]] = typer.Option(None, "--seed", help="RL seed (repeatable)"),
     out: Path = typer.Option(Path("runs/delethink-experiment"), help="run directory of the experiment"),
     resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
@@ -128,11 +158,12 @@ def _stat(row: dict, spec: str = ".3f") -> str:
 
 
 @app.command("control")
+@help_defaults(_experiment_preset)
 def control_command(
     preset: str = typer.Option("main", help="main (the run of record) | quick"),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    control_head_tokens: Optional[int] = typer.Option(None, help="head tokens of the head + tail carryover [8]"),
+    control_head_tokens: Optional[int] = typer.Option(None, help="head tokens of the head + tail carryover"),
     out: Path = typer.Option(Path("runs/delethink-control"), help="run directory of the control"),
     resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
@@ -154,11 +185,12 @@ def control_command(
 
 
 @app.command("arithmetic")
+@help_defaults(_arithmetic_preset, chunk="chunk_size")
 def arithmetic_command(
     preset: str = typer.Option("sums6", help="sums6 (6-number sums, C=32 m=16 I=4) | sums4 (C=16 m=8 I=6)"),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    llm: Optional[str] = typer.Option(None, "--llm", help="model spec [default: hf:embedded]"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec"),
     operands: Optional[int] = typer.Option(None, help="numbers to add per problem"),
     problems: Optional[int] = typer.Option(None, help="problems"),
     n: Optional[int] = typer.Option(None, help="samples per problem (avg@N)"),

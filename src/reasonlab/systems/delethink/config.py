@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARITHMETIC_PRESETS",
+    "DEMO",
     "PRESETS",
     "QUICK",
     "SFT_FIELDS",
@@ -98,7 +99,8 @@ class RunConfig(BaseModel):
 
 # the fields that make the SFT base (its cache key): walk, model shape, SFT data and optimizer
 SFT_FIELDS = ("num_states", "num_letters", "world_seed", "n_layer", "d_model", "n_head", "sft_examples",
-              "sft_max_steps", "sft_control_fraction", "sft_steps", "sft_batch_size", "sft_learning_rate")
+              "sft_max_steps", "sft_control_fraction", "sft_steps", "sft_stop_accuracy", "sft_check_every",
+              "sft_check_tasks", "sft_batch_size", "sft_learning_rate")
 
 
 class WalkSetup(BaseModel):
@@ -113,7 +115,12 @@ class WalkSetup(BaseModel):
     sft_examples: int = Field(6000, description="SFT traces")
     sft_max_steps: int = Field(46, description="longest walk T in SFT: the whole training budget (2T+3 <= 96)")
     sft_control_fraction: float = Field(0.25, description="share of non-Markovian control traces in SFT")
-    sft_steps: int = Field(1500, description="SFT optimizer steps")
+    sft_steps: int = Field(5000, ge=1, description="SFT optimizer steps (with sft_stop_accuracy: the cap)")
+    sft_stop_accuracy: float | None = Field(
+        0.85, gt=0, le=1, description="end SFT once its greedy accuracy on check walks (T in 1..sft_max_steps) "
+        "reaches this; None: all sft_steps")
+    sft_check_every: int = Field(250, ge=1, description="SFT steps between accuracy checks")
+    sft_check_tasks: int = Field(64, ge=1, description="walks of each SFT check (fresh draws, seed 777)")
     sft_batch_size: int = Field(32, description="SFT batch")
     sft_learning_rate: float = Field(2e-3, description="SFT AdamW learning rate")
     chunk_size: int = Field(32, description="Delethink C during RL (paper: 8192)")
@@ -192,6 +199,8 @@ class ExperimentConfig(WalkSetup):
 QUICK = ExperimentConfig(seeds=[0], sft_examples=1500, sft_steps=300, rl_iterations=6, test_steps=[8, 40, 96],
                          control_steps=[24], eval_tasks=8, eval_n=2)
 PRESETS: dict[str, ExperimentConfig] = {"main": ExperimentConfig(), "quick": QUICK}
+# the demo: no training (it traces the shipped RL models of the run of record), more walks per length
+DEMO = ExperimentConfig(seeds=[0], test_steps=[16, 32, 64, 96], eval_tasks=128, eval_n=3)
 
 
 class ArithmeticConfig(BaseModel):

@@ -14,13 +14,15 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from reasonlab.llm.base import LLM, Prompt, SamplingParams
+from reasonlab.progress import say
+from reasonlab.stats import mean_spread
 from reasonlab.systems.delethink.config import DelethinkConfig
 from reasonlab.systems.delethink.rollout import Trace, chunked_rollout
 
 if TYPE_CHECKING:
     from reasonlab.systems.delethink.config import ExperimentConfig
 
-__all__ = ["COMPARISONS", "MODELS", "EvalResult", "accuracy_curve", "evaluate", "spread", "summarize",
+__all__ = ["COMPARISONS", "CURVE_STYLES", "MODELS", "EvalResult", "accuracy_curve", "evaluate", "spread", "summarize",
            "trace_metrics"]
 
 # model/inference -> its curve in results.json ({seed} filled in)
@@ -30,6 +32,9 @@ MODELS = {
     "longcot-rl/delethink": "longcot-rl/seed{seed}/as-delethink",
     "delethink-rl/longcot": "delethink-rl/seed{seed}/as-longcot",
 }
+# model/inference -> (colour, line style) in every accuracy-vs-length plot: colour the weights, dashes the crossing
+CURVE_STYLES = {"delethink-rl/delethink": ("tab:blue", "-"), "longcot-rl/longcot": ("tab:red", "-"),
+                "longcot-rl/delethink": ("tab:red", "--"), "delethink-rl/longcot": ("tab:blue", "--")}
 # name -> (a, b): the per-seed difference a - b
 COMPARISONS = {
     # each RL model under its own inference mode: training and inference change together
@@ -128,20 +133,20 @@ def accuracy_curve(
         result = evaluate(policy, tasks, mode, world.query, world.reward,
                           SamplingParams(temperature=config.temperature, seed=seed), n=config.eval_n)
         curve[str(T)] = result.accuracy
+        say(f"  T={T}: accuracy {result.accuracy:.3f} (avg@{config.eval_n} over {result.num_tasks} walks)")
     return curve
 
 
 def spread(values: Sequence[float | None]) -> dict[str, Any]:
-    """Mean, population standard deviation and n of per-seed values, Nones left out (rounded to 4 places).
+    """`reasonlab.stats.mean_spread` of per-seed values (mean, sample sd, min, max, n; Nones left out), rounded
+    to 4 places, with the values themselves.
 
     >>> spread([0.5, 0.7])
-    {'mean': 0.6, 'sd': 0.1, 'n': 2, 'per_seed': [0.5, 0.7]}
+    {'mean': 0.6, 'sd': 0.1414, 'min': 0.5, 'max': 0.7, 'n': 2, 'per_seed': [0.5, 0.7]}
     """
-    values = [v for v in values if v is not None]
-    if not values:
-        return {"mean": None, "sd": None, "n": 0, "per_seed": []}
-    return {"mean": round(statistics.fmean(values), 4), "sd": round(statistics.pstdev(values), 4),
-            "n": len(values), "per_seed": [round(v, 4) for v in values]}
+    stats = {key: value if value is None or key == "n" else round(value, 4)
+             for key, value in mean_spread(values).items()}
+    return {**stats, "per_seed": [round(v, 4) for v in values if v is not None]}
 
 
 def budget_means(curve: dict[str, float], budget_steps: int) -> tuple[float | None, float | None]:

@@ -2,11 +2,13 @@
 
     reasonlab delethink experiment --preset main --out runs/delethink-experiment      # seeds 0, 1, 2
     reasonlab delethink control --preset main --out runs/delethink-control
-    reasonlab demo --only delethink                                                  # the quick preset
+    reasonlab demo --only delethink              # the shipped RL models of one seed, traced both ways (demo.py)
 
 Task: the counter-free permutation walk of `tasks.py` (N=127 states, K=5 accumulator letters), trace length
 2T + 3 tokens. The SFT base sees LongCoT-format traces with T <= sft_max_steps (plus the non-Markovian
-control). RL trains on T ~ U[rl_min_steps, rl_max_steps] under a training budget of 96 thinking tokens:
+control) and trains until its greedy accuracy on check walks reaches `sft_stop_accuracy` (checked every
+`sft_check_every` steps, `sft_steps` the cap): a fixed step count sat on the edge of a sudden drop in loss, so
+the same seed gave bases of very different strength on two CPUs (issue 18). RL trains on T ~ U[rl_min_steps, rl_max_steps] under a training budget of 96 thinking tokens:
 LongCoT-RL gets one 96-token chunk; Delethink-RL gets C=32, m=16, I=5 (32 + 4 x 16 = 96), so its positions
 never exceed |q| + 32. At test time both models get a larger budget under both inference modes (LongCoT:
 more new tokens; Delethink: a larger I), so the RL effect can be read with the inference mode held fixed
@@ -30,11 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 from reasonlab.demo import register_demo
+from reasonlab.progress import phase, say
 from reasonlab.runs import Run, atomic_write_json, config_hash
-from reasonlab.systems.delethink.config import QUICK, ArithmeticConfig, ExperimentConfig, TrainConfig
+from reasonlab.systems.delethink.config import ArithmeticConfig, ExperimentConfig, TrainConfig
+from reasonlab.systems.delethink.training import step_lines
+from reasonlab.threads import current_threads
 
 if TYPE_CHECKING:
     from reasonlab.llm.base import LLM
@@ -43,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["ARMS", "control_sft", "run_arithmetic", "run_control", "run_experiment", "train_arm"]
 
 ARMS = ("delethink", "longcot")
-console = Console(stderr=True)
 
 
 def train_arm(config: ExperimentConfig, arm: str, seed: int, root: Path) -> TinyLM:
@@ -56,11 +58,11 @@ def train_arm(config: ExperimentConfig, arm: str, seed: int, root: Path) -> Tiny
     settings = TrainConfig(**config.setup_fields(), arm=arm, seed=seed)
     run_dir = Path(root) / f"{arm}-seed{seed}-{config_hash(settings, ignore=('out',))}"
     if (run_dir / "model" / "model.pt").is_file():
-        console.print(f"reusing the {arm}-RL model of seed {seed} from {run_dir}")
+        say(f"reusing the {arm}-RL model of seed {seed} from {run_dir}")
         return TinyLM.load(run_dir / "model")
     resume = (run_dir / "checkpoints" / rl.CHECKPOINT_NAME).is_file()
     if resume:
-        console.print(f"resuming the {arm}-RL run of seed {seed} from its checkpoint in {run_dir}")
+        say(f"resuming the {arm}-RL run of seed {seed} from its checkpoint in {run_dir}")
     train(settings.model_copy(update={"out": str(run_dir), "resume": resume, "overwrite": not resume}))
     return TinyLM.load(run_dir / "model")
 
@@ -78,9 +80,9 @@ def run_experiment(
     import torch
 
     from reasonlab.systems.delethink.evaluation import accuracy_curve, summarize
-    from reasonlab.systems.delethink.training import sft_base
+    from reasonlab.systems.delethink.training import sft_base, sft_base_dir
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(current_threads())
     if seeds is not None:
         config = config.model_copy(update={"seeds": list(seeds)})
     out = Path(out)
@@ -89,12 +91,13 @@ def run_experiment(
     curves: dict[str, dict[str, float]] = {}
     if results_path.is_file():
         curves = json.loads(results_path.read_text())["curves"]
-        console.print(f"reusing {len(curves)} accuracy curves from {results_path}")
+        say(f"reusing {len(curves)} accuracy curves from {results_path}")
 
     def measure(key: str, policy: LLM, mode: str, steps: list[int], control: bool = False, seed: int = 0) -> None:
         if key not in curves:
-            curves[key] = accuracy_curve(policy, config, config.test_environment(mode), steps, control=control,
-                                         seed=seed, task_seed=50_000 + 7 * seed)
+            with phase(f"evaluating {key} at T = {', '.join(map(str, steps))}"):
+                curves[key] = accuracy_curve(policy, config, config.test_environment(mode), steps, control=control,
+                                             seed=seed, task_seed=50_000 + 7 * seed)
             atomic_write_json(results_path, {"curves": curves})
 
     base = sft_base(config, run.dir)
@@ -111,10 +114,18 @@ def run_experiment(
             # the other inference mode on the same weights: the RL effect with the inference mode held fixed
             measure(f"{arm}-rl/seed{seed}/as-{other}", policy, other, config.test_steps, seed=seed)
             measure(f"{arm}-rl/seed{seed}/control", policy, arm, config.control_steps, control=True, seed=seed)
-    summary = {"train_budget": config.train_budget, **summarize(curves, config.seeds, config.budget_steps)}
+    summary = {"train_budget": config.train_budget, "threads": torch.get_num_threads(),
+               **summarize(curves, config.seeds, config.budget_steps),
+               "sft_base": _base_record(Run.open(sft_base_dir(config, run.dir)).summary())}
     run.write_summary(summary)
     plot_curves(summary, config.train_budget, run.plot_path("accuracy_vs_length"))
     return {"curves": curves, "summary": summary}
+
+
+def _base_record(sft_summary: dict[str, Any]) -> dict[str, Any]:
+    """What the experiment's summary says about its SFT base: steps, the last check, every check."""
+    keys = ("steps", "check_accuracy", "reached_target", "checks", "seconds")
+    return {key: sft_summary[key] for key in keys if key in sft_summary}
 
 
 def _arm_keys(arm: str, seed: int) -> list[str]:
@@ -130,9 +141,9 @@ def plot_curves(summary: dict[str, Any], train_budget: int, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    styles = {"delethink-rl/delethink": ("tab:blue", "-"), "longcot-rl/longcot": ("tab:red", "-"),
-              "longcot-rl/delethink": ("tab:red", "--"), "delethink-rl/longcot": ("tab:blue", "--")}
-    for model, (color, line) in styles.items():
+    from reasonlab.systems.delethink.evaluation import CURVE_STYLES
+
+    for model, (color, line) in CURVE_STYLES.items():
         by_length = summary["models"].get(model, {}).get("by_length")
         if not by_length:
             continue
@@ -165,7 +176,7 @@ def control_sft(config: ExperimentConfig, root: Path) -> TinyLM:
     name = f"control-sft-{config_hash(fields)}"
     model_dir = Path(root) / name / "model"
     if (model_dir / "model.pt").is_file():
-        console.print(f"reusing the control SFT model from {model_dir}")
+        say(f"reusing the control SFT model from {model_dir}")
         return TinyLM.load(model_dir)
     world, policy, rng = config.world(), build_policy(config), random.Random(4321)
     examples = []
@@ -174,10 +185,11 @@ def control_sft(config: ExperimentConfig, root: Path) -> TinyLM:
         examples.append(sft.Example(policy.tokenize(world.query(task)), policy.tokenize(world.trace(task))))
     # SFT keeps no checkpoint: a model left unfinished by a killed process is trained again
     run = Run.create(root, name, fields, overwrite=True)
-    console.print(f"training the control SFT model into {run.dir} ({config.control_sft_steps} steps)")
-    result = sft.train(sft.SFTConfig(backend="plain", max_steps=config.control_sft_steps,
-                                     batch_size=config.sft_batch_size, learning_rate=config.sft_learning_rate,
-                                     warmup_ratio=0.05, progress=False), policy, examples, run=run)
+    with phase(f"control SFT model into {run.dir} ({config.control_sft_steps} steps)"):
+        result = sft.train(sft.SFTConfig(backend="plain", max_steps=config.control_sft_steps,
+                                         batch_size=config.sft_batch_size, learning_rate=config.sft_learning_rate,
+                                         warmup_ratio=0.05, progress=False), policy, examples, run=run,
+                           should_stop=step_lines("control SFT", config.control_sft_steps))
     run.write_summary({"final_loss": result.train_losses[-1]})
     policy.save(str(model_dir))
     return policy
@@ -196,7 +208,7 @@ def run_control(
     out = Path(out)
     run = Run.create(out.parent, out.name, config, resume=resume, overwrite=overwrite)
     if "curves" in run.summary():
-        console.print(f"reusing the control curves from {run.summary_path}")
+        say(f"reusing the control curves from {run.summary_path}")
         return run.summary()
     policy = control_sft(config, run.dir)
     tail = config.environment("delethink")
@@ -242,7 +254,7 @@ def run_arithmetic(
     summary: dict[str, Any] = {"budget": delethink.budget}
     for arm, env in (("delethink", delethink), ("longcot", DelethinkConfig.longcot(delethink.budget))):
         if arm in done:
-            console.print(f"reusing the {arm} measurement from {run.metrics_path}")
+            say(f"reusing the {arm} measurement from {run.metrics_path}")
             summary[arm] = {k: v for k, v in done[arm].items() if k not in ("kind", "arm", "time")}
             continue
         llm = llm or load_llm(config.llm)
@@ -255,9 +267,10 @@ def run_arithmetic(
     return summary
 
 
-@register_demo("delethink", "Delethink vs LongCoT RL on a tinylm permutation walk (accuracy vs length)")
-def quick(run_root: Path) -> Path:
-    """The quick preset: a short SFT base and a few RL iterations per arm (shows the pipeline, not the effect)."""
-    out = Path(run_root) / "delethink"
-    run_experiment(QUICK, out, resume=True)
-    return out
+@register_demo("delethink", "Delethink vs LongCoT RL models on a tinylm walk: within and beyond the RL budget, "
+               "inference and training effects split", minutes=1)
+def quick(run_root: Path, fresh: bool) -> Path:
+    """The shipped RL models of one seed of the run of record, each traced with both inference modes (demo.py)."""
+    from reasonlab.systems.delethink.demo import run_demo
+
+    return run_demo(run_root, fresh)
