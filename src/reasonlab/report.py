@@ -47,8 +47,9 @@ HEADLINE_INTRO = (
     "The first table has one row per system: the quick experiment that stands for the system's paper in "
     "miniature. 'What is measured' says what the number is; 'ours' is the number from this run, with n (how "
     "many puzzles, questions or seeds it averages) and its spread or 95% interval; 'paper' is the claim it is "
-    "set against. The verdict says whether the paper's effect showed up in this run: 'holds' (it did), 'does "
-    "not hold' (it did not), or 'pipeline check' (the run only shows that the code runs end to end at this "
+    "set against. The verdict says whether the claim this run tests (our README row's claim in miniature, stated "
+    "in its note; where it differs from the paper's, the note says how) showed up in this run: 'holds' (it did), "
+    "'does not hold' (it did not), or 'pipeline check' (the run only shows that the code runs end to end at this "
     "size; its number is no evidence either way). Each system's summary plot follows the table. Below them, "
     "every run directory has its own section: its summary, its plots and its config (folded)."
 )

@@ -211,8 +211,9 @@ def headline(summary: dict[str, Any], provenance: dict[str, Any]) -> Headline:
         note=(f"Starts from the RL models of seed {provenance['seed']} of the run of record "
               f"({provenance['source']}{base}), shipped in float16 in reasonlab/systems/delethink/assets and made by "
               f"`{provenance['command']}`; training them is `reasonlab delethink experiment --preset main`. The claim "
-              "checked (holds): within the budget LongCoT ahead and Delethink training recovering part of it; beyond "
-              "it Delethink ahead, carried by the inference mode, with no gain from Delethink training. n counts "
+              "checked (our README row's, not the paper's): within the budget LongCoT ahead and Delethink training "
+              "recovering part of it; beyond it Delethink ahead, carried by the inference mode, with no gain from "
+              "Delethink training. The paper's tie within the budget does not hold at this scale. n counts "
               "samples (walks x avg@N); samples of one walk are not independent, so the intervals are somewhat narrow."),
     )
 
