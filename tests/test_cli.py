@@ -14,7 +14,7 @@ import typer
 from reasonlab.runs import Run
 
 # what the root callback (threads, quiet) sets in the process it runs in
-ROOT_CALLBACK_ENV = ("REASONLAB_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+ROOT_CALLBACK_ENV = ("REASONLAB_THREADS", "REASONLAB_THREADS_SOURCE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                      "REASONLAB_QUIET", "TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS", "TF_CPP_MIN_LOG_LEVEL")
 
 
@@ -197,9 +197,11 @@ def test_usage_errors_are_one_line_without_a_traceback(args: list[str], fragment
     assert_one_line_user_error(run_cli(*args), fragment)
 
 
-def test_a_bare_command_shows_its_help_and_exits_2() -> None:
-    result = run_cli()
-    assert result.returncode == 2 and "Traceback" not in result.stderr and "Usage" in result.stdout
+@pytest.mark.parametrize("args", [(), ("trm",), ("memagent",)], ids=["reasonlab", "reasonlab trm", "reasonlab memagent"])
+def test_a_bare_command_is_one_line_naming_the_help_and_exits_2(args: tuple[str, ...]) -> None:
+    result = run_cli(*args)
+    assert_one_line_user_error(result, "Missing command")
+    assert f"reasonlab{''.join(' ' + a for a in args)} --help" in result.stderr
 
 
 def command_tree():
@@ -314,6 +316,26 @@ def test_info_prints_the_thread_count_it_was_given() -> None:
     from_env = subprocess.run([sys.executable, "-m", "reasonlab.cli", "info"], capture_output=True, text=True,
                               timeout=300, env={**env, "REASONLAB_THREADS": "2"})
     assert re.search(r"threads\s+│?\s*2 \(REASONLAB_THREADS", from_env.stdout), from_env.stdout
+    assert re.search(r"threads\s+│?\s*3 \(--threads", given.stdout), given.stdout
+
+
+def test_the_thread_default_and_the_users_omp_setting_are_named_as_sources(monkeypatch) -> None:
+    from reasonlab.threads import ENV_VAR, configure_threads, default_threads, describe, explicit_threads
+
+    for name in (ENV_VAR, "REASONLAB_THREADS_SOURCE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert describe().startswith(f"{default_threads()} (default: cores - 1")
+    assert explicit_threads() is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own OpenMP setting is kept, not overwritten
+    assert describe().startswith("3 (OMP_NUM_THREADS") and explicit_threads() == 3
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads() == 3 and describe().startswith("3 (OMP_NUM_THREADS")
+        assert configure_threads(2) == 2 and describe().startswith("2 (--threads") and explicit_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_configure_threads_sets_torch_and_the_environment(monkeypatch) -> None:

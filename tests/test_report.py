@@ -249,7 +249,7 @@ def test_headline_table_comes_first_with_numbers_and_plots(demo_root: Path) -> N
     assert lines[2].startswith("The first table has one row per system")
     assert "'does not hold'" in lines[2] and "'pipeline check'" in lines[2]
     assert next(line for line in lines if line.startswith("## ")) == "## Results"
-    start = lines.index("| system | what is measured | ours (n, spread) | paper | verdict |")
+    start = lines.index("| system | what is measured | ours (n, spread) | paper | our claim (see the note) |")
     assert start > lines.index("## Results")
     assert lines[start + 2 : start + 5] == [
         "| delethink | accuracy beyond the training budget | 0.25 vs 0.06 (n=16) | +20 points beyond the budget "

@@ -32,7 +32,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(help="reasonlab: ten 2025 methods for reasoning, memory and alignment of language models.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=False, pretty_exceptions_enable=False)
 console = Console()
 error_console = Console(stderr=True, soft_wrap=True)
 
@@ -60,8 +60,8 @@ def _quiet_third_party() -> None:
     import logging
     import warnings
 
-    for category in (FutureWarning, DeprecationWarning, UserWarning):
-        warnings.filterwarnings("ignore", category=category)
+    for category in (FutureWarning, DeprecationWarning, UserWarning):  # raised outside reasonlab only
+        warnings.filterwarnings("ignore", category=category, module=r"(?!reasonlab(\.|$))")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' 'Loading weights' bar reads it
     if "transformers" in sys.modules:  # imported already: its bar setting was read at import
@@ -264,11 +264,14 @@ def _print_headline(headline: object) -> None:
     from reasonlab.demo import Headline
 
     assert isinstance(headline, Headline)
-    verdict = {True: "[green]holds[/green]", False: "[red]does not hold[/red]", None: ""}[headline.holds]
+    verdict = {True: "[green]our claim holds[/green]", False: "[red]our claim does not hold[/red]",
+               None: ""}[headline.holds]
     label = "pipeline check" if headline.kind == "pipeline check" else "result"
     console.print(f"[bold]{headline.system}[/bold] ({label}) {escape(headline.measures)}")
-    console.print(f"  ours:  {escape(headline.result)} {verdict}", highlight=False)
+    console.print(f"  ours:  {escape(headline.result)}", highlight=False)
     console.print(f"  paper: {escape(headline.paper)}", highlight=False)
+    if verdict:
+        console.print(f"  verdict: {verdict} (the claim this run tests is in the note)", highlight=False)
     if headline.note:
         console.print(f"  note:  {escape(headline.note)}", highlight=False)
 
@@ -301,7 +304,7 @@ def main() -> None:
     """Entry point: run the Typer app, printing user errors as one line (exit 2)."""
     try:
         _add_system_apps()
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="reasonlab")
     except UserError as err:
         error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         sys.exit(2)

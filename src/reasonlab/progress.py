@@ -58,10 +58,14 @@ def phase(label: str) -> Iterator[None]:
         _State.phases.append((label, started))
     try:
         yield
+    except BaseException:
+        say(f"{label}: failed after {_duration(time.monotonic() - started)}")
+        raise
+    else:
+        say(f"{label}: done in {_duration(time.monotonic() - started)}")
     finally:
         with _State.lock:
             _State.phases.remove((label, started))
-        say(f"{label}: done in {_duration(time.monotonic() - started)}")
 
 
 @contextmanager

@@ -225,7 +225,7 @@ def _headline_blocks(headlines: list[_HeadlineData]) -> list[Block]:
     ]
     blocks: list[Block] = [
         Heading(2, "Results"),
-        Table(["system", "what is measured", "ours (n, spread)", "paper", "verdict"], rows),
+        Table(["system", "what is measured", "ours (n, spread)", "paper", "our claim (see the note)"], rows),
     ]
     for item in headlines:
         if item.headline is None:

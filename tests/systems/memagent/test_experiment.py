@@ -42,7 +42,7 @@ def test_demo_headline_carries_counts_and_intervals_computed_from_the_run(tmp_pa
     run_dir = experiment.quick(tmp_path, fresh=False)
     assert scripted_demo == {"llm": 1, "embedder": 1}  # once per experiment, not per seed
     headline = read_headline(run_dir)
-    assert headline is not None and headline.kind == "result" and headline.holds is True
+    assert headline is not None and headline.kind == "pipeline check" and headline.holds is True
     assert headline.result == (
         "oracle 1.00 (8/8, 95% CI 0.68-1.00) vs wrong 0.00 (0/8, 95% CI 0.00-0.32); "
         "MiniLM-RAG + Gemma-3-270M 0.50 (4/8, 95% CI 0.22-0.78); "

@@ -57,7 +57,7 @@ def test_the_scorer_is_proven_both_ways_and_the_270m_baselines_score_what_the_re
 @pytest.mark.timeout(1200)
 def test_the_demo_headline_is_the_readme_row_with_its_intervals(tmp_path):
     headline = read_headline(quick(tmp_path, fresh=True))
-    assert headline is not None and headline.holds is True and headline.kind == "result"
+    assert headline is not None and headline.holds is True and headline.kind == "pipeline check"
     assert headline.result == (
         "oracle 1.00 (20/20, 95% CI 0.84-1.00) vs wrong 0.00 (0/20, 95% CI 0.00-0.16); "
         "MiniLM-RAG + Gemma-3-270M 0.20 (4/20, 95% CI 0.08-0.42); "

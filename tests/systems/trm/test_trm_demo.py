@@ -41,7 +41,7 @@ def test_the_headline_gives_both_rates_with_n_and_intervals_the_differences_and_
         "+0.238 to +0.320). At N_sup=8: TRM 0.84 (840/1000, 95% CI 0.82-0.86) vs. deep supervision 0.70 (700/1000, "
         "95% CI 0.67-0.73), TRM - deep supervision +0.140 (95% CI +0.103 to +0.176). A TRM step costs 2.2x a "
         "deep-supervision step (48 vs. 22 CPU-ms), so at equal CPU time deep supervision gets 2.2x the steps")
-    assert (headline.holds, headline.kind, headline.plot) == (True, "result", "plots/arms.png")
+    assert (headline.holds, headline.kind, headline.plot) == (True, "pipeline check", "plots/arms.png")
     # the claim is the lead after 2 supervision steps: behind at N_sup does not change it ...
     behind = {"per_seed": {"trm": {"0": _record(0.68, 48.0, early=0.40)},
                            "deep_supervision": {"0": _record(0.79, 22.0, early=0.28)}}}

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from reasonlab.systems.ace.config import ACEConfig
 
 app = typer.Typer(help="ACE: agentic context engineering, an evolving playbook (arXiv 2510.04618).",
-                  no_args_is_help=True)
+                  no_args_is_help=False)
 
 
 PRESET_HELP = "an experiment preset whose adaptation settings start the config (see `reasonlab ace experiment`)"

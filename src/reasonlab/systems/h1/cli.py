@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 PRESET_NAMES = "values | slots | main | quick | demo"  # h1.config.PRESETS (not imported here: it needs torch)
 
 app = typer.Typer(help="h1: long-horizon RL from composed easy problems with a depth curriculum (arXiv 2510.07312).",
-                  no_args_is_help=True)
+                  no_args_is_help=False)
 console = Console()
 
 

@@ -39,6 +39,7 @@ from reasonlab.systems.h1.config import CHECK_SEED, EVAL_SEED, PRESETS, Experime
 from reasonlab.systems.h1.evaluation import accuracy, accuracy_by_depth
 from reasonlab.systems.h1.modular import sft_examples
 from reasonlab.systems.h1.training import REPORT_SECONDS, has_checkpoint, rl_history, train
+from reasonlab.threads import explicit_threads
 from reasonlab.train import sft
 from reasonlab.train.tinylm import TinyLM, TinyLMConfig
 
@@ -254,7 +255,8 @@ def run_experiment(
                      overwrite=overwrite, ignore=("seeds",))
     if run.config().get("seeds") != list(seeds):
         atomic_write_text(run.config_path, yaml.safe_dump({**run.config(), "seeds": list(seeds)}, sort_keys=False))
-    torch.set_num_threads(1)  # tinylm matrices are too small to split; 2 threads are slower on a busy CPU
+    # tinylm matrices are too small to split (2 threads are slower on a busy CPU): one thread unless the user chose
+    torch.set_num_threads(explicit_threads() or 1)
     results: dict[int, dict[str, Any]] = {}
     for seed in seeds:
         with phase(f"h1 experiment: seed {seed} ({len(results) + 1}/{len(seeds)})"):

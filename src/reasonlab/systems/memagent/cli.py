@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from reasonlab.systems.memagent.config import AgentConfig
 
 app = typer.Typer(help="mem-agent: an LLM that keeps an Obsidian-like markdown memory through sandboxed Python "
-                       "tools (driaforall/mem-agent).", no_args_is_help=True)
+                       "tools (driaforall/mem-agent).", no_args_is_help=False)
 
 SCRIPTED = "scripted:"
 

@@ -240,6 +240,8 @@ def demo_headline(summary: dict[str, Any]) -> Headline:
                "Qwen3-4B-Thinking 0.39. Not comparable: ours is generated tasks, deterministic judges, no trained "
                "agent; it shows the benchmark tells a right agent from a wrong one."),
         holds=oracle["ci95"][0] > wrong["ci95"][1],
+        # no agent model is trained or run here: the bench, its judges and the RAG baseline, not mem-agent itself
+        kind="pipeline check",
         plot="plots/arms.png",
         note=_demo_note(summary),
     )

@@ -11,7 +11,7 @@ import typer
 from reasonlab.clihelp import help_defaults
 from reasonlab.errors import UserError
 
-app = typer.Typer(help="TRM: tiny recursive models for Sudoku, mazes and ARC (arXiv 2510.04871).", no_args_is_help=True)
+app = typer.Typer(help="TRM: tiny recursive models for Sudoku, mazes and ARC (arXiv 2510.04871).", no_args_is_help=False)
 
 CONFIG_HELP = "YAML file of options (applied after --preset, before --set and named options)."
 SET_HELP = "Any option as KEY=VALUE (repeatable; dotted keys for nested options, e.g. recipe.givens=9)."
