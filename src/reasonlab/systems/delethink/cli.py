@@ -18,7 +18,7 @@ from rich.markup import escape
 from reasonlab.clihelp import help_defaults
 
 app = typer.Typer(help="Delethink: the Markovian Thinker, chunked reasoning with a bounded state (arXiv 2510.06557).",
-                  no_args_is_help=True)
+                  no_args_is_help=False)
 console = Console()
 
 CONFIG_HELP = "YAML file of options (a later source wins: preset < file < --set < named options)"

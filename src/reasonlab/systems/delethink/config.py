@@ -120,7 +120,8 @@ class WalkSetup(BaseModel):
         0.85, gt=0, le=1, description="end SFT once its greedy accuracy on check walks (T in 1..sft_max_steps) "
         "reaches this; None: all sft_steps")
     sft_check_every: int = Field(250, ge=1, description="SFT steps between accuracy checks")
-    sft_check_tasks: int = Field(64, ge=1, description="walks of each SFT check (fresh draws, seed 777)")
+    sft_check_tasks: int = Field(64, ge=1, description="check walks of each SFT check (drawn with seed 777 from a small "
+                                 "walk space: most also occur in the SFT data)")
     sft_batch_size: int = Field(32, description="SFT batch")
     sft_learning_rate: float = Field(2e-3, description="SFT AdamW learning rate")
     chunk_size: int = Field(32, description="Delethink C during RL (paper: 8192)")
@@ -199,8 +200,9 @@ class ExperimentConfig(WalkSetup):
 QUICK = ExperimentConfig(seeds=[0], sft_examples=1500, sft_steps=300, rl_iterations=6, test_steps=[8, 40, 96],
                          control_steps=[24], eval_tasks=8, eval_n=2)
 PRESETS: dict[str, ExperimentConfig] = {"main": ExperimentConfig(), "quick": QUICK}
-# the demo: no training (it traces the shipped RL models of the run of record), more walks per length
-DEMO = ExperimentConfig(seeds=[0], test_steps=[16, 32, 64, 96], eval_tasks=128, eval_n=3)
+# the demo: no training (it traces the shipped RL models of the run of record); every walk of each length once
+# (a length has num_states = 127 walks, one per start state), avg@3
+DEMO = ExperimentConfig(seeds=[0], test_steps=[16, 32, 64, 96], eval_tasks=127, eval_n=3)
 
 
 class ArithmeticConfig(BaseModel):

@@ -37,7 +37,7 @@ from reasonlab.progress import phase, say
 from reasonlab.runs import Run, atomic_write_json, config_hash
 from reasonlab.systems.delethink.config import ArithmeticConfig, ExperimentConfig, TrainConfig
 from reasonlab.systems.delethink.training import step_lines
-from reasonlab.threads import current_threads
+from reasonlab.threads import current_threads, explicit_threads
 
 if TYPE_CHECKING:
     from reasonlab.llm.base import LLM
@@ -204,7 +204,7 @@ def run_control(
 
     from reasonlab.systems.delethink.evaluation import accuracy_curve
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(explicit_threads() or 1)  # a tinylm: one thread unless the user chose
     out = Path(out)
     run = Run.create(out.parent, out.name, config, resume=resume, overwrite=overwrite)
     if "curves" in run.summary():

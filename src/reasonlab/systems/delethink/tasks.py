@@ -82,6 +82,22 @@ class PermutationWalk:
         rng = random.Random(seed)
         return [self.task(rng.randint(min_steps, max_steps), rng, control) for _ in range(count)]
 
+    def walks_of_length(self, steps: int, count: int | None = None) -> list[WalkTask]:
+        """One walk of `steps` steps from each of the first `count` start states (every start when None): the
+        walks of one length without repeats (there are only `num_states` of them)."""
+        count = self.num_states if count is None else count
+        if not 1 <= steps < self.num_states:
+            raise ValueError(f"steps={steps} must be in [1, {self.num_states - 1}] for N={self.num_states}")
+        if not 1 <= count <= self.num_states:
+            raise ValueError(f"count={count} must be in [1, {self.num_states}]: a length has {self.num_states} walks")
+        walks = []
+        for start in range(count):
+            target = start
+            for _ in range(steps):
+                target = self.next_state[target]
+            walks.append(WalkTask(start, target, steps))
+        return walks
+
     def query(self, task: WalkTask) -> str:
         return f"{task.start} > {task.target} {'?' if task.control else ':'}"
 
