@@ -253,7 +253,7 @@ def test_rewriting_the_runner_module_and_os_does_not_change_a_decision(tmp_path:
         for name in names:
             monkeypatch.setattr(module, name, lambda *args, **kwargs: str(tmp_path))
     for event, args in [("open", ("/etc/passwd", "r", 0)), ("open", (above, "w", 0)),
-                        ("socket.connect", (None, ("1.1.1.1", 80))), ("os.mkdir", ("/root/x", 0o777, -1)),
+                        ("socket.connect", (None, ("1.1.1.1", 80))), ("os.mkdir", (f"{above}-dir", 0o777, -1)),
                         ("gc.get_referrers", ())]:
         with pytest.raises(PermissionError):
             hook(event, args)

@@ -81,3 +81,23 @@ def test_the_control_needs_the_deleted_tokens():
         assert curves["longcot"][T] >= 0.9 and curves["delethink-head"][T] >= 0.9
         if int(T) > first_chunk:
             assert accuracy <= 0.5
+
+
+def test_the_quick_demo_reproduces_the_readme_cell(tmp_path):
+    """The README's demo cell (30 s, from the shipped seed-0 models, every walk once): beyond the budget Delethink
+    ahead with its interval above 0, carried by the inference mode (interval above 0), with no gain from Delethink
+    training (upper end below +5 points); within it LongCoT ahead."""
+    from reasonlab.demo import read_headline
+    from reasonlab.runs import Run
+    from reasonlab.systems.delethink.experiment import quick
+
+    run_dir = quick(tmp_path, True)
+    comparisons = Run.open(run_dir).summary()["comparisons"]
+    beyond = {name: cell["beyond_budget"] for name, cell in comparisons.items()}
+    within = {name: cell["within_budget"] for name, cell in comparisons.items()}
+    assert beyond["method_vs_baseline"]["low"] > 0
+    assert beyond["inference_effect_longcot_rl"]["low"] > 0
+    assert beyond["rl_effect_delethink_inference"]["high"] < 0.05
+    assert within["method_vs_baseline"]["high"] < 0
+    headline = read_headline(run_dir)
+    assert headline is not None and headline.holds is True and headline.kind == "result"

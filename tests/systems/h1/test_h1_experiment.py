@@ -41,3 +41,20 @@ def test_the_curriculum_beats_direct_at_H_on_every_seed():
         assert _mean(direct["reward_mean"]) < 0.05, seed
         assert _mean(direct["signal_group_fraction"]) < 0.1 < _mean(curriculum["signal_group_fraction"]), seed
     assert (out / "plots" / "accuracy_by_depth.png").is_file() and (out / "plots" / "signal_groups.png").is_file()
+
+
+@pytest.mark.experiment
+def test_the_quick_demo_reproduces_the_readme_cell(tmp_path):
+    """The README's demo cell (about 2 min, from the shipped warm start, seeds 0 and 1): at H = 10 the curriculum
+    at 0.9 or more and direct at 0.05 or less on every seed, direct's mean train reward under a lucky guess."""
+    from reasonlab.demo import read_headline
+    from reasonlab.runs import Run
+    from reasonlab.systems.h1.experiment import quick
+
+    run_dir = quick(tmp_path, True)
+    summary = Run.open(run_dir).summary()
+    assert summary["accuracy_at_H"]["curriculum"]["min"] >= 0.9
+    assert summary["accuracy_at_H"]["direct"]["max"] <= 0.05
+    assert summary["mean_train_reward"]["direct"] < 1 / 61
+    headline = read_headline(run_dir)
+    assert headline is not None and headline.holds is True
