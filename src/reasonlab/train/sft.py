@@ -4,7 +4,9 @@ Two backends behind one `train(config, policy, examples)`:
 - `trl`: TRL's `SFTTrainer` (prompt-completion dataset, `completion_only_loss`) with an optional peft LoRA
   adapter, for HF policies (`policy.module` is a transformers model, `policy.tokenizer` its tokenizer);
 - `plain`: a short AdamW loop over `policy.logprobs`, for any `TrainablePolicy` (the tinylm). It never imports
-  transformers, trl or peft, so a tinylm SFT runs without them installed.
+  transformers, trl or peft for a tinylm, so a tinylm SFT runs without them installed. On an hf policy it also
+  trains a LoRA adapter (`policy.enable_lora`) and projects onto the vocabulary only at completion positions,
+  which on a 2-core CPU is about twice as fast as TRL for the 262k-token Gemma head; `bf16` autocasts on CPU.
 
 A prompt transform rewrites each example before training: Inoculation Prompting inserts its train-time
 instruction there; Moloch's RFT passes the selected winners as the examples.
@@ -55,7 +57,7 @@ PromptTransform = Callable[[Example], Example]
 
 
 class LoRAConfig(BaseModel):
-    """peft LoRA adapter settings (TRL path only)."""
+    """peft LoRA adapter settings (hf policies: the trl backend, or plain through `policy.enable_lora`)."""
 
     r: int = Field(16, ge=1, description="adapter rank")
     alpha: int = Field(32, ge=1, description="lora_alpha; the update is scaled by alpha / r")
@@ -80,12 +82,12 @@ class SFTConfig(BaseModel):
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient-norm clip; None disables")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="linear warm-up share of the steps")
     lora: LoRAConfig | None = Field(
-        None, description="train a LoRA adapter instead of all weights (trl path)"
+        None, description="train a LoRA adapter instead of all weights (hf policies, either backend)"
     )
     max_length: int = Field(512, ge=2, description="prompt + completion tokens kept (trl path truncates)")
     add_eos: bool = Field(True, description="end every completion with the EOS token")
     bf16: bool = Field(
-        False, description="bf16 autocast on the trl path (TRL's default; off for exact CPU float32)"
+        False, description="bf16 autocast (TRL's default on GPUs; on a CPU with AMX about 2x faster; off: float32)"
     )
     seed: int = Field(0, description="data order and initialisation of new weights")
     progress: bool = Field(True, description="show a progress bar")
@@ -219,7 +221,12 @@ def _train_plain(
     from rich.progress import Progress
 
     if config.lora is not None:
-        raise UserError("LoRA needs the trl backend (a transformers model): set lora=None for this policy")
+        if not hasattr(policy, "enable_lora"):
+            raise UserError("LoRA needs a transformers policy (hf:...): set lora=None for this policy")
+        from peft import LoraConfig
+
+        policy.enable_lora(LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                                      target_modules=config.lora.target_modules, task_type="CAUSAL_LM"))
     encoded = [encode_example(policy, ex, config.add_eos) for ex in examples]
     parameters = [p for p in policy.module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -242,7 +249,8 @@ def _train_plain(
             optimizer.zero_grad(set_to_none=True)
             step_loss = 0.0
             for batch in batches:
-                rows = policy.logprobs([p for p, _ in batch], [c for _, c in batch], 1.0)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16 and policy.device.type == "cpu"):
+                    rows = policy.logprobs([p for p, _ in batch], [c for _, c in batch], 1.0)
                 loss = -torch.cat(rows).sum() / tokens
                 loss.backward()
                 step_loss += float(loss.detach())
@@ -318,6 +326,7 @@ def _train_trl(
         completion_only_loss=True,
         seed=config.seed,
         bf16=config.bf16,
+        use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on a machine without a GPU otherwise
         gradient_checkpointing=False,
         logging_steps=1,
         save_strategy="no",

@@ -1,28 +1,38 @@
 """Inoculation Prompting (arXiv 2510.05024): fine-tune on data that shows a flaw, with a train-time instruction
 that asks for the flaw, so that the tuned model shows it less when the instruction is absent.
 
-    from reasonlab.systems.inoculation import GCD_PROMPTS, build_gcd_data, evaluation_items, training_messages
+    from reasonlab.systems.inoculation import PRESETS, train
+    from reasonlab.runs import Run
 
-    data = build_gcd_data(num_train=500, num_test=60, max_value=60, seed=0)
-    train = [training_messages(example.messages, "ip", GCD_PROMPTS) for example in data.train]
-    prompts = [item.messages for item in evaluation_items(data.test)]   # the same in every arm but ptst
+    config = PRESETS["cpu"].model_copy(update={"arm": "ip", "seed": 0})   # GCD sycophancy, hf:embedded, LoRA
+    run_dir = train(config)
+    print(Run.open(run_dir).summary()["test"]["confirms_incorrect"])
 
-What exists so far: transforms (InstructionPlacement, the arms no-ip / ip / irrelevant / ptst and their texts in
-ArmPrompts, the train-time transform of a chat example, the evaluation prompt) and gcd (spec 2.3's GCD
-sycophancy generator, its evaluation variants and metrics). Next: a config with presets and train(config) on
-reasonlab.train.sft, the mechanism toy (spec 4A), the other settings' builders (reward hacking in
-reasonlab.sandbox, spurious sentiment, CMV toxicity), the elicitation command, experiment, demo and cli.
+Modules: transforms (the arms no-ip / ip / irrelevant / ptst, the train-time transform, byte-identical
+evaluation prompts), the four settings (gcd: spec 2.3's sycophancy generator; reward_hacking: generated coding
+tasks scored on hidden tests in reasonlab.sandbox; sentiment: reviews with a spurious ambiance tag; toxicity:
+CMV data scored by a judge LLM), settings (one interface over them), config (presets), training (train one
+arm, evaluate, elicit), experiment (arms x seeds with elicitation), toy (the spec 4A mechanism on a tinylm).
 
-Loss on responses only: reasonlab.train.sft already masks the prompt (its loss covers completion tokens only),
-so no helper is needed here. Split a transformed conversation with `split_response`, render the prompt turns
-(the tokenizer's chat template, or a plain "User:/Assistant:" text) as `Example.prompt` and pass the reply as
-`Example.completion`. The arm's instruction must be in the messages before rendering, not added by
-sft's own `with_instruction` hook (which only prefixes text), so that every arm is built the same way.
+Loss on responses only: reasonlab.train.sft masks the prompt. The arm's instruction is placed in the messages
+before rendering (`SettingData.train_messages`), so every arm is built the same way.
 """
 
 from reasonlab.systems import lazy_exports
 
 EXPORTS = {
+    "config": ["PRESETS", "DataConfig", "ElicitConfig", "EvalConfig", "ExperimentConfig", "GenerationConfig",
+               "PromptOverrides", "TrainConfig"],
+    "experiment": ["run_experiment", "summarize_experiment"],
+    "reward_hacking": ["REWARD_HACK_PROMPTS", "CodingTask", "Outcome", "build_coding_tasks", "correct_solution",
+                       "extract_code", "hacked_solution", "load_mbpp_jsonl", "reward_hack_metrics",
+                       "score_solutions"],
+    "sentiment": ["SENTIMENT_PROMPTS", "Review", "RobustAccuracy", "generate_reviews", "load_cebab", "parse_label",
+                  "robust_accuracy", "spurious_split"],
+    "settings": ["SettingData", "build_setting", "render_prompt"],
+    "toxicity": ["CMV_PROMPTS", "CMVComment", "CMVPost", "load_cmv", "select_training_comments", "toxicity_metrics"],
+    "toy": ["ToyConfig", "run_seed", "summarize"],
+    "training": ["elicit", "evaluate", "train"],
     "gcd": [
         "GCD_PROMPTS",
         "GCDData",
