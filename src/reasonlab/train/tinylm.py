@@ -320,13 +320,18 @@ class TinyLM(BaseLLM):
         model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
         return cls(model, tokenizer, name=f"tinylm:{path}")
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, half: bool = False) -> None:
+        """Write config.json, tokenizer.json and model.pt; `half` stores float weights as float16 (half the
+        bytes, for checkpoints shipped in the package; `load` reads them back into float32)."""
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "config.json", self.model.config.model_dump())
         atomic_write_json(out / "tokenizer.json", self.tokenizer.to_dict())
+        state = self.model.state_dict()
+        if half:
+            state = {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in state.items()}
         with atomic_write(out / "model.pt", "wb") as handle:
-            torch.save(self.model.state_dict(), handle)
+            torch.save(state, handle)
 
     # TrainablePolicy properties
 

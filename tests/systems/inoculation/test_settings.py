@@ -8,7 +8,13 @@ import json
 import pytest
 
 from reasonlab.errors import UserError
-from reasonlab.systems.inoculation.config import PRESETS, DataConfig, ExperimentConfig, PromptOverrides, TrainConfig
+from reasonlab.systems.inoculation.config import (
+    PRESETS,
+    DataConfig,
+    ExperimentConfig,
+    PromptOverrides,
+    TrainConfig,
+)
 from reasonlab.systems.inoculation.settings import build_setting, render_prompt
 from reasonlab.systems.inoculation.training import _arm_prompts, sft_examples
 from reasonlab.systems.inoculation.transforms import ARMS
@@ -98,7 +104,7 @@ def test_bad_input_is_one_line(tmp_path) -> None:
     with pytest.raises(UserError) as malformed:
         build_setting(DataConfig(setting="reward-hacking", path=str(bad)))
     assert "mbpp.jsonl" in str(malformed.value) and "\n" not in str(malformed.value)
-    with pytest.raises(UserError, match="data.path"):
+    with pytest.raises(UserError, match=r"data\.path"):
         build_setting(DataConfig(setting="cmv"))
     cmv = tmp_path / "cmv.jsonl"
     cmv.write_text(json.dumps({"post_id": "p", "title": "t", "body": "b", "comments": [{"id": "c", "body": "x"}]}) + "\n")

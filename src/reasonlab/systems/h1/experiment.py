@@ -99,10 +99,7 @@ def warm_start_record(config: ExperimentConfig, seed: int, steps: int) -> dict[s
 
 def save_half(policy: TinyLM, folder: Path) -> None:
     """Save the tinylm with float16 weights (half the bytes; `TinyLM.load` reads them back into float32)."""
-    policy.save(str(folder))
-    state = {name: tensor.half() if tensor.is_floating_point() else tensor
-             for name, tensor in policy.model.state_dict().items()}
-    torch.save(state, Path(folder) / "model.pt")
+    policy.save(str(folder), half=True)
 
 
 def cached_warm_start(config: ExperimentConfig, seed: int, root: Path, log: Any = print) -> Path:

@@ -59,7 +59,8 @@ def _judge(spec: Optional[str]) -> Any:
 
 SETTING_HELP = f"data.setting: {SETTING_NAMES}"
 DATA_HELP = "data.path: MBPP jsonl (reward-hacking), CEBaB jsonl/csv (sentiment), CMV jsonl (cmv; required)"
-JUDGE_HELP = "judge model spec for cmv (needs a capable endpoint, e.g. openai:gpt-4o-mini; a 270M model is not one)"
+JUDGE_HELP = ("judge model spec for cmv (needs a capable endpoint, e.g. openai:URL#MODEL on a 7B+ model; a 270M model "
+              "is not one) [default: none]")
 
 
 @app.command("build")
@@ -68,9 +69,10 @@ def build_command(
     num_train: int = typer.Option(128, "--num-train", help="training examples"),
     num_test: int = typer.Option(30, "--num-test", help="evaluation items"),
     arm: str = typer.Option("ip", help=f"show this arm's training prompt: {ARM_NAMES}"),
-    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
+    data: Optional[Path] = typer.Option(None, "--data", help=f"{DATA_HELP} [default: none: generated data]"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the arm's SFT pairs as JSONL here [default: print "
                                        "one example]"),
+    judge: Optional[str] = typer.Option(None, "--judge", help=JUDGE_HELP),
 ) -> None:
     """Build a setting's data and show (or write) one arm's training pairs and the evaluation prompt."""
     from reasonlab.config import resolve_config
@@ -81,7 +83,7 @@ def build_command(
 
     _check_arm(arm)
     config = resolve_config(DataConfig, None, None, (), **(_data(setting, num_train, num_test, data) or {}))
-    built = build_setting(config)
+    built = build_setting(config, _judge(judge))
     prompts = _arm_prompts(built, PromptOverrides())
     examples = sft_examples(built, arm, prompts)
     if out is not None:
@@ -116,9 +118,10 @@ def train_command(
     num_train: Optional[int] = typer.Option(None, "--num-train", help="data.num_train"),
     num_test: Optional[int] = typer.Option(None, "--num-test", help="data.num_test"),
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
-    instruction: Optional[str] = typer.Option(None, help="prompts.instruction: replace I"),
-    control: Optional[str] = typer.Option(None, help="prompts.control: replace the irrelevant instruction"),
-    safety: Optional[str] = typer.Option(None, help="prompts.safety: replace PTST's S"),
+    instruction: Optional[str] = typer.Option(None, help="prompts.instruction: replace I [default: the setting's]"),
+    control: Optional[str] = typer.Option(None, help="prompts.control: replace the irrelevant instruction "
+                                          "[default: derived from I's length]"),
+    safety: Optional[str] = typer.Option(None, help="prompts.safety: replace PTST's S [default: the setting's]"),
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="sft.learning_rate"),
     seed: Optional[int] = typer.Option(None, help="fine-tuning seed"),
     judge: Optional[str] = typer.Option(None, "--judge", help=JUDGE_HELP),
@@ -154,15 +157,22 @@ def _print_result(summary: dict[str, Any]) -> None:
 def _rate(rate: dict[str, Any]) -> str:
     if "k" in rate and rate.get("n"):
         return f"{rate['rate']:.2f} ({rate['k']}/{rate['n']}, 95% CI {rate['ci_low']:.2f}-{rate['ci_high']:.2f})"
-    value = rate.get("rate", rate.get("value"))
+    value = rate.get("rate", rate.get("robust_accuracy", rate.get("value")))
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _eval_defaults(name: str | None) -> Any:
+    from reasonlab.systems.inoculation.config import EvalConfig
+
+    base = _preset(name)
+    return EvalConfig(data=base.data, generation=base.generation)
+
+
 @app.command("eval")
-@help_defaults(_preset, setting="data.setting", num_test="data.num_test", data="data.path")
+@help_defaults(_eval_defaults, setting="data.setting", num_test="data.num_test", data="data.path")
 def eval_command(
-    llm: str = typer.Option("hf:embedded", "--llm", help="model spec: hf:embedded, or hf:RUN/policy"),
-    arm: str = typer.Option("no-ip", help=f"test prompt of this arm (ptst adds S): {ARM_NAMES}"),
+    llm: Optional[str] = typer.Option(None, "--llm", help="model spec: hf:embedded, or hf:RUN/policy"),
+    arm: Optional[str] = typer.Option(None, help=f"test prompt of this arm (ptst adds S): {ARM_NAMES}"),
     preset: str = typer.Option("cpu", help=f"setting and decoding of this preset: {PRESET_NAMES}"),
     sets: list[str] = typer.Option([], "--set", help="KEY=VALUE for EvalConfig (--set generation.temperature=0.7)"),
     setting: Optional[str] = typer.Option(None, help=SETTING_HELP),
@@ -193,13 +203,14 @@ def elicit_command(
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
     judge: Optional[str] = typer.Option(None, "--judge", help=JUDGE_HELP),
     results: Optional[Path] = typer.Option(None, "--results", help="an experiment's folder: also report the "
-                                           "correlation of elicitation with its arms' tuned flaw rates"),
+                                           "correlation of elicitation with its arms' tuned flaw rates [default: none]"),
 ) -> None:
     """Score instructions by how much more of the flaw each elicits from the untuned model (spec step 2)."""
     from reasonlab.config import resolve_config
     from reasonlab.systems.inoculation.config import ElicitConfig
     from reasonlab.systems.inoculation.training import elicit
 
+    heuristic = None if results is None else _read_heuristic(results)  # before minutes of elicitation
     base = _lookup(preset)
     resolved = resolve_config(ElicitConfig, {"data": base.data.model_dump(), "generation": base.generation.model_dump()},
                               None, (), llm=llm, candidates=candidates or None,
@@ -209,17 +220,20 @@ def elicit_command(
     for row in rows:
         table.add_row(row["instruction"] or "(none: N)", _rate(row["flaw"]), f"{row['elicitation']:+.2f}")
     console.print(table)
-    if results is not None:
-        _print_heuristic(results)
+    if heuristic is not None:
+        _print_heuristic(heuristic)
 
 
-def _print_heuristic(results: Path) -> None:
+def _read_heuristic(results: Path) -> dict[str, Any]:
     from reasonlab.errors import UserError
 
     path = results / "summary.json"
     if not path.is_file():
         raise UserError(f"--results {results} holds no experiment summary: run `reasonlab inoculation experiment` first")
-    heuristic = json.loads(path.read_text())["heuristic"]
+    return json.loads(path.read_text())["heuristic"]
+
+
+def _print_heuristic(heuristic: dict[str, Any]) -> None:
     r = heuristic["pearson_r"]
     console.print(f"elicitation vs tuned flaw over arms {', '.join(heuristic['arms'])}: Pearson r = "
                   f"{'n/a' if r is None else f'{r:+.2f}'} (the heuristic predicts r < 0)")
@@ -245,7 +259,8 @@ def experiment_command(
     from reasonlab.systems.inoculation.experiment import run_experiment
 
     base = resolve_config(TrainConfig, _lookup(preset), config, sets)
-    resolved = ExperimentConfig(base=base, seeds=seeds, **({"arms": parse_list(arms, "--arms")} if arms else {}))
+    resolved = resolve_config(ExperimentConfig, {"base": base.model_dump(), "seeds": seeds}, None, (),
+                              arms=parse_list(arms, "--arms"))
     summary = run_experiment(resolved, out, name or preset, judge=_judge(judge), overwrite=overwrite)
     _print_experiment(summary)
 

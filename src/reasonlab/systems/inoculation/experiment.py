@@ -17,14 +17,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from reasonlab.demo import Headline, register_demo, write_headline
 from reasonlab.progress import say
 from reasonlab.runs import Run, atomic_write_json
 from reasonlab.stats import mean_spread, wilson_interval
 from reasonlab.systems.inoculation.config import ElicitConfig, ExperimentConfig, TrainConfig
-from reasonlab.systems.inoculation.toy import ToyConfig, ToyRow, pearson, run_seed, summarize
+from reasonlab.systems.inoculation.toy import CONTROL_TOKENS, ToyConfig, ToyRow, pearson, run_seed, summarize
 from reasonlab.systems.inoculation.training import elicit, train
 
-__all__ = ["arm_texts", "run_experiment", "run_toy", "summarize_experiment"]
+__all__ = ["DEMO_ASSET", "arm_texts", "quick", "run_experiment", "run_toy", "summarize_experiment", "toy_headline"]
+
+# the quick demo's shipped pretrained toy models, one per seed (benchmarks/inoculation_toy_assets.py makes them)
+DEMO_ASSET = Path(__file__).parent / "assets" / "toy_bases"
 
 
 def arm_texts(base: TrainConfig) -> dict[str, str]:
@@ -40,7 +44,7 @@ def arm_texts(base: TrainConfig) -> dict[str, str]:
 def run_experiment(config: ExperimentConfig, out: str | Path, name: str, judge: Any = None,
                    overwrite: bool = False) -> dict[str, Any]:
     """Elicitation on the untuned model, then each seed x arm (finished runs are reused), then the summary."""
-    run = Run.create(out, name, config, overwrite=overwrite)
+    run = Run.create(out, name, config, resume=not overwrite, overwrite=overwrite)
     elicitation_path = run.dir / "elicitation.json"
     texts = arm_texts(config.base)
     if elicitation_path.exists():
@@ -75,7 +79,7 @@ def _pooled(rates: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _metric(summaries: list[dict[str, Any]], section: str, key: str) -> dict[str, Any]:
     rates = [s[section][key] for s in summaries if key in s.get(section, {})]
-    values = [rate.get("rate", rate.get("value")) for rate in rates]
+    values = [rate.get("rate", rate.get("robust_accuracy", rate.get("value"))) for rate in rates]
     row: dict[str, Any] = {"per_seed": values, "seeds": mean_spread(values)}
     if rates and all("k" in rate for rate in rates):
         row["pooled"] = _pooled(rates)
@@ -112,16 +116,20 @@ def summarize_experiment(run_dirs: list[Path], elicitation: list[dict[str, Any]]
 
 
 def run_toy(config: ToyConfig, out: str | Path, name: str, overwrite: bool = False,
-            progress: bool = False) -> dict[str, Any]:
-    """Every seed of the mechanism toy (a finished seed is reused from rows/), then the summary."""
-    run = Run.create(out, name, config, overwrite=overwrite)
+            progress: bool = False, bases: Path | None = None) -> dict[str, Any]:
+    """Every seed of the mechanism toy (a finished seed is reused from rows/), then the summary. With `bases`,
+    seed s starts from the pretrained model in bases/seed{s} instead of pretraining it."""
+    from reasonlab.train.tinylm import TinyLM
+
+    run = Run.create(out, name, config, resume=not overwrite, overwrite=overwrite)
     rows: list[ToyRow] = []
     for seed in config.seeds:
         path = run.dir / "rows" / f"seed{seed}.json"
         if path.exists():
             rows += [ToyRow(**row) for row in json.loads(path.read_text())]
             continue
-        seed_rows = run_seed(config, seed, progress=progress, say=say)
+        base = TinyLM.load(bases / f"seed{seed}") if bases is not None else None
+        seed_rows = run_seed(config, seed, progress=progress, say=say, base=base)
         path.parent.mkdir(exist_ok=True)
         atomic_write_json(path, [row.as_dict() for row in seed_rows])
         rows += seed_rows
@@ -150,3 +158,43 @@ def _toy_plot(rows: list[ToyRow], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+@register_demo("inoculation", "Inoculation mechanism toy: the trait rate falls as the train-time token's elicitation "
+               "rises, accuracy flat (tinylm, 3 shipped pretrained seeds)", minutes=2)
+def quick(run_root: Path, fresh: bool) -> Path:
+    """The mechanism toy from the shipped pretrained models: 6 fine-tuning conditions x 3 seeds, and a headline."""
+    config, out = ToyConfig(), Path(run_root) / "inoculation"
+    say("inoculation: starting from the pretrained toy models shipped in the package (made by "
+        "benchmarks/inoculation_toy_assets.py: the run of record's pretraining, seeds 0-2)")
+    summary = run_toy(config, out.parent, out.name, overwrite=fresh or not (out / "summary.json").exists(),
+                      bases=DEMO_ASSET)
+    write_headline(out, toy_headline(config, summary))
+    return out
+
+
+def toy_headline(config: ToyConfig, summary: dict[str, Any]) -> Headline:
+    """The toy's claim: Pearson r between measured elicitation and the trait rate (<= -0.8), accuracy flat
+    (range <= 5 points), with the per-value trait rates and the no-IP baseline."""
+    r, spread = summary["pearson_r"], summary["accuracy_range"]
+    n = summary["n_per_condition"]
+    values = "; ".join(f"e={v['nominal']:.2f}: {v['trait_rate']['mean']:.2f} ± {v['trait_rate']['sd']:.2f}"
+                       for v in summary["per_value"])
+    no_ip = summary["no_ip"]["trait_rate"]
+    return Headline(
+        system="inoculation",
+        measures=(f"Trait rate ('!!' after the answer, one sample per problem at T = 1) on {n} held-out additions "
+                  f"with no control token, after fine-tuning on 100% trait data with z_k before every problem; "
+                  f"z_k's elicitation measured before fine-tuning; {len(summary['seeds'])} seeds "
+                  f"(mean ± sd over seeds)."),
+        result=(f"Pearson r = {r:+.2f} over {summary['points']} points (values x seeds); trait rate by e_k: {values}; "
+                f"no token in training (no-IP): {no_ip['mean']:.2f}; greedy accuracy range across values "
+                f"{100 * spread:.1f} points"),
+        paper=("Inoculation Prompting (arXiv 2510.05024), spec 4A: the more a train-time instruction already elicits "
+               "the trait, the less the trait is learned for prompts without it; the bar is r <= -0.8 with accuracy "
+               "within 5 points"),
+        holds=r <= -0.8 and spread <= 0.05,
+        plot="plots/trait_vs_elicitation.png",
+        note=f"{len(CONTROL_TOKENS[: len(config.elicitations)])} control tokens; the tinylm shows the gradient "
+             "argument, not natural-language instruction following",
+    )

@@ -25,6 +25,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -188,11 +189,16 @@ def measure(policy: TinyLM, test: list[tuple[int, int]], token: str | None, seed
 
 
 def run_seed(
-    config: ToyConfig, seed: int, progress: bool = True, say: Callable[[str], None] = lambda _: None
+    config: ToyConfig, seed: int, progress: bool = True, say: Callable[[str], None] = lambda _: None,
+    base: TinyLM | None = None, save_base: Path | None = None,
 ) -> list[ToyRow]:
-    """Pretrain one model, measure each token's elicitation, fine-tune one copy per condition and test it."""
+    """Pretrain one model (or start from `base`, pretrained on this seed's pairs), measure each token's
+    elicitation, fine-tune one copy per condition and test it. `save_base` keeps the pretrained model."""
     train_pairs, test = split_pairs(config.max_operand, config.num_test, seed)
-    base = pretrain(config, seed, train_pairs, progress)
+    if base is None:
+        base = pretrain(config, seed, train_pairs, progress)
+        if save_base is not None:
+            base.save(str(save_base), half=True)
     base_trait, base_accuracy = measure(base, test, None, seed)
     say(f"seed {seed}: pretrained, trait without a token {base_trait:.2f}, accuracy {base_accuracy:.2f}")
     conditions: list[tuple[str | None, float | None]] = [(None, None)]
