@@ -220,7 +220,7 @@ def _train_plain(
     """AdamW over completion-token NLL (a token mean per optimizer step), seeded shuffled epochs."""
     from rich.progress import Progress
 
-    if config.lora is not None:
+    if config.lora is not None and not hasattr(policy.module, "disable_adapter"):  # an adapter already there is trained on
         if not hasattr(policy, "enable_lora"):
             raise UserError("LoRA needs a transformers policy (hf:...): set lora=None for this policy")
         from peft import LoraConfig

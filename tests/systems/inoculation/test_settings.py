@@ -119,3 +119,24 @@ def test_presets_are_valid_and_every_arm_trains_the_same_steps() -> None:
     setting = build_setting(config.data)
     lengths = {arm: len(sft_examples(setting, arm, setting.prompts)) for arm in ARMS}
     assert len(set(lengths.values())) == 1  # same examples, so the same optimizer steps in every arm
+
+
+def test_loss_covers_the_reply_tokens_only() -> None:
+    """sft.encode_example splits each arm's pair at the end of the prompt: the instruction is in the masked prompt
+    ids and the loss tokens are exactly the reply (and EOS)."""
+    from reasonlab.train import sft
+    from reasonlab.train.tinylm import TinyLM, TinyLMConfig, Tokenizer
+
+    setting = build_setting(GENERATED[0])
+    examples = {arm: sft_examples(setting, arm, setting.prompts)[:4] for arm in ARMS}
+    texts = [ex.prompt + ex.completion for group in examples.values() for ex in group]
+    vocab = Tokenizer.from_texts(texts)
+    policy = TinyLM.create(TinyLMConfig(vocab_size=len(vocab), n_layer=1, d_model=16, n_head=2), vocab)
+    for arm, group in examples.items():
+        for example in group:
+            prompt_ids, completion_ids = sft.encode_example(policy, example)
+            assert vocab.decode(completion_ids) == example.completion  # EOS is special, dropped by decode
+            assert completion_ids[-1] == vocab.eos_id and len(completion_ids) == len(example.completion) + 1
+            if arm == "ip":
+                assert setting.prompts.instruction in vocab.decode(prompt_ids)
+                assert setting.prompts.instruction not in vocab.decode(completion_ids)

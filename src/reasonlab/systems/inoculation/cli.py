@@ -313,7 +313,9 @@ def toy_command(
     no_ip = summary["no_ip"]
     table.add_row("none (no-IP)", "-", "-", _spread(no_ip["trait_rate"]), _spread(no_ip["accuracy"]))
     console.print(table)
-    console.print(f"Pearson r (elicitation vs trait rate, {summary['points']} points) = {summary['pearson_r']:+.2f}; "
+    r = summary["pearson_r"]
+    console.print(f"Pearson r (elicitation vs trait rate, {summary['points']} points) = "
+                  f"{'n/a' if r is None else f'{r:+.2f}'}; "
                   f"accuracy range across values {100 * summary['accuracy_range']:.1f} points; "
                   f"n = {summary['n_per_condition']} test problems per condition")
 

@@ -14,6 +14,7 @@ predicted the arms' order: Pearson r between elicitation and the tuned flaw rate
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,10 @@ def quick(run_root: Path, fresh: bool) -> Path:
     return out
 
 
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:+.2f}"
+
+
 def toy_headline(config: ToyConfig, summary: dict[str, Any]) -> Headline:
     """The toy's claim: Pearson r between measured elicitation and the trait rate (<= -0.8), accuracy flat
     (range <= 5 points), with the per-value trait rates and the no-IP baseline."""
@@ -187,13 +192,13 @@ def toy_headline(config: ToyConfig, summary: dict[str, Any]) -> Headline:
                   f"with no control token, after fine-tuning on 100% trait data with z_k before every problem; "
                   f"z_k's elicitation measured before fine-tuning; {len(summary['seeds'])} seeds "
                   f"(mean ± sd over seeds)."),
-        result=(f"Pearson r = {r:+.2f} over {summary['points']} points (values x seeds); trait rate by e_k: {values}; "
+        result=(f"Pearson r = {_signed(r)} over {summary['points']} points (values x seeds); trait rate by e_k: {values}; "
                 f"no token in training (no-IP): {no_ip['mean']:.2f}; greedy accuracy range across values "
                 f"{100 * spread:.1f} points"),
         paper=("Inoculation Prompting (arXiv 2510.05024), spec 4A: the more a train-time instruction already elicits "
                "the trait, the less the trait is learned for prompts without it; the bar is r <= -0.8 with accuracy "
                "within 5 points"),
-        holds=r <= -0.8 and spread <= 0.05,
+        holds=r is not None and r <= -0.8 and spread <= 0.05,
         plot="plots/trait_vs_elicitation.png",
         note=f"{len(CONTROL_TOKENS[: len(config.elicitations)])} control tokens; the tinylm shows the gradient "
              "argument, not natural-language instruction following",

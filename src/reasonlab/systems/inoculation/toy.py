@@ -250,7 +250,8 @@ def summarize(rows: list[ToyRow], config: ToyConfig) -> dict:
     baseline = [r for r in rows if r.elicitation is None]
     accuracy_means = [v["accuracy"]["mean"] for v in per_value]
     return {
-        "pearson_r": pearson([r.elicitation for r in tokened], [r.trait_rate for r in tokened]),
+        "pearson_r": pearson([r.elicitation for r in tokened], [r.trait_rate for r in tokened])
+        if len(tokened) >= 2 else None,
         "points": len(tokened),
         "accuracy_range": max(accuracy_means) - min(accuracy_means),
         "per_value": per_value,
