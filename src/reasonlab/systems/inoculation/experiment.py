@@ -200,6 +200,8 @@ def toy_headline(config: ToyConfig, summary: dict[str, Any]) -> Headline:
                "within 5 points"),
         holds=r is not None and r <= -0.8 and spread <= 0.05,
         plot="plots/trait_vs_elicitation.png",
-        note=f"{len(CONTROL_TOKENS[: len(config.elicitations)])} control tokens; the tinylm shows the gradient "
-             "argument, not natural-language instruction following",
+        note=(f"our claim: Pearson r <= -0.8 and accuracy within 5 points; {len(config.elicitations)} control "
+              f"tokens ({CONTROL_TOKENS[: len(config.elicitations)]}), fine-tuning the last "
+              f"{config.finetune_blocks or config.n_layer} block(s); the tinylm shows the gradient argument, not "
+              "natural-language instruction following"),
     )

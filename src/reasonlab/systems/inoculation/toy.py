@@ -41,6 +41,7 @@ __all__ = [
     "ToyConfig",
     "ToyRow",
     "finetune_examples",
+    "freeze_below",
     "has_trait",
     "measure",
     "pearson",
@@ -71,8 +72,13 @@ class ToyConfig(BaseModel):
     untokened_share: float = Field(
         0.3, ge=0, lt=1, description="share of pretraining problems with no control token (never the trait)"
     )
-    finetune_steps: int = Field(100, ge=1, description="optimizer steps of each fine-tuning condition")
-    finetune_lr: float = Field(3e-4, gt=0, description="fine-tuning learning rate")
+    finetune_steps: int = Field(60, ge=1, description="optimizer steps of each fine-tuning condition")
+    finetune_lr: float = Field(1e-3, gt=0, description="fine-tuning learning rate")
+    finetune_warmup: float = Field(0.1, ge=0, lt=1, description="linear warm-up share of the fine-tuning steps")
+    finetune_blocks: int | None = Field(
+        1, ge=1, description="fine-tune only the last N blocks and the final norm (a low-capacity update, as "
+        "LoRA is for the paper's models); None: every weight"
+    )
     batch_size: int = Field(64, ge=1, description="problems per optimizer step")
     n_layer: int = Field(3, ge=1, description="tinylm blocks")
     d_model: int = Field(128, ge=16, description="tinylm width")
@@ -195,12 +201,13 @@ def run_seed(
     """Pretrain one model (or start from `base`, pretrained on this seed's pairs), measure each token's
     elicitation, fine-tune one copy per condition and test it. `save_base` keeps the pretrained model."""
     train_pairs, test = split_pairs(config.max_operand, config.num_test, seed)
+    made = "given"
     if base is None:
-        base = pretrain(config, seed, train_pairs, progress)
+        base, made = pretrain(config, seed, train_pairs, progress), "pretrained"
         if save_base is not None:
             base.save(str(save_base), half=True)
     base_trait, base_accuracy = measure(base, test, None, seed)
-    say(f"seed {seed}: pretrained, trait without a token {base_trait:.2f}, accuracy {base_accuracy:.2f}")
+    say(f"seed {seed}: base model {made}, trait without a token {base_trait:.2f}, accuracy {base_accuracy:.2f}")
     conditions: list[tuple[str | None, float | None]] = [(None, None)]
     conditions += [(CONTROL_TOKENS[k], e) for k, e in enumerate(config.elicitations)]
     rows = []
@@ -209,10 +216,12 @@ def run_seed(
         if token is not None:
             elicitation = measure(base, test, token, seed)[0] - base_trait
         policy = TinyLM(copy.deepcopy(base.model), base.tokenizer)
+        if config.finetune_blocks is not None:
+            freeze_below(policy, config.finetune_blocks)
         data = finetune_examples(train_pairs, token, config.finetune_steps * config.batch_size, random.Random(seed + 1))
         schedule = sft.SFTConfig(
             backend="plain", max_steps=config.finetune_steps, batch_size=config.batch_size,
-            learning_rate=config.finetune_lr, seed=seed + 1, progress=progress,
+            learning_rate=config.finetune_lr, warmup_ratio=config.finetune_warmup, seed=seed + 1, progress=progress,
         )
         sft.train(schedule, policy, data)
         trait, accuracy = measure(policy, test, None, seed)
@@ -220,6 +229,17 @@ def run_seed(
         label = "no-IP" if token is None else f"z={token} (e={nominal:.2f}, measured {elicitation:+.2f})"
         say(f"seed {seed} {label}: trait without a token {trait:.2f}, accuracy {accuracy:.2f}")
     return rows
+
+
+def freeze_below(policy: TinyLM, trainable_blocks: int) -> None:
+    """Leave only the last `trainable_blocks` blocks and the final norm trainable (embeddings, tied to the output
+    head, and the earlier blocks are frozen)."""
+    model = policy.model
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for module in [*model.blocks[-trainable_blocks:], model.norm]:
+        for parameter in module.parameters():
+            parameter.requires_grad_(True)
 
 
 def pearson(xs: list[float], ys: list[float]) -> float:
