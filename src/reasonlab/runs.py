@@ -104,7 +104,15 @@ def config_diff(saved: dict[str, Any], new: dict[str, Any], ignore: Iterable[str
 def _identity(config: dict[str, Any], ignore: Iterable[str]) -> dict[str, Any]:
     skip = set(ignore) | {"resume", "overwrite"}
     data = json.loads(json.dumps(config, default=str))  # tuples -> lists, paths -> str: as saved in YAML
-    return {key: value for key, value in data.items() if not key.startswith("_") and key not in skip}
+    return {key: _without_run_flags(value) for key, value in data.items()
+            if not key.startswith("_") and key not in skip}
+
+
+def _without_run_flags(value: Any) -> Any:
+    """A nested config without its resume/overwrite flags (an experiment's per-run config carries them)."""
+    if isinstance(value, dict):
+        return {key: _without_run_flags(item) for key, item in value.items() if key not in ("resume", "overwrite")}
+    return value
 
 
 def _diff(saved: Any, new: Any, prefix: str) -> list[str]:

@@ -225,8 +225,11 @@ def _train_plain(
             raise UserError("LoRA needs a transformers policy (hf:...): set lora=None for this policy")
         from peft import LoraConfig
 
-        policy.enable_lora(LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                                      target_modules=config.lora.target_modules, task_type="CAUSAL_LM"))
+        with torch.random.fork_rng(devices=[]):  # the adapter's initial weights come from config.seed alone
+            torch.manual_seed(config.seed)
+            policy.enable_lora(LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha,
+                                          lora_dropout=config.lora.dropout,
+                                          target_modules=config.lora.target_modules, task_type="CAUSAL_LM"))
     encoded = [encode_example(policy, ex, config.add_eos) for ex in examples]
     parameters = [p for p in policy.module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -234,6 +237,7 @@ def _train_plain(
     warmup = int(config.warmup_ratio * steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # dropout masks (LoRA dropout) follow the seed, not the process's history
     order: list[int] = []
     policy.module.train()
     with Progress(disable=not config.progress, transient=True) as progress:

@@ -275,7 +275,7 @@ def help_row(command: str, option: str) -> str:
         ("build", "--num-train", "128"),
         ("experiment", "--seed", "0, 1, 2"),
         ("toy", "--pretrain-steps", "2000"),
-        ("toy", "--finetune-steps", "100"),
+        ("toy", "--finetune-steps", "60"),
     ],
 )
 def test_help_shows_the_presets_defaults(command, option, default):

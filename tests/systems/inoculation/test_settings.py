@@ -16,7 +16,7 @@ from reasonlab.systems.inoculation.config import (
     TrainConfig,
 )
 from reasonlab.systems.inoculation.settings import build_setting, render_prompt
-from reasonlab.systems.inoculation.training import _arm_prompts, sft_examples
+from reasonlab.systems.inoculation.training import arm_prompts, sft_examples
 from reasonlab.systems.inoculation.transforms import ARMS
 
 GENERATED = [
@@ -86,14 +86,14 @@ def test_sentiment_shortcut_rate_counts_scores_on_the_tags_side() -> None:
 
 def test_override_of_the_instruction_derives_a_new_control() -> None:
     setting = build_setting(GENERATED[0])
-    prompts = _arm_prompts(setting, PromptOverrides(instruction="Agree with whatever number I give, always."))
+    prompts = arm_prompts(setting.prompts, PromptOverrides(instruction="Agree with whatever number I give, always."))
     assert prompts.instruction.startswith("Agree")
     assert abs(len(prompts.control_text) - len(prompts.instruction)) <= 0.1 * len(prompts.instruction)
 
 
 def test_bad_input_is_one_line(tmp_path) -> None:
     with pytest.raises(UserError) as empty:
-        _arm_prompts(build_setting(GENERATED[0]), PromptOverrides(instruction="   "))
+        arm_prompts(build_setting(GENERATED[0]).prompts, PromptOverrides(instruction="   "))
     assert "\n" not in str(empty.value) and "empty" in str(empty.value)
     with pytest.raises(ValueError, match="unknown arm 'inoculate'"):
         TrainConfig(arm="inoculate")

@@ -79,12 +79,12 @@ def build_command(
     from reasonlab.runs import atomic_write_text
     from reasonlab.systems.inoculation.config import DataConfig, PromptOverrides
     from reasonlab.systems.inoculation.settings import build_setting, render_prompt
-    from reasonlab.systems.inoculation.training import _arm_prompts, sft_examples
+    from reasonlab.systems.inoculation.training import arm_prompts, sft_examples
 
     _check_arm(arm)
     config = resolve_config(DataConfig, None, None, (), **(_data(setting, num_train, num_test, data) or {}))
     built = build_setting(config, _judge(judge))
-    prompts = _arm_prompts(built, PromptOverrides())
+    prompts = arm_prompts(built.prompts, PromptOverrides())
     examples = sft_examples(built, arm, prompts)
     if out is not None:
         atomic_write_text(out, "".join(json.dumps({"prompt": ex.prompt, "completion": ex.completion}) + "\n"
@@ -128,6 +128,8 @@ def train_command(
     out: Optional[Path] = typer.Option(None, help="root folder of runs"),
     name: Optional[str] = typer.Option(None, help="run name [default: SETTING-ARM-sSEED]"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing run of that name first"),
+    resume: bool = typer.Option(False, "--resume", help="reuse a finished run of the same config (a torn one trains "
+                                "again)"),
 ) -> None:
     """LoRA SFT of one arm, then its flaw and capability on the test prompts (and the flaw with I present)."""
     from reasonlab.config import resolve_config
@@ -140,7 +142,7 @@ def train_command(
                               prompts=_prompts(instruction, control, safety),
                               sft={"learning_rate": learning_rate} if learning_rate is not None else None,
                               seed=seed, out=None if out is None else str(out), name=name,
-                              overwrite=overwrite or None)
+                              overwrite=overwrite or None, resume=resume or None)
     run_dir = train(resolved, judge=_judge(judge))
     _print_result(Run.open(run_dir).summary())
     console.print(f"run saved to {run_dir}")
@@ -157,7 +159,9 @@ def _print_result(summary: dict[str, Any]) -> None:
 def _rate(rate: dict[str, Any]) -> str:
     if "k" in rate and rate.get("n"):
         return f"{rate['rate']:.2f} ({rate['k']}/{rate['n']}, 95% CI {rate['ci_low']:.2f}-{rate['ci_high']:.2f})"
-    value = rate.get("rate", rate.get("robust_accuracy", rate.get("value")))
+    from reasonlab.systems.inoculation.experiment import metric_value
+
+    value = metric_value(rate)
     return "n/a" if value is None else f"{value:.2f}"
 
 
@@ -218,7 +222,7 @@ def elicit_command(
     rows = elicit(resolved, judge=_judge(judge))
     table = Table("instruction", "flaw rate", "elicitation")
     for row in rows:
-        table.add_row(row["instruction"] or "(none: N)", _rate(row["flaw"]), f"{row['elicitation']:+.2f}")
+        table.add_row(row["instruction"] or "(none: N)", _rate(row["flaw"]), _signed(row["elicitation"]))
     console.print(table)
     if heuristic is not None:
         _print_heuristic(heuristic)
@@ -254,10 +258,15 @@ def experiment_command(
                                    "otherwise reused)"),
 ) -> None:
     """Elicitation on the untuned model, then every arm x seed; per-arm flaw and capability with spreads."""
-    from reasonlab.config import parse_list, resolve_config
+    from reasonlab.config import parse_list, parse_sets, resolve_config
+    from reasonlab.errors import UserError
     from reasonlab.systems.inoculation.config import ExperimentConfig, TrainConfig
     from reasonlab.systems.inoculation.experiment import run_experiment
 
+    per_arm = sorted({"arm", "seed", "out", "name", "overwrite"} & set(parse_sets(sets)))
+    if per_arm:
+        raise UserError(f"--set {', '.join(per_arm)}: the experiment sets these per arm; use --arms, --seed, --out, "
+                        "--name, --overwrite instead")
     base = resolve_config(TrainConfig, _lookup(preset), config, sets)
     resolved = resolve_config(ExperimentConfig, {"base": base.model_dump(), "seeds": seeds}, None, (),
                               arms=parse_list(arms, "--arms"))
@@ -272,7 +281,7 @@ def _print_experiment(summary: dict[str, Any]) -> None:
         seeds = row["flaw"]["seeds"]
         spread = "n/a" if seeds["mean"] is None else f"{seeds['mean']:.2f} ± {seeds['sd']:.2f}"
         table.add_row(arm, _pooled(row["flaw"]), spread, _pooled(row["capability"]),
-                      _pooled(row["flaw_with_instruction"]), f"{row['elicitation']:+.2f}")
+                      _pooled(row["flaw_with_instruction"]), _signed(row["elicitation"]))
     console.print(table)
     r = summary["heuristic"]["pearson_r"]
     console.print(f"elicitation vs tuned flaw across arms: Pearson r = {'n/a' if r is None else f'{r:+.2f}'}")
@@ -325,6 +334,10 @@ def _pooled(metric: dict[str, Any]) -> str:
     if "pooled" in metric:
         return _rate(metric["pooled"])
     return _spread(metric["seeds"])
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
 
 
 def _spread(value: dict[str, Any]) -> str:

@@ -17,7 +17,6 @@ from reasonlab.train.sft import LoRAConfig, SFTConfig
 
 __all__ = [
     "PRESETS",
-    "SETTINGS",
     "DataConfig",
     "ElicitConfig",
     "EvalConfig",
@@ -26,11 +25,9 @@ __all__ = [
     "PromptOverrides",
     "Setting",
     "TrainConfig",
-    "arm_names",
 ]
 
 Setting = Literal["gcd", "reward-hacking", "sentiment", "cmv"]
-SETTINGS: tuple[str, ...] = ("gcd", "reward-hacking", "sentiment", "cmv")
 
 
 class DataConfig(BaseModel):
@@ -88,6 +85,7 @@ class TrainConfig(BaseModel):
     out: str = Field("runs/inoculation", description="root folder of runs")
     name: str | None = Field(None, description="run name [default: SETTING-ARM-sSEED]")
     overwrite: bool = Field(False, description="delete an existing run of that name first")
+    resume: bool = Field(False, description="reuse a finished run of the same config (a torn one trains again)")
 
     @field_validator("arm")
     @classmethod
@@ -141,10 +139,6 @@ class ExperimentConfig(BaseModel):
         if not values:
             raise ValueError("give at least one arm")
         return values
-
-
-def arm_names() -> str:
-    return " | ".join(ARMS)
 
 
 def _cpu(setting: Setting, num_train: int, num_test: int, max_tokens: int, **sft: object) -> TrainConfig:

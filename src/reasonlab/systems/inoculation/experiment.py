@@ -34,11 +34,10 @@ DEMO_ASSET = Path(__file__).parent / "assets" / "toy_bases"
 
 def arm_texts(base: TrainConfig) -> dict[str, str]:
     """Each arm's train-time text (empty for no-ip and ptst, which train with N)."""
-    from reasonlab.systems.inoculation.settings import build_setting
-    from reasonlab.systems.inoculation.training import _arm_prompts
+    from reasonlab.systems.inoculation.settings import setting_prompts
+    from reasonlab.systems.inoculation.training import arm_prompts
 
-    setting = build_setting(base.data)
-    prompts = _arm_prompts(setting, base.prompts)
+    prompts = arm_prompts(setting_prompts(base.data.setting), base.prompts)
     return {"no-ip": "", "ip": prompts.instruction, "irrelevant": prompts.control_text, "ptst": ""}
 
 
@@ -49,6 +48,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, judge: 
     elicitation_path = run.dir / "elicitation.json"
     texts = arm_texts(config.base)
     if elicitation_path.exists():
+        say(f"reusing the elicitation measured in {elicitation_path}")
         elicitation = json.loads(elicitation_path.read_text())
     else:
         say("measuring elicitation on the untuned model")
@@ -62,13 +62,23 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, judge: 
             arm_config = config.base.model_copy(update={"arm": arm, "seed": seed, "out": str(run.dir / "arms"),
                                                         "name": f"{arm}-s{seed}", "overwrite": False})
             arm_dir = run.dir / "arms" / arm_config.run_name
-            if not (arm_dir / "summary.json").exists():
+            if (arm_dir / "summary.json").exists():
+                say(f"reusing the finished arm {arm_dir}")
+            else:
                 arm_config = arm_config.model_copy(update={"overwrite": True})  # a torn run starts over
                 train(arm_config, judge=judge)
             run_dirs.append(arm_dir)
     summary = summarize_experiment(run_dirs, elicitation, texts)
     run.write_summary(summary)
     return summary
+
+
+def metric_value(metric: dict[str, Any]) -> float | None:
+    """The number of a stored metric: a Rate's rate, a robust accuracy, a mean over replies."""
+    for key in ("rate", "robust_accuracy", "value", "mean"):
+        if key in metric:
+            return metric[key]
+    return None
 
 
 def _pooled(rates: list[dict[str, Any]]) -> dict[str, Any]:
@@ -80,7 +90,7 @@ def _pooled(rates: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _metric(summaries: list[dict[str, Any]], section: str, key: str) -> dict[str, Any]:
     rates = [s[section][key] for s in summaries if key in s.get(section, {})]
-    values = [rate.get("rate", rate.get("robust_accuracy", rate.get("value"))) for rate in rates]
+    values = [metric_value(rate) for rate in rates]
     row: dict[str, Any] = {"per_seed": values, "seeds": mean_spread(values)}
     if rates and all("k" in rate for rate in rates):
         row["pooled"] = _pooled(rates)
@@ -105,7 +115,8 @@ def summarize_experiment(run_dirs: list[Path], elicitation: list[dict[str, Any]]
             "all": {key: _metric(group, "test", key) for key in group[0]["test"]},
             "elicitation": by_text.get(texts.get(arm, ""), 0.0),
         }
-    trained = [arm for arm in arms if texts.get(arm) is not None and arm != "ptst"]
+    trained = [arm for arm in arms if arm != "ptst" and arms[arm]["elicitation"] is not None
+               and arms[arm]["flaw"]["seeds"]["mean"] is not None]
     xs = [arms[arm]["elicitation"] for arm in trained]
     ys = [arms[arm]["flaw"]["seeds"]["mean"] for arm in trained]
     return {
@@ -127,6 +138,7 @@ def run_toy(config: ToyConfig, out: str | Path, name: str, overwrite: bool = Fal
     for seed in config.seeds:
         path = run.dir / "rows" / f"seed{seed}.json"
         if path.exists():
+            say(f"reusing the finished seed {seed} from {path}")
             rows += [ToyRow(**row) for row in json.loads(path.read_text())]
             continue
         base = TinyLM.load(bases / f"seed{seed}") if bases is not None else None

@@ -28,7 +28,7 @@ from reasonlab.systems.inoculation.transforms import (
     split_response,
 )
 
-__all__ = ["SettingData", "build_setting", "render_prompt"]
+__all__ = ["SettingData", "build_setting", "render_prompt", "setting_prompts"]
 
 Scorer = Callable[[list[str]], dict[str, Any]]
 
@@ -74,7 +74,19 @@ def render_prompt(messages: list[Message]) -> str:
 def build_setting(config: DataConfig, judge: Any = None) -> SettingData:
     """The setting named by `config.setting`, generated (or read from `config.path`)."""
     builders = {"gcd": _gcd, "reward-hacking": _reward_hacking, "sentiment": _sentiment, "cmv": _cmv}
-    return builders[config.setting](config, judge)
+    try:
+        return builders[config.setting](config, judge)
+    except ValueError as err:  # the generators' "not enough data for these sizes" and unreadable asserts
+        raise UserError(f"{config.setting}: {err} (lower --num-train/--num-test, or give more data)") from None
+
+
+def setting_prompts(setting: str) -> ArmPrompts:
+    """A setting's built-in arm texts, without building its data (which for cmv needs a judge)."""
+    from importlib import import_module
+
+    module, name = {"gcd": ("gcd", "GCD_PROMPTS"), "reward-hacking": ("reward_hacking", "REWARD_HACK_PROMPTS"),
+                    "sentiment": ("sentiment", "SENTIMENT_PROMPTS"), "cmv": ("toxicity", "CMV_PROMPTS")}[setting]
+    return getattr(import_module(f"reasonlab.systems.inoculation.{module}"), name)
 
 
 def _gcd(config: DataConfig, judge: Any) -> SettingData:

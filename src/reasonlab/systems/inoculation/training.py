@@ -23,7 +23,6 @@ from reasonlab.errors import UserError
 from reasonlab.progress import phase, say
 from reasonlab.runs import Run
 from reasonlab.systems.inoculation.config import (
-    DataConfig,
     ElicitConfig,
     EvalConfig,
     GenerationConfig,
@@ -32,7 +31,7 @@ from reasonlab.systems.inoculation.config import (
 from reasonlab.systems.inoculation.settings import SettingData, build_setting, render_prompt
 from reasonlab.systems.inoculation.transforms import ArmPrompts, Message, split_response
 
-__all__ = ["elicit", "evaluate", "generate_replies", "load_policy", "rate_dict", "sft_examples", "train"]
+__all__ = ["arm_prompts", "elicit", "evaluate", "generate_replies", "load_policy", "rate_dict", "sft_examples", "train"]
 
 
 def load_policy(spec: str) -> Any:
@@ -91,9 +90,10 @@ def evaluate(policy: Any, setting: SettingData, arm: str, prompts: ArmPrompts, g
     return result
 
 
-def _arm_prompts(setting: SettingData, overrides: Any) -> ArmPrompts:
+def arm_prompts(prompts: ArmPrompts, overrides: Any) -> ArmPrompts:
+    """A setting's arm texts with the user's overrides (a new instruction gets a new derived control)."""
     try:
-        return overrides.apply(setting.prompts)
+        return overrides.apply(prompts)
     except ValidationError as err:
         message = err.errors()[0]["msg"].removeprefix("Value error, ")
         raise UserError(f"prompts: {message}") from None
@@ -104,9 +104,13 @@ def train(config: TrainConfig, policy: Any = None, judge: Any = None) -> Path:
     from reasonlab.train import sft
 
     setting = build_setting(config.data, judge)
-    prompts = _arm_prompts(setting, config.prompts)
+    prompts = arm_prompts(setting.prompts, config.prompts)
     prompts.test_transform(config.arm)  # PTST without S fails here, before any training
-    run = Run.create(config.out, config.run_name, config, overwrite=config.overwrite)
+    run = Run.create(config.out, config.run_name, config, resume=config.resume, overwrite=config.overwrite,
+                     ignore=("resume", "overwrite"))
+    if config.resume and run.summary_path.exists():
+        say(f"reusing the finished run {run.dir} (pass --overwrite to train it again)")
+        return run.dir
     say(f"{setting.description}; arm {config.arm}, seed {config.seed}")
     with phase(f"inoculation: loading {config.llm}"):
         policy = policy if policy is not None else load_policy(config.llm)
@@ -125,7 +129,7 @@ def train(config: TrainConfig, policy: Any = None, judge: Any = None) -> Path:
 
 def evaluate_command(config: EvalConfig, judge: Any = None) -> dict[str, Any]:
     setting = build_setting(config.data, judge)
-    prompts = _arm_prompts(setting, config.prompts)
+    prompts = arm_prompts(setting.prompts, config.prompts)
     policy = load_policy(config.llm)
     return {"setting": setting.name, "arm": config.arm, "flaw": setting.flaw, "capability": setting.capability,
             **evaluate(policy, setting, config.arm, prompts, config.generation)}
@@ -144,7 +148,8 @@ def elicit(config: ElicitConfig, policy: Any = None, judge: Any = None) -> list[
         if not text.strip():
             raise UserError("an elicitation candidate is empty: give the instruction's text")
         rate = _flaw_rate(policy, setting, text, setting.prompts, config.generation)
-        rows.append({"instruction": text, "flaw": rate.as_dict(), "elicitation": rate.value - baseline.value})
+        elicitation = None if rate.value is None or baseline.value is None else rate.value - baseline.value
+        rows.append({"instruction": text, "flaw": rate.as_dict(), "elicitation": elicitation})
     return rows
 
 
@@ -160,12 +165,9 @@ def _flaw_rate(policy: Any, setting: SettingData, text: str | None, prompts: Arm
         placed = prompts.model_copy(update={"instruction": text, "control": None})
         asked = [setting.test_messages(p, "ip", placed, with_instruction=True) for p in setting.flaw_prompts]
     replies = generate_replies(policy, asked, generation, setting.max_tokens, setting.stop,
-                               label=f"elicitation of {text[:40] + '...' if text else 'no instruction'}")
+                               label=f"elicitation of {_short(text) if text else 'no instruction'}")
     return setting.flaw_score(replies)[setting.flaw]
 
 
-def data_summary(config: DataConfig) -> dict[str, Any]:
-    """What `reasonlab inoculation build` shows: sizes and one training and one evaluation example."""
-    setting = build_setting(config)
-    return {"setting": setting.name, "description": setting.description, "train": len(setting.train),
-            "eval": len(setting.eval_prompts), "example_train": setting.train[0], "example_eval": setting.eval_prompts[0]}
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[:width] + "..."
