@@ -23,7 +23,7 @@ from reasonlab.systems import lazy_exports
 EXPORTS = {
     "config": ["PRESETS", "DataConfig", "ElicitConfig", "EvalConfig", "ExperimentConfig", "GenerationConfig",
                "PromptOverrides", "TrainConfig"],
-    "experiment": ["run_experiment", "summarize_experiment"],
+    "experiment": ["run_experiment", "run_toy", "summarize_experiment"],
     "reward_hacking": ["REWARD_HACK_PROMPTS", "CodingTask", "Outcome", "build_coding_tasks", "correct_solution",
                        "extract_code", "hacked_solution", "load_mbpp_jsonl", "reward_hack_metrics",
                        "score_solutions"],

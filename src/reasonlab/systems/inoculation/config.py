@@ -158,7 +158,7 @@ PRESETS: dict[str, TrainConfig] = {
     # a one-minute pipeline check
     "smoke": _cpu("gcd", num_train=16, num_test=4, max_tokens=16, learning_rate=5e-4),
     # the paper's GCD run (Gemma-2B-it): 1,000 examples, LoRA r32/alpha 64, lr 1e-4, effective batch 32,
-    # max length 415, sampled at T = 0.7, top-p 0.9 (for a GPU: --llm hf:google/gemma-2b-it)
+    # max length 415, sampled at T = 0.7, top-p 0.9 (for a GPU: --llm hf:PATH to a Gemma-2B-it folder)
     "paper": TrainConfig(
         data=DataConfig(setting="gcd", num_train=1000, num_test=100, max_value=299),
         sft=SFTConfig(epochs=1, batch_size=8, gradient_accumulation_steps=4, learning_rate=1e-4,
