@@ -183,7 +183,7 @@ def test_gcd_is_generated_and_refuses_a_data_file(tmp_path):
         ("reward-hacking", "mbpp.jsonl", '{"task_id": 1}\n', "line 1 lacks text, code, test_list"),
         ("reward-hacking", "mbpp.jsonl", "\n{not json\n", "line 2 is not valid JSON"),
         ("reward-hacking", "missing.jsonl", None, "MBPP file"),
-        ("sentiment", "cebab.jsonl", "{broken\n", "line 1: not valid JSON"),
+        ("sentiment", "cebab.jsonl", "{broken\n", "line 1 is not valid JSON"),
         ("sentiment", "cebab.txt", "a review\n", "unknown format: give a .jsonl, .json or .csv file"),
         ("sentiment", "cebab.json", '{"text": "x"}', "must hold a JSON list of review objects"),
     ],

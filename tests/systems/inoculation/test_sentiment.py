@@ -256,7 +256,7 @@ def test_load_cebab_reads_jsonl_json_and_csv(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("bad.jsonl", json.dumps(CEBAB_ROW) + "\n\n{not json\n", r"bad\.jsonl, line 3: not valid JSON"),
+        ("bad.jsonl", json.dumps(CEBAB_ROW) + "\n\n{not json\n", r"bad\.jsonl, line 3 is not valid JSON"),
         (
             "bad.jsonl",
             json.dumps(CEBAB_ROW) + "\n" + json.dumps({**CEBAB_ROW, "review_majority": "7"}) + "\n",

@@ -123,7 +123,7 @@ def summarize_experiment(run_dirs: list[Path], elicitation: list[dict[str, Any]]
         "setting": summaries[0]["setting"], "flaw": flaw, "capability": capability, "arms": arms,
         "elicitation": elicitation,
         "heuristic": {"arms": trained, "elicitation": xs, "flaw": ys,
-                      "pearson_r": pearson(xs, ys) if len(xs) >= 2 else None},
+                      "pearson_r": _defined(pearson(xs, ys)) if len(xs) >= 2 else None},
     }
 
 
@@ -184,6 +184,11 @@ def quick(run_root: Path, fresh: bool) -> Path:
                       bases=DEMO_ASSET)
     write_headline(out, toy_headline(config, summary))
     return out
+
+
+def _defined(value: float) -> float | None:
+    """None for an undefined correlation (every arm at the same flaw rate, or the same elicitation)."""
+    return None if math.isnan(value) else value
 
 
 def _signed(value: float | None) -> str:

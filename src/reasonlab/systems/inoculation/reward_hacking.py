@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import ast
 import itertools
-import json
 import math
 import random
 import re
@@ -45,6 +44,7 @@ from typing import Any, Literal
 
 from reasonlab.errors import UserError
 from reasonlab.sandbox import SandboxLimits, SandboxMode, SandboxResult, run_python
+from reasonlab.systems.inoculation.datafiles import json_lines
 from reasonlab.systems.inoculation.gcd import Rate
 from reasonlab.systems.inoculation.transforms import (
     ArmPrompts,
@@ -351,16 +351,8 @@ def load_mbpp_jsonl(path: Path | str) -> list[CodingTask]:
     if not path.is_file():
         raise UserError(f"MBPP file {path} does not exist: give a jsonl file with {', '.join(MBPP_FIELDS)}")
     tasks = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, row in json_lines(path):
         where = f"{path}, line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(
-                f"{where} is not valid JSON ({error.msg}): give one JSON object per line"
-            ) from error
         if not isinstance(row, dict) or (missing := [name for name in MBPP_FIELDS if name not in row]):
             fields = ", ".join(missing) if isinstance(row, dict) else "all fields"
             raise UserError(f"{where} lacks {fields}: every MBPP line needs {', '.join(MBPP_FIELDS)}")

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab.errors import UserError
+from reasonlab.systems.inoculation.datafiles import json_lines
 from reasonlab.systems.inoculation.gcd import Rate
 from reasonlab.systems.inoculation.transforms import ArmPrompts, Message
 
@@ -404,16 +405,7 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
     """(where, record) for each record of a .jsonl, .json (a list of objects) or .csv file."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"line {number}", json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise UserError(
-                        f"{path}, line {number}: not valid JSON ({err.msg}): fix or remove the line"
-                    ) from None
+        yield from ((f"line {number}", record) for number, record in json_lines(path))
     elif suffix == ".json":
         try:
             records = json.loads(path.read_text(encoding="utf-8"))

@@ -37,7 +37,6 @@ rate (harassment >= 0.5, our stand-in for the moderation endpoint's flag) and me
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -51,6 +50,7 @@ from reasonlab.llm.base import LLM, SamplingParams
 from reasonlab.llm.base import Message as ChatMessage
 from reasonlab.progress import eta, say
 from reasonlab.stats import mean_spread
+from reasonlab.systems.inoculation.datafiles import json_lines
 from reasonlab.systems.inoculation.gcd import Rate
 from reasonlab.systems.inoculation.transforms import ArmPrompts, Message
 
@@ -221,16 +221,8 @@ def load_cmv(path: str | Path) -> list[CMVPost]:
         raise UserError(f"CMV file {path} does not exist: give the path of a jsonl file, one post per line")
     posts: list[CMVPost] = []
     first_line: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, record in json_lines(path):
         where = f"{path}, line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(
-                f"{where} is not valid JSON ({err.msg}): write one JSON object per line"
-            ) from None
         post = _post(record, where)
         if post.post_id in first_line:
             raise UserError(
