@@ -253,7 +253,7 @@ def _train_plain(
             optimizer.zero_grad(set_to_none=True)
             step_loss = 0.0
             for batch in batches:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16 and policy.device.type == "cpu"):
+                with torch.autocast(policy.device.type, dtype=torch.bfloat16, enabled=config.bf16):
                     rows = policy.logprobs([p for p, _ in batch], [c for _, c in batch], 1.0)
                 loss = -torch.cat(rows).sum() / tokens
                 loss.backward()

@@ -231,10 +231,10 @@ def test_experiment_defaults_are_every_arm_three_seeds_and_the_preset_name():
 
 
 def test_toy_every_option_reaches_the_config(tmp_path):
-    cases = [  # toy has no --set
-        Case(("--seed", "4", "--seed", "5"), "seeds", [4, 5], None),
-        Case(("--pretrain-steps", "3"), "pretrain_steps", 3, None),
-        Case(("--finetune-steps", "2"), "finetune_steps", 2, None),
+    cases = [
+        Case(("--seed", "4", "--seed", "5"), "seeds", [4, 5]),
+        Case(("--pretrain-steps", "3"), "pretrain_steps", 3),
+        Case(("--finetune-steps", "2"), "finetune_steps", 2),
         Case(("--out", str(tmp_path / "runs")), "call.out", str(tmp_path / "runs"), None),
         Case(("--name", "asked"), "call.name", "asked", None),
     ]
@@ -276,6 +276,7 @@ def help_row(command: str, option: str) -> str:
         ("experiment", "--seed", "0, 1, 2"),
         ("toy", "--pretrain-steps", "2000"),
         ("toy", "--finetune-steps", "60"),
+        ("toy", "--seed", "0, 1, 2"),
     ],
 )
 def test_help_shows_the_presets_defaults(command, option, default):

@@ -296,7 +296,8 @@ def _toy_defaults(_: str | None) -> Any:
 @app.command("toy")
 @help_defaults(_toy_defaults)
 def toy_command(
-    seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="seeds (repeatable), one pretrained model each"),
+    seeds: list[int] = typer.Option([], "--seed", help="seeds (repeatable), one pretrained model each"),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE for ToyConfig (--set finetune_blocks=3)"),
     pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", help="pretraining optimizer steps"),
     finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps", help="optimizer steps per fine-tuning "
                                                  "condition"),
@@ -312,7 +313,7 @@ def toy_command(
     from reasonlab.threads import configure_threads, explicit_threads
 
     configure_threads(explicit_threads() or 1)
-    config = resolve_config(ToyConfig, None, None, (), seeds=seeds, pretrain_steps=pretrain_steps,
+    config = resolve_config(ToyConfig, None, None, sets, seeds=seeds or None, pretrain_steps=pretrain_steps,
                             finetune_steps=finetune_steps)
     summary = run_toy(config, out, name, overwrite=overwrite)
     table = Table("token", "e_k set", "elicitation (measured)", "trait rate, no token", "accuracy")
