@@ -13,6 +13,7 @@ pytest.importorskip("peft")
 from reasonlab.errors import UserError  # noqa: E402
 from reasonlab.train.sft import Example, LoRAConfig, SFTConfig, encode_example, train  # noqa: E402
 from reasonlab.train.tinylm import TinyLM, TinyLMConfig, Tokenizer  # noqa: E402
+from tiny_hf import tiny_llama, word_tokenizer  # noqa: E402
 
 WORDS = ["<pad>", "<eos>", "?", *[str(i) for i in range(10)], "+", "="]
 # init std of the random weights: with the default 0.02 the frozen output head keeps every logit within
@@ -28,31 +29,9 @@ def _one_thread(one_torch_thread):
 
 def tiny_policy():
     """An hf-backend policy around a 2-layer, width-32 random Llama over WORDS (seed 0)."""
-    from tokenizers import Tokenizer as BackendTokenizer
-    from tokenizers import models, pre_tokenizers
-
     from reasonlab.llm.hf import HFPolicy
 
-    backend = BackendTokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="?"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>"
-    )
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(WORDS),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=64,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=None,
-        initializer_range=INIT,
-    )
-    return HFPolicy(transformers.LlamaForCausalLM(config), tokenizer, device="cpu")
+    return HFPolicy(tiny_llama(len(WORDS), initializer_range=INIT), word_tokenizer(WORDS, unknown="?"), device="cpu")
 
 
 def lora_config(**overrides) -> SFTConfig:

@@ -21,6 +21,7 @@ trl = pytest.importorskip("trl")
 transformers = pytest.importorskip("transformers")
 
 from reasonlab.train.rl import Episode, RLConfig, RLTrainer, Segment, group_advantages  # noqa: E402
+from tiny_hf import tiny_llama, word_tokenizer  # noqa: E402
 
 TRL_VERSION = "1.16.0"
 VOCAB = ["<pad>", "<eos>", *[f"w{i}" for i in range(30)]]
@@ -29,30 +30,11 @@ MAX_COMPLETION = 6
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="w0"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>"
-    )
+    return word_tokenizer(VOCAB, unknown="w0")
 
 
 def _model():
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=64,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=None,
-    )
-    return transformers.LlamaForCausalLM(config)
+    return tiny_llama(len(VOCAB))
 
 
 REWARDS: dict[tuple[int, ...], float] = {}  # completion ids as TRL scored them -> reward
