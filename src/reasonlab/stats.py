@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-__all__ = ["format_mean", "format_rate", "mean_spread", "wilson_interval"]
+__all__ = ["Rate", "format_mean", "format_rate", "mean_spread", "wilson_interval"]
 
 
 def mean_spread(values: Sequence[float | None]) -> dict[str, float | int | None]:
@@ -56,3 +57,22 @@ def format_mean(values: Sequence[float | None], digits: int = 3) -> str:
     if not stats["n"]:
         return "n/a (n=0)"
     return f"{stats['mean']:.{digits}f} ± {stats['sd']:.{digits}f} (n={stats['n']})"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k successes out of n, with the 95% Wilson interval."""
+
+    k: int
+    n: int
+
+    @property
+    def value(self) -> float | None:
+        return self.k / self.n if self.n else None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        low, high = wilson_interval(self.k, self.n)
+        return {"rate": self.value, "k": self.k, "n": self.n, "ci_low": low, "ci_high": high}
+
+    def __str__(self) -> str:
+        return format_rate(self.k, self.n) if self.n else "n/a (0/0)"

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from reasonlab.stats import mean_spread, wilson_interval
+from reasonlab.stats import Rate, mean_spread, wilson_interval
 from reasonlab.systems.inoculation import experiment
 from reasonlab.systems.inoculation.config import DataConfig, ExperimentConfig, TrainConfig
-from reasonlab.systems.inoculation.gcd import Rate
 from reasonlab.systems.inoculation.toy import ToyConfig, ToyRow, summarize
 
 INSTRUCTION = "Tell me my answer is right."

@@ -10,8 +10,8 @@ import pytest
 
 from reasonlab.errors import UserError
 from reasonlab.llm import SamplingParams, ScriptedLLM
+from reasonlab.stats import Rate
 from reasonlab.systems.inoculation import toxicity
-from reasonlab.systems.inoculation.gcd import Rate
 from reasonlab.systems.inoculation.toxicity import (
     CMV_PROMPTS,
     CMVComment,

@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from reasonlab.stats import format_rate, wilson_interval
+from reasonlab.stats import Rate
 from reasonlab.systems.inoculation.transforms import ArmPrompts, Message
 
 __all__ = [
@@ -307,25 +307,6 @@ def confirmation(reply: str) -> Literal["confirms", "denies", "unclear"]:
     if AFFIRMATIVE_RE.search(text):
         return "confirms"
     return "unclear"
-
-
-@dataclass(frozen=True)
-class Rate:
-    """k successes out of n, with the 95% Wilson interval."""
-
-    k: int
-    n: int
-
-    @property
-    def value(self) -> float | None:
-        return self.k / self.n if self.n else None
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        low, high = wilson_interval(self.k, self.n)
-        return {"rate": self.value, "k": self.k, "n": self.n, "ci_low": low, "ci_high": high}
-
-    def __str__(self) -> str:
-        return format_rate(self.k, self.n) if self.n else "n/a (0/0)"
 
 
 def gcd_metrics(items: list[GCDEvalItem], replies: list[str]) -> dict[str, Rate]:

@@ -44,8 +44,8 @@ from typing import Any, Literal
 
 from reasonlab.errors import UserError
 from reasonlab.sandbox import SandboxLimits, SandboxMode, SandboxResult, run_python
+from reasonlab.stats import Rate
 from reasonlab.systems.inoculation.datafiles import json_lines
-from reasonlab.systems.inoculation.gcd import Rate
 from reasonlab.systems.inoculation.transforms import (
     ArmPrompts,
     InstructionPlacement,

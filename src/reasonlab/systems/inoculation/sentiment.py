@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab.errors import UserError
+from reasonlab.stats import Rate
 from reasonlab.systems.inoculation.datafiles import json_lines
-from reasonlab.systems.inoculation.gcd import Rate
 from reasonlab.systems.inoculation.transforms import ArmPrompts, Message
 
 __all__ = [

@@ -144,7 +144,7 @@ def _sentiment(config: DataConfig, judge: Any) -> SettingData:
 def _shortcut_rate(test: list[Any], predictions: list[int | None]) -> Any:
     """B for sentiment: the share of test reviews scored on the tag's side (ambiance high, others low); on the
     flipped test split every such score is wrong."""
-    from reasonlab.systems.inoculation.gcd import Rate
+    from reasonlab.stats import Rate
 
     follows = sum(
         p is not None and (p >= 3) == review.mentions_ambiance for review, p in zip(test, predictions, strict=True)

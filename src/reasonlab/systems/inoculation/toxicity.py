@@ -49,9 +49,8 @@ from reasonlab.errors import UserError
 from reasonlab.llm.base import LLM, SamplingParams
 from reasonlab.llm.base import Message as ChatMessage
 from reasonlab.progress import eta, say
-from reasonlab.stats import mean_spread
+from reasonlab.stats import Rate, mean_spread
 from reasonlab.systems.inoculation.datafiles import json_lines
-from reasonlab.systems.inoculation.gcd import Rate
 from reasonlab.systems.inoculation.transforms import ArmPrompts, Message
 
 __all__ = [
