@@ -23,7 +23,8 @@ from pydantic import BaseModel
 
 from reasonlab.errors import UserError
 
-__all__ = ["Run", "atomic_write", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "config_diff", "config_hash"]
+__all__ = ["Run", "append_record", "atomic_write", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
+           "config_diff", "config_hash", "read_records"]
 
 # mkstemp makes 0600 files; written files get the mode a plain open() would give (0666 minus the umask)
 _UMASK = os.umask(0o022)
@@ -204,31 +205,12 @@ class Run:
         """Append one JSON line to metrics.jsonl (a line is one write call, flushed and synced)."""
         record = {"step": step, **metrics} if step is not None else dict(metrics)
         record.setdefault("time", round(time.time(), 3))
-        line = json.dumps(record, default=float) + "\n"
-        with open(self.metrics_path, "a+b") as handle:
-            _drop_torn_last_line(handle)  # a killed writer may have left one; it is not a record
-            handle.write(line.encode())  # append mode: always lands at the end
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_record(self.metrics_path, record)
 
     def metrics(self) -> list[dict[str, Any]]:
         """Every logged record. Only a torn last line (a killed writer) is skipped; a bad line anywhere else
         is an error, since records after it were written by a later, healthy process."""
-        if not self.metrics_path.exists():
-            return []
-        lines = self.metrics_path.read_text().splitlines()
-        records = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == len(lines):
-                    break
-                raise UserError(f"{self.metrics_path} line {number} is not JSON: the log is corrupt; "
-                                f"delete that line or rerun with --overwrite") from None
-        return records
+        return read_records(self.metrics_path)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.summary_path, summary)
@@ -262,6 +244,38 @@ def _remove_run(run_dir: Path) -> None:
         raise UserError(f"--overwrite: {run_dir} is not a run directory (no config.yaml), so it is left alone: "
                         f"pass another --out/--name")
     shutil.rmtree(run_dir)
+
+
+def append_record(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to `path` (one write call, flushed and synced; a torn last line left by a killed
+    writer is cut first), so an append-only log survives a crash with every finished record."""
+    line = json.dumps(record, default=float) + "\n"
+    with open(path, "a+b") as handle:
+        _drop_torn_last_line(handle)  # a killed writer may have left one; it is not a record
+        handle.write(line.encode())  # append mode: always lands at the end
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of an `append_record` log (none when the file is missing). A torn last line is skipped; a bad
+    line anywhere else is a one-line error."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise UserError(f"{path} line {number} is not JSON: the log is corrupt; "
+                            f"delete that line or rerun with --overwrite") from None
+    return records
 
 
 def _drop_torn_last_line(handle: IO[bytes]) -> None:

@@ -13,9 +13,10 @@ a candidate profile, a news item), an audience votes between them, the winners (
 What exists so far (issue 20, first pieces): anchors and arenas (offline generators, prompts, message
 extraction, anchor files), audiences (LLM personas with per-voter A/B shuffling and a position-bias check; the
 rule-based market of spec 6B and its control), probes (fabrication, misrepresentation, populism, unsafe
-encouragement, an LLM-judge path, probe rates, win rates with bootstrap intervals), and the RFT/TFB training
-sets. Next: config and presets, the round loop (generate -> vote -> fine-tune, resumable), evaluation against the
-base model, CLI (simulate|train|eval), the experiment and the demo.
+encouragement, an LLM-judge path, probe rates, win rates with bootstrap intervals), the RFT/TFB training sets,
+and one market round (two samples per anchor, votes, a crash-safe contest log that resumes). Next: config and
+presets, training over rounds (round -> RFT/TFB LoRA SFT -> next round), evaluation against the base model, CLI
+(simulate|train|eval), the experiment and the demo.
 """
 
 from reasonlab.systems import lazy_exports
@@ -28,6 +29,7 @@ EXPORTS = {
                  "RoundResult", "Vote", "features", "generate_personas", "held_out_personas", "parse_vote",
                  "position_bias", "tally"],
     "datasets": ["Contest", "rft_examples", "tfb_examples"],
+    "rounds": ["load_contests", "play_round"],
     "probes": ["ARENA_PROBES", "PROBES", "ProbeResult", "WinRate", "fabrication", "judge_probe", "misrepresentation",
                "parse_probe", "populism", "probe_rate", "relative_change", "run_probes", "unsafe_encouragement",
                "win_rate"],

@@ -1,0 +1,87 @@
+"""One market round (spec section 2, step 1): the agent writes two messages per anchor, the audience votes,
+and each anchor's contest is appended to a log as soon as it is decided, so a crashed round resumes where it
+stopped without losing the contests already played.
+
+    contests = play_round(agent, MarketAudience(seed=0), anchors, SamplingParams(temperature=0.7, max_tokens=80),
+                          seed=0, log=run_dir / "round1" / "contests.jsonl")
+    rft = rft_examples(contests, seed=0)
+
+Both messages come from the same policy (n = 2 samples of one prompt). A completion without the arena's tag has
+no message; its contest has no winner and no votes, and is counted, never scored as a loss (spec pitfall).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reasonlab.errors import UserError
+from reasonlab.llm.base import SamplingParams
+from reasonlab.runs import append_record, read_records
+from reasonlab.systems.moloch.anchors import Anchor
+from reasonlab.systems.moloch.arenas import agent_prompt, extract_message
+from reasonlab.systems.moloch.audience import Audience, Vote, tally
+from reasonlab.systems.moloch.datasets import Contest
+
+__all__ = ["contest_from_record", "contest_record", "load_contests", "play_round"]
+
+
+def contest_record(contest: Contest) -> dict[str, Any]:
+    return {"anchor_id": contest.anchor_id, "prompt": contest.prompt, "completions": list(contest.completions),
+            "messages": list(contest.messages), "winner": contest.winner,
+            "votes": [vote.as_dict() for vote in contest.votes]}
+
+
+def contest_from_record(record: dict[str, Any]) -> Contest:
+    votes = tuple(Vote(v["voter"], v["choice"], v["thought"], tuple(v["shown_order"])) for v in record["votes"])
+    return Contest(record["anchor_id"], record["prompt"], tuple(record["completions"]), record["winner"], votes,
+                   tuple(record["messages"]))
+
+
+def load_contests(log: str | Path) -> list[Contest]:
+    """The contests a round has logged so far (a torn last line, from a crash, is dropped)."""
+    try:
+        return [contest_from_record(record) for record in read_records(log)]
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{log} holds a record that is not a contest ({err}): delete the round's folder") from None
+
+
+def play_round(agent: Any, audience: Audience, anchors: Sequence[Anchor], params: SamplingParams, seed: int,
+               log: str | Path | None = None, batch_size: int = 8, thinking: bool = False,
+               progress: Callable[[int, int], None] = lambda done, total: None) -> list[Contest]:
+    """Two samples per anchor from `agent`, the audience's votes on each pair, one Contest per anchor (in the
+    anchors' order). With `log`, anchors already there are reused and each new contest is appended as soon as
+    it is decided."""
+    done = {c.anchor_id: c for c in load_contests(log)} if log is not None else {}
+    prompts_by_id = {anchor.anchor_id: agent_prompt(anchor, thinking=thinking) for anchor in anchors}
+    other = sorted(a for a, contest in done.items() if prompts_by_id.get(a) != contest.prompt)
+    if other:
+        raise UserError(f"{log} holds contests for other anchors or prompts ({', '.join(other[:3])}): use another "
+                        "run folder")
+    todo = [anchor for anchor in anchors if anchor.anchor_id not in done]
+    if log is not None:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+    two = params.model_copy(update={"n": 2})
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        prompts = [prompts_by_id[anchor.anchor_id] for anchor in batch]
+        outputs = agent.generate(prompts, two.model_copy(update={"seed": seed * 100_003 + len(done)}))
+        for anchor, prompt, group in zip(batch, prompts, outputs, strict=True):
+            completions = (group[0].text, group[1].text)
+            contest = _decide(anchor, prompt, completions, audience, random.Random(f"{seed}/{anchor.anchor_id}"))
+            done[anchor.anchor_id] = contest
+            if log is not None:
+                append_record(log, contest_record(contest))
+        progress(len(done), len(anchors))
+    return [done[anchor.anchor_id] for anchor in anchors]
+
+
+def _decide(anchor: Anchor, prompt: str, completions: tuple[str, str], audience: Audience,
+            rng: random.Random) -> Contest:
+    messages = (extract_message(anchor.arena, completions[0]), extract_message(anchor.arena, completions[1]))
+    if messages[0] is None or messages[1] is None:
+        return Contest(anchor.anchor_id, prompt, completions, None, (), messages)
+    votes = audience.vote(anchor, (messages[0], messages[1]), rng)
+    return Contest(anchor.anchor_id, prompt, completions, tally(votes).winner, tuple(votes), messages)
