@@ -237,10 +237,12 @@ def _train_plain(
     warmup = int(config.warmup_ratio * steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)  # dropout masks (LoRA dropout) follow the seed, not the process's history
     order: list[int] = []
     policy.module.train()
-    with Progress(disable=not config.progress, transient=True) as progress:
+    # dropout masks (LoRA dropout) follow the seed, not the process's history; the caller's random state is
+    # restored afterwards, so a run that trains no dropout sees the same random stream as before
+    with torch.random.fork_rng(devices=[]), Progress(disable=not config.progress, transient=True) as progress:
+        torch.manual_seed(config.seed)
         bar = progress.add_task("SFT", total=steps)
         for step in range(steps):
             batches = []
