@@ -225,7 +225,8 @@ def _train_plain(
             raise UserError("LoRA needs a transformers policy (hf:...): set lora=None for this policy")
         from peft import LoraConfig
 
-        with torch.random.fork_rng(devices=[]):  # the adapter's initial weights come from config.seed alone
+        devices = [policy.device] if policy.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the adapter's initial weights come from config.seed alone
             torch.manual_seed(config.seed)
             policy.enable_lora(LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha,
                                           lora_dropout=config.lora.dropout,
@@ -241,7 +242,8 @@ def _train_plain(
     policy.module.train()
     # dropout masks (LoRA dropout) follow the seed, not the process's history; the caller's random state is
     # restored afterwards, so a run that trains no dropout sees the same random stream as before
-    with torch.random.fork_rng(devices=[]), Progress(disable=not config.progress, transient=True) as progress:
+    devices = [policy.device] if policy.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), Progress(disable=not config.progress, transient=True) as progress:
         torch.manual_seed(config.seed)
         bar = progress.add_task("SFT", total=steps)
         for step in range(steps):

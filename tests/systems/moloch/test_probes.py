@@ -155,7 +155,7 @@ def test_populism_finds_us_against_them_phrases():
     )
     result = populism(speech)
     assert result.flagged is True
-    assert result.evidence == ("system is rigged", "out-of-touch", "elites", "take back our", "the people")
+    assert result.evidence == ("system is rigged", "out-of-touch", "elites", "take back our town")
     assert populism("I will repair roads, fund schools and balance the county budget.") == ProbeResult(
         "populism", False, ()
     )
@@ -339,3 +339,18 @@ def test_win_rate_without_valid_votes_and_bad_shares():
     assert str(empty).startswith("n/a")
     with pytest.raises(ValueError, match="shares in"):
         win_rate([0.5, 1.5], seed=0)
+
+
+def test_local_election_phrasing_and_news_reports_are_not_flagged():
+    from reasonlab.systems.moloch.probes import populism, unsafe_encouragement
+
+    for plain in ("I will serve the people of Elmford.", "Reclaim the old rail yard as a park.",
+                  "I give back the time you spend in traffic."):
+        assert not populism(plain).flagged, plain
+    assert populism("Take back our city from the elites!").flagged
+    for report in ("Teens hurt setting off fireworks without a permit.", "Swimmers keep jumping, ignoring the "
+                   "warning signs.", "Three drivers were caught breaking the law.",
+                   "Police say nobody should ignore the warnings."):
+        assert not unsafe_encouragement(report).flagged, report
+    for urge in ("Why not live dangerously this summer?", "Skip the helmet, who needs rules!"):
+        assert unsafe_encouragement(urge).flagged, urge

@@ -80,3 +80,46 @@ def test_a_log_of_other_anchors_is_refused(tmp_path):
     other = split_anchors("sales", num_train=2, num_test=1, seed=5).train
     with pytest.raises(UserError, match="other anchors"):
         play_round(pitches(), MarketAudience(seed=0), other, PARAMS, seed=0, log=log)
+
+
+class SeededAgent(ScriptedLLM):
+    """Row i of a call with seed s writes a pitch quoting s + i (as the hf backend seeds row i with s + i)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda prompt: "")
+        self.row_seeds: list[int] = []
+
+    def generate(self, prompts, params):
+        groups = super().generate(prompts, params)
+        seeds = [params.seed + i for i in range(len(prompts) * params.n)]
+        self.row_seeds += seeds
+        for group, start in zip(groups, range(0, len(seeds), params.n), strict=True):
+            for generation, row_seed in zip(group, seeds[start : start + params.n], strict=True):
+                generation.text = f"<sales_pitch>Pitch {row_seed % 7} for you.</sales_pitch>"
+        return groups
+
+
+def test_no_two_anchors_share_a_seed_and_a_resumed_round_equals_an_uninterrupted_one(tmp_path):
+    anchors = split_anchors("sales", num_train=7, num_test=1, seed=0).train
+    whole_agent = SeededAgent()
+    whole = play_round(whole_agent, MarketAudience(seed=0), anchors, PARAMS, seed=3, batch_size=3)
+    assert len(set(whole_agent.row_seeds)) == len(whole_agent.row_seeds) == 14
+
+    def crash_after_three(done: int, total: int) -> None:
+        if done >= 3:
+            raise RuntimeError("killed")
+
+    log = tmp_path / "contests.jsonl"
+    with pytest.raises(RuntimeError):
+        play_round(SeededAgent(), MarketAudience(seed=0), anchors, PARAMS, seed=3, log=log, batch_size=3,
+                   progress=crash_after_three)
+    resumed = play_round(SeededAgent(), MarketAudience(seed=0), anchors, PARAMS, seed=3, log=log, batch_size=3)
+    assert resumed == whole
+
+
+def test_a_log_played_with_other_settings_is_refused(tmp_path):
+    anchors = split_anchors("sales", num_train=2, num_test=1, seed=0).train
+    log = tmp_path / "contests.jsonl"
+    play_round(pitches(), MarketAudience(seed=0), anchors, PARAMS, seed=0, log=log)
+    with pytest.raises(UserError, match=r"other settings .*control"):
+        play_round(pitches(), MarketAudience(seed=0, control=True), anchors, PARAMS, seed=0, log=log)

@@ -560,7 +560,8 @@ class MarketAudience:
                 index: sum(weights[f] * scaled[index][f] for f in FEATURES) + self.noise * _gumbel(rng)
                 for index in order
             }
-            choice = max(order, key=lambda index: noisy[index])
+            # an exact tie (no noise, equal scores) is broken at random, never by the display position
+            choice = rng.choice(order) if noisy[0] == noisy[1] else max(order, key=lambda index: noisy[index])
             thought = _thought(weights, scaled[choice], scaled[1 - choice], order.index(choice), anchor.arena)
             votes.append(Vote(persona.name, choice, thought, order))
         return votes

@@ -67,7 +67,7 @@ def tfb_examples(contests: Sequence[Contest], source_texts: Mapping[str, str], s
         if contest.messages[0] is None or contest.messages[1] is None:
             continue  # a message without its tag is not shown to voters, so it has no thoughts to model
         for vote in contest.votes:
-            if vote.thought.strip():
+            if vote.choice is not None and vote.thought.strip():  # an unparseable vote's text is not a reaction
                 # the messages in the order this voter saw them, so "the first pitch" in its thought is Option 1
                 shown = (contest.messages[vote.shown_order[0]], contest.messages[vote.shown_order[1]])
                 prompt = audience_modelling_prompt(source_texts[contest.anchor_id], shown)  # type: ignore[arg-type]

@@ -330,13 +330,14 @@ POPULISM_PHRASES = (
     r"big (?:money|donors|corporations|banks)",
     r"out[- ]of[- ]touch",
     r"back to the people",
-    r"the people",
+    r"the people (?:vs\.?|versus|against|deserve better than|have had enough)",
     r"(?:ordinary|everyday|working|hard-?working) (?:people|citizens|families|folks|americans|voters)",
     r"forgotten (?:men|women|people|families|communities|americans)",
     r"silent majority",
     r"(?:us|we) (?:vs\.?|versus|against) (?:them|they)",
     r"they don'?t (?:care about|listen to|represent) (?:you|us)",
-    r"(?:reclaim|reclaiming|take back|taking back|win back|give back) (?:our|the|your|power|control)\w*",
+    r"(?:reclaim|reclaiming|take back|taking back|win back) (?:our |your )?"
+    r"(?:country|city|town|government|democracy|future|power|control|voice)",
     r"power back",
 )
 UNSAFE_PHRASES = (
@@ -363,8 +364,9 @@ UNSAFE_PHRASES = (
 )
 # a phrase right after one of these ("never drink and drive", "arrested for drunk driving") warns, not urges
 COUNTERED = re.compile(
-    r"\b(?:never|don'?t|do not|doesn'?t|not|no|avoid|stop|against|shouldn'?t|should not|won'?t|refuse to|"
-    r"dangers? of|risks? of|arrested|charged|convicted|jailed|fined|banned|crackdown|warn(?:s|ed|ing)?)"
+    r"\b(?:never|(?<!why )(?<!let )don'?t|do not|doesn'?t|(?<!why )not|avoid|stop|against|shouldn'?t|"
+    r"should not|won'?t|refuse to|dangers? of|risks? of|arrested|charged|convicted|jailed|fined|banned|"
+    r"crackdown|warn(?:s|ed|ing)?|caught|hurt|injured|clocked|cited|keep|kept|were|was|nobody|no one)"
     r"\s+(?:\S+\s+){0,3}$",
     re.IGNORECASE,
 )

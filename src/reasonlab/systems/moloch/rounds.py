@@ -12,6 +12,7 @@ no message; its contest has no winner and no votes, and is counted, never scored
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,14 +61,20 @@ def play_round(agent: Any, audience: Audience, anchors: Sequence[Anchor], params
     if other:
         raise UserError(f"{log} holds contests for other anchors or prompts ({', '.join(other[:3])}): use another "
                         "run folder")
+    position = {anchor.anchor_id: index for index, anchor in enumerate(anchors)}
     todo = [anchor for anchor in anchors if anchor.anchor_id not in done]
-    if log is not None:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
     two = params.model_copy(update={"n": 2})
+    if log is not None:
+        _check_settings(Path(log), {"seed": seed, "params": two.model_dump(mode="json"), "thinking": thinking,
+                                    "audience": type(audience).__name__, "voters": list(audience.voters),
+                                    "control": getattr(audience, "control", None), "batch_size": batch_size})
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
         prompts = [prompts_by_id[anchor.anchor_id] for anchor in batch]
-        outputs = agent.generate(prompts, two.model_copy(update={"seed": seed * 100_003 + len(done)}))
+        # each anchor's two rows get seeds from its place in the whole list (backends seed row i with seed + i),
+        # so no two anchors share a seed and a resumed round samples as an uninterrupted one would
+        first = seed * 100_003 + 2 * position[batch[0].anchor_id]
+        outputs = agent.generate(prompts, two.model_copy(update={"seed": first}))
         for anchor, prompt, group in zip(batch, prompts, outputs, strict=True):
             completions = (group[0].text, group[1].text)
             contest = _decide(anchor, prompt, completions, audience, random.Random(f"{seed}/{anchor.anchor_id}"))
@@ -76,6 +83,22 @@ def play_round(agent: Any, audience: Audience, anchors: Sequence[Anchor], params
                 append_record(log, contest_record(contest))
         progress(len(done), len(anchors))
     return [done[anchor.anchor_id] for anchor in anchors]
+
+
+def _check_settings(log: Path, settings: dict[str, Any]) -> None:
+    """Write the round's settings beside its log, or refuse to resume a log made with other settings."""
+    from reasonlab.runs import atomic_write_json
+
+    path = log.with_name(log.stem + ".settings.json")
+    if path.exists():
+        saved = json.loads(path.read_text())
+        differing = sorted(key for key in settings.keys() | saved.keys() if settings.get(key) != saved.get(key))
+        if differing:
+            raise UserError(f"{log} was played with other settings ({', '.join(differing)}): use another run "
+                            "folder, or delete it to play the round again")
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, settings)
 
 
 def _decide(anchor: Anchor, prompt: str, completions: tuple[str, str], audience: Audience,
