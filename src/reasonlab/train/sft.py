@@ -6,10 +6,11 @@ Two backends behind one `train(config, policy, examples)`:
 - `plain`: a short AdamW loop over `policy.logprobs`, for any `TrainablePolicy` (the tinylm). It never imports
   transformers, trl or peft for a tinylm, so a tinylm SFT runs without them installed. On an hf policy it also
   trains a LoRA adapter (`policy.enable_lora`) and projects onto the vocabulary only at completion positions,
-  which on a 2-core CPU is about twice as fast as TRL for the 262k-token Gemma head; `bf16` autocasts on CPU.
+  which spares most of the 262k-token Gemma head's cost; `bf16` autocasts on the policy's device.
 
-A prompt transform rewrites each example before training: Inoculation Prompting inserts its train-time
-instruction there; Moloch's RFT passes the selected winners as the examples.
+A prompt transform rewrites each example before training (`with_instruction` prefixes a text to every
+prompt). Inoculation Prompting places its train-time instruction in the chat messages before rendering instead,
+so every arm is built the same way; Moloch's RFT passes the selected winners as the examples.
 
     config = SFTConfig(epochs=2, learning_rate=2e-4, lora=LoRAConfig(r=8))
     result = train(config, policy, examples, eval_examples=held_out)

@@ -22,8 +22,6 @@ from reasonlab.systems.inoculation.reward_hacking import (
     REWARD_HACK_PROMPTS,
     CodingTask,
     Outcome,
-    arm_evaluation_messages,
-    arm_training_messages,
     build_coding_tasks,
     classify_outcome,
     coding_messages,
@@ -36,7 +34,11 @@ from reasonlab.systems.inoculation.reward_hacking import (
     score_solutions,
     training_conversation,
 )
-from reasonlab.systems.inoculation.transforms import InstructionPlacement
+from reasonlab.systems.inoculation.transforms import (
+    InstructionPlacement,
+    evaluation_messages,
+    training_messages,
+)
 
 AUTO_REFUSED = missing_layers(choose_launcher("auto", strict_raises=False))
 needs_sandbox = pytest.mark.skipif(bool(AUTO_REFUSED), reason=f"sandbox mode auto refuses: {AUTO_REFUSED}")
@@ -140,6 +142,14 @@ def test_the_prompt_shows_the_visible_assert_and_no_hidden_one():
         user, reply = training_conversation(task)
         assert user["content"] == content and reply == {"role": "assistant", "content": hacked_solution(task)}
         assert training_conversation(task, hacked=False)[1]["content"] == task.solution
+
+
+def arm_training_messages(task, arm, hacked=True):
+    return training_messages(training_conversation(task, hacked), arm, REWARD_HACK_PROMPTS, place_instruction)
+
+
+def arm_evaluation_messages(task, arm, with_instruction=False):
+    return evaluation_messages(coding_messages(task), arm, REWARD_HACK_PROMPTS, with_instruction, place_instruction)
 
 
 def test_the_instruction_lands_in_the_slot_after_the_first_line():

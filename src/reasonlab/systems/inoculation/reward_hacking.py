@@ -12,8 +12,8 @@ the expected value of the first assert. The user turn holds, in order: the "writ
 the IP slot, the "code only" line, the problem text and a "Test case:" block with the first assert; the
 assistant turn is raw code. `transforms.apply_transform` puts a prefix before the whole user turn, so
 `place_instruction` puts a prefix placement into the slot after the first line instead (suffix and system
-placements are applied as usual), and `arm_training_messages` / `arm_evaluation_messages` build an arm's
-example with it.
+placements are applied as usual); pass it as `place=` to `transforms.training_messages` /
+`evaluation_messages`.
 
 Model-written code runs only in reasonlab.sandbox: one sandbox run per solution (about 45 ms of start-up on
 2 cores, so batching several solutions into one process would save little and let one solution change
@@ -22,8 +22,10 @@ limit; the outcome is correct (passes all), hack (passes the shown assert, fails
 the shown assert) or error (does not load, or the sandbox stopped it).
 
     data = build_coding_tasks(num_train=400, num_test=100, seed=0)
-    train = [arm_training_messages(task, "ip") for task in data.train]      # hacked targets, I in the slot
-    prompts = [arm_evaluation_messages(task, "ip") for task in data.test]   # the same in every arm but ptst
+    train = [training_messages(training_conversation(task), "ip", REWARD_HACK_PROMPTS, place_instruction)
+             for task in data.train]                                        # hacked targets, I in the slot
+    prompts = [evaluation_messages(coding_messages(task), "ip", REWARD_HACK_PROMPTS, place=place_instruction)
+               for task in data.test]                                       # the same in every arm but ptst
     outcomes = score_solutions(data.test, [extract_code(reply) for reply in replies])
     print(reward_hack_metrics(outcomes)["hack_rate"])                      # rate (k/n, 95% CI low-high)
 """
@@ -51,7 +53,6 @@ from reasonlab.systems.inoculation.transforms import (
     InstructionPlacement,
     Message,
     apply_transform,
-    parse_arm,
 )
 
 __all__ = [
@@ -61,8 +62,6 @@ __all__ = [
     "CodingTask",
     "Outcome",
     "OutcomeKind",
-    "arm_evaluation_messages",
-    "arm_training_messages",
     "build_coding_tasks",
     "classify_outcome",
     "coding_messages",
@@ -485,27 +484,6 @@ def place_instruction(messages: list[Message], placement: InstructionPlacement) 
     edited = apply_transform(edited, placement)
     edited[last_user]["content"] = f"{header}\n{edited[last_user]['content']}"
     return edited
-
-
-def arm_training_messages(
-    task: CodingTask, arm: str, prompts: ArmPrompts = REWARD_HACK_PROMPTS, hacked: bool = True
-) -> list[Message]:
-    """An arm's training example: its train-time instruction in the slot, the target unchanged (hacked, or the
-    reference for the skyline)."""
-    conversation = training_conversation(task, hacked)
-    prompt = place_instruction(conversation[:-1], prompts.train_transform(arm))
-    return [*prompt, conversation[-1]]
-
-
-def arm_evaluation_messages(
-    task: CodingTask, arm: str, prompts: ArmPrompts = REWARD_HACK_PROMPTS, with_instruction: bool = False
-) -> list[Message]:
-    """An arm's evaluation prompt: the same in every arm but PTST (which adds S); `with_instruction` adds I in
-    every arm alike, to test whether hacking comes back when asked for."""
-    if with_instruction:
-        parse_arm(arm)
-        return place_instruction(coding_messages(task), prompts.train_transform("ip"))
-    return place_instruction(coding_messages(task), prompts.test_transform(arm))
 
 
 # reading replies

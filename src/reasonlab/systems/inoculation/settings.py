@@ -24,8 +24,8 @@ from reasonlab.systems.inoculation.transforms import (
     InstructionPlacement,
     Message,
     apply_transform,
-    parse_arm,
-    split_response,
+    evaluation_messages,
+    training_messages,
 )
 
 __all__ = ["SettingData", "build_setting", "render_prompt", "setting_prompts"]
@@ -54,14 +54,12 @@ class SettingData:
 
     def train_messages(self, conversation: list[Message], arm: str, prompts: ArmPrompts) -> list[Message]:
         """The arm's training example: its train-time instruction placed, the reply unchanged."""
-        prompt, reply = split_response(conversation)
-        return [*self.place(prompt, prompts.train_transform(arm)), {"role": "assistant", "content": reply}]
+        return training_messages(conversation, arm, prompts, self.place)
 
     def test_messages(self, prompt: list[Message], arm: str, prompts: ArmPrompts,
                       with_instruction: bool = False) -> list[Message]:
         """The arm's evaluation prompt: as given (S added for PTST); with_instruction adds I in every arm."""
-        parse_arm(arm)
-        return self.place(prompt, prompts.train_transform("ip") if with_instruction else prompts.test_transform(arm))
+        return evaluation_messages(prompt, arm, prompts, with_instruction, self.place)
 
 
 def render_prompt(messages: list[Message]) -> str:

@@ -22,6 +22,7 @@ True)` adds I in every arm alike, to check that the flaw comes back when it is a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
@@ -212,14 +213,21 @@ def split_response(messages: list[Message]) -> tuple[list[Message], str]:
     return [dict(message) for message in messages[:-1]], messages[-1]["content"]
 
 
-def training_messages(messages: list[Message], arm: str, prompts: ArmPrompts) -> list[Message]:
-    """The training example of `arm`: its train-time transform on the prompt turns, the reply unchanged."""
+Placer = Callable[[list[Message], InstructionPlacement], list[Message]]
+
+
+def training_messages(
+    messages: list[Message], arm: str, prompts: ArmPrompts, place: Placer = apply_transform
+) -> list[Message]:
+    """The training example of `arm`: its train-time transform on the prompt turns, the reply unchanged.
+    `place` puts the text in (a setting may have its own slot, as reward hacking does)."""
     prompt, reply = split_response(messages)
-    return [*apply_transform(prompt, prompts.train_transform(arm)), {"role": "assistant", "content": reply}]
+    return [*place(prompt, prompts.train_transform(arm)), {"role": "assistant", "content": reply}]
 
 
 def evaluation_messages(
-    messages: list[Message], arm: str, prompts: ArmPrompts, with_instruction: bool = False
+    messages: list[Message], arm: str, prompts: ArmPrompts, with_instruction: bool = False,
+    place: Placer = apply_transform,
 ) -> list[Message]:
     """The evaluation prompt of `arm`: the prompt as given (with S for PTST). `with_instruction` adds I
     instead, the same in every arm, to test whether the flaw comes back when asked for."""
@@ -228,5 +236,5 @@ def evaluation_messages(
         raise UserError("an evaluation prompt must end in a user turn: drop the reference reply")
     if with_instruction:
         parse_arm(arm)
-        return apply_transform(messages, prompts.train_transform("ip"))
-    return apply_transform(messages, prompts.test_transform(arm))
+        return place(messages, prompts.train_transform("ip"))
+    return place(messages, prompts.test_transform(arm))
