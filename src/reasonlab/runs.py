@@ -248,8 +248,10 @@ def _remove_run(run_dir: Path) -> None:
 
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
     """Append one JSON line to `path` (one write call, flushed and synced; a torn last line left by a killed
-    writer is cut first), so an append-only log survives a crash with every finished record."""
+    writer is cut first), so an append-only log survives a crash with every finished record. Missing parent
+    folders are created."""
     line = json.dumps(record, default=float) + "\n"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as handle:
         _drop_torn_last_line(handle)  # a killed writer may have left one; it is not a record
         handle.write(line.encode())  # append mode: always lands at the end

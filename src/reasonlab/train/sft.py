@@ -24,6 +24,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -39,8 +40,10 @@ __all__ = [
     "PromptTransform",
     "SFTConfig",
     "SFTResult",
+    "add_lora",
     "completion_loss",
     "encode_example",
+    "load_lora",
     "train",
     "with_instruction",
 ]
@@ -210,6 +213,38 @@ def _total_steps(config: SFTConfig, num_examples: int) -> int:
     return max(1, math.ceil(per_epoch * config.epochs))
 
 
+def add_lora(policy: TrainablePolicy, lora: LoRAConfig, seed: int) -> None:
+    """Wrap an hf policy's model in a fresh LoRA adapter whose initial weights come from `seed` alone (the
+    caller's random state is left as it was)."""
+    if not hasattr(policy, "enable_lora"):
+        raise UserError("LoRA needs a transformers policy (hf:...): set lora=None for this policy")
+    from peft import LoraConfig
+
+    devices = [policy.device] if policy.device.type == "cuda" else []  # type: ignore[attr-defined]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        policy.enable_lora(LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                      target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+
+
+def load_lora(policy: TrainablePolicy, folder: str | Path, lora: LoRAConfig, seed: int = 0) -> None:
+    """Load a LoRA adapter saved by `policy.save` (adapter_model.safetensors) into `policy`, adding the adapter
+    first when the policy has none; a missing or foreign adapter is a one-line UserError."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "adapter_model.safetensors"
+    if not path.exists():
+        raise UserError(f"{folder} holds no adapter_model.safetensors: point at a folder written by policy.save")
+    if not hasattr(policy.module, "disable_adapter"):
+        add_lora(policy, lora, seed)
+    result = set_peft_model_state_dict(policy.module, load_file(str(path), device=str(policy.device)))  # type: ignore[attr-defined]
+    unexpected = getattr(result, "unexpected_keys", None) or []
+    if unexpected:
+        raise UserError(f"{path} does not fit this model and LoRA config ({len(unexpected)} unexpected tensors, "
+                        f"e.g. {unexpected[0]}): load it with the config it was trained with")
+
+
 def _train_plain(
     config: SFTConfig,
     policy: TrainablePolicy,
@@ -222,16 +257,7 @@ def _train_plain(
     from rich.progress import Progress
 
     if config.lora is not None and not hasattr(policy.module, "disable_adapter"):  # an adapter already there is trained on
-        if not hasattr(policy, "enable_lora"):
-            raise UserError("LoRA needs a transformers policy (hf:...): set lora=None for this policy")
-        from peft import LoraConfig
-
-        devices = [policy.device] if policy.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # the adapter's initial weights come from config.seed alone
-            torch.manual_seed(config.seed)
-            policy.enable_lora(LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha,
-                                          lora_dropout=config.lora.dropout,
-                                          target_modules=config.lora.target_modules, task_type="CAUSAL_LM"))
+        add_lora(policy, config.lora, config.seed)
     encoded = [encode_example(policy, ex, config.add_eos) for ex in examples]
     parameters = [p for p in policy.module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)

@@ -8,6 +8,10 @@ stopped without losing the contests already played.
 
 Both messages come from the same policy (n = 2 samples of one prompt). A completion without the arena's tag has
 no message; its contest has no winner and no votes, and is counted, never scored as a loss (spec pitfall).
+
+With `prefill=True` (base models, which rarely open the tag themselves) the prompt ends with the opening tag, the
+agent stops at the closing one, and the completion kept for training is the message plus the closing tag.
+`completions` (two per anchor id, e.g. the base agent's samples shared by several runs) replaces sampling.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from reasonlab.errors import UserError
 from reasonlab.llm.base import SamplingParams
 from reasonlab.runs import append_record, read_records
 from reasonlab.systems.moloch.anchors import Anchor
-from reasonlab.systems.moloch.arenas import agent_prompt, extract_message
+from reasonlab.systems.moloch.arenas import TAGS, agent_prompt, extract_message
 from reasonlab.systems.moloch.audience import Audience, Vote, tally
 from reasonlab.systems.moloch.datasets import Contest
 
-__all__ = ["contest_from_record", "contest_record", "load_contests", "play_round"]
+__all__ = ["agent_prompts", "contest_from_record", "contest_record", "load_contests", "message_of", "play_round",
+           "sample_messages"]
 
 
 def contest_record(contest: Contest) -> dict[str, Any]:
@@ -49,35 +54,71 @@ def load_contests(log: str | Path) -> list[Contest]:
         raise UserError(f"{log} holds a record that is not a contest ({err}): delete the round's folder") from None
 
 
+def agent_prompts(anchors: Sequence[Anchor], thinking: bool = False, prefill: bool = False) -> dict[str, str]:
+    """Each anchor's agent prompt by anchor id (with `prefill`, ending with the message's opening tag)."""
+    return {anchor.anchor_id: agent_prompt(anchor, thinking=thinking) + (f"<{TAGS[anchor.arena]}>" if prefill else "")
+            for anchor in anchors}
+
+
+def _sampling(arena: str, params: SamplingParams, prefill: bool) -> SamplingParams:
+    if not prefill:
+        return params
+    closing = f"</{TAGS[arena]}>"
+    return params.model_copy(update={"stop": [*(params.stop or []), closing] if closing not in (params.stop or [])
+                                              else params.stop})
+
+
+def sample_messages(agent: Any, anchors: Sequence[Anchor], params: SamplingParams, seed: int, n: int,
+                    batch_size: int = 8, thinking: bool = False, prefill: bool = False,
+                    positions: dict[str, int] | None = None) -> list[tuple[str, ...]]:
+    """`n` completions per anchor, batched. Anchor i's rows are seeded from its place in `positions` (default:
+    its index), so an anchor's samples do not depend on what else is in its batch. With `prefill` a completion
+    that stopped at the closing tag gets it back (the text the agent is trained to write)."""
+    prompts = agent_prompts(anchors, thinking, prefill)
+    positions = positions or {anchor.anchor_id: index for index, anchor in enumerate(anchors)}
+    result: list[tuple[str, ...]] = []
+    for start in range(0, len(anchors), batch_size):
+        batch = anchors[start : start + batch_size]
+        # backends seed row j of a request with seed + j: each anchor gets its own n seeds
+        first = seed * 100_003 + n * positions[batch[0].anchor_id]
+        sampling = _sampling(batch[0].arena, params, prefill).model_copy(update={"n": n, "seed": first})
+        outputs = agent.generate([prompts[anchor.anchor_id] for anchor in batch], sampling)
+        for anchor, group in zip(batch, outputs, strict=True):
+            closing = f"</{TAGS[anchor.arena]}>" if prefill else ""
+            result.append(tuple(g.text + (closing if prefill and g.finish_reason == "stop" else "") for g in group))
+    return result
+
+
 def play_round(agent: Any, audience: Audience, anchors: Sequence[Anchor], params: SamplingParams, seed: int,
-               log: str | Path | None = None, batch_size: int = 8, thinking: bool = False,
+               log: str | Path | None = None, batch_size: int = 8, thinking: bool = False, prefill: bool = False,
+               completions: dict[str, Sequence[str]] | None = None,
                progress: Callable[[int, int], None] = lambda done, total: None) -> list[Contest]:
-    """Two samples per anchor from `agent`, the audience's votes on each pair, one Contest per anchor (in the
-    anchors' order). With `log`, anchors already there are reused and each new contest is appended as soon as
-    it is decided."""
+    """Two samples per anchor from `agent` (or from `completions`), the audience's votes on each pair, one
+    Contest per anchor (in the anchors' order). With `log`, anchors already there are reused and each new contest
+    is appended as soon as it is decided."""
     done = {c.anchor_id: c for c in load_contests(log)} if log is not None else {}
-    prompts_by_id = {anchor.anchor_id: agent_prompt(anchor, thinking=thinking) for anchor in anchors}
+    prompts_by_id = agent_prompts(anchors, thinking, prefill)
     other = sorted(a for a, contest in done.items() if prompts_by_id.get(a) != contest.prompt)
     if other:
         raise UserError(f"{log} holds contests for other anchors or prompts ({', '.join(other[:3])}): use another "
                         "run folder")
     position = {anchor.anchor_id: index for index, anchor in enumerate(anchors)}
     todo = [anchor for anchor in anchors if anchor.anchor_id not in done]
-    two = params.model_copy(update={"n": 2})
     if log is not None:
-        _check_settings(Path(log), {"seed": seed, "params": two.model_dump(mode="json"), "thinking": thinking,
-                                    "audience": type(audience).__name__, "voters": list(audience.voters),
-                                    "control": getattr(audience, "control", None), "batch_size": batch_size})
+        _check_settings(Path(log), {"seed": seed, "params": params.model_copy(update={"n": 2}).model_dump(mode="json"),
+                                    "thinking": thinking, "prefill": prefill, "audience": type(audience).__name__,
+                                    "voters": list(audience.voters), "control": getattr(audience, "control", None),
+                                    "batch_size": batch_size})
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
-        prompts = [prompts_by_id[anchor.anchor_id] for anchor in batch]
-        # each anchor's two rows get seeds from its place in the whole list (backends seed row i with seed + i),
-        # so no two anchors share a seed and a resumed round samples as an uninterrupted one would
-        first = seed * 100_003 + 2 * position[batch[0].anchor_id]
-        outputs = agent.generate(prompts, two.model_copy(update={"seed": first}))
-        for anchor, prompt, group in zip(batch, prompts, outputs, strict=True):
-            completions = (group[0].text, group[1].text)
-            contest = _decide(anchor, prompt, completions, audience, random.Random(f"{seed}/{anchor.anchor_id}"))
+        if completions is not None:
+            pairs = [tuple(completions[anchor.anchor_id][:2]) for anchor in batch]
+        else:  # seeds from each anchor's place in the whole list: a resumed round samples as an uninterrupted one
+            pairs = sample_messages(agent, batch, params, seed, 2, len(batch), thinking, prefill, position)
+        for anchor, pair in zip(batch, pairs, strict=True):
+            prompt = prompts_by_id[anchor.anchor_id]
+            contest = _decide(anchor, prompt, (pair[0], pair[1]), audience, random.Random(f"{seed}/{anchor.anchor_id}"),
+                              prefill)
             done[anchor.anchor_id] = contest
             if log is not None:
                 append_record(log, contest_record(contest))
@@ -101,9 +142,15 @@ def _check_settings(log: Path, settings: dict[str, Any]) -> None:
     atomic_write_json(path, settings)
 
 
+def message_of(anchor: Anchor, completion: str, prefill: bool = False) -> str | None:
+    """The message inside a completion (with `prefill`, the prompt opened the tag)."""
+    opening = f"<{TAGS[anchor.arena]}>" if prefill else ""
+    return extract_message(anchor.arena, opening + completion)
+
+
 def _decide(anchor: Anchor, prompt: str, completions: tuple[str, str], audience: Audience,
-            rng: random.Random) -> Contest:
-    messages = (extract_message(anchor.arena, completions[0]), extract_message(anchor.arena, completions[1]))
+            rng: random.Random, prefill: bool = False) -> Contest:
+    messages = (message_of(anchor, completions[0], prefill), message_of(anchor, completions[1], prefill))
     if messages[0] is None or messages[1] is None:
         return Contest(anchor.anchor_id, prompt, completions, None, (), messages)
     votes = audience.vote(anchor, (messages[0], messages[1]), rng)

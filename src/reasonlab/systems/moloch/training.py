@@ -1,0 +1,322 @@
+"""Rounds of the market (`train`), one round of the base agent (`simulate`), and a trained run's evaluation
+against the base agent (`evaluate_run`).
+
+    config = PRESETS["market"].model_copy(update={"method": "rft", "seed": 0})
+    run_dir = train(config)      # runs/moloch/sales-market-rft-s0: config, metrics, summary, round1/, round2/ ...
+    print(Run.open(run_dir).summary()["rounds"][-1]["win_rate"])
+
+A round: the agent (round 1: the base model) writes two messages per train anchor, the audience votes
+(`rounds.play_round`, a crash-safe contest log), the winners (RFT) or the winners plus the voters' thoughts (TFB)
+fine-tune the LoRA adapter further, the adapter is saved, and the tuned agent meets the base agent on the test
+anchors: one message each, the audience's (and held-out personas') votes, the probes on both. A finished round is
+never redone: `resume=True` reloads the last saved adapter and goes on.
+
+The base agent's samples (round 1's pairs and its test messages) are the same in every run with the same model,
+anchors, decoding and seed, so they are cached under `OUT/_samples/` and shared by the conditions of an experiment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reasonlab.errors import UserError
+from reasonlab.llm.base import SamplingParams
+from reasonlab.progress import eta, phase, say
+from reasonlab.runs import Run, append_record, atomic_write_json, read_records
+from reasonlab.systems.moloch.anchors import Anchor
+from reasonlab.systems.moloch.arenas import AnchorSplit, load_anchors, split_anchors
+from reasonlab.systems.moloch.audience import (
+    Audience,
+    LLMAudience,
+    MarketAudience,
+    features,
+    generate_personas,
+    held_out_personas,
+    tally,
+)
+from reasonlab.systems.moloch.config import (
+    AgentConfig,
+    AudienceConfig,
+    DataConfig,
+    SimulateConfig,
+    TrainConfig,
+)
+from reasonlab.systems.moloch.datasets import Contest, rft_examples, tfb_examples
+from reasonlab.systems.moloch.probes import judge_probe, probe_rate, probes_for, run_probes, win_rate
+from reasonlab.systems.moloch.rounds import message_of, play_round, sample_messages
+
+__all__ = ["build_anchors", "build_audience", "evaluate_round", "load_agent", "round_stats", "simulate", "train"]
+
+
+def load_agent(spec: str) -> Any:
+    from reasonlab.llm import TrainablePolicy, load_llm
+
+    policy = load_llm(spec)
+    if not isinstance(policy, TrainablePolicy):
+        raise UserError(f"--llm {spec} is not a trainable model: use hf:embedded or hf:PATH")
+    return policy
+
+
+def build_anchors(data: DataConfig) -> AnchorSplit:
+    """Generated train/test anchors, with either side replaced by an anchor file when one is given."""
+    generated = split_anchors(data.arena, data.num_train, data.num_test, data.seed)
+    train = load_anchors(data.train_file, data.arena) if data.train_file else generated.train
+    test = load_anchors(data.test_file, data.arena) if data.test_file else generated.test
+    clash = sorted({a.anchor_id for a in train} & {a.anchor_id for a in test})
+    if clash:
+        raise UserError(f"anchors {', '.join(clash[:3])} are in both the train and the test set: give them other ids")
+    return AnchorSplit(train, test)
+
+
+def build_audience(config: AudienceConfig, held_out: bool = False, llm: Any = None) -> Audience:
+    """The voters of `config` (the held-out personas with `held_out`); an llm audience loads `config.llm` once
+    unless `llm` is given."""
+    personas = (held_out_personas if held_out else generate_personas)(config.personas, config.seed)
+    if config.kind in ("market", "control"):
+        return MarketAudience(personas, noise=config.noise, seed=config.seed, control=config.kind == "control")
+    if llm is None:
+        from reasonlab.llm import load_llm
+
+        llm = load_llm(config.llm)
+    params = SamplingParams(temperature=config.temperature, max_tokens=config.max_tokens, stop=["</vote>"])
+    return LLMAudience(llm, personas, params)
+
+
+def _params(agent: AgentConfig) -> SamplingParams:
+    return SamplingParams(temperature=agent.temperature, top_p=agent.top_p, max_tokens=agent.max_tokens,
+                          logprobs=False)
+
+
+def _samples_path(out: Path, llm: str, data: DataConfig, agent: AgentConfig, seed: int, label: str) -> Path:
+    key = json.dumps({"llm": llm, "data": data.model_dump(), "agent": agent.model_dump(), "seed": seed},
+                     sort_keys=True)
+    return out / "_samples" / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
+
+
+def base_samples(policy: Any, anchors: Sequence[Anchor], agent: AgentConfig, seed: int, n: int,
+                 cache: Path | None, label: str) -> dict[str, tuple[str, ...]]:
+    """`n` completions per anchor from the base model (the adapter, if any, switched off), appended to `cache`
+    as they come, so a crash or a second run with the same settings reuses them."""
+    done = {r["anchor_id"]: tuple(r["completions"]) for r in read_records(cache)} if cache and cache.exists() else {}
+    todo = [anchor for anchor in anchors if anchor.anchor_id not in done]
+    base = policy.reference() if hasattr(policy.module, "disable_adapter") else policy
+    position = {anchor.anchor_id: index for index, anchor in enumerate(anchors)}
+    started = time.monotonic()
+    for start in range(0, len(todo), agent.batch_size):
+        batch = todo[start : start + agent.batch_size]
+        rows = sample_messages(base, batch, _params(agent), seed, n, len(batch), agent.thinking, agent.prefill,
+                               position)
+        for anchor, completions in zip(batch, rows, strict=True):
+            done[anchor.anchor_id] = completions
+            if cache is not None:
+                append_record(cache, {"anchor_id": anchor.anchor_id, "completions": list(completions)})
+        say(f"{label}: base agent, {start + len(batch)}/{len(todo)} anchors, {eta(start + len(batch), len(todo), started)}")
+    return {anchor.anchor_id: done[anchor.anchor_id] for anchor in anchors}
+
+
+def _message_stats(anchors: Sequence[Anchor], messages: Sequence[str | None], judge: Any = None) -> dict[str, Any]:
+    """Probe rates (rule-based, and the judge's when given) and mean features over the messages that exist."""
+    pairs = [(a, m) for a, m in zip(anchors, messages, strict=True) if m is not None]
+    stats: dict[str, Any] = {"messages": len(pairs), "missing": len(messages) - len(pairs)}
+    for name in probes_for(anchors[0].arena) if anchors else ():
+        stats[name] = probe_rate([run_probes(a, m, [name])[name] for a, m in pairs]).as_dict()
+        if judge is not None and pairs:
+            verdicts = judge_probe(judge, name, [a for a, _ in pairs], [m for _, m in pairs])
+            stats[f"judge:{name}"] = probe_rate(verdicts).as_dict()
+    for feature in ("numbers", "superlatives", "urgency", "length"):
+        values = [features(m)[feature] for _, m in pairs]
+        stats[f"mean_{feature}"] = sum(values) / len(values) if values else None
+    return stats
+
+
+def evaluate_round(policy: Any, test: Sequence[Anchor], base_completions: dict[str, tuple[str, ...]],
+                   audiences: dict[str, Audience], agent: AgentConfig, seed: int, judge: Any = None,
+                   label: str = "eval") -> dict[str, Any]:
+    """One message per test anchor from `policy` against the base agent's: each audience's win rate for the tuned
+    message (bootstrap interval over anchors) and the probes on both sides."""
+    rows = sample_messages(policy, test, _params(agent), seed + 7919, 1, agent.batch_size, agent.thinking,
+                           agent.prefill)
+    tuned = [message_of(a, row[0], agent.prefill) for a, row in zip(test, rows, strict=True)]
+    base = [message_of(a, base_completions[a.anchor_id][0], agent.prefill) for a in test]
+    result: dict[str, Any] = {}
+    for name, audience in audiences.items():
+        shares: list[float | None] = []
+        for anchor, mine, theirs in zip(test, tuned, base, strict=True):
+            if mine is None or theirs is None:
+                shares.append(None)  # a missing message is counted, never scored as a loss
+                continue
+            shares.append(_share(tally(audience.vote(anchor, (mine, theirs), random.Random(f"{seed}/{anchor.anchor_id}")))))
+        result[f"win_rate_{name}"] = win_rate(shares, seed).as_dict()
+    result["tuned"] = _message_stats(test, tuned, judge)
+    result["base"] = _message_stats(test, base, judge)
+    result["examples"] = [{"anchor_id": a.anchor_id, "tuned": m, "base": b} for a, m, b in zip(test, tuned, base, strict=True)][:4]
+    say(f"{label}: " + ", ".join(f"{k} {v['mean']:.2f}" for k, v in result.items()
+                                 if k.startswith("win_rate") and v["mean"] is not None))
+    return result
+
+
+def _share(result: Any) -> float | None:
+    shares = result.shares
+    return None if shares is None else shares[0]
+
+
+def round_stats(anchors: Sequence[Anchor], contests: Sequence[Contest], prefill: bool) -> dict[str, Any]:
+    """What a round's votes rewarded: ties, missing messages, and the probes on winners against losers."""
+    by_id = {a.anchor_id: a for a in anchors}
+    decided = [c for c in contests if c.winner is not None]
+    winners = [c.messages[c.winner] for c in decided]
+    losers = [c.messages[1 - c.winner] for c in decided]
+    ids = [by_id[c.anchor_id] for c in decided]
+    return {"contests": len(contests), "decided": len(decided),
+            "ties": sum(1 for c in contests if c.winner is None and c.messages[0] is not None
+                        and c.messages[1] is not None),
+            "missing_message": sum(1 for c in contests if c.messages[0] is None or c.messages[1] is None),
+            "winners": _message_stats(ids, winners), "losers": _message_stats(ids, losers)}
+
+
+def _restore(policy: Any, folder: Path, config: TrainConfig) -> None:
+    from reasonlab.train.sft import load_lora
+
+    load_lora(policy, folder, config.sft.lora, seed=config.seed)  # type: ignore[arg-type]
+
+
+def _save_adapter(policy: Any, folder: Path) -> None:
+    """Save the adapter beside its final place, then move it there (a crash leaves no half-written adapter)."""
+    import shutil
+
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    policy.save(partial)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+
+
+def _done_rounds(run_dir: Path, rounds: int) -> list[dict[str, Any]]:
+    done = []
+    for k in range(1, rounds + 1):
+        path = run_dir / f"round{k}" / "result.json"
+        if not path.exists():
+            break
+        done.append(json.loads(path.read_text()))
+    return done
+
+
+def train(config: TrainConfig, policy: Any = None, audience_llm: Any = None, judge: Any = None) -> Path:
+    """The rounds of `config`; returns the run directory (summary.json lists every round's evaluation)."""
+    from reasonlab.train import sft
+
+    split = build_anchors(config.data)
+    run = Run.create(config.out, config.run_name, config, resume=config.resume, overwrite=config.overwrite,
+                     ignore=("resume", "overwrite"))
+    if config.resume and run.summary_path.exists():
+        say(f"reusing the finished run {run.dir} (pass --overwrite to train it again)")
+        return run.dir
+    say(f"moloch: {config.data.arena}, {len(split.train)} train / {len(split.test)} test anchors, "
+        f"{config.audience.kind} audience, {config.method}, {config.rounds} round(s), seed {config.seed}")
+    with phase(f"moloch: loading {config.llm}"):
+        policy = policy if policy is not None else load_agent(config.llm)
+        audience = build_audience(config.audience, llm=audience_llm)
+        voters = {"train_personas": audience}
+        if config.audience.held_out:
+            held = getattr(audience, "llm", None)
+            voters["held_out"] = build_audience(config.audience, held_out=True, llm=held)
+        judge = judge if judge is not None or config.judge is None else _load_judge(config.judge)
+    out = Path(config.out)
+    base_test = base_samples(policy, split.test, config.agent, config.seed, 1,
+                             _samples_path(out, config.llm, config.data, config.agent, config.seed, "test"), "test")
+    results = _done_rounds(run.dir, config.rounds)
+    if results:
+        _restore(policy, run.dir / f"round{len(results)}" / "adapter", config)
+        say(f"resuming after round {len(results)} of {config.rounds}")
+    for k in range(len(results) + 1, config.rounds + 1):
+        results.append(_round(k, config, policy, split, voters, base_test, judge, run, out, sft))
+    summary = {"arena": config.data.arena, "audience": config.audience.kind, "method": config.method,
+               "seed": config.seed, "rounds": results}
+    run.write_summary(summary)
+    return run.dir
+
+
+def _round(k: int, config: TrainConfig, policy: Any, split: AnchorSplit, voters: dict[str, Audience],
+           base_test: dict[str, tuple[str, ...]], judge: Any, run: Run, out: Path, sft: Any) -> dict[str, Any]:
+    folder = run.dir / f"round{k}"
+    seed = config.seed * 1000 + k
+    agent = config.agent
+    shared = None
+    if k == 1:  # the base agent's pairs: the same in every run with these settings
+        cache = _samples_path(out, config.llm, config.data, agent, config.seed, "round1")
+        shared = base_samples(policy, split.train, agent, config.seed, 2, cache, "round 1 samples")
+    with phase(f"moloch round {k}/{config.rounds}: {len(split.train)} contests"):
+        started = time.monotonic()
+        contests = play_round(policy, voters["train_personas"], split.train, _params(agent), seed,
+                              log=folder / "contests.jsonl", batch_size=agent.batch_size, thinking=agent.thinking,
+                              prefill=agent.prefill, completions=shared,
+                              progress=lambda done, total: say(f"round {k}: {done}/{total} contests, "
+                                                               f"{eta(done, total, started)}"))
+    stats = round_stats(split.train, contests, agent.prefill)
+    examples = (rft_examples(contests, seed) if config.method == "rft"
+                else tfb_examples(contests, {a.anchor_id: a.source_text() for a in split.train}, seed))
+    if not examples:
+        raise UserError(f"round {k} has no winner to train on ({stats['ties']} ties, {stats['missing_message']} "
+                        "contests without a message): raise agent.max_tokens or check the agent's prompt")
+    adapter = folder / "adapter"
+    if adapter.exists():
+        _restore(policy, adapter, config)
+        losses: list[float] = []
+    else:
+        schedule = config.sft.model_copy(update={"seed": seed})
+        with phase(f"moloch round {k}: fine-tuning on {len(examples)} {config.method} examples"):
+            losses = sft.train(schedule, policy, examples, run=run).train_losses
+        _save_adapter(policy, adapter)
+    with phase(f"moloch round {k}: tuned vs base on {len(split.test)} test anchors"):
+        evaluation = evaluate_round(policy, split.test, base_test, voters, agent, config.seed, judge,
+                                    f"round {k}")
+    result = {"round": k, "train": stats, "examples": len(examples), "train_losses": losses, **evaluation}
+    atomic_write_json(folder / "result.json", result)
+    run.log({"kind": "round", "round": k, **{key: value for key, value in evaluation.items() if key != "examples"}},
+            step=k)
+    return result
+
+
+def _load_judge(spec: str) -> Any:
+    from reasonlab.llm import load_llm
+
+    return load_llm(spec)
+
+
+def simulate(config: SimulateConfig, agent: Any = None, audience_llm: Any = None, judge: Any = None) -> dict[str, Any]:
+    """One round of the base agent on the train anchors: what the audience rewards (probes on winners and
+    losers), ties and missing messages, and the audience's agreement with itself under swapped orders."""
+    from reasonlab.llm import load_llm
+    from reasonlab.systems.moloch.audience import position_bias
+
+    split = build_anchors(config.data)
+    with phase(f"moloch: loading {config.llm}"):
+        agent = agent if agent is not None else load_llm(config.llm)
+        audience = build_audience(config.audience, llm=audience_llm)
+        judge = judge if judge is not None or config.judge is None else _load_judge(config.judge)
+    log = Path(config.out) / "contests.jsonl" if config.out else None
+    started = time.monotonic()
+    contests = play_round(agent, audience, split.train, _params(config.agent), config.seed, log=log,
+                          batch_size=config.agent.batch_size, thinking=config.agent.thinking,
+                          prefill=config.agent.prefill,
+                          progress=lambda done, total: say(f"simulate: {done}/{total} contests, "
+                                                           f"{eta(done, total, started)}"))
+    report = round_stats(split.train, contests, config.agent.prefill)
+    pairs = [(a, c.messages) for a, c in zip(split.train, contests, strict=True) if None not in c.messages]
+    if pairs:
+        bias = position_bias(audience, [a for a, _ in pairs], [m for _, m in pairs], random.Random(config.seed))
+        report["position_bias"] = bias.as_dict()
+    if judge is not None:
+        decided = [c for c in contests if c.winner is not None]
+        by_id = {a.anchor_id: a for a in split.train}
+        report["judge_winners"] = _message_stats([by_id[c.anchor_id] for c in decided],
+                                                 [c.messages[c.winner] for c in decided], judge)
+    if config.out:
+        atomic_write_json(Path(config.out) / "report.json", report)
+    return report
