@@ -105,7 +105,7 @@ def base_samples(policy: Any, anchors: Sequence[Anchor], agent: AgentConfig, see
     as they come, so a crash or a second run with the same settings reuses them."""
     done = {r["anchor_id"]: tuple(r["completions"]) for r in read_records(cache)} if cache and cache.exists() else {}
     todo = [anchor for anchor in anchors if anchor.anchor_id not in done]
-    base = policy.reference() if hasattr(policy.module, "disable_adapter") else policy
+    base = policy.reference() if hasattr(getattr(policy, "module", None), "disable_adapter") else policy
     position = {anchor.anchor_id: index for index, anchor in enumerate(anchors)}
     started = time.monotonic()
     for start in range(0, len(todo), agent.batch_size):
@@ -153,11 +153,13 @@ def evaluate_round(policy: Any, test: Sequence[Anchor], base_completions: dict[s
                 continue
             shares.append(_share(tally(audience.vote(anchor, (mine, theirs), random.Random(f"{seed}/{anchor.anchor_id}")))))
         result[f"win_rate_{name}"] = win_rate(shares, seed).as_dict()
+        result[f"shares_{name}"] = shares
     result["tuned"] = _message_stats(test, tuned, judge)
     result["base"] = _message_stats(test, base, judge)
     result["examples"] = [{"anchor_id": a.anchor_id, "tuned": m, "base": b} for a, m, b in zip(test, tuned, base, strict=True)][:4]
-    say(f"{label}: " + ", ".join(f"{k} {v['mean']:.2f}" for k, v in result.items()
-                                 if k.startswith("win_rate") and v["mean"] is not None))
+    say(f"{label}: win rate vs the base agent " + ", ".join(
+        f"{k.removeprefix('win_rate_')} {v['mean']:.2f}" for k, v in result.items()
+        if k.startswith("win_rate") and v["mean"] is not None))
     return result
 
 
@@ -278,7 +280,8 @@ def _round(k: int, config: TrainConfig, policy: Any, split: AnchorSplit, voters:
                                     f"round {k}")
     result = {"round": k, "train": stats, "examples": len(examples), "train_losses": losses, **evaluation}
     atomic_write_json(folder / "result.json", result)
-    run.log({"kind": "round", "round": k, **{key: value for key, value in evaluation.items() if key != "examples"}},
+    run.log({"kind": "round", "round": k, **{key: value for key, value in evaluation.items()
+                                                if key != "examples" and not key.startswith("shares")}},
             step=k)
     return result
 
