@@ -238,7 +238,11 @@ def load_lora(policy: TrainablePolicy, folder: str | Path, lora: LoRAConfig, see
         raise UserError(f"{folder} holds no adapter_model.safetensors: point at a folder written by policy.save")
     if not hasattr(policy.module, "disable_adapter"):
         add_lora(policy, lora, seed)
-    result = set_peft_model_state_dict(policy.module, load_file(str(path), device=str(policy.device)))  # type: ignore[attr-defined]
+    try:
+        result = set_peft_model_state_dict(policy.module, load_file(str(path), device=str(policy.device)))  # type: ignore[attr-defined]
+    except RuntimeError as err:  # a tensor of another shape (another rank or model)
+        raise UserError(f"{path} does not fit this model and LoRA config ({str(err).strip().splitlines()[-1].strip()}): "
+                        "load it with the config it was trained with") from None
     unexpected = getattr(result, "unexpected_keys", None) or []
     if unexpected:
         raise UserError(f"{path} does not fit this model and LoRA config ({len(unexpected)} unexpected tensors, "

@@ -354,3 +354,11 @@ def test_local_election_phrasing_and_news_reports_are_not_flagged():
         assert not unsafe_encouragement(report).flagged, report
     for urge in ("Why not live dangerously this summer?", "Skip the helmet, who needs rules!"):
         assert unsafe_encouragement(urge).flagged, urge
+
+
+def test_the_configs_probe_names_are_the_probes():
+    """config.PROBE_NAMES validates --probe without importing the probes; it must list exactly PROBES."""
+    from reasonlab.systems.moloch.config import PROBE_NAMES
+    from reasonlab.systems.moloch.probes import PROBES
+
+    assert PROBE_NAMES == tuple(PROBES)

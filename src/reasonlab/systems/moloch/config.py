@@ -35,6 +35,7 @@ Method = Literal["rft", "tfb"]
 AudienceKind = Literal["market", "control", "llm"]
 # an experiment condition: the audience that votes during training, and the method
 CONDITIONS = ("market-rft", "market-tfb", "control-rft", "control-tfb")
+PROBE_NAMES = ("fabrication", "misrepresentation", "populism", "unsafe_encouragement")  # probes.PROBES
 
 
 def parse_condition(name: str) -> tuple[AudienceKind, Method]:
@@ -86,6 +87,9 @@ class AudienceConfig(BaseModel):
     llm: str = Field("hf:embedded", description="llm audience: the model spec (a served 8B model for a result)")
     temperature: float = Field(0.1, ge=0, description="llm audience: sampling temperature (the paper: 0.1)")
     max_tokens: int = Field(384, ge=1, description="llm audience: tokens for a thought and a vote")
+    constrained: bool | None = Field(None, description="llm audience: constrain each reply to <think>...</think>"
+                                     "<vote>A|B</vote> by guided decoding (small models rarely keep the format "
+                                     "otherwise) [default: off]")
     held_out: bool = Field(True, description="evaluation also votes with held-out personas (pitfall: the same "
                            "personas score training and evaluation)")
 
@@ -138,6 +142,15 @@ class SimulateConfig(BaseModel):
     judge: str | None = Field(None, description="an LLM judge for the arena's probes beside the rule-based ones")
     seed: int = Field(0, description="sampling and votes")
     out: str | None = Field(None, description="write the contests (JSON lines) and the report here")
+    probes: list[str] | None = Field(None, description="probes to run [default: the arena's]")
+
+    @field_validator("probes")
+    @classmethod
+    def _known_probes(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            if value not in PROBE_NAMES:
+                raise ValueError(f"unknown probe {value!r}: choose from {', '.join(PROBE_NAMES)}")
+        return values
 
 
 class EvalConfig(BaseModel):
@@ -146,6 +159,15 @@ class EvalConfig(BaseModel):
     run: str = Field(..., description="the run folder written by `reasonlab moloch train`")
     audience: AudienceConfig | None = Field(None, description="who votes [default: the run's audience]")
     judge: str | None = Field(None, description="an LLM judge for the arena's probes beside the rule-based ones")
+    probes: list[str] | None = Field(None, description="probes to run [default: the arena's]")
+
+    @field_validator("probes")
+    @classmethod
+    def _known_probes(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            if value not in PROBE_NAMES:
+                raise ValueError(f"unknown probe {value!r}: choose from {', '.join(PROBE_NAMES)}")
+        return values
 
 
 class ExperimentConfig(BaseModel):
@@ -177,7 +199,7 @@ PRESETS: dict[str, TrainConfig] = {
     "control": _preset("control"),
     # spec 6A: the embedded model is agent and audience; plumbing, not a result (it votes near chance)
     "llm": _preset("llm", data=DataConfig(num_train=16, num_test=8), rounds=1,
-                   audience=AudienceConfig(kind="llm", personas=6, max_tokens=48)),
+                   audience=AudienceConfig(kind="llm", personas=6, max_tokens=64, constrained=True)),
     # a one-minute pipeline check
     "smoke": _preset("market", data=DataConfig(num_train=8, num_test=4), rounds=1,
                      agent=AgentConfig(max_tokens=24)),

@@ -44,6 +44,7 @@ from reasonlab.systems.moloch.config import (
     AgentConfig,
     AudienceConfig,
     DataConfig,
+    EvalConfig,
     SimulateConfig,
     TrainConfig,
 )
@@ -51,7 +52,8 @@ from reasonlab.systems.moloch.datasets import Contest, rft_examples, tfb_example
 from reasonlab.systems.moloch.probes import judge_probe, probe_rate, probes_for, run_probes, win_rate
 from reasonlab.systems.moloch.rounds import message_of, play_round, sample_messages
 
-__all__ = ["build_anchors", "build_audience", "evaluate_round", "load_agent", "round_stats", "simulate", "train"]
+__all__ = ["base_samples", "build_anchors", "build_audience", "evaluate_round", "evaluate_run", "load_agent",
+           "round_stats", "simulate", "train"]
 
 
 def load_agent(spec: str) -> Any:
@@ -84,8 +86,14 @@ def build_audience(config: AudienceConfig, held_out: bool = False, llm: Any = No
         from reasonlab.llm import load_llm
 
         llm = load_llm(config.llm)
-    params = SamplingParams(temperature=config.temperature, max_tokens=config.max_tokens, stop=["</vote>"])
+    params = SamplingParams(temperature=config.temperature, max_tokens=config.max_tokens,
+                            stop=None if config.constrained else ["</vote>"],
+                            regex=VOTE_FORMAT if config.constrained else None)
     return LLMAudience(llm, personas, params)
+
+
+# what a constrained voter may write: a short thought, then one letter (parse_vote and parse_thought read it)
+VOTE_FORMAT = r"<think>[^<>]{1,240}</think>\n?<vote>[AB]</vote>"
 
 
 def _params(agent: AgentConfig) -> SamplingParams:
@@ -120,11 +128,14 @@ def base_samples(policy: Any, anchors: Sequence[Anchor], agent: AgentConfig, see
     return {anchor.anchor_id: done[anchor.anchor_id] for anchor in anchors}
 
 
-def _message_stats(anchors: Sequence[Anchor], messages: Sequence[str | None], judge: Any = None) -> dict[str, Any]:
-    """Probe rates (rule-based, and the judge's when given) and mean features over the messages that exist."""
+def _message_stats(anchors: Sequence[Anchor], messages: Sequence[str | None], judge: Any = None,
+                   probes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Probe rates (rule-based, and the judge's when given; `probes` default to the arena's) and mean features
+    over the messages that exist."""
     pairs = [(a, m) for a, m in zip(anchors, messages, strict=True) if m is not None]
     stats: dict[str, Any] = {"messages": len(pairs), "missing": len(messages) - len(pairs)}
-    for name in probes_for(anchors[0].arena) if anchors else ():
+    names = list(probes) if probes is not None else list(probes_for(anchors[0].arena)) if anchors else []
+    for name in names:
         stats[name] = probe_rate([run_probes(a, m, [name])[name] for a, m in pairs]).as_dict()
         if judge is not None and pairs:
             verdicts = judge_probe(judge, name, [a for a, _ in pairs], [m for _, m in pairs])
@@ -137,7 +148,7 @@ def _message_stats(anchors: Sequence[Anchor], messages: Sequence[str | None], ju
 
 def evaluate_round(policy: Any, test: Sequence[Anchor], base_completions: dict[str, tuple[str, ...]],
                    audiences: dict[str, Audience], agent: AgentConfig, seed: int, judge: Any = None,
-                   label: str = "eval") -> dict[str, Any]:
+                   label: str = "eval", probes: Sequence[str] | None = None) -> dict[str, Any]:
     """One message per test anchor from `policy` against the base agent's: each audience's win rate for the tuned
     message (bootstrap interval over anchors) and the probes on both sides."""
     rows = sample_messages(policy, test, _params(agent), seed + 7919, 1, agent.batch_size, agent.thinking,
@@ -154,8 +165,10 @@ def evaluate_round(policy: Any, test: Sequence[Anchor], base_completions: dict[s
             shares.append(_share(tally(audience.vote(anchor, (mine, theirs), random.Random(f"{seed}/{anchor.anchor_id}")))))
         result[f"win_rate_{name}"] = win_rate(shares, seed).as_dict()
         result[f"shares_{name}"] = shares
-    result["tuned"] = _message_stats(test, tuned, judge)
-    result["base"] = _message_stats(test, base, judge)
+    result["tuned"] = _message_stats(test, tuned, judge, probes)
+    result["base"] = _message_stats(test, base, judge, probes)
+    result["messages"] = [{"anchor_id": a.anchor_id, "tuned": m, "base": b} for a, m, b in zip(test, tuned, base,
+                                                                                                strict=True)]
     result["examples"] = [{"anchor_id": a.anchor_id, "tuned": m, "base": b} for a, m, b in zip(test, tuned, base, strict=True)][:4]
     say(f"{label}: win rate vs the base agent " + ", ".join(
         f"{k.removeprefix('win_rate_')} {v['mean']:.2f}" for k, v in result.items()
@@ -168,7 +181,8 @@ def _share(result: Any) -> float | None:
     return None if shares is None else shares[0]
 
 
-def round_stats(anchors: Sequence[Anchor], contests: Sequence[Contest], prefill: bool) -> dict[str, Any]:
+def round_stats(anchors: Sequence[Anchor], contests: Sequence[Contest],
+                probes: Sequence[str] | None = None) -> dict[str, Any]:
     """What a round's votes rewarded: ties, missing messages, and the probes on winners against losers."""
     by_id = {a.anchor_id: a for a in anchors}
     decided = [c for c in contests if c.winner is not None]
@@ -179,7 +193,7 @@ def round_stats(anchors: Sequence[Anchor], contests: Sequence[Contest], prefill:
             "ties": sum(1 for c in contests if c.winner is None and c.messages[0] is not None
                         and c.messages[1] is not None),
             "missing_message": sum(1 for c in contests if c.messages[0] is None or c.messages[1] is None),
-            "winners": _message_stats(ids, winners), "losers": _message_stats(ids, losers)}
+            "winners": _message_stats(ids, winners, probes=probes), "losers": _message_stats(ids, losers, probes=probes)}
 
 
 def _restore(policy: Any, folder: Path, config: TrainConfig) -> None:
@@ -260,7 +274,7 @@ def _round(k: int, config: TrainConfig, policy: Any, split: AnchorSplit, voters:
                               prefill=agent.prefill, completions=shared,
                               progress=lambda done, total: say(f"round {k}: {done}/{total} contests, "
                                                                f"{eta(done, total, started)}"))
-    stats = round_stats(split.train, contests, agent.prefill)
+    stats = round_stats(split.train, contests)
     examples = (rft_examples(contests, seed) if config.method == "rft"
                 else tfb_examples(contests, {a.anchor_id: a.source_text() for a in split.train}, seed))
     if not examples:
@@ -269,19 +283,20 @@ def _round(k: int, config: TrainConfig, policy: Any, split: AnchorSplit, voters:
     adapter = folder / "adapter"
     if adapter.exists():
         _restore(policy, adapter, config)
-        losses: list[float] = []
+        losses = json.loads((folder / "train_losses.json").read_text())
     else:
         schedule = config.sft.model_copy(update={"seed": seed})
         with phase(f"moloch round {k}: fine-tuning on {len(examples)} {config.method} examples"):
             losses = sft.train(schedule, policy, examples, run=run).train_losses
+        atomic_write_json(folder / "train_losses.json", losses)  # before the adapter: an adapter implies its losses
         _save_adapter(policy, adapter)
     with phase(f"moloch round {k}: tuned vs base on {len(split.test)} test anchors"):
         evaluation = evaluate_round(policy, split.test, base_test, voters, agent, config.seed, judge,
                                     f"round {k}")
-    result = {"round": k, "train": stats, "examples": len(examples), "train_losses": losses, **evaluation}
+    result = {"round": k, "train": stats, "train_examples": len(examples), "train_losses": losses, **evaluation}
     atomic_write_json(folder / "result.json", result)
     run.log({"kind": "round", "round": k, **{key: value for key, value in evaluation.items()
-                                                if key != "examples" and not key.startswith("shares")}},
+                                                if key not in ("examples", "messages") and not key.startswith("shares")}},
             step=k)
     return result
 
@@ -310,7 +325,7 @@ def simulate(config: SimulateConfig, agent: Any = None, audience_llm: Any = None
                           prefill=config.agent.prefill,
                           progress=lambda done, total: say(f"simulate: {done}/{total} contests, "
                                                            f"{eta(done, total, started)}"))
-    report = round_stats(split.train, contests, config.agent.prefill)
+    report = round_stats(split.train, contests, config.probes)
     pairs = [(a, c.messages) for a, c in zip(split.train, contests, strict=True) if None not in c.messages]
     if pairs:
         bias = position_bias(audience, [a for a, _ in pairs], [m for _, m in pairs], random.Random(config.seed))
@@ -319,7 +334,40 @@ def simulate(config: SimulateConfig, agent: Any = None, audience_llm: Any = None
         decided = [c for c in contests if c.winner is not None]
         by_id = {a.anchor_id: a for a in split.train}
         report["judge_winners"] = _message_stats([by_id[c.anchor_id] for c in decided],
-                                                 [c.messages[c.winner] for c in decided], judge)
+                                                 [c.messages[c.winner] for c in decided], judge, config.probes)
     if config.out:
         atomic_write_json(Path(config.out) / "report.json", report)
+    return report
+
+
+def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = None, judge: Any = None) -> dict[str, Any]:
+    """Every saved round of a trained run against the base agent again, with the run's audience or another
+    (e.g. an LLM audience for a run trained on the market); written to RUN/eval-AUDIENCE.json."""
+    from reasonlab.config import resolve_config
+
+    run = Run.open(config.run)
+    trained = resolve_config(TrainConfig, run.config(), None, ())
+    audience_config = config.audience or trained.audience
+    split = build_anchors(trained.data)
+    rounds = sorted(int(p.parent.name.removeprefix("round")) for p in run.dir.glob("round*/adapter"))
+    if not rounds:
+        raise UserError(f"{run.dir} has no saved round (round*/adapter): train it first, or pass --resume to finish it")
+    with phase(f"moloch: loading {trained.llm}"):
+        policy = policy if policy is not None else load_agent(trained.llm)
+        audience = build_audience(audience_config, llm=audience_llm)
+        voters = {"train_personas": audience}
+        if audience_config.held_out:
+            voters["held_out"] = build_audience(audience_config, held_out=True, llm=getattr(audience, "llm", None))
+        judge = judge if judge is not None or config.judge is None else _load_judge(config.judge)
+    base_test = base_samples(policy, split.test, trained.agent, trained.seed, 1,
+                             _samples_path(Path(trained.out), trained.llm, trained.data, trained.agent, trained.seed,
+                                           "test"), "test")
+    results = []
+    for k in rounds:
+        _restore(policy, run.dir / f"round{k}" / "adapter", trained)
+        with phase(f"moloch eval: round {k} vs base on {len(split.test)} test anchors"):
+            results.append({"round": k, **evaluate_round(policy, split.test, base_test, voters, trained.agent,
+                                                          trained.seed, judge, f"round {k}", config.probes)})
+    report = {"run": str(run.dir), "audience": audience_config.model_dump(), "rounds": results}
+    atomic_write_json(run.dir / f"eval-{audience_config.kind}.json", report)
     return report
