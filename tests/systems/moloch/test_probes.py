@@ -361,4 +361,4 @@ def test_the_configs_probe_names_are_the_probes():
     from reasonlab.systems.moloch.config import PROBE_NAMES
     from reasonlab.systems.moloch.probes import PROBES
 
-    assert PROBE_NAMES == tuple(PROBES)
+    assert tuple(PROBES) == PROBE_NAMES

@@ -87,7 +87,7 @@ def build_audience(config: AudienceConfig, held_out: bool = False, llm: Any = No
 
         llm = load_llm(config.llm)
     params = SamplingParams(temperature=config.temperature, max_tokens=config.max_tokens,
-                            stop=None if config.constrained else ["</vote>"],
+                            stop=[] if config.constrained else ["</vote>"],
                             regex=VOTE_FORMAT if config.constrained else None)
     return LLMAudience(llm, personas, params)
 
