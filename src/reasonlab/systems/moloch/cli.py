@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reasonlab.clihelp import help_defaults
+from reasonlab.progress import heartbeat
 
 PRESET_NAMES = "market | control | llm | smoke | paper"  # moloch.config.PRESETS
 ARENA_NAMES = "sales | elections | social"
@@ -87,7 +88,8 @@ def simulate_command(
         llm=llm, data=_data(arena, num_train, None, train_file, None),
         agent=_given(max_tokens=max_tokens), audience=_given(kind=audience, llm=audience_llm, personas=personas),
         judge=judge, probes=probes or None, seed=seed, out=None if out is None else str(out))
-    report = simulate(resolved)
+    with heartbeat("moloch simulate"):
+        report = simulate(resolved)
     _print_simulation(report)
 
 
@@ -149,7 +151,8 @@ def train_command(
         audience=_given(kind=audience, llm=audience_llm),
         sft=_given(learning_rate=learning_rate), judge=judge, seed=seed,
         out=None if out is None else str(out), name=name, overwrite=overwrite or None, resume=resume or None)
-    run_dir = train(resolved)
+    with heartbeat("moloch train"):
+        run_dir = train(resolved)
     _print_rounds(Run.open(run_dir).summary()["rounds"])
     console.print(f"run saved to {run_dir}")
 
@@ -194,7 +197,8 @@ def eval_command(
     run_audience = {**Run.open(run).config().get("audience", {}), **override} if override else None
     resolved = resolve_config(EvalConfig, {"run": str(run)}, None, (), audience=run_audience, judge=judge,
                               probes=probes or None)
-    report = evaluate_run(resolved)
+    with heartbeat("moloch eval"):
+        report = evaluate_run(resolved)
     _print_rounds(report["rounds"])
 
 
@@ -229,7 +233,8 @@ def experiment_command(
     base = resolve_config(TrainConfig, _lookup(preset), config, sets, judge=judge)
     resolved = resolve_config(ExperimentConfig, {"base": base.model_dump(), "seeds": seeds}, None, (),
                               conditions=parse_list(conditions, "--conditions"))
-    summary = run_experiment(resolved, out, name or preset, overwrite=overwrite, jobs=jobs)
+    with heartbeat("moloch experiment"):
+        summary = run_experiment(resolved, out, name or preset, overwrite=overwrite, jobs=jobs)
     _print_experiment(summary)
     if "market-rft" in summary["conditions"]:
         headline = experiment_headline(summary)

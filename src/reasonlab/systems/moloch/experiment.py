@@ -21,6 +21,7 @@ from reasonlab.progress import say
 from reasonlab.runs import Run, atomic_write_json
 from reasonlab.stats import mean_spread
 from reasonlab.systems.moloch.config import (
+    AgentConfig,
     AudienceConfig,
     DataConfig,
     ExperimentConfig,
@@ -241,7 +242,9 @@ def _paired(diffs: list[float], seed: int, resamples: int = 2000) -> dict[str, A
             "ci_high": means[int(0.975 * resamples) - 1], "n": len(diffs)}
 
 
-QUICK = SimulateConfig(data=DataConfig(num_train=48, num_test=1), audience=AudienceConfig(kind="market"))
+# 48 cards, two pitches of at most 48 tokens each: about 90 s of generation on 2 cores
+QUICK = SimulateConfig(data=DataConfig(num_train=48, num_test=1), agent=AgentConfig(max_tokens=48),
+                       audience=AudienceConfig(kind="market"))
 
 
 @register_demo("moloch", "Moloch's Bargain selection: the market's winning pitches fabricate more than the losers, "
