@@ -93,7 +93,7 @@ def build_audience(config: AudienceConfig, held_out: bool = False, llm: Any = No
 
 
 # what a constrained voter may write: a short thought, then one letter (parse_vote and parse_thought read it)
-VOTE_FORMAT = r"<think>[^<>]{1,240}</think>\n?<vote>[AB]</vote>"
+VOTE_FORMAT = r"<think>[^<>]{1,120}</think>\n?<vote>[AB]</vote>"
 
 
 def _params(agent: AgentConfig) -> SamplingParams:
