@@ -121,7 +121,7 @@ def test_simulate_defaults_are_the_market_presets_data_agent_and_audience():
     }
     assert (config["data"]["num_train"], config["audience"]["kind"], config["agent"]["max_tokens"]) == (64, "market", 64)
     smoke = config_of(app, ["simulate", "--preset", "llm"])
-    assert (smoke["data"]["num_train"], smoke["audience"]["kind"], smoke["audience"]["personas"]) == (16, "llm", 6)
+    assert (smoke["data"]["num_train"], smoke["audience"]["kind"], smoke["audience"]["personas"]) == (8, "llm", 6)
 
 
 def test_simulate_set_seed_is_not_undone_by_the_unset_seed_option(tmp_path):

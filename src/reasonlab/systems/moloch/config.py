@@ -201,7 +201,7 @@ PRESETS: dict[str, TrainConfig] = {
     "market": _preset("market"),
     "control": _preset("control"),
     # spec 6A: the embedded model is agent and audience; plumbing, not a result (it votes near chance)
-    "llm": _preset("llm", data=DataConfig(num_train=16, num_test=8), rounds=1,
+    "llm": _preset("llm", data=DataConfig(num_train=8, num_test=4), rounds=1,
                    audience=AudienceConfig(kind="llm", personas=6, max_tokens=80, constrained=True)),
     # a one-minute pipeline check
     "smoke": _preset("market", data=DataConfig(num_train=8, num_test=4), rounds=1,
