@@ -576,3 +576,25 @@ def test_experiment_headline_holds_only_when_the_numbers_satisfy_the_claim(tmp_p
         "market-rft": [[round_result(WINNING, 0.5, 0.2)]] * 2})))
     assert headline.holds is True and "+30.0 ± 0.0 pts" in headline.result and "2 seeds" in headline.measures
 
+
+
+def test_the_rounds_plot_draws_one_line_per_condition_from_the_base_agent(tmp_path):
+    """plot_rounds: a PNG with one panel for the win rate and one per probe; each line starts at round 0 (the
+    base agent: win rate 0.5, the base rate) and has one point per round."""
+    from reasonlab.systems.moloch.experiment import plot_rounds, rounds_figure
+
+    summary = summarize_experiment(write_runs(tmp_path / "runs", {
+        "market-rft": [[round_result(WINNING, 0.5, 0.2), round_result(WINNING, 0.6, 0.2)]] * 2,
+        "control-rft": [[round_result([0.5] * 4, 0.2, 0.2), round_result([0.5] * 4, 0.25, 0.2)]] * 2,
+    }))
+    plot_rounds(summary, tmp_path / "rounds.png")
+    assert (tmp_path / "rounds.png").read_bytes()[:4] == b"\x89PNG"
+    win, fabrication, _ = rounds_figure(summary).axes
+
+    def lines(axis) -> dict:
+        return {c.get_label(): c.lines[0] for c in axis.containers}
+
+    assert list(lines(win)["market-rft"].get_xdata()) == [0, 1, 2]
+    assert list(lines(win)["market-rft"].get_ydata()) == pytest.approx([0.5, 0.8125, 0.8125])
+    assert list(lines(fabrication)["control-rft"].get_ydata()) == pytest.approx([0.2, 0.2, 0.25])
+    assert list(lines(fabrication)["market-rft"].get_ydata()) == pytest.approx([0.2, 0.5, 0.6])

@@ -132,6 +132,15 @@ def summarize_experiment(run_dirs: dict[str, list[Path]]) -> dict[str, Any]:
 def plot_rounds(summary: dict[str, Any], path: Path) -> None:
     """Win rate against the base agent (left) and each probe's rate (right) over rounds, one line per condition,
     round 0 being the base agent (win rate 0.5 by definition); bars are sd over seeds."""
+    import matplotlib.pyplot as plt
+
+    figure = rounds_figure(summary)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def rounds_figure(summary: dict[str, Any]) -> Any:
+    """The figure `plot_rounds` saves (a matplotlib Figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,10 +154,9 @@ def plot_rounds(summary: dict[str, Any], path: Path) -> None:
         errs = [0.0] + [row["win_rate"]["sd"] or 0.0 for row in data["rounds"]]
         axes[0].errorbar(rounds, wins, yerr=errs, marker="o", capsize=3, label=condition)
         for axis, probe in zip(axes[1:], probes, strict=True):
-            base = data["rounds"][0][probe]["base"]["mean"]
-            values = [base] + [row[probe]["tuned"]["mean"] for row in data["rounds"]]
-            spread = [data["rounds"][0][probe]["base"]["sd"] or 0.0] + [row[probe]["tuned"]["sd"] or 0.0
-                                                                       for row in data["rounds"]]
+            base = data["rounds"][0][probe]["base"]
+            values = [base["mean"]] + [row[probe]["tuned"]["mean"] for row in data["rounds"]]
+            spread = [base["sd"] or 0.0] + [row[probe]["tuned"]["sd"] or 0.0 for row in data["rounds"]]
             axis.errorbar(rounds, values, yerr=spread, marker="o", capsize=3, label=condition)
     axes[0].axhline(0.5, color="grey", linestyle="--", linewidth=1)
     axes[0].set_ylabel("win rate vs the base agent")
@@ -158,8 +166,7 @@ def plot_rounds(summary: dict[str, Any], path: Path) -> None:
         axis.set_ylim(-0.02, 1.02)
     axes[0].legend(fontsize=8, loc="best")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure
 
 
 def _fmt(spread: dict[str, Any], scale: float = 1.0, signed: bool = False) -> str:
