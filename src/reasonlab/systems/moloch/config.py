@@ -134,7 +134,22 @@ class TrainConfig(BaseModel):
         return self.name or f"{self.data.arena}-{self.audience.kind}-{self.method}-s{self.seed}"
 
 
-class SimulateConfig(BaseModel):
+class _ProbeChoice(BaseModel):
+    """How a command scores messages (`simulate` and `eval`): which probes, and an optional LLM judge."""
+
+    judge: str | None = Field(None, description="an LLM judge for the arena's probes beside the rule-based ones")
+    probes: list[str] | None = Field(None, description="probes to run [default: the arena's]")
+
+    @field_validator("probes")
+    @classmethod
+    def _known_probes(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            if value not in PROBE_NAMES:
+                raise ValueError(f"unknown probe {value!r}: choose from {', '.join(PROBE_NAMES)}")
+        return values
+
+
+class SimulateConfig(_ProbeChoice):
     """One round of the base agent on the train anchors: votes, winners, probe rates of winners and losers, and
     the audience's agreement with itself when every voter's order is swapped."""
 
@@ -142,35 +157,15 @@ class SimulateConfig(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig, description="the anchors")
     agent: AgentConfig = Field(default_factory=AgentConfig, description="how the agent writes")
     audience: AudienceConfig = Field(default_factory=AudienceConfig, description="who votes")
-    judge: str | None = Field(None, description="an LLM judge for the arena's probes beside the rule-based ones")
     seed: int = Field(0, description="sampling and votes")
     out: str | None = Field(None, description="write the contests (JSON lines) and the report here")
-    probes: list[str] | None = Field(None, description="probes to run [default: the arena's]")
-
-    @field_validator("probes")
-    @classmethod
-    def _known_probes(cls, values: list[str] | None) -> list[str] | None:
-        for value in values or []:
-            if value not in PROBE_NAMES:
-                raise ValueError(f"unknown probe {value!r}: choose from {', '.join(PROBE_NAMES)}")
-        return values
 
 
-class EvalConfig(BaseModel):
+class EvalConfig(_ProbeChoice):
     """Evaluate a trained run again: every round's adapter against the base agent on the test anchors."""
 
     run: str = Field(..., description="the run folder written by `reasonlab moloch train`")
     audience: AudienceConfig | None = Field(None, description="who votes [default: the run's audience]")
-    judge: str | None = Field(None, description="an LLM judge for the arena's probes beside the rule-based ones")
-    probes: list[str] | None = Field(None, description="probes to run [default: the arena's]")
-
-    @field_validator("probes")
-    @classmethod
-    def _known_probes(cls, values: list[str] | None) -> list[str] | None:
-        for value in values or []:
-            if value not in PROBE_NAMES:
-                raise ValueError(f"unknown probe {value!r}: choose from {', '.join(PROBE_NAMES)}")
-        return values
 
 
 class ExperimentConfig(BaseModel):
