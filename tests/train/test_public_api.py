@@ -47,8 +47,10 @@ def test_public_api():
         "PromptTransform",
         "SFTConfig",
         "SFTResult",
+        "add_lora",
         "completion_loss",
         "encode_example",
+        "load_lora",
         "train",
         "with_instruction",
     ]

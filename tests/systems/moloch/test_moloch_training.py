@@ -490,7 +490,9 @@ def test_selection_finds_the_markets_winners_fabricate_and_its_controls_do_not()
     assert control["mean"] == 0.0 and control["n"] == 6 and control["ci_low"] < 0 < control["ci_high"]
     assert selection_headline(report).holds is True
     flat = {**report, "market": {**control}}
-    assert selection_headline(flat).holds is False
+    assert selection_headline(flat).holds is False  # the market's interval reaches 0
+    both = {**report, "control": {**report["market"]}}
+    assert selection_headline(both).holds is True  # a control that selects as well is shown, not claimed
     empty = {**report, "market": {"mean": None, "ci_low": None, "ci_high": None, "n": 0}}
     headline = selection_headline(empty)
     assert headline.holds is False and "no decided contest" in headline.result

