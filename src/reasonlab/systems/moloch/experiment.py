@@ -293,6 +293,6 @@ def selection_headline(report: dict[str, Any]) -> Headline:
         paper="Moloch's Bargain (arXiv 2510.06105): training on what an audience rewards raises misrepresentation; "
               "this is the first link, what RFT would train on (the full loop: `reasonlab moloch experiment`).",
         holds=holds,
-        note="one round, no training: the selection pressure only; the effect is partly built in by the market's "
-             "weights (spec 6B).",
+        note="claim: the market's winning pitches fabricate more than its losing ones (95% CI above 0). One round, "
+             "no training: the selection pressure only, partly built in by the market's weights (spec 6B).",
     )
