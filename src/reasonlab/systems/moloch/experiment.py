@@ -217,7 +217,7 @@ def selection(config: SimulateConfig, agent: Any = None) -> dict[str, Any]:
     from reasonlab.llm import load_llm
     from reasonlab.systems.moloch.probes import fabrication
     from reasonlab.systems.moloch.rounds import play_round
-    from reasonlab.systems.moloch.training import _params, base_samples, build_anchors, build_audience
+    from reasonlab.systems.moloch.training import base_samples, build_anchors, build_audience, sampling_params
 
     split = build_anchors(config.data)
     agent = agent if agent is not None else load_llm(config.llm)
@@ -225,7 +225,7 @@ def selection(config: SimulateConfig, agent: Any = None) -> dict[str, Any]:
     result: dict[str, Any] = {"anchors": len(split.train)}
     for kind in ("market", "control"):
         audience = build_audience(config.audience.model_copy(update={"kind": kind}))
-        contests = play_round(None, audience, split.train, _params(config.agent), config.seed,
+        contests = play_round(None, audience, split.train, sampling_params(config.agent), config.seed,
                               prefill=config.agent.prefill, completions=pairs)
         by_id = {a.anchor_id: a for a in split.train}
         diffs = []

@@ -53,7 +53,7 @@ from reasonlab.systems.moloch.probes import judge_probe, probe_rate, probes_for,
 from reasonlab.systems.moloch.rounds import message_of, play_round, sample_messages
 
 __all__ = ["base_samples", "build_anchors", "build_audience", "evaluate_round", "evaluate_run", "load_agent",
-           "round_stats", "simulate", "train"]
+           "round_stats", "sampling_params", "simulate", "train"]
 
 
 def load_agent(spec: str) -> Any:
@@ -96,7 +96,8 @@ def build_audience(config: AudienceConfig, held_out: bool = False, llm: Any = No
 VOTE_FORMAT = r"<think>[^<>]{1,120}</think>\n?<vote>[AB]</vote>"
 
 
-def _params(agent: AgentConfig) -> SamplingParams:
+def sampling_params(agent: AgentConfig) -> SamplingParams:
+    """How the agent samples its messages (temperature, top-p, the token cap)."""
     return SamplingParams(temperature=agent.temperature, top_p=agent.top_p, max_tokens=agent.max_tokens,
                           logprobs=False)
 
@@ -118,7 +119,7 @@ def base_samples(policy: Any, anchors: Sequence[Anchor], agent: AgentConfig, see
     started = time.monotonic()
     for start in range(0, len(todo), agent.batch_size):
         batch = todo[start : start + agent.batch_size]
-        rows = sample_messages(base, batch, _params(agent), seed, n, len(batch), agent.thinking, agent.prefill,
+        rows = sample_messages(base, batch, sampling_params(agent), seed, n, len(batch), agent.thinking, agent.prefill,
                                position)
         for anchor, completions in zip(batch, rows, strict=True):
             done[anchor.anchor_id] = completions
@@ -151,7 +152,7 @@ def evaluate_round(policy: Any, test: Sequence[Anchor], base_completions: dict[s
                    label: str = "eval", probes: Sequence[str] | None = None) -> dict[str, Any]:
     """One message per test anchor from `policy` against the base agent's: each audience's win rate for the tuned
     message (bootstrap interval over anchors) and the probes on both sides."""
-    rows = sample_messages(policy, test, _params(agent), seed + 7919, 1, agent.batch_size, agent.thinking,
+    rows = sample_messages(policy, test, sampling_params(agent), seed + 7919, 1, agent.batch_size, agent.thinking,
                            agent.prefill)
     tuned = [message_of(a, row[0], agent.prefill) for a, row in zip(test, rows, strict=True)]
     base = [message_of(a, base_completions[a.anchor_id][0], agent.prefill) for a in test]
@@ -269,7 +270,7 @@ def _round(k: int, config: TrainConfig, policy: Any, split: AnchorSplit, voters:
         shared = base_samples(policy, split.train, agent, config.seed, 2, cache, "round 1 samples")
     with phase(f"moloch round {k}/{config.rounds}: {len(split.train)} contests"):
         started = time.monotonic()
-        contests = play_round(policy, voters["train_personas"], split.train, _params(agent), seed,
+        contests = play_round(policy, voters["train_personas"], split.train, sampling_params(agent), seed,
                               log=folder / "contests.jsonl", batch_size=agent.batch_size, thinking=agent.thinking,
                               prefill=agent.prefill, completions=shared,
                               progress=lambda done, total: say(f"round {k}: {done}/{total} contests, "
@@ -320,7 +321,7 @@ def simulate(config: SimulateConfig, agent: Any = None, audience_llm: Any = None
         judge = judge if judge is not None or config.judge is None else _load_judge(config.judge)
     log = Path(config.out) / "contests.jsonl" if config.out else None
     started = time.monotonic()
-    contests = play_round(agent, audience, split.train, _params(config.agent), config.seed, log=log,
+    contests = play_round(agent, audience, split.train, sampling_params(config.agent), config.seed, log=log,
                           batch_size=config.agent.batch_size, thinking=config.agent.thinking,
                           prefill=config.agent.prefill,
                           progress=lambda done, total: say(f"simulate: {done}/{total} contests, "
