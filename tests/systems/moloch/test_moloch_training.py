@@ -600,3 +600,34 @@ def test_the_rounds_plot_draws_one_line_per_condition_from_the_base_agent(tmp_pa
     assert list(lines(win)["market-rft"].get_ydata()) == pytest.approx([0.5, 0.8125, 0.8125])
     assert list(lines(fabrication)["control-rft"].get_ydata()) == pytest.approx([0.2, 0.2, 0.25])
     assert list(lines(fabrication)["market-rft"].get_ydata()) == pytest.approx([0.2, 0.5, 0.6])
+
+
+def test_a_killed_worker_is_a_one_line_error_that_says_what_to_do(tmp_path, monkeypatch):
+    """run_experiment with --jobs: a worker killed mid-run (the OOM killer) breaks the pool; the user gets one
+    line naming --jobs, not concurrent.futures' traceback."""
+    import concurrent.futures
+    from concurrent.futures.process import BrokenProcessPool
+
+    from reasonlab.errors import UserError
+    from reasonlab.systems.moloch.config import ExperimentConfig
+    from reasonlab.systems.moloch.experiment import run_experiment
+
+    class KilledPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, *args, **kwargs):
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            future.set_exception(BrokenProcessPool("a process terminated abruptly"))
+            return future
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", KilledPool)
+    with pytest.raises(UserError, match="worker process of --jobs 2 died") as error:
+        run_experiment(ExperimentConfig(seeds=[0, 1]), tmp_path, "killed", jobs=2)
+    assert "\n" not in str(error.value)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab.demo import Headline, register_demo, write_headline
+from reasonlab.errors import UserError
 from reasonlab.progress import say
 from reasonlab.runs import Run, atomic_write_json
 from reasonlab.stats import mean_spread
@@ -68,10 +69,17 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, overwri
     if jobs > 1 and len(config.seeds) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
-        with ProcessPoolExecutor(min(jobs, len(config.seeds)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_run_seed, config.base, config.conditions, seed, run.dir, 1) for seed in config.seeds]
-            per_seed = [future.result() for future in futures]
+        try:
+            with ProcessPoolExecutor(min(jobs, len(config.seeds)),
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(_run_seed, config.base, config.conditions, seed, run.dir, 1)
+                           for seed in config.seeds]
+                per_seed = [future.result() for future in futures]
+        except BrokenProcessPool:  # a worker was killed (out of memory, most often): what it logged is kept
+            raise UserError(f"a worker process of --jobs {jobs} died (out of memory?): run the same command with "
+                            "fewer --jobs; finished rounds and logged contests are reused") from None
     else:
         per_seed = [_run_seed(config.base, config.conditions, seed, run.dir, judge=judge) for seed in config.seeds]
     run_dirs = {condition: [dirs[i] for dirs in per_seed] for i, condition in enumerate(config.conditions)}
