@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from reasonlab.llm import LLM, SamplingParams
+from reasonlab.llm import LLM
+from reasonlab.llm.program import ProgramOutcome, ProgramSettings, run_program
 from reasonlab.systems.ace import prompts
 from reasonlab.systems.ace.delta import DeltaOperation
 from reasonlab.systems.ace.playbook import BULLET_ID_PATTERN, Playbook
@@ -36,13 +36,9 @@ __all__ = [
 T = TypeVar("T", bound=BaseModel)
 
 
-class RoleSettings(BaseModel):
+class RoleSettings(ProgramSettings):
     """Decoding and schema bounds shared by the roles (paper: temperature 0, max_tokens 4096)."""
 
-    temperature: float = Field(0.0, ge=0, description="decoding temperature of the first try")
-    retry_temperature: float = Field(0.7, ge=0, description="temperature of retries after a malformed reply")
-    retries: int = Field(2, ge=0, description="extra tries after a malformed reply, then record and skip")
-    max_tokens: int = Field(512, ge=16, description="new tokens per role call")
     reasoning_chars: int = Field(0, ge=0, description="Generator 'reasoning' field bound (0 drops the field)")
     field_chars: int = Field(160, ge=8, description="bound of each Reflector text field")
     content_chars: int = Field(160, ge=8, description="bound of a Curator bullet's content")
@@ -52,17 +48,7 @@ class RoleSettings(BaseModel):
         default_factory=lambda: ["ADD"], description="operation types the Curator may emit (paper: ADD only)")
 
 
-@dataclass
-class RoleOutcome(Generic[T]):
-    """A role's parsed value, or None with the error and every raw reply."""
-
-    value: T | None
-    raw: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.value is not None
+RoleOutcome = ProgramOutcome  # the roles' name for the shared outcome type
 
 
 class GeneratorOutput(BaseModel):
@@ -103,44 +89,6 @@ def _id_array(ids: list[str], max_items: int) -> dict[str, Any]:
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties),
             "additionalProperties": False}
-
-
-def run_program(
-    llm: LLM, prompt: str, schema: dict[str, Any], output: type[T], settings: RoleSettings,
-    check: Any = None, stats: dict[str, int] | None = None,
-) -> RoleOutcome[T]:
-    """Decode under `schema`, parse into `output` (and `check(value)` -> error or None); retry, then give up.
-    `stats` (if given) counts calls, LLM tries and failures."""
-    outcome: RoleOutcome[T] = RoleOutcome(None)
-    try:
-        return _tries(llm, prompt, schema, output, settings, check, outcome)
-    finally:
-        if stats is not None:
-            stats["calls"] = stats.get("calls", 0) + 1
-            stats["tries"] = stats.get("tries", 0) + len(outcome.raw)
-            stats["failures"] = stats.get("failures", 0) + int(outcome.value is None)
-
-
-def _tries(llm: LLM, prompt: str, schema: dict[str, Any], output: type[T], settings: RoleSettings, check: Any,
-           outcome: RoleOutcome[T]) -> RoleOutcome[T]:
-    for attempt in range(settings.retries + 1):
-        params = SamplingParams(
-            temperature=settings.temperature if attempt == 0 else settings.retry_temperature,
-            seed=attempt, max_tokens=settings.max_tokens, json_schema=schema, logprobs=False)
-        text = llm.complete(prompt, params).text
-        outcome.raw.append(text)
-        try:
-            value = output.model_validate(json.loads(text))
-            problem = check(value) if check is not None else None
-        except (json.JSONDecodeError, ValidationError, ValueError) as err:
-            outcome.error = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-            continue
-        if problem:
-            outcome.error = problem
-            continue
-        outcome.value, outcome.error = value, None
-        return outcome
-    return outcome
 
 
 class Generator:
