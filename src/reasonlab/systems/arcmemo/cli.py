@@ -82,10 +82,12 @@ def build_memory_command(
 
 
 def _eval(preset: str, config: Optional[Path], sets: list[str], out: Path, name: str, resume: bool,
-          overwrite: bool, **options: Any) -> None:
+          overwrite: bool, no_limit: bool = False, **options: Any) -> None:
     from reasonlab.systems.arcmemo.pipeline import run_eval
 
     resolved = _resolve(preset, config, sets, **options)
+    if no_limit:  # `solve` solves exactly the tasks it is given
+        resolved = resolved.model_copy(update={"limit": None})
     with heartbeat("arcmemo"):
         run_dir = run_eval(resolved, out, name, resume=resume, overwrite=overwrite)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -139,7 +141,8 @@ def solve_command(
     sets: list[str] = SETS_OPTION,
     llm: Optional[str] = LLM_OPTION,
     memory_format: Optional[str] = FORMAT_OPTION,
-    split: str = typer.Option("arc1-eval", "--split", help=f"where task ids are looked up: {SPLIT_NAMES}"),
+    split: Optional[str] = typer.Option(None, "--split", help=f"where task ids are looked up: {SPLIT_NAMES} "
+                                        "[default: arc1-eval]"),
     memory: Optional[Path] = typer.Option(None, "--memory", help="a saved memory.json [default: none: build one "
                                           "from the seeds]"),
     selection: Optional[str] = typer.Option(None, "--selection", help="llm | embedding | all | none"),
@@ -149,15 +152,32 @@ def solve_command(
     overwrite: bool = typer.Option(True, "--overwrite/--keep", help="replace the previous solve run"),
 ) -> None:
     """Solve the given tasks with a memory (frozen: nothing is written back) and print each outcome."""
-    files = [t for t in tasks if t.endswith(".json")]
-    ids = [t for t in tasks if not t.endswith(".json")]
-    if files and ids:
-        from reasonlab.errors import UserError
+    from reasonlab.errors import UserError
 
+    files = [t for t in tasks if t.endswith(".json") or Path(t).is_dir()]
+    ids = [t for t in tasks if t not in files]
+    if files and ids:
         raise UserError("give task ids or JSON task files, not both (a folder of JSON files works too)")
-    _eval(preset, config, sets, out, name, False, overwrite, llm=llm, format=memory_format, split=split,
-          task_file=files[0] if len(files) == 1 else None, task_ids=ids or None, limit=None,
+    if len(files) > 1:
+        raise UserError(f"give one JSON task file or one folder of them, not {', '.join(files)}: put them in a folder")
+    if split is None and not files and "split" not in _given_keys(config, sets):
+        split = "arc1-eval"  # task ids come from the evaluation set unless the user named another place
+    _eval(preset, config, sets, out, name, False, overwrite, no_limit=True, llm=llm, format=memory_format,
+          split=split, task_file=files[0] if files else None, task_ids=ids or None,
           memory=None if memory is None else str(memory), selection=selection, max_passes=passes, continual=False)
+
+
+def _given_keys(config: Optional[Path], sets: list[str]) -> set[str]:
+    """Top-level keys the user gave in --config or --set."""
+    import yaml
+
+    from reasonlab.config import parse_sets
+
+    keys = set(parse_sets(sets))
+    if config is not None and config.is_file():
+        loaded = yaml.safe_load(config.read_text()) or {}
+        keys |= set(loaded) if isinstance(loaded, dict) else set()
+    return keys
 
 
 @app.command("show")

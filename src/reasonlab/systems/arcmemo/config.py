@@ -28,6 +28,7 @@ __all__ = [
 
 MemoryFormat = Literal["ps", "oe"]
 SelectionMode = Literal["llm", "embedding", "all", "none"]
+SPLIT_NAMES = ("arc1-eval-100", "arc1-eval", "arc1-train", "arc2-eval", "arc2-train")  # tasks.SPLITS
 ARM_NAMES = ("none", "instance", "instance-continual", "concept", "concept-continual", "concept-embedding")
 
 
@@ -59,6 +60,13 @@ class ArcMemoConfig(BaseModel):
     solving: ProgramSettings = Field(default_factory=lambda: ProgramSettings(max_tokens=256, retries=1),
                                      description="decoding of the solver (the paper: o4-mini, 32K tokens)")
     seed: int = Field(0, description="sampling seed offset")
+
+    @field_validator("split")
+    @classmethod
+    def _known_split(cls, value: str) -> str:
+        if value not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {value!r}: use one of {', '.join(SPLIT_NAMES)}")
+        return value
 
     @model_validator(mode="after")
     def _memory_needs_selection(self) -> ArcMemoConfig:
@@ -110,8 +118,9 @@ class ArcLiteConfig(BaseModel):
 
 
 PRESETS: dict[str, ArcMemoConfig] = {
-    # the whole loop on the embedded 270M: 5 tasks of the paper's split, PS memory, one retry
-    "embedded": ArcMemoConfig(),
+    # the whole loop on the embedded 270M: 4 seed solutions, 5 tasks of the paper's split, PS memory, one retry
+    "embedded": ArcMemoConfig(seeds=["6150a2bd", "67a3c6ac", "74dd1130", "a416b8f3"], max_passes=2,
+                              abstraction=ProgramSettings(max_tokens=640)),
     "smoke": ArcMemoConfig(limit=2, max_passes=1, seeds=["6150a2bd", "67a3c6ac"],
                            abstraction=ProgramSettings(max_tokens=96, retries=0),
                            solving=ProgramSettings(max_tokens=96, retries=0)),

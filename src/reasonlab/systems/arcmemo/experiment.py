@@ -143,6 +143,9 @@ def _parallel(config: ArcLiteConfig, out: Path) -> list[list[dict[str, Any]]]:
                         "with --resume and fewer --jobs; finished seeds are reused") from None
 
 
+_ARM_COLORS = {"none": "tab:blue", "instance": "tab:orange", "concept": "tab:red", "concept-embedding": "tab:brown"}
+
+
 def plot_budgets(summary: dict[str, Any], path: Path) -> None:
     """Held-out solve rate against search budget, one line per arm (mean ± sd over seeds)."""
     import matplotlib
@@ -155,7 +158,10 @@ def plot_budgets(summary: dict[str, Any], path: Path) -> None:
         budgets = sorted(int(b) for b in rows["by_budget"])
         means = [100 * rows["by_budget"][str(b)]["solve_rate"]["mean"] for b in budgets]
         sds = [100 * rows["by_budget"][str(b)]["solve_rate"]["sd"] for b in budgets]
-        axis.errorbar(budgets, means, yerr=sds, marker="o", capsize=3, label=arm)
+        base = arm.removesuffix("-continual")
+        axis.errorbar(budgets, means, yerr=sds, capsize=3, label=arm, color=_ARM_COLORS.get(base, "grey"),
+                      linestyle="--" if arm.endswith("-continual") else "-",
+                      marker="s" if arm.endswith("-continual") else "o")
     axis.set_xscale("log")
     axis.set_xlabel("search budget (programs tried per task)")
     axis.set_ylabel("held-out tasks solved (%)")

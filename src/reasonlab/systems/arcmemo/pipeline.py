@@ -20,7 +20,7 @@ from typing import Any
 from reasonlab import progress
 from reasonlab.errors import UserError
 from reasonlab.llm import LLM
-from reasonlab.runs import Run, append_record, atomic_write_json, read_records
+from reasonlab.runs import Run, append_record, atomic_write_json, atomic_write_text, read_records
 from reasonlab.systems.arcmemo import programs
 from reasonlab.systems.arcmemo.config import ArcMemoConfig
 from reasonlab.systems.arcmemo.continual import Step, run_continual
@@ -96,7 +96,7 @@ def _merge(memory: Memory, items: list[tuple[str, str, Any]]) -> list[str]:
         if isinstance(memory, LessonMemory):
             memory.add(value)
             written.extend(f"lesson:{puzzle_id}" for _ in value)
-        elif value:
+        elif value and value[2]:  # a failed abstraction writes nothing, not even the solution
             summary, pseudocode, concepts = value
             memory.write_solution(puzzle_id, code, summary, pseudocode)
             written.extend(memory.write_batch([(puzzle_id, concepts)]))
@@ -113,13 +113,16 @@ def build_memory(config: ArcMemoConfig, llm: LLM, path: Path | None = None,
     started = time.monotonic()
     for start in range(0, len(seeds), config.batch_size):
         batch = seeds[start:start + config.batch_size]
-        items = [(s.task_id, s.code, _write(llm, config, memory, s.task_id, s.code, s.summary, s.pseudocode,
-                                            stats, notes)) for s in batch]
+        items = []
+        for offset, seed in enumerate(batch):  # every abstraction of the batch sees the same memory
+            items.append((seed.task_id, seed.code, _write(llm, config, memory, seed.task_id, seed.code, seed.summary,
+                                                          seed.pseudocode, stats, notes)))
+            done = start + offset + 1
+            progress.say(f"memory: seed {seed.task_id} abstracted ({done}/{len(seeds)}, "
+                         f"{progress.eta(done, len(seeds), started)})")
         _merge(memory, items)
         if path is not None:
             save_memory(memory, path)
-        done = start + len(batch)
-        progress.say(f"memory: {done}/{len(seeds)} seed solutions abstracted ({progress.eta(done, len(seeds), started)})")
     return memory, stats
 
 
@@ -152,7 +155,6 @@ def solve_tasks(config: ArcMemoConfig, llm: LLM, memory: Memory | None, tasks: l
     memory_path = run.dir / "memory.json"
     hints: dict[str, tuple[str, list[str]]] = {}
     attempts: dict[str, list[Attempt]] = {t.id: [] for t in tasks}
-    notes: list[dict[str, Any]] = []
     started, steps_done, total = time.monotonic(), 0, len(tasks) * config.max_passes
 
     def solve_batch(batch: list[ArcTask], threads: dict[str, list[Step]], pass_index: int) -> list[Step]:
@@ -173,17 +175,18 @@ def solve_tasks(config: ArcMemoConfig, llm: LLM, memory: Memory | None, tasks: l
     def write(verified: list[tuple[str, Step]]) -> list[str]:
         if memory is None:
             return []
+        notes: list[dict[str, Any]] = []
         items = [(task_id, step.payload["attempt"].code,
                   _write(llm, config, memory, task_id, step.payload["attempt"].code, None, None, stats, notes))
                  for task_id, step in verified]
         written = _merge(memory, items)
         save_memory(memory, memory_path)
+        for note in notes:
+            append_record(run.dir / "writes.jsonl", {"phase": "solve", **note})
         return written
 
     run_continual(tasks, solve_batch, write, batch_size=config.batch_size, max_passes=config.max_passes,
                   update=config.continual and memory is not None)
-    for note in notes:
-        append_record(run.dir / "writes.jsonl", note)
     return attempts
 
 
@@ -249,18 +252,29 @@ def _load_embedder(config: ArcMemoConfig) -> Any:
 
 def _build_into(config: ArcMemoConfig, llm: LLM, run: Run) -> tuple[Memory, dict[str, dict[str, int]]]:
     """Build the memory into `run` (memory.json, writes.jsonl), or reuse a finished build there."""
-    done = run.dir / "memory.done.json"
-    if done.is_file():
+    done, built = run.dir / "memory.done.json", run.dir / "memory.built.json"
+    if done.is_file():  # the memory as built, before any continual write of an interrupted solve
         progress.say(f"reusing the memory built in {run.dir}")
-        saved = json.loads(done.read_text())
-        return load_memory(run.dir / "memory.json", expect=config.format), saved["stats"]
+        memory = load_memory(built, expect=config.format)
+        save_memory(memory, run.dir / "memory.json")
+        return memory, json.loads(done.read_text())["stats"]
     notes: list[dict[str, Any]] = []
     memory, stats = build_memory(config, llm, run.dir / "memory.json", notes)
     save_memory(memory, run.dir / "memory.json")
+    save_memory(memory, built)
     for note in notes:
         append_record(run.dir / "writes.jsonl", {"phase": "build", **note})
     atomic_write_json(done, {"stats": stats})
     return memory, stats
+
+
+def _restart_solving(run_dir: Path) -> None:
+    """On --resume solving starts again: drop the interrupted solve's attempts and write notes."""
+    (run_dir / "attempts.jsonl").unlink(missing_ok=True)
+    writes = run_dir / "writes.jsonl"
+    if writes.is_file():
+        kept = [r for r in read_records(writes) if r.get("phase") != "solve"]
+        atomic_write_text(writes, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _memory_size(memory: Memory) -> dict[str, Any]:
@@ -270,6 +284,7 @@ def _memory_size(memory: Memory) -> dict[str, Any]:
 def run_build(config: ArcMemoConfig, out: str | Path, name: str, resume: bool = False,
               overwrite: bool = False, llm: LLM | None = None) -> Path:
     """`reasonlab arcmemo build-memory`: the memory from the seed solutions, with the rates of every LLM step."""
+    seed_solutions(config.seeds)  # an unknown seed id fails before the model loads
     run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
     llm = llm or _load_llm(config)
     memory, stats = _build_into(config, llm, run)
@@ -289,19 +304,22 @@ def _reuse(run_dir: Path) -> dict[str, Any]:
 def run_eval(config: ArcMemoConfig, out: str | Path, name: str, resume: bool = False, overwrite: bool = False,
              llm: LLM | None = None) -> Path:
     """`reasonlab arcmemo eval | solve`: build (or read) the memory, solve the tasks, score them."""
+    tasks = load_tasks(config)  # bad input fails before the run folder exists and before the model loads
+    given = open_memory(config) if config.selection != "none" else None
+    if given is None:
+        seed_solutions(config.seeds)
     run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
-    tasks = load_tasks(config)
     llm = llm or _load_llm(config)
     stats: dict[str, dict[str, int]] = {}
     memory: Memory | None = None
     if config.selection != "none":
-        if config.memory is not None:
-            memory = open_memory(config)
+        if given is not None:
+            memory = given
             save_memory(memory, run.dir / "memory.json")  # the run works on its own copy
         else:
             memory, build_stats = _build_into(config, llm, run)
             stats.update({f"build {k}": v for k, v in build_stats.items()})
-    (run.dir / "attempts.jsonl").unlink(missing_ok=True)  # solving restarts on --resume
+    _restart_solving(run.dir)
     with progress.phase(f"solving {len(tasks)} tasks, up to {config.max_passes} attempts each"):
         solve_stats: dict[str, dict[str, int]] = {}
         attempts = solve_tasks(config, llm, memory, tasks, run, solve_stats, _load_embedder(config))
