@@ -1,5 +1,5 @@
 """Reproduction check of the README's ArcMemo row (`pytest -m experiment`): the ARC-lite run of record (6 arms x
-6 budgets x 3 seeds, 100 held-out tasks per seed, MiniLM for the embedding arm), about 3 minutes in 2 processes."""
+6 budgets x 3 seeds, 100 held-out tasks per seed, MiniLM for the embedding arm), 3-5 minutes in 2 processes."""
 
 from __future__ import annotations
 

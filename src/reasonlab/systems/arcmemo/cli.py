@@ -248,7 +248,10 @@ def _print_experiment(summary: dict[str, Any]) -> None:
     arms = summary["arms"]
     budgets = sorted(next(iter(arms.values()))["by_budget"], key=int)
     table = Table("arm", *(f"budget {b}" for b in budgets), "recall@k")
-    for arm, rows in arms.items():
+    from reasonlab.systems.arcmemo.config import ARM_NAMES as ORDER
+
+    for arm in sorted(arms, key=lambda a: ORDER.index(a) if a in ORDER else len(ORDER)):
+        rows = arms[arm]
         cells = [f"{100 * rows['by_budget'][b]['solve_rate']['mean']:.1f} ± "
                  f"{100 * rows['by_budget'][b]['solve_rate']['sd']:.1f}" for b in budgets]
         recall = rows["by_budget"][budgets[0]]["recall_at_k"]

@@ -21,21 +21,30 @@ def _rate(rows: list[dict[str, Any]], key: str) -> float:
     return sum(bool(r[key]) for r in rows) / len(rows) if rows else float("nan")
 
 
+def _depth_rate(rows: list[dict[str, Any]], depth: int) -> float | None:
+    kept = [r for r in rows if r["depth"] == depth]
+    return _rate(kept, "solved") if kept else None
+
+
+def _mean_recall(rows: list[dict[str, Any]]) -> float | None:
+    values = [r["recall"] for r in rows if r.get("recall") is not None]
+    return sum(values) / len(values) if values else None
+
+
 def _cell(rows_by_seed: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
     seeds = sorted(rows_by_seed)
     solve = [_rate(rows_by_seed[s], "solved") for s in seeds]
     verified = [_rate(rows_by_seed[s], "train_correct") for s in seeds]
     false_accept = [_rate(rows_by_seed[s], "train_correct") - _rate(rows_by_seed[s], "solved") for s in seeds]
     depths = sorted({r["depth"] for rows in rows_by_seed.values() for r in rows})
-    by_depth = {str(d): mean_spread([_rate([r for r in rows_by_seed[s] if r["depth"] == d], "solved")
-                                     for s in seeds]) for d in depths}
-    recalls = [r["recall"] for rows in rows_by_seed.values() for r in rows if r.get("recall") is not None]
+    by_depth = {str(d): mean_spread([_depth_rate(rows_by_seed[s], d) for s in seeds]) for d in depths}
+    recalls = [_mean_recall(rows_by_seed[s]) for s in seeds]
     return {
         "solve_rate": {**mean_spread(solve), "per_seed": solve},
         "train_verified": mean_spread(verified),
         "train_only_accepts": mean_spread(false_accept),
         "by_depth": by_depth,
-        "recall_at_k": mean_spread([sum(recalls) / len(recalls)]) if recalls else None,
+        "recall_at_k": mean_spread(recalls) if any(r is not None for r in recalls) else None,
         "tasks": sum(len(rows) for rows in rows_by_seed.values()),
     }
 
@@ -65,7 +74,7 @@ def summarize_lite(records: list[dict[str, Any]], config: ArcLiteConfig) -> dict
 def _difference(arms: dict[str, Any], arm: str, other: str, budget: int) -> dict[str, Any]:
     mine = arms[arm]["by_budget"][str(budget)]["solve_rate"]["per_seed"]
     theirs = arms[other]["by_budget"][str(budget)]["solve_rate"]["per_seed"]
-    points = [100 * (a - b) for a, b in zip(mine, theirs, strict=True)]
+    points = [round(100 * (a - b), 9) for a, b in zip(mine, theirs, strict=True)]  # 62% - 52% is 10, not 9.99..
     return {**mean_spread(points), "per_seed": points}
 
 

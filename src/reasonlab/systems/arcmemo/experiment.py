@@ -70,7 +70,7 @@ def run_arm(arm_name: str, config: ArcLiteConfig, seed: int, budget: int, seed_t
     result = run_continual(held_out, solve_batch, write, batch_size=config.batch_size, update=spec.continual)
     records = []
     for task_id, step in result.last_steps().items():
-        records.append({**{k: v for k, v in step.payload.items() if k != "found"}, "arm": arm_name,
+        records.append({**step.payload, "arm": arm_name,
                         "budget": budget, "seed": seed, "memory_version": step.memory_version, "task": task_id})
     return records
 
