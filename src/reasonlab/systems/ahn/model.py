@@ -1,0 +1,168 @@
+"""An AHN student around a frozen tinylm decoder (spec section 1): sinks + sliding-window attention, the tokens
+that leave the window written into a recurrent memory per layer, its readout added before the attention output
+projection.
+
+Index alignment (spec pitfall 1), with the budget T = s sinks + W window tokens: query t attends to keys j <= t with
+t - j < W or j < s; for t >= T the memory holds exactly the evicted tokens s .. t - W (inclusive). So the evicted
+stream is e_i = token s + i and step i of the memory is read by query T + i. Sequences of at most T tokens behave
+exactly like the base model, and with a zero-initialised memory output so does every sequence under sinks + SWA.
+
+    student = AHNStudent(base_model, kind="gdn", sinks=4, window=28)
+    logits = student(tokens)                       # parallel, training and evaluation
+    cache = student.new_cache(batch_size=1)        # constant-size decode cache
+    for token in tokens.T: logits, cache = student.step(token, cache)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from reasonlab.errors import UserError
+from reasonlab.systems.ahn.memory import AHNMemory
+from reasonlab.train.tinylm import TinyTransformer, apply_rope, attention_reference, rope_tables
+
+__all__ = ["AHNStudent", "DecodeCache", "LayerCache", "window_mask"]
+
+
+def window_mask(length: int, sinks: int, window: int, device: torch.device | None = None) -> torch.Tensor:
+    """(1, 1, L, L) bool: query t sees key j when j <= t and (t - j < window or j < sinks)."""
+    t = torch.arange(length, device=device)[:, None]
+    j = torch.arange(length, device=device)[None, :]
+    return ((j <= t) & ((t - j < window) | (j < sinks)))[None, None]
+
+
+@dataclass
+class LayerCache:
+    """One layer's decode state: sink and window keys/values (post-RoPE), the normed hidden states of the window
+    tokens (their write gates are computed from them when they are evicted) and the memory state."""
+
+    keys: torch.Tensor  # (B, H, s + W, dh): slots 0..s-1 sinks, then a ring of W window slots
+    values: torch.Tensor
+    hidden: torch.Tensor  # (B, s + W, d)
+    state: torch.Tensor | None = None  # (B, H, dh, dh)
+
+
+@dataclass
+class DecodeCache:
+    layers: list[LayerCache] = field(default_factory=list)
+    position: int = 0  # tokens seen so far
+
+    def nbytes(self) -> int:
+        """Bytes held, independent of how many tokens were decoded."""
+        total = 0
+        for layer in self.layers:
+            for tensor in (layer.keys, layer.values, layer.hidden, layer.state):
+                total += 0 if tensor is None else tensor.numel() * tensor.element_size()
+        return total
+
+
+class AHNStudent(nn.Module):
+    """The frozen `base` (its parameters stay untouched and untrained) plus one trainable AHN memory per layer."""
+
+    def __init__(self, base: TinyTransformer, kind: str = "gdn", sinks: int = 4, window: int = 28,
+                 chunk_size: int = 64) -> None:
+        super().__init__()
+        if base.config.position_encoding != "rope":
+            raise UserError("AHN needs a RoPE tinylm (position_encoding='rope'): the memory reads post-RoPE keys")
+        self.base = base
+        for parameter in self.base.parameters():
+            parameter.requires_grad_(False)
+        config = base.config
+        self.memories = nn.ModuleList(
+            AHNMemory(kind, config.d_model, config.n_head, config.head_dim, chunk_size=chunk_size)
+            for _ in range(config.n_layer))
+        self.kind = kind
+        self.set_budget(sinks, window)
+
+    def set_budget(self, sinks: int, window: int) -> None:
+        """The attention budget T = sinks + window (randomised per batch in training)."""
+        if sinks < 0 or window < 1:
+            raise UserError(f"AHN budget sinks={sinks}, window={window}: need sinks >= 0 and window >= 1")
+        self.sinks, self.window = sinks, window
+
+    @property
+    def budget(self) -> int:
+        return self.sinks + self.window
+
+    def ahn_parameters(self) -> list[nn.Parameter]:
+        return list(self.memories.parameters())
+
+    # ---- parallel forward
+
+    def forward(self, idx: torch.Tensor, use_memory: bool = True) -> torch.Tensor:
+        """Logits (B, L, V) under sinks + SWA, with the memory (or without it: the sinks + SWA baseline)."""
+        B, L = idx.shape
+        positions = torch.arange(L, device=idx.device).expand(B, L)
+        cos, sin = rope_tables(positions, self.base.config.head_dim, self.base.config.rope_base)
+        mask = window_mask(L, self.sinks, self.window, idx.device)
+        x = self.base.embed(idx)
+        for block, memory in zip(self.base.blocks, self.memories, strict=True):
+            x = x + self._attention(block, memory if use_memory else None, block.attn_norm(x), cos, sin, mask)
+            x = x + block.mlp(block.mlp_norm(x))
+        return self.base.norm(x) @ self.base.embed.weight.T
+
+    def _attention(self, block: nn.Module, memory: AHNMemory | None, x: torch.Tensor, cos: torch.Tensor,
+                   sin: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        attention = block.attn
+        B, L, _ = x.shape
+        q, k, v = attention.qkv(x).view(B, L, 3, attention.n_head, attention.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        a = attention_reference(q, k, v, mask).transpose(1, 2).reshape(B, L, -1)  # (B, L, H*dh), before o_proj
+        T, s, W = self.budget, self.sinks, self.window
+        if memory is not None and L > T:
+            m, _ = memory(q[:, :, T:], k[:, :, s:L - W], v[:, :, s:L - W], x[:, s:L - W], x[:, T:])
+            a = torch.cat([a[:, :T], a[:, T:] + m], dim=1)
+        return attention.proj(a)
+
+    # ---- constant-size decode
+
+    def new_cache(self, batch_size: int = 1) -> DecodeCache:
+        config = self.base.config
+        device = self.base.embed.weight.device
+        shape = (batch_size, config.n_head, self.budget, config.head_dim)
+        layers = [LayerCache(torch.zeros(shape, device=device), torch.zeros(shape, device=device),
+                             torch.zeros(batch_size, self.budget, config.d_model, device=device))
+                  for _ in range(config.n_layer)]
+        return DecodeCache(layers)
+
+    def _slot(self, position: int) -> int:
+        """Cache slot of the token at `position`: sinks keep their own slot, window tokens share a ring."""
+        return position if position < self.sinks else self.sinks + (position - self.sinks) % self.window
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor, cache: DecodeCache) -> tuple[torch.Tensor, DecodeCache]:
+        """Logits (B, V) for the next token after `token` (B,), updating `cache` in place."""
+        t = cache.position
+        B = token.shape[0]
+        positions = torch.full((B, 1), t, device=token.device)
+        cos, sin = rope_tables(positions, self.base.config.head_dim, self.base.config.rope_base)
+        x = self.base.embed(token[:, None])
+        for block, memory, layer in zip(self.base.blocks, self.memories, cache.layers, strict=True):
+            x = x + self._attention_step(block, memory, layer, block.attn_norm(x), cos, sin, t)
+            x = x + block.mlp(block.mlp_norm(x))
+        cache.position += 1
+        return (self.base.norm(x) @ self.base.embed.weight.T)[:, 0], cache
+
+    def _attention_step(self, block: nn.Module, memory: AHNMemory, layer: LayerCache, x: torch.Tensor,
+                        cos: torch.Tensor, sin: torch.Tensor, t: int) -> torch.Tensor:
+        attention = block.attn
+        B = x.shape[0]
+        q, k, v = attention.qkv(x).view(B, 1, 3, attention.n_head, attention.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        m = None
+        if t >= self.budget:  # token t - W leaves the window now: write it, then read with this query
+            slot = self._slot(t - self.window)
+            m, layer.state = memory(q, layer.keys[:, :, slot:slot + 1], layer.values[:, :, slot:slot + 1],
+                                    layer.hidden[:, slot:slot + 1], x, state=layer.state, chunked=False)
+        slot = self._slot(t)
+        layer.keys[:, :, slot], layer.values[:, :, slot], layer.hidden[:, slot] = k[:, :, 0], v[:, :, 0], x[:, 0]
+        seen = min(t + 1, self.budget)
+        mask = torch.zeros(1, 1, 1, self.budget, dtype=torch.bool, device=x.device)
+        mask[..., :seen] = True
+        a = attention_reference(q, layer.keys, layer.values, mask).transpose(1, 2).reshape(B, 1, -1)
+        if m is not None:
+            a = a + m
+        return attention.proj(a)
