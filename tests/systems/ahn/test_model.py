@@ -94,3 +94,26 @@ def test_only_ahn_parameters_train_and_bad_budgets_are_errors():
     assert trainable and all(n.startswith("memories.") for n in trainable)
     with pytest.raises(UserError, match="window"):
         student.set_budget(2, 0)
+
+
+def test_saving_and_loading_the_ahn_parameters_round_trips_and_checks_the_base(tmp_path):
+    from reasonlab.systems.ahn.model import load_ahn, save_ahn
+
+    trained = AHNStudent(base_model(), kind="gdn", sinks=2, window=5)
+    randomise_outputs(trained)
+    path = save_ahn(trained, tmp_path / "ahn.pt")
+    fresh = load_ahn(AHNStudent(base_model(), kind="gdn", sinks=2, window=5), path)
+    idx = torch.randint(0, 40, (1, 20))
+    with torch.no_grad():
+        assert torch.equal(fresh(idx), trained(idx))
+    assert torch.load(path, weights_only=True)["parameters"].keys() == dict(trained.memories.named_parameters()).keys()
+    with pytest.raises(UserError, match="holds a gdn memory"):
+        load_ahn(AHNStudent(base_model(), kind="deltanet"), path)
+    other = TinyTransformer(TinyLMConfig(vocab_size=40, n_layer=2, n_head=2, d_model=32, rope_base=500.0))
+    with pytest.raises(UserError, match="another base model"):
+        load_ahn(AHNStudent(other, kind="gdn"), path)
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(UserError, match="not a readable AHN checkpoint"):
+        load_ahn(trained, tmp_path / "junk.pt")
+    with pytest.raises(UserError, match="no AHN checkpoint"):
+        load_ahn(trained, tmp_path / "missing.pt")

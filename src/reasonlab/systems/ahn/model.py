@@ -16,15 +16,17 @@ exactly like the base model, and with a zero-initialised memory output so does e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from reasonlab.errors import UserError
+from reasonlab.runs import atomic_write
 from reasonlab.systems.ahn.memory import AHNMemory
 from reasonlab.train.tinylm import TinyTransformer, apply_rope, attention_reference, rope_tables
 
-__all__ = ["AHNStudent", "DecodeCache", "LayerCache", "window_mask"]
+__all__ = ["AHNStudent", "DecodeCache", "LayerCache", "load_ahn", "save_ahn", "window_mask"]
 
 
 def window_mask(length: int, sinks: int, window: int, device: torch.device | None = None) -> torch.Tensor:
@@ -166,3 +168,38 @@ class AHNStudent(nn.Module):
         if m is not None:
             a = a + m
         return attention.proj(a)
+
+
+def _base_identity(student: AHNStudent) -> dict[str, object]:
+    return {"base": student.base.config.model_dump(mode="json"), "kind": student.kind}
+
+
+def save_ahn(student: AHNStudent, path: str | Path) -> Path:
+    """Save only the AHN parameters (and what they were trained for) to `path` (a .pt file), atomically."""
+    path = Path(path)
+    state = {"format": "reasonlab-ahn", "version": 1, **_base_identity(student),
+             "parameters": {n: p.detach().cpu() for n, p in student.memories.named_parameters()}}
+    with atomic_write(path, "wb") as handle:
+        torch.save(state, handle)
+    return path
+
+
+def load_ahn(student: AHNStudent, path: str | Path) -> AHNStudent:
+    """Load AHN parameters saved by `save_ahn` into `student`; a file for another base model or memory type is a
+    one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no AHN checkpoint at {path}: check the path (reasonlab ahn distill writes ahn.pt)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds on a torn or foreign file
+        raise UserError(f"{path} is not a readable AHN checkpoint ({type(error).__name__}): re-save it") from None
+    if not isinstance(state, dict) or state.get("format") != "reasonlab-ahn":
+        raise UserError(f"{path} is not an AHN checkpoint (no reasonlab-ahn tag): pass a file saved by save_ahn")
+    if state["kind"] != student.kind:
+        raise UserError(f"{path} holds a {state['kind']} memory, the model has {student.kind}: use "
+                        f"--memory {state['kind']} or another checkpoint")
+    if state["base"] != _base_identity(student)["base"]:
+        raise UserError(f"{path} was trained for another base model (its config differs): load it into that base")
+    student.memories.load_state_dict(state["parameters"])
+    return student
