@@ -1,7 +1,7 @@
 """The public names of reasonlab.train, pinned."""
 
 import reasonlab.train
-from reasonlab.train import distributed, losses, rl, rl_config, rollout, sft, tinylm, trl_grpo
+from reasonlab.train import distill, distributed, losses, rl, rl_config, rollout, sft, tinylm, trl_grpo
 
 
 def test_public_api():
@@ -16,6 +16,8 @@ def test_public_api():
         "statistic_units",
     ]
     assert sorted(rl_config.__all__) == ["LossType", "RLConfig", "check_loss_options"]
+    assert sorted(distill.__all__) == ["DISTILL_CHECKPOINT", "DistillConfig", "forward_kl", "has_distill_checkpoint",
+                                       "train_distill"]
     assert sorted(distributed.__all__) == [
         "all_reduce_max",
         "all_reduce_sum",
