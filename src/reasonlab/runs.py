@@ -212,6 +212,14 @@ class Run:
         is an error, since records after it were written by a later, healthy process."""
         return read_records(self.metrics_path)
 
+    def drop_metrics(self, kind: str, key: str, start: int) -> None:
+        """Drop the `kind` records whose `key` is at or after `start`: what a killed run logged after its last
+        checkpoint, before a resume logs those steps again."""
+        if not self.metrics_path.exists():
+            return
+        kept = [r for r in self.metrics() if not (r.get("kind") == kind and r.get(key, 0) >= start)]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(record) + "\n" for record in kept))
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.summary_path, summary)
 

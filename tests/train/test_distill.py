@@ -72,6 +72,8 @@ def test_resume_continues_to_the_uninterrupted_result(tmp_path):
     history = train_distill(config.model_copy(update={"resume": True}), second, toy_loss(second, teacher), run)
     torch.testing.assert_close(second.correction.weight, whole.correction.weight)
     assert [row["step"] for row in history] == list(range(20))
+    # steps 10 and 11, logged by the interrupted run after its last checkpoint, are logged once
+    assert [r["step"] for r in run.metrics() if r.get("kind") == "distill"] == list(range(20))
     with pytest.raises(UserError, match="already has a distillation checkpoint"):
         train_distill(config, Toy(), toy_loss(Toy(), teacher), run)
 

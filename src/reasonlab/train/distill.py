@@ -105,6 +105,7 @@ def train_distill(config: DistillConfig, module: nn.Module,
         if run is None or not has_distill_checkpoint(run):
             raise UserError("resume: there is no distillation checkpoint to continue; drop --resume to start")
         start, history = _load(run, module, optimizer, scheduler)
+        run.drop_metrics("distill", "step", start)
     elif run is not None and has_distill_checkpoint(run):
         raise UserError(f"{run.dir} already has a distillation checkpoint: pass --resume, or a new run name")
     from rich.progress import Progress

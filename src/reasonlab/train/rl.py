@@ -19,7 +19,6 @@ here, so `from reasonlab.train.rl import Episode, RLConfig, train` keeps working
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -438,12 +437,4 @@ def _episode_metrics(episodes: Sequence[Episode]) -> dict[str, Any]:
 
 def _truncate_metrics(run: Run, start_iteration: int) -> None:
     """Drop RL records at or after `start_iteration` (logged by a killed run after its last checkpoint)."""
-    if not run.metrics_path.exists():
-        return
-    kept = [
-        record
-        for record in run.metrics()
-        if not (record.get("kind") == "rl" and record.get("iteration", 0) >= start_iteration)
-    ]
-    with atomic_write(run.metrics_path) as handle:
-        handle.write("".join(json.dumps(record) + "\n" for record in kept))
+    run.drop_metrics("rl", "iteration", start_iteration)

@@ -22,6 +22,7 @@ from reasonlab.llm.program import ProgramSettings
 from reasonlab.runs import read_records
 from reasonlab.sandbox.launch import choose_launcher, missing_layers
 from reasonlab.systems.arcmemo import pipeline, prompts
+from reasonlab.systems.arcmemo import seeds as seeds_module
 from reasonlab.systems.arcmemo.config import ArcMemoConfig
 from reasonlab.systems.arcmemo.memory import ConceptMemory, Lesson, LessonMemory, load_memory, save_memory
 from reasonlab.systems.arcmemo.seeds import SeedSolution
@@ -162,7 +163,7 @@ def _our_seeds_and_no_model(monkeypatch):
     def no_model(config: ArcMemoConfig) -> Any:
         raise AssertionError(f"the pipeline loaded a model for {config.llm}")
 
-    monkeypatch.setattr(pipeline, "SEEDS", SEEDS)
+    monkeypatch.setattr(seeds_module, "SEEDS", SEEDS)
     monkeypatch.setattr(pipeline, "_load_llm", no_model)
     monkeypatch.setattr(pipeline, "_load_embedder", lambda config: None if config.selection != "embedding"
                         else no_model(config))

@@ -31,7 +31,7 @@ EXPORTS = {
     "arclite": ["PRIMITIVES", "ArcLiteTask", "generate_tasks", "search"],
     "arms": ["ARMS", "ConceptArm", "InstanceArm", "NoMemoryArm"],
     "config": ["EXPERIMENT_PRESETS", "PRESETS", "ArcLiteConfig", "ArcMemoConfig"],
-    "evaluation": ["lite_headline", "summarize_lite"],
+    "evaluation": ["lite_headline", "rates", "summarize_lite", "summarize_pipeline"],
     "experiment": ["run_experiment"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -175,7 +175,10 @@ def _given_keys(config: Optional[Path], sets: list[str]) -> set[str]:
 
     keys = set(parse_sets(sets))
     if config is not None and config.is_file():
-        loaded = yaml.safe_load(config.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(config.read_text()) or {}
+        except yaml.YAMLError:
+            return keys  # resolve_config reports the broken file in one line
         keys |= set(loaded) if isinstance(loaded, dict) else set()
     return keys
 

@@ -1,5 +1,5 @@
 """Every metric ArcMemo reports: the ARC-lite summary (solve rate per arm and budget over seeds, margins,
-selection recall@k) and its headline; the LLM pipeline's scores and parse/validity rates live in `pipeline`."""
+selection recall@k) and its headline, and the LLM pipeline's scores and parse/validity rate of every step."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 from reasonlab.demo import Headline
 from reasonlab.stats import mean_spread
 from reasonlab.systems.arcmemo.config import ArcLiteConfig
+from reasonlab.systems.arcmemo.tasks import ArcTask, Attempt, score_tasks, train_correct
 
-__all__ = ["CLAIM_MARGINS", "lite_headline", "summarize_lite"]
+__all__ = ["CLAIM_MARGINS", "lite_headline", "rates", "summarize_lite", "summarize_pipeline"]
 
 # the issue's bar: concept-level memory >= 10 points over no memory and >= 5 over instance memory, every seed
 CLAIM_MARGINS = {"none": 10.0, "instance": 5.0}
@@ -104,8 +105,27 @@ def lite_headline(summary: dict[str, Any], plot: str | None = None) -> Headline:
         result=f"{', '.join(parts)} (n={n} tasks x {len(summary['seeds'])} seeds, mean ± sd); {margins}",
         paper="concept-level memory (PS) beats no memory and instance-level memory at equal compute "
               "(ARC-AGI-1: 59.3 vs 55.2 official score)",
-        holds=summary["holds"] if len(summary["seeds"]) >= 1 else None,
+        holds=summary["holds"],
         plot=plot,
         note=f"claim: concept >= none + {CLAIM_MARGINS['none']:.0f} and >= instance + "
              f"{CLAIM_MARGINS['instance']:.0f} points on every seed at budget {budget}",
     )
+
+
+def rates(stats: dict[str, dict[str, int]]) -> dict[str, dict[str, float | int]]:
+    """Per program: calls, LLM tries, and the share of calls that gave a valid typed value."""
+    table = {}
+    for name, counts in stats.items():
+        calls = counts.get("calls", 0)
+        table[name] = {"calls": calls, "tries": counts.get("tries", 0),
+                       "valid_rate": (calls - counts.get("failures", 0)) / calls if calls else float("nan")}
+    return table
+
+
+def summarize_pipeline(tasks: list[ArcTask], attempts: dict[str, list[Attempt]],
+                       stats: dict[str, dict[str, int]]) -> dict[str, Any]:
+    scores = score_tasks({k: v for k, v in attempts.items() if v}, tasks)
+    first = {k: v[:1] for k, v in attempts.items() if v}
+    return {"scores": scores, "scores_first_attempt": score_tasks(first, tasks),
+            "train_verified": sum(any(train_correct(t, a) for a in attempts[t.id]) for t in tasks),
+            "rates": rates(stats)}

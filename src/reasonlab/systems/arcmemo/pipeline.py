@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +23,23 @@ from reasonlab.runs import Run, append_record, atomic_write_json, atomic_write_t
 from reasonlab.systems.arcmemo import programs
 from reasonlab.systems.arcmemo.config import ArcMemoConfig
 from reasonlab.systems.arcmemo.continual import Step, run_continual
+from reasonlab.systems.arcmemo.evaluation import rates, summarize_pipeline
 from reasonlab.systems.arcmemo.execution import run_transform
 from reasonlab.systems.arcmemo.memory import ConceptMemory, LessonMemory, load_memory, save_memory
-from reasonlab.systems.arcmemo.seeds import SEEDS, SeedSolution
+from reasonlab.systems.arcmemo.seeds import select_seeds
 from reasonlab.systems.arcmemo.tasks import (
     ArcTask,
     Attempt,
     load_split,
     load_task_json,
     official_score,
-    score_tasks,
     strict_correct,
     train_correct,
 )
 
-__all__ = ["build_memory", "load_tasks", "open_memory", "rates", "run_build", "run_eval", "seed_solutions",
-           "select_hint", "solve_tasks", "summarize_pipeline"]
+__all__ = ["build_memory", "load_tasks", "open_memory", "run_build", "run_eval", "select_hint", "solve_tasks"]
 
 Memory = ConceptMemory | LessonMemory
-
-
-def seed_solutions(ids: Sequence[str]) -> list[SeedSolution]:
-    """Our seed solutions, all or the named ones (an unknown id is a one-line error listing the known ones)."""
-    by_id = {seed.task_id: seed for seed in SEEDS}
-    unknown = [i for i in ids if i not in by_id]
-    if unknown:
-        raise UserError(f"unknown seed ids {unknown}: choose from {', '.join(by_id)}")
-    return [by_id[i] for i in ids] if ids else list(SEEDS)
 
 
 def load_tasks(config: ArcMemoConfig) -> list[ArcTask]:
@@ -109,7 +98,7 @@ def build_memory(config: ArcMemoConfig, llm: LLM, path: Path | None = None,
     memory: Memory = ConceptMemory() if config.format == "ps" else LessonMemory()
     stats: dict[str, dict[str, int]] = {}
     notes = notes if notes is not None else []
-    seeds = seed_solutions(config.seeds)
+    seeds = select_seeds(config.seeds)
     started = time.monotonic()
     for start in range(0, len(seeds), config.batch_size):
         batch = seeds[start:start + config.batch_size]
@@ -210,25 +199,6 @@ def _record(task: ArcTask, step: Step, pass_index: int) -> dict[str, Any]:
             "test_solved": official_score(task, [attempt]), "errors": attempt.errors, "code": attempt.code}
 
 
-def rates(stats: dict[str, dict[str, int]]) -> dict[str, dict[str, float | int]]:
-    """Per program: calls, LLM tries, and the share of calls that gave a valid typed value."""
-    table = {}
-    for name, counts in stats.items():
-        calls = counts.get("calls", 0)
-        table[name] = {"calls": calls, "tries": counts.get("tries", 0),
-                       "valid_rate": (calls - counts.get("failures", 0)) / calls if calls else float("nan")}
-    return table
-
-
-def summarize_pipeline(tasks: list[ArcTask], attempts: dict[str, list[Attempt]],
-                       stats: dict[str, dict[str, int]]) -> dict[str, Any]:
-    scores = score_tasks({k: v for k, v in attempts.items() if v}, tasks)
-    first = {k: v[:1] for k, v in attempts.items() if v}
-    return {"scores": scores, "scores_first_attempt": score_tasks(first, tasks),
-            "train_verified": sum(any(train_correct(t, a) for a in attempts[t.id]) for t in tasks),
-            "rates": rates(stats)}
-
-
 def open_memory(config: ArcMemoConfig) -> Memory | None:
     if config.memory is None:
         return None
@@ -284,7 +254,7 @@ def _memory_size(memory: Memory) -> dict[str, Any]:
 def run_build(config: ArcMemoConfig, out: str | Path, name: str, resume: bool = False,
               overwrite: bool = False, llm: LLM | None = None) -> Path:
     """`reasonlab arcmemo build-memory`: the memory from the seed solutions, with the rates of every LLM step."""
-    seed_solutions(config.seeds)  # an unknown seed id fails before the model loads
+    select_seeds(config.seeds)  # an unknown seed id fails before the model loads
     run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
     llm = llm or _load_llm(config)
     memory, stats = _build_into(config, llm, run)
@@ -307,7 +277,7 @@ def run_eval(config: ArcMemoConfig, out: str | Path, name: str, resume: bool = F
     tasks = load_tasks(config)  # bad input fails before the run folder exists and before the model loads
     given = open_memory(config) if config.selection != "none" else None
     if given is None:
-        seed_solutions(config.seeds)
+        select_seeds(config.seeds)
     run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
     llm = llm or _load_llm(config)
     stats: dict[str, dict[str, int]] = {}
