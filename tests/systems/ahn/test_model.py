@@ -78,6 +78,22 @@ def test_token_by_token_decode_equals_the_parallel_forward(kind, sinks, window):
     torch.testing.assert_close(torch.stack(stepped, dim=1), parallel, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("prefix", [3, 7, 12])  # inside the budget, exactly at it, past it
+def test_prefill_then_decode_equals_the_parallel_forward(kind, prefix):
+    student = AHNStudent(base_model(), kind=kind, sinks=2, window=5)
+    randomise_outputs(student)
+    idx = torch.randint(0, 40, (2, 21))
+    with torch.no_grad():
+        parallel = student(idx)
+    prefilled, cache = student.prefill(idx[:, :prefix])
+    stepped = [prefilled]
+    for position in range(prefix, idx.shape[1]):
+        logits, cache = student.step(idx[:, position], cache)
+        stepped.append(logits[:, None])
+    torch.testing.assert_close(torch.cat(stepped, dim=1), parallel, rtol=1e-4, atol=1e-4)
+
+
 def test_cache_size_does_not_grow_with_the_length():
     student = AHNStudent(base_model(), kind="gdn", sinks=2, window=5)
     cache = student.new_cache()

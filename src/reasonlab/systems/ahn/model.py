@@ -9,8 +9,8 @@ exactly like the base model, and with a zero-initialised memory output so does e
 
     student = AHNStudent(base_model, kind="gdn", sinks=4, window=28)
     logits = student(tokens)                       # parallel, training and evaluation
-    cache = student.new_cache(batch_size=1)        # constant-size decode cache
-    for token in tokens.T: logits, cache = student.step(token, cache)
+    logits, cache = student.prefill(prompt)        # parallel prefill that leaves a constant-size decode cache
+    for token in new_tokens.T: logits, cache = student.step(token, cache)
 """
 
 from __future__ import annotations
@@ -96,18 +96,32 @@ class AHNStudent(nn.Module):
 
     def forward(self, idx: torch.Tensor, use_memory: bool = True) -> torch.Tensor:
         """Logits (B, L, V) under sinks + SWA, with the memory (or without it: the sinks + SWA baseline)."""
+        return self._parallel(idx, use_memory, None)
+
+    @torch.no_grad()
+    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, DecodeCache]:
+        """Logits (B, L, V) of the parallel forward and the decode cache it leaves: the sinks, the last W tokens in
+        their ring slots and each memory's final state (all evicted tokens written in one chunked call)."""
+        cache = self.new_cache(idx.shape[0])
+        logits = self._parallel(idx, True, cache)
+        cache.position = idx.shape[1]
+        return logits, cache
+
+    def _parallel(self, idx: torch.Tensor, use_memory: bool, cache: DecodeCache | None) -> torch.Tensor:
         B, L = idx.shape
         positions = torch.arange(L, device=idx.device).expand(B, L)
         cos, sin = rope_tables(positions, self.base.config.head_dim, self.base.config.rope_base)
         mask = window_mask(L, self.sinks, self.window, idx.device)
         x = self.base.embed(idx)
-        for block, memory in zip(self.base.blocks, self.memories, strict=True):
-            x = x + self._attention(block, memory if use_memory else None, block.attn_norm(x), cos, sin, mask)
+        layers = cache.layers if cache is not None else [None] * len(self.memories)
+        for block, memory, layer in zip(self.base.blocks, self.memories, layers, strict=True):
+            x = x + self._attention(block, memory if use_memory else None, block.attn_norm(x), cos, sin, mask,
+                                    layer)
             x = x + block.mlp(block.mlp_norm(x))
         return self.base.norm(x) @ self.base.embed.weight.T
 
     def _attention(self, block: nn.Module, memory: AHNMemory | None, x: torch.Tensor, cos: torch.Tensor,
-                   sin: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                   sin: torch.Tensor, mask: torch.Tensor, layer: LayerCache | None = None) -> torch.Tensor:
         attention = block.attn
         B, L, _ = x.shape
         q, k, v = attention.qkv(x).view(B, L, 3, attention.n_head, attention.head_dim).permute(2, 0, 3, 1, 4)
@@ -115,9 +129,21 @@ class AHNStudent(nn.Module):
         a = attention_reference(q, k, v, mask).transpose(1, 2).reshape(B, L, -1)  # (B, L, H*dh), before o_proj
         T, s, W = self.budget, self.sinks, self.window
         if memory is not None and L > T:
-            m, _ = memory(q[:, :, T:], k[:, :, s:L - W], v[:, :, s:L - W], x[:, s:L - W], x[:, T:])
+            m, state = memory(q[:, :, T:], k[:, :, s:L - W], v[:, :, s:L - W], x[:, s:L - W], x[:, T:])
             a = torch.cat([a[:, :T], a[:, T:] + m], dim=1)
+            if layer is not None:
+                layer.state = state
+        if layer is not None:
+            self._keep_recent(layer, k, v, x)
         return attention.proj(a)
+
+    def _keep_recent(self, layer: LayerCache, k: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> None:
+        """Copy the sinks and the last W tokens of a prefill into their decode-cache slots."""
+        L = k.shape[2]
+        for position in [*range(min(self.sinks, L)), *range(max(self.sinks, L - self.window), L)]:
+            slot = self._slot(position)
+            layer.keys[:, :, slot], layer.values[:, :, slot] = k[:, :, position], v[:, :, position]
+            layer.hidden[:, slot] = x[:, position]
 
     # ---- constant-size decode
 
