@@ -1,5 +1,4 @@
 import math
-import time
 
 import numpy as np
 import pytest
@@ -91,14 +90,23 @@ def test_same_seed_same_batch_and_another_seed_another():
     assert not torch.equal(a.tokens, recall.make_batch(RecallConfig(seed=8), 4).tokens)
 
 
-def test_a_batch_of_16_by_256_takes_well_under_50_ms():
-    config, rng = RecallConfig(), np.random.default_rng(0)
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        recall.make_batch(config, 16, rng)
-        times.append(time.perf_counter() - start)
-    assert min(times) < 0.05
+def test_induction_batch_repeats_a_span_at_a_varying_offset_and_labels_its_continuation():
+    batch = recall.induction_batch(128, 64, 32, np.random.default_rng(0))
+    starts = set()
+    for row, labels in zip(batch.tokens.numpy(), batch.labels.numpy(), strict=True):
+        assert row[0] == recall.BOS
+        labelled = np.flatnonzero(labels != IGNORE)
+        n = len(labelled) + 1  # the span's first token of the repeat has no label
+        start = labelled[0] - 1
+        starts.add(int(start))
+        assert np.array_equal(row[start:start + n], row[1:1 + n])  # the repeat is the span
+        assert np.array_equal(labels[labelled], row[labelled])  # HF convention: the label is the token itself
+        assert (row[1 + n:start] == recall.PAD).all()
+        assert row[1:1 + n].min() > recall.BOS
+    assert len(starts) > 10  # the offset varies, so no positional rule answers
+    assert (batch.distance == -1).all()
+    with pytest.raises(UserError, match="too short"):
+        recall.induction_batch(128, 10, 2, np.random.default_rng(0))
 
 
 def test_bucket_edges_are_inclusive_at_t_2t_and_4t():

@@ -39,6 +39,7 @@ __all__ = [
     "accuracy_by_bucket",
     "accuracy_by_pairs_past",
     "distance_buckets",
+    "induction_batch",
     "make_batch",
     "pairs_past_window",
     "predictions_from_logits",
@@ -168,6 +169,27 @@ def make_batch(config: RecallConfig, batch_size: int, rng: np.random.Generator |
     num_pairs = [_fill_sequence(config, rng, tokens[b], labels[b], distance[b]) for b in range(batch_size)]
     return RecallBatch(torch.from_numpy(tokens), torch.from_numpy(labels), torch.from_numpy(distance),
                        torch.tensor(num_pairs, dtype=torch.long))
+
+
+def induction_batch(vocab_size: int, seq_len: int, batch_size: int, rng: np.random.Generator) -> RecallBatch:
+    """Warm-up data that teaches a fresh model to look things up by content: BOS, a random span of 8 .. L/3 tokens,
+    PAD filler of random length, then the span again, labelled from its second token (a model that finds the
+    earlier copy of the current token predicts the next one). The repeat's offset varies, so no positional rule
+    solves it. `distance` and `num_pairs` are -1 / 0: this batch is for training only."""
+    if seq_len < 20:
+        raise UserError(f"seq_len {seq_len} is too short for the induction warm-up: use at least 20 tokens")
+    tokens = np.full((batch_size, seq_len), PAD, dtype=np.int64)
+    labels = np.full((batch_size, seq_len), IGNORE, dtype=np.int64)
+    for row in range(batch_size):
+        n = int(rng.integers(8, max(9, seq_len // 3)))
+        gap = int(rng.integers(0, seq_len - 2 * n))
+        span = rng.integers(BOS + 1, vocab_size, size=n)
+        start = 1 + n + gap
+        tokens[row, 0], tokens[row, 1:1 + n], tokens[row, start:start + n] = BOS, span, span
+        labels[row, start + 1:start + n] = span[1:]
+    shape = (batch_size, seq_len)
+    return RecallBatch(torch.from_numpy(tokens), torch.from_numpy(labels), torch.full(shape, -1, dtype=torch.long),
+                       torch.zeros(batch_size, dtype=torch.long))
 
 
 def predictions_from_logits(logits: torch.Tensor) -> torch.Tensor:
