@@ -94,6 +94,31 @@ def test_prefill_then_decode_equals_the_parallel_forward(kind, prefix):
     torch.testing.assert_close(torch.cat(stepped, dim=1), parallel, rtol=1e-4, atol=1e-4)
 
 
+def test_decoding_without_the_memory_is_sinks_and_swa_and_its_cache_holds_keys_and_values_only():
+    student = AHNStudent(base_model(), kind="gdn", sinks=2, window=5)
+    randomise_outputs(student)
+    idx = torch.randint(0, 40, (2, 17))
+    with torch.no_grad():
+        parallel = student(idx, use_memory=False)
+    prefilled, cache = student.prefill(idx[:, :9], use_memory=False)
+    stepped = [prefilled]
+    for position in range(9, 17):
+        logits, cache = student.step(idx[:, position], cache)
+        stepped.append(logits[:, None])
+    torch.testing.assert_close(torch.cat(stepped, dim=1), parallel, rtol=1e-4, atol=1e-4)
+    assert cache.nbytes() == sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
+    assert all(layer.state is None for layer in cache.layers)
+
+
+def test_the_cache_keeps_write_gates_not_hidden_states():
+    student = AHNStudent(base_model(), kind="gdn", sinks=2, window=5)
+    _, cache = student.prefill(torch.randint(0, 40, (1, 12)))
+    layer = cache.layers[0]
+    assert layer.gates.shape == (1, 2, 7, 2)  # (B, H, s + W, beta and decay)
+    with_state = layer.keys.nbytes + layer.values.nbytes + layer.gates.nbytes + layer.state.nbytes
+    assert cache.nbytes() == 2 * with_state
+
+
 def test_cache_size_does_not_grow_with_the_length():
     student = AHNStudent(base_model(), kind="gdn", sinks=2, window=5)
     cache = student.new_cache()

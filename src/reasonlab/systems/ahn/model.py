@@ -38,12 +38,13 @@ def window_mask(length: int, sinks: int, window: int, device: torch.device | Non
 
 @dataclass
 class LayerCache:
-    """One layer's decode state: sink and window keys/values (post-RoPE), the normed hidden states of the window
-    tokens (their write gates are computed from them when they are evicted) and the memory state."""
+    """One layer's decode state: sink and window keys/values (post-RoPE), the write gates of the window tokens
+    (computed when a token arrives, used when it is evicted: H or 2H scalars per token, spec section 1) and the
+    memory state."""
 
     keys: torch.Tensor  # (B, H, s + W, dh): slots 0..s-1 sinks, then a ring of W window slots
     values: torch.Tensor
-    hidden: torch.Tensor  # (B, s + W, d)
+    gates: torch.Tensor  # (B, H, s + W, n_gates)
     state: torch.Tensor | None = None  # (B, H, dh, dh)
 
 
@@ -51,12 +52,13 @@ class LayerCache:
 class DecodeCache:
     layers: list[LayerCache] = field(default_factory=list)
     position: int = 0  # tokens seen so far
+    use_memory: bool = True  # False: the sinks + SWA baseline (no gates, no state)
 
     def nbytes(self) -> int:
         """Bytes held, independent of how many tokens were decoded."""
         total = 0
         for layer in self.layers:
-            for tensor in (layer.keys, layer.values, layer.hidden, layer.state):
+            for tensor in (layer.keys, layer.values, layer.gates, layer.state):
                 total += 0 if tensor is None else tensor.numel() * tensor.element_size()
         return total
 
@@ -99,11 +101,11 @@ class AHNStudent(nn.Module):
         return self._parallel(idx, use_memory, None)
 
     @torch.no_grad()
-    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, DecodeCache]:
+    def prefill(self, idx: torch.Tensor, use_memory: bool = True) -> tuple[torch.Tensor, DecodeCache]:
         """Logits (B, L, V) of the parallel forward and the decode cache it leaves: the sinks, the last W tokens in
         their ring slots and each memory's final state (all evicted tokens written in one chunked call)."""
-        cache = self.new_cache(idx.shape[0])
-        logits = self._parallel(idx, True, cache)
+        cache = self.new_cache(idx.shape[0], use_memory)
+        logits = self._parallel(idx, use_memory, cache)
         cache.position = idx.shape[1]
         return logits, cache
 
@@ -134,27 +136,30 @@ class AHNStudent(nn.Module):
             if layer is not None:
                 layer.state = state
         if layer is not None:
-            self._keep_recent(layer, k, v, x)
+            self._keep_recent(layer, k, v, memory.write_gates(x) if memory is not None else None)
         return attention.proj(a)
 
-    def _keep_recent(self, layer: LayerCache, k: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> None:
-        """Copy the sinks and the last W tokens of a prefill into their decode-cache slots."""
+    def _keep_recent(self, layer: LayerCache, k: torch.Tensor, v: torch.Tensor, gates: torch.Tensor | None) -> None:
+        """Copy the sinks and the last W tokens of a prefill (and their write gates) into their cache slots."""
         L = k.shape[2]
         for position in [*range(min(self.sinks, L)), *range(max(self.sinks, L - self.window), L)]:
             slot = self._slot(position)
             layer.keys[:, :, slot], layer.values[:, :, slot] = k[:, :, position], v[:, :, position]
-            layer.hidden[:, slot] = x[:, position]
+            if gates is not None:
+                layer.gates[:, :, slot] = gates[:, :, position]
 
     # ---- constant-size decode
 
-    def new_cache(self, batch_size: int = 1) -> DecodeCache:
+    def new_cache(self, batch_size: int = 1, use_memory: bool = True) -> DecodeCache:
+        """An empty decode cache; `use_memory=False` decodes as the sinks + SWA baseline."""
         config = self.base.config
         device = self.base.embed.weight.device
         shape = (batch_size, config.n_head, self.budget, config.head_dim)
         layers = [LayerCache(torch.zeros(shape, device=device), torch.zeros(shape, device=device),
-                             torch.zeros(batch_size, self.budget, config.d_model, device=device))
-                  for _ in range(config.n_layer)]
-        return DecodeCache(layers)
+                             torch.zeros(batch_size, config.n_head, self.budget,
+                                         memory.n_gates if use_memory else 0, device=device))
+                  for memory in self.memories]
+        return DecodeCache(layers, use_memory=use_memory)
 
     def _slot(self, position: int) -> int:
         """Cache slot of the token at `position`: sinks keep their own slot, window tokens share a ring."""
@@ -169,24 +174,28 @@ class AHNStudent(nn.Module):
         cos, sin = rope_tables(positions, self.base.config.head_dim, self.base.config.rope_base)
         x = self.base.embed(token[:, None])
         for block, memory, layer in zip(self.base.blocks, self.memories, cache.layers, strict=True):
-            x = x + self._attention_step(block, memory, layer, block.attn_norm(x), cos, sin, t)
+            x = x + self._attention_step(block, memory if cache.use_memory else None, layer, block.attn_norm(x),
+                                         cos, sin, t)
             x = x + block.mlp(block.mlp_norm(x))
         cache.position += 1
         return (self.base.norm(x) @ self.base.embed.weight.T)[:, 0], cache
 
-    def _attention_step(self, block: nn.Module, memory: AHNMemory, layer: LayerCache, x: torch.Tensor,
+    def _attention_step(self, block: nn.Module, memory: AHNMemory | None, layer: LayerCache, x: torch.Tensor,
                         cos: torch.Tensor, sin: torch.Tensor, t: int) -> torch.Tensor:
         attention = block.attn
         B = x.shape[0]
         q, k, v = attention.qkv(x).view(B, 1, 3, attention.n_head, attention.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         m = None
-        if t >= self.budget:  # token t - W leaves the window now: write it, then read with this query
+        if memory is not None and t >= self.budget:  # token t - W leaves the window: write it, read with q
             slot = self._slot(t - self.window)
-            m, layer.state = memory(q, layer.keys[:, :, slot:slot + 1], layer.values[:, :, slot:slot + 1],
-                                    layer.hidden[:, slot:slot + 1], x, state=layer.state, chunked=False)
+            m, layer.state = memory.step(q[:, :, 0], layer.keys[:, :, slot], layer.values[:, :, slot],
+                                         layer.gates[:, :, slot], x[:, 0], state=layer.state)
+            m = m[:, None]
         slot = self._slot(t)
-        layer.keys[:, :, slot], layer.values[:, :, slot], layer.hidden[:, slot] = k[:, :, 0], v[:, :, 0], x[:, 0]
+        layer.keys[:, :, slot], layer.values[:, :, slot] = k[:, :, 0], v[:, :, 0]
+        if memory is not None:
+            layer.gates[:, :, slot] = memory.write_gates(x)[:, :, 0]
         seen = min(t + 1, self.budget)
         mask = torch.zeros(1, 1, 1, self.budget, dtype=torch.bool, device=x.device)
         mask[..., :seen] = True

@@ -23,6 +23,8 @@ from reasonlab.train.tinylm import TinyLMConfig, TinyTransformer
 
 __all__ = ["cached_teacher", "causal_logits", "teacher_model", "train_recall_teacher"]
 
+RECENT = 25  # steps averaged for TeacherConfig.target_accuracy
+
 
 def teacher_model(config: TeacherConfig, recall: RecallConfig, seed: int) -> TinyTransformer:
     """A fresh RoPE tinylm shaped as the config says, initialised from `seed`."""
@@ -69,6 +71,7 @@ def train_recall_teacher(config: TeacherConfig, recall: RecallConfig, seed: int,
     rng = np.random.default_rng([seed, 17])
     curve, step = [], 0
     for name, steps, make in _schedule(config, recall):
+        recent: list[float] = []
         for i in range(steps):
             loss, accuracy = _recall_loss(model, make(rng))
             optimizer.zero_grad(set_to_none=True)
@@ -76,10 +79,15 @@ def train_recall_teacher(config: TeacherConfig, recall: RecallConfig, seed: int,
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             step += 1
-            if i % 50 == 0 or i == steps - 1:
-                curve.append({"step": step, "loss": loss.item(), "accuracy": accuracy})
-            if i == steps - 1:
-                log(f"teacher seed {seed}: {name} done, loss {loss.item():.3f}, accuracy {accuracy:.1%}")
+            recent = [*recent[-(RECENT - 1):], accuracy]
+            reached = (config.target_accuracy is not None and len(recent) == RECENT
+                       and sum(recent) / RECENT >= config.target_accuracy)
+            if i % 50 == 0 or i == steps - 1 or reached:
+                curve.append({"step": step, "phase": name, "loss": loss.item(), "accuracy": accuracy})
+            if i == steps - 1 or reached:
+                log(f"teacher seed {seed}: {name} done after {i + 1} steps, loss {loss.item():.3f}, "
+                    f"accuracy {sum(recent) / len(recent):.1%} (last {len(recent)} steps)")
+                break
     return model.eval(), curve
 
 
