@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reasonlab.clihelp import help_defaults
+from reasonlab.progress import heartbeat
 
 PRESET_NAMES = "record | quick"  # ahn.config.PRESETS and DOCUMENT_PRESETS
 KIND_NAMES = "deltanet | gdn | mamba2"
@@ -83,4 +84,90 @@ def _print_recall(summary: dict[str, Any]) -> None:
     for arm, cells in arms.items():
         table.add_row(arm, *(f"{100 * cells[b]['mean']:.1f} ± {100 * cells[b]['sd']:.1f}"
                              if cells[b]["mean"] is not None else "-" for b in buckets))
+    console.print(table)
+
+
+def _resolve_documents(preset: str, config: Optional[Path], sets: list[str], **options: Any) -> Any:
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.ahn.config import DOCUMENT_PRESETS, DocumentsConfig
+
+    return resolve_config(DocumentsConfig, lookup_preset(DOCUMENT_PRESETS, preset), config, sets, **options)
+
+
+@app.command("distill")
+@help_defaults(_documents_preset, model="model", kind="kind", documents="documents", window="window",
+               seq_len="seq_len", steps="distill.steps", out="out")
+def distill_command(
+    preset: str = typer.Option("record", help=PRESET_NAMES),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with DocumentsConfig fields"),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE, dotted for nested fields "
+                                   "(--set distill.learning_rate=1e-4)"),
+    model: Optional[str] = typer.Option(None, "--model", help="hf:embedded or hf:PATH (Llama, Qwen2/2.5/3, Gemma-3)"),
+    kind: Optional[str] = typer.Option(None, "--memory", help=KIND_NAMES),
+    documents: Optional[str] = typer.Option(None, "--documents", help="a folder of .txt files, a text file, or "
+                                            "debian:<package>"),
+    window: Optional[int] = typer.Option(None, "--window", min=1, help="evaluation window W (T = sinks + W)"),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", min=16, help="tokens per window"),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="distillation steps"),
+    out: Optional[Path] = typer.Option(None, help="root folder of runs"),
+    name: Optional[str] = typer.Option(None, help="run name [default: ahn-<memory>-<time>]"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run's distillation from its checkpoint"),
+    overwrite: bool = OVERWRITE_OPTION,
+) -> None:
+    """Wrap a decoder with AHN memories (Gemma-3: its global layers), self-distill them on long documents and score
+    held-out windows beyond the window: full attention, sinks + SWA, AHN. Writes ahn.pt (the memories only)."""
+    from reasonlab.systems.ahn.longtext import distill
+
+    resolved = _resolve_documents(preset, config, sets, model=model, kind=kind, documents=documents, window=window,
+                                  seq_len=seq_len, distill={"steps": steps} if steps is not None else None,
+                                  out=None if out is None else str(out), name=name, resume=resume or None,
+                                  overwrite=overwrite or None)
+    run_dir = distill(resolved)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    _print_perplexity(summary["before"], summary["after"], summary["budget"])
+    console.print(f"memories saved to {run_dir / 'ahn.pt'}")
+
+
+@app.command("eval")
+def eval_command(
+    run: Path = typer.Option(..., "--run", help="a run directory made by `reasonlab ahn distill`"),
+    window: Optional[int] = typer.Option(None, "--window", min=1, help="score at another window W [default: the run's]"),
+    eval_windows: Optional[int] = typer.Option(None, "--eval-windows", min=1, help="held-out windows to score [default: the run's]"),
+) -> None:
+    """Perplexity beyond the window on the run's held-out documents: full attention, sinks + SWA, AHN."""
+    from reasonlab.systems.ahn.longtext import evaluate_run
+
+    with heartbeat("ahn eval"):
+        scores = evaluate_run(run, window=window, eval_windows=eval_windows)
+    table = Table("attention", "perplexity beyond the window", "tokens")
+    for name, row in scores.items():
+        table.add_row(name, f"{row['perplexity']:.3f}", str(row["tokens"]))
+    console.print(table)
+
+
+@app.command("generate")
+def generate_command(
+    run: Path = typer.Option(..., "--run", help="a run directory made by `reasonlab ahn distill`"),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="the prompt text [default: none; give it or --prompt-file]"),
+    prompt_file: Optional[Path] = typer.Option(None, "--prompt-file", help="read the prompt from a file [default: none]"),
+    max_tokens: int = typer.Option(64, "--max-tokens", min=1, help="tokens to generate (greedy)"),
+    no_memory: bool = typer.Option(False, "--no-memory", help="decode as sinks + SWA (the baseline)"),
+) -> None:
+    """Greedy generation with the AHN's constant-size cache; prints the text and the cache's size."""
+    from reasonlab.systems.ahn.longtext import generate_from_run
+
+    if (prompt is None) == (prompt_file is None):
+        raise typer.BadParameter("give exactly one of --prompt and --prompt-file")
+    text = prompt if prompt is not None else prompt_file.read_text()
+    with heartbeat("ahn generate"):
+        result = generate_from_run(run, text, max_tokens, use_memory=not no_memory)
+    console.print(result["text"], markup=False)
+    console.print(f"[{result['prompt_tokens']} prompt tokens, {result['new_tokens']} new; decode cache "
+                  f"{result['cache_bytes'] / 2**20:.2f} MiB, independent of the length]")
+
+
+def _print_perplexity(before: dict[str, Any], after: dict[str, Any], budget: int) -> None:
+    table = Table("attention", f"perplexity at positions >= T={budget}, before", "after distillation")
+    for name in ("full", "swa", "ahn"):
+        table.add_row(name, f"{before[name]['perplexity']:.3f}", f"{after[name]['perplexity']:.3f}")
     console.print(table)
