@@ -101,7 +101,7 @@ def test_distill_defaults_are_the_record_preset():
 def test_help_shows_the_preset_defaults():
     show_defaults(app)
     output = CliRunner().invoke(app, ["experiment", "--help"], env={"COLUMNS": "200"}).output
-    assert "default: 600 (--preset record)" in output.replace("\n", " ") or "600" in output
+    assert "default: 1000 (--preset record)" in output
     output = CliRunner().invoke(app, ["distill", "--help"], env={"COLUMNS": "200"}).output
     assert "hf:embedded" in output and "debian:python3.11-doc" in output
 
