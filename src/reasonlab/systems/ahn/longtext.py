@@ -51,6 +51,7 @@ def load_wrapped(config: DocumentsConfig) -> tuple[Any, Any]:
     context = int(getattr(policy.module.config, "max_position_embeddings", 0) or 0)
     if context and config.seq_len > context:
         raise UserError(f"seq_len {config.seq_len} exceeds {config.model}'s context of {context} tokens: lower it")
+    torch.manual_seed(config.seed)  # the memories' initialisation
     wrapped = wrap_hf(policy.module, kind=config.kind, sinks=config.sinks, window=config.window,
                       chunk_size=config.chunk_size)
     return policy, wrapped
@@ -193,11 +194,15 @@ def documents_headline(summary: dict[str, Any]) -> Headline:
 
 def load_run(run_dir: str | Path) -> tuple[DocumentsConfig, Any, Any]:
     """(config, policy, wrapped) of a distill run, its memories loaded."""
-    from reasonlab.config import load_config
     from reasonlab.systems.ahn.hf import load_hf_ahn
 
     run = Run.open(run_dir)
-    config = load_config(DocumentsConfig, run.config_path)
+    saved = {key: value for key, value in run.config().items() if not key.startswith("_")}
+    try:
+        config = DocumentsConfig.model_validate(saved)
+    except ValueError as error:
+        raise UserError(f"{run.config_path} is not a distill run's config ({type(error).__name__}): pass a run "
+                        "made by `reasonlab ahn distill`") from None
     if not (run.dir / AHN_FILE).is_file():
         raise UserError(f"{run.dir} has no {AHN_FILE}: its distillation did not finish; run distill with --resume")
     policy, wrapped = load_wrapped(config.model_copy(update={"resume": False}))
