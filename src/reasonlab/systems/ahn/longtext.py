@@ -57,6 +57,10 @@ def load_wrapped(config: DocumentsConfig) -> tuple[Any, Any]:
     return policy, wrapped
 
 
+def _device(wrapped: Any) -> torch.device:
+    return next(wrapped.memories.parameters()).device
+
+
 def _documents(config: DocumentsConfig) -> list[Document]:
     documents = load_documents(config.documents, pattern=config.pattern, min_chars=config.min_chars)
     return [Document(d.name, clean_rst(d.text)) if d.name.endswith(".rst.txt") else d for d in documents]
@@ -90,8 +94,9 @@ def window_scores(wrapped: Any, windows: list[list[int]], sinks: int, window: in
     budget = sinks + window
     nll = {"full": 0.0, "swa": 0.0, "ahn": 0.0}
     count = 0
+    device = _device(wrapped)
     for tokens in windows:
-        ids = torch.tensor([tokens])
+        ids = torch.tensor([tokens], device=device)
         targets = ids[0, budget + 1:]
         keep = len(tokens) - budget  # logits at positions budget .. L-1; the last predicts nothing here
         outputs = {"full": wrapped(ids, full_attention=True, logits_to_keep=keep).logits,
@@ -110,14 +115,14 @@ def _batch_loss(config: DocumentsConfig, wrapped: Any, train: list[list[int]]):
 
     def batch_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         rows = [train[(step * config.batch_size + i) % len(train)] for i in range(config.batch_size)]
-        ids = torch.tensor(rows)
+        ids = torch.tensor(rows, device=_device(wrapped))
         sinks, window = sampler.draw(random.Random(config.seed * 1_000_003 + step), config.seq_len)
         wrapped.set_budget(sinks, window)
         keep = config.seq_len - (sinks + window)  # only positions >= T carry the loss
         with torch.no_grad():
             teacher = wrapped(ids, full_attention=True, logits_to_keep=keep).logits
         student = wrapped(ids, logits_to_keep=keep).logits
-        loss = forward_kl(teacher, student, torch.ones(teacher.shape[:2], dtype=torch.bool))
+        loss = forward_kl(teacher, student, torch.ones(teacher.shape[:2], dtype=torch.bool, device=ids.device))
         return loss, {"budget": float(sinks + window)}
 
     return batch_loss
@@ -214,11 +219,13 @@ def load_run(run_dir: str | Path) -> tuple[DocumentsConfig, Any, Any]:
 def generate_from_run(run_dir: str | Path, prompt: str, max_tokens: int, use_memory: bool = True) -> dict[str, Any]:
     """Greedy continuation of `prompt` with the constant-size decode cache (AHN, or sinks + SWA)."""
     _, policy, wrapped = load_run(run_dir)
-    ids = torch.tensor([policy.tokenize(prompt)])
+    device = _device(wrapped)
+    ids = torch.tensor([policy.tokenize(prompt)], device=device)
     output = wrapped(ids, use_cache=True, use_memory=use_memory, logits_to_keep=1)
     cache, new = output.cache, [int(output.logits[0, -1].argmax())]
     while len(new) < max_tokens and new[-1] != policy.eos_token_id:
-        output = wrapped(torch.tensor([[new[-1]]]), cache=cache, use_cache=True, use_memory=use_memory)
+        output = wrapped(torch.tensor([[new[-1]]], device=device), cache=cache, use_cache=True,
+                         use_memory=use_memory)
         new.append(int(output.logits[0, -1].argmax()))
     return {"text": policy.detokenize(new), "prompt_tokens": ids.shape[1], "new_tokens": len(new),
             "cache_bytes": cache.nbytes()}
