@@ -124,3 +124,26 @@ def check_order(app: typer.Typer, command: str, base: list[str], tmp_path: Path,
     assert value_at(config_of(app, [command, *base, "--config", config_file, *set_args]), path) == set_value
     assert value_at(config_of(app, [command, *base, "--config", config_file, *set_args, *option]),
                     path) == option_value
+
+
+def root_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], system: str,
+               args: list[Any]) -> str:
+    """`reasonlab SYSTEM ARGS` through the root entry point (`reasonlab.cli.main`) in this process: it must exit 2
+    with one line starting 'error:' and no traceback; returns that line."""
+    import os
+    import sys
+
+    import reasonlab.cli as root
+
+    monkeypatch.setattr(sys, "argv", ["reasonlab", system, *(str(arg) for arg in args)])
+    monkeypatch.setattr(root, "_quiet_third_party", lambda: None)  # process-wide logging and warning settings
+    monkeypatch.setenv("REASONLAB_QUIET", os.environ.get("REASONLAB_QUIET", "1"))  # restored after the test
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        root.main()
+    captured = capsys.readouterr()
+    output = (captured.out + captured.err).strip()
+    assert exited.value.code == 2, output
+    assert "Traceback" not in output and len(output.splitlines()) == 1, output
+    assert output.startswith("error:"), output
+    return output

@@ -4,15 +4,13 @@ is a one-line error. The work functions are replaced by stops that raise `Stoppe
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 import reasonlab.llm
-from cli_options import Case, Stopped, check_every_option, check_order, config_of
+from cli_options import Case, Stopped, check_every_option, check_order, config_of, root_error
 from reasonlab.clihelp import show_defaults
 from reasonlab.systems.ahn import experiment, longtext
 from reasonlab.systems.ahn.cli import app
@@ -35,24 +33,6 @@ def _stop_in_the_work_functions(monkeypatch):
     monkeypatch.setattr(longtext, "distill", distill)
     monkeypatch.setattr(reasonlab.llm, "load_llm", no_model)
     monkeypatch.setattr("reasonlab.threads.configure_threads", lambda threads=None: threads)
-
-
-def root_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[Any]) -> str:
-    """`reasonlab ahn ARGS` through the root entry point: exit 2 with one line starting 'error:'."""
-    import reasonlab.cli as root
-
-    monkeypatch.setattr(sys, "argv", ["reasonlab", "ahn", *(str(arg) for arg in args)])
-    monkeypatch.setattr(root, "_quiet_third_party", lambda: None)
-    monkeypatch.setenv("REASONLAB_QUIET", os.environ.get("REASONLAB_QUIET", "1"))
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        root.main()
-    captured = capsys.readouterr()
-    output = (captured.out + captured.err).strip()
-    assert exited.value.code == 2, output
-    assert "Traceback" not in output and len(output.splitlines()) == 1, output
-    assert output.startswith("error:"), output
-    return output
 
 
 def test_experiment_every_option_and_set_key_reaches_the_config(tmp_path):
@@ -116,7 +96,7 @@ def test_help_shows_the_preset_defaults():
     (["generate", "--run", "no/such/run", "--prompt", "hi"], "not a run directory"),
 ])
 def test_bad_input_is_one_line(monkeypatch, capsys, args, message):
-    assert message in root_error(monkeypatch, capsys, args)
+    assert message in root_error(monkeypatch, capsys, "ahn", args)
 
 
 def test_a_model_that_is_not_a_transformers_model_is_refused_before_loading():

@@ -5,16 +5,14 @@ raises `Stopped` with the config as JSON and, under "call", the other arguments;
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 import reasonlab.llm
-from cli_options import Case, Stopped, check_every_option, check_order, config_of
+from cli_options import Case, Stopped, check_every_option, check_order, config_of, root_error
 from reasonlab.clihelp import show_defaults
 from reasonlab.systems.arcmemo import experiment, pipeline
 from reasonlab.systems.arcmemo.cli import app
@@ -51,25 +49,6 @@ def _stop_in_the_work_functions(monkeypatch):
     monkeypatch.setattr(reasonlab.llm, "load_llm", no_model)
     # the root callback (used by `root_error`) sets the process's thread count; keep the test process's own
     monkeypatch.setattr("reasonlab.threads.configure_threads", lambda threads=None: threads)
-
-
-def root_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[Any]) -> str:
-    """`reasonlab arcmemo ARGS` through the root entry point in this process: it must exit 2 with one line
-    starting 'error:' and no traceback; returns that line."""
-    import reasonlab.cli as root
-
-    monkeypatch.setattr(sys, "argv", ["reasonlab", "arcmemo", *(str(arg) for arg in args)])
-    monkeypatch.setattr(root, "_quiet_third_party", lambda: None)  # process-wide logging and warning settings
-    monkeypatch.setenv("REASONLAB_QUIET", os.environ.get("REASONLAB_QUIET", "1"))  # restored after the test
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        root.main()
-    captured = capsys.readouterr()
-    output = (captured.out + captured.err).strip()
-    assert exited.value.code == 2, output
-    assert "Traceback" not in output and len(output.splitlines()) == 1, output
-    assert output.startswith("error:"), output
-    return output
 
 
 def call(out: str, name: str, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
@@ -169,7 +148,7 @@ def test_solve_takes_task_ids_or_a_json_file_and_never_writes_back(tmp_path):
 
 
 def test_solve_with_ids_and_files_together_is_a_one_line_error(monkeypatch, capsys):
-    line = root_error(monkeypatch, capsys, ["solve", "00576224", "mine.json"])
+    line = root_error(monkeypatch, capsys, "arcmemo", ["solve", "00576224", "mine.json"])
     assert "not both" in line
 
 
@@ -183,7 +162,7 @@ def test_solve_solves_every_task_id_given():
 
 
 def test_solve_with_two_json_files_is_a_one_line_error(monkeypatch, capsys):
-    line = root_error(monkeypatch, capsys, ["solve", "a.json", "b.json"])
+    line = root_error(monkeypatch, capsys, "arcmemo", ["solve", "a.json", "b.json"])
     assert "b.json" in line
 
 
@@ -223,11 +202,11 @@ def test_experiment_defaults_are_the_record_preset_and_its_name():
 
 
 def test_experiment_unknown_arm_and_bad_budgets_are_one_line_errors(monkeypatch, capsys):
-    line = root_error(monkeypatch, capsys, ["experiment", "--arms", "none,magic"])
+    line = root_error(monkeypatch, capsys, "arcmemo", ["experiment", "--arms", "none,magic"])
     assert "'magic'" in line and all(arm in line for arm in ARM_NAMES), line
-    line = root_error(monkeypatch, capsys, ["experiment", "--set", "budgets=[10, 30]"])
+    line = root_error(monkeypatch, capsys, "arcmemo", ["experiment", "--set", "budgets=[10, 30]"])
     assert "headline_budget" in line and "[10, 30]" in line
-    line = root_error(monkeypatch, capsys, ["experiment", "--arms", " , "])
+    line = root_error(monkeypatch, capsys, "arcmemo", ["experiment", "--arms", " , "])
     assert "--arms" in line
 
 
@@ -236,7 +215,7 @@ def test_experiment_unknown_arm_and_bad_budgets_are_one_line_errors(monkeypatch,
 
 @pytest.mark.parametrize("command", ["build-memory", "eval", "solve 00576224", "experiment"])
 def test_an_unknown_preset_is_a_one_line_error_listing_them(command, monkeypatch, capsys):
-    line = root_error(monkeypatch, capsys, [*command.split(), "--preset", "giant"])
+    line = root_error(monkeypatch, capsys, "arcmemo", [*command.split(), "--preset", "giant"])
     names = EXPERIMENT_PRESETS if command == "experiment" else PRESETS
     assert "--preset 'giant' is unknown" in line and all(name in line for name in names), line
 
@@ -250,12 +229,12 @@ def test_an_unknown_preset_is_a_one_line_error_listing_them(command, monkeypatch
     (["eval", "--limit", "0"], ["limit"]),
 ])
 def test_bad_options_are_one_line_errors_naming_them(args, words, monkeypatch, capsys):
-    line = root_error(monkeypatch, capsys, args)
+    line = root_error(monkeypatch, capsys, "arcmemo", args)
     assert all(word in line for word in words), line
 
 
 def test_an_unknown_split_is_refused_when_the_config_is_resolved(monkeypatch, capsys):
-    line = root_error(monkeypatch, capsys, ["eval", "--split", "arc9-eval"])
+    line = root_error(monkeypatch, capsys, "arcmemo", ["eval", "--split", "arc9-eval"])
     assert "arc9-eval" in line and "arc1-eval-100" in line
 
 
@@ -315,7 +294,7 @@ def test_show_of_a_file_that_is_no_memory_is_a_one_line_error(tmp_path, monkeypa
     path = tmp_path / "memory.json"
     if text is not None:
         path.write_text(text)
-    line = root_error(monkeypatch, capsys, ["show", path])
+    line = root_error(monkeypatch, capsys, "arcmemo", ["show", path])
     assert str(path) in line and all(word in line for word in words), line
 
 

@@ -6,9 +6,7 @@ and no model is loaded."""
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import reasonlab.llm
-from cli_options import Case, Stopped, check_every_option, check_order, config_of
+from cli_options import Case, Stopped, check_every_option, check_order, config_of, root_error
 from reasonlab.clihelp import show_defaults
 from reasonlab.runs import Run
 from reasonlab.systems.moloch import experiment, training
@@ -56,25 +54,6 @@ def _stop_in_the_work_functions(monkeypatch):
     monkeypatch.setattr(reasonlab.llm, "load_llm", no_model)
     # the root callback (used by `root_error`) sets the process's thread count; keep the test process's own
     monkeypatch.setattr("reasonlab.threads.configure_threads", lambda threads=None: threads)
-
-
-def root_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[Any]) -> str:
-    """`reasonlab moloch ARGS` through the root entry point (`reasonlab.cli.main`) in this process: it must exit
-    2 with one line starting 'error:' and no traceback; returns that line."""
-    import reasonlab.cli as root
-
-    monkeypatch.setattr(sys, "argv", ["reasonlab", "moloch", *(str(arg) for arg in args)])
-    monkeypatch.setattr(root, "_quiet_third_party", lambda: None)  # process-wide logging and warning settings
-    monkeypatch.setenv("REASONLAB_QUIET", os.environ.get("REASONLAB_QUIET", "1"))  # restored after the test
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        root.main()
-    captured = capsys.readouterr()
-    output = (captured.out + captured.err).strip()
-    assert exited.value.code == 2, output
-    assert "Traceback" not in output and len(output.splitlines()) == 1, output
-    assert output.startswith("error:"), output
-    return output
 
 
 def saved_run(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
@@ -179,9 +158,9 @@ def test_train_overwrite_and_resume_flags_reach_the_config():
 
 
 def test_train_unknown_preset_and_arena_are_one_line_errors(monkeypatch, capsys):
-    line = root_error(monkeypatch, capsys, ["train", "--preset", "giant"])
+    line = root_error(monkeypatch, capsys, "moloch", ["train", "--preset", "giant"])
     assert "--preset 'giant' is unknown" in line and "market" in line and "smoke" in line
-    line = root_error(monkeypatch, capsys, ["train", "--arena", "courtroom"])
+    line = root_error(monkeypatch, capsys, "moloch", ["train", "--arena", "courtroom"])
     assert "data.arena" in line and "'courtroom'" in line and "sales" in line
 
 
@@ -202,7 +181,7 @@ def test_eval_run_and_judge_reach_the_config(tmp_path):
 def test_an_unknown_probe_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     run, _ = saved_run(tmp_path)
     for args in (["eval", run, "--probe", "bogus"], ["simulate", "--probe", "bogus"]):
-        assert "unknown probe 'bogus'" in root_error(monkeypatch, capsys, args)
+        assert "unknown probe 'bogus'" in root_error(monkeypatch, capsys, "moloch", args)
 
 
 def test_eval_every_option_reaches_the_config(tmp_path):
@@ -231,7 +210,7 @@ def test_eval_with_an_audience_kind_keeps_the_rest_of_the_runs_audience(tmp_path
 
 def test_eval_of_a_missing_run_with_an_audience_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     missing = tmp_path / "no-such-run"
-    line = root_error(monkeypatch, capsys, ["eval", str(missing), "--audience", "control"])
+    line = root_error(monkeypatch, capsys, "moloch", ["eval", str(missing), "--audience", "control"])
     assert str(missing) in line
     assert not missing.exists()
 
@@ -270,16 +249,16 @@ def test_experiment_defaults_are_three_conditions_three_seeds_and_the_preset_nam
 
 
 def test_experiment_unknown_condition_is_a_one_line_error_listing_them(monkeypatch, capsys):
-    line = root_error(monkeypatch, capsys, ["experiment", "--conditions", "market-rft,market-ppo"])
+    line = root_error(monkeypatch, capsys, "moloch", ["experiment", "--conditions", "market-rft,market-ppo"])
     assert "'market-ppo'" in line and all(condition in line for condition in CONDITIONS), line
-    line = root_error(monkeypatch, capsys, ["experiment", "--conditions", " , "])
+    line = root_error(monkeypatch, capsys, "moloch", ["experiment", "--conditions", " , "])
     assert "--conditions" in line
 
 
 @pytest.mark.parametrize("key_value", ["seed=3", "method=tfb", "name=x", "out=elsewhere"])
 def test_experiment_refuses_a_per_run_set_key(key_value, monkeypatch, capsys):
     key = key_value.split("=")[0]
-    line = root_error(monkeypatch, capsys, ["experiment", "--set", key_value])
+    line = root_error(monkeypatch, capsys, "moloch", ["experiment", "--set", key_value])
     assert f"--set {key}:" in line and "the experiment sets these per run" in line, line
 
 
