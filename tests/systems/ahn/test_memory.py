@@ -313,6 +313,20 @@ def test_whole_sequence_equals_pieces_equals_decode_steps(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_masked_writes_leave_the_state_as_if_those_tokens_were_never_there(kind: str) -> None:
+    memory = _nonzero_output_init(AHNMemory(kind, d_model=16, n_heads=3, head_dim=4, chunk_size=8)).double()
+    x = _memory_inputs(memory, N=21, d_model=16, dtype=torch.float64)
+    keep = torch.ones(2, 21, dtype=torch.bool)
+    keep[:, [0, 5, 6, 20]] = False
+    _, masked_state = memory(**x, write_mask=keep)
+    kept = keep[0].nonzero().flatten()
+    _, kept_state = memory(**{name: t[:, :, kept] if t.dim() == 4 else t[:, kept] for name, t in x.items()})
+    torch.testing.assert_close(masked_state, kept_state, atol=1e-12, rtol=0)
+    _, full_state = memory(**x)
+    assert not torch.allclose(full_state, kept_state)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_state_size_does_not_grow_with_length(kind: str) -> None:
     memory = AHNMemory(kind, d_model=16, n_heads=3, head_dim=4)
     shapes = {memory(**_memory_inputs(memory, N=N, d_model=16))[1].shape for N in (1, 5, 70)}

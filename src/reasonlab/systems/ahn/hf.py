@@ -244,12 +244,10 @@ class _AHNAttention:
                      x_query: torch.Tensor, writes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The chunked memory over the write stream, gates zeroed where a column must not write (padding, sinks):
         (m (B, N, H * dh) in q's dtype, final state)."""
-        memory = self.memory
-        dtype = memory.out_proj.dtype
-        gates = memory.write_gates(x_evicted.to(dtype)) * writes[:, None, :, None]  # (B, H, N, n_gates)
-        # AHNMemory.forward computes its gates itself; the masked stream goes through its recurrence and readout
-        o, state = memory._recur(q.to(dtype), k.to(dtype), v.to(dtype), gates, None, chunked=True)
-        return memory._read_out(o, x_query.to(dtype)).to(q.dtype), state
+        dtype = self.memory.out_proj.dtype
+        m, state = self.memory(q.to(dtype), k.to(dtype), v.to(dtype), x_evicted.to(dtype), x_query.to(dtype),
+                               write_mask=writes)
+        return m.to(q.dtype), state
 
     def _fill(self, layer: AHNLayerCache, k: torch.Tensor, v: torch.Tensor, x: torch.Tensor, real: torch.Tensor,
               position: torch.Tensor, sink: torch.Tensor) -> None:

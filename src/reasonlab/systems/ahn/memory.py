@@ -273,11 +273,17 @@ class AHNMemory(nn.Module):
         x_query: torch.Tensor,
         state: torch.Tensor | None = None,
         chunked: bool = True,
+        write_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the N evicted tokens (k, v (B, H, N, dh), normed hidden x_evicted (B, N, d)) and read after each
-        with the N query tokens (q (B, H, N, dh), x_query (B, N, d)): (m (B, N, H * dh), state (B, H, dh, dh))."""
+        with the N query tokens (q (B, H, N, dh), x_query (B, N, d)): (m (B, N, H * dh), state (B, H, dh, dh)).
+        `write_mask` (B, N) bool: False steps write nothing (their gates are zeroed: no decay, no write), e.g.
+        padding or sink columns of a batch."""
         self._check_shapes(q, k, v, x_evicted, x_query)
-        o, state = self._recur(q, k, v, self.write_gates(x_evicted), state, chunked)
+        gates = self.write_gates(x_evicted)
+        if write_mask is not None:
+            gates = gates * write_mask[:, None, :, None]
+        o, state = self._recur(q, k, v, gates, state, chunked)
         return self._read_out(o, x_query), state
 
     def step(
