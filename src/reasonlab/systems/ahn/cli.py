@@ -114,8 +114,8 @@ def distill_command(
     resume: bool = typer.Option(False, "--resume", help="continue the run's distillation from its checkpoint"),
     overwrite: bool = OVERWRITE_OPTION,
 ) -> None:
-    """Wrap a decoder with AHN memories (Gemma-3: its global layers), self-distill them on long documents and score
-    held-out windows beyond the window: full attention, sinks + SWA, AHN. Writes ahn.pt (the memories only)."""
+    """Self-distill AHN memories into a decoder (Gemma-3: its global layers) on long documents, then score held-out
+    windows beyond the window: full attention, sinks + SWA, AHN. Writes ahn.pt (the memories only)."""
     from reasonlab.systems.ahn.longtext import distill
 
     resolved = _resolve_documents(preset, config, sets, model=model, kind=kind, documents=documents, window=window,
