@@ -63,6 +63,9 @@ class TeacherConfig(BaseModel):
             CurriculumStage(seq_len=256, min_pairs=8, max_pairs=48, steps=1000, batch_size=16),
         ],
         description="Recall curriculum after the warm-up; the last stage should be the evaluated task.")
+    warmup_target: float | None = Field(
+        None, gt=0, le=1, description="The warm-up ends early at this training accuracy (25-step mean); None: at "
+        "target_accuracy, like the recall stages.")
     target_accuracy: float | None = Field(
         0.98, gt=0, le=1, description="A phase ends early once its training accuracy, averaged over the last "
         "25 steps, reaches this (None: every phase runs all its steps).")
@@ -120,7 +123,7 @@ class ExperimentConfig(BaseModel):
 
 def _quick() -> ExperimentConfig:
     """The demo: one seed, GDN only, 96-token sequences with a 16-token budget (about 3 minutes on 2 cores)."""
-    teacher = TeacherConfig(stages=[
+    teacher = TeacherConfig(warmup_target=0.95, stages=[
         CurriculumStage(seq_len=64, min_pairs=6, max_pairs=15, steps=2000, batch_size=32),
         CurriculumStage(seq_len=96, min_pairs=8, max_pairs=20, steps=400, batch_size=16)])
     student = StudentConfig(sinks=4, window=12, budgets=[16, 24], batch_size=16,

@@ -7,10 +7,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
-from reasonlab.stats import mean_spread
+from reasonlab.stats import mean_spread, wilson_interval
 from reasonlab.tasks.recall import (
     BUCKETS,
     RecallBatch,
@@ -90,7 +89,15 @@ def summarize_recall(per_seed: dict[int, dict[str, dict[str, Any]]], kinds: Sequ
         "gain_over_swa": {kind: {"per_seed": gains[kind], **mean_spread(gains[kind])} for kind in kinds},
         "below_teacher": below_teacher, "clears": clears, "best": best, "holds": bool(clears),
         "pairs_past": {arm: _pairs_table(per_seed, arm, seeds) for arm in arms},
+        "pooled": {arm: _pooled(per_seed, arm, seeds) for arm in arms},
     }
+
+
+def _pooled(per_seed: dict[int, dict[str, Any]], arm: str, seeds: Sequence[int]) -> dict[str, Any]:
+    """The claim bucket's queries of every seed together: correct, n and the Wilson 95% interval."""
+    correct = sum(per_seed[s][arm]["buckets"][CLAIM_BUCKET]["correct"] for s in seeds)
+    n = sum(per_seed[s][arm]["buckets"][CLAIM_BUCKET]["n"] for s in seeds)
+    return {"correct": correct, "n": n, "ci95": list(wilson_interval(correct, n))}
 
 
 def _gain(result: dict[str, dict[str, Any]], arm: str, baseline: str) -> float:
@@ -102,7 +109,3 @@ def _pairs_table(per_seed: dict[int, dict[str, Any]], arm: str, seeds: Sequence[
     names = list(per_seed[seeds[0]][arm]["pairs_past"])
     return {name: mean_spread([per_seed[s][arm]["pairs_past"][name]["accuracy"] for s in seeds])
             for name in names}
-
-
-def pooled_mean(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if len(values) else float("nan")

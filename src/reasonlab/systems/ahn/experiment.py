@@ -151,8 +151,11 @@ def headline(summary: dict[str, Any], plot: str | None = None) -> Headline:
     n = len(summary["seeds"])
 
     def cell(arm: str) -> str:
-        stats = table[arm][CLAIM_BUCKET]
-        return f"{100 * stats['mean']:.1f} ± {100 * stats['sd']:.1f}%"
+        stats, pooled = table[arm][CLAIM_BUCKET], summary["pooled"][arm]
+        low, high = pooled["ci95"]
+        spread = f" ± {100 * stats['sd']:.1f} (sd over seeds)" if n > 1 else ""
+        return (f"{100 * stats['mean']:.1f}%{spread}, {pooled['correct']}/{pooled['n']} queries, 95% CI "
+                f"{100 * low:.0f}-{100 * high:.0f}%")
 
     gains = ", ".join(f"{100 * g:+.0f}" for g in summary["gain_over_swa"][best]["per_seed"])
     result = (f"recall at key-query distance 2T-4T (T={summary['budget']}), {n} seed(s): {best} {cell(best)} vs "

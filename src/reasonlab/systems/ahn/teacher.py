@@ -49,17 +49,19 @@ def _recall_loss(model: TinyTransformer, batch: RecallBatch) -> tuple[torch.Tens
     return loss, float(hits.sum()) / max(1, int((targets != IGNORE).sum()))
 
 
-def _schedule(config: TeacherConfig, recall: RecallConfig) -> list[tuple[str, int, Callable]]:
-    """(name, steps, make(rng) -> batch) per phase: the warm-up, then each curriculum stage."""
-    phases: list[tuple[str, int, Callable]] = [(
+def _schedule(config: TeacherConfig, recall: RecallConfig) -> list[tuple[str, int, float | None, Callable]]:
+    """(name, steps, target accuracy, make(rng) -> batch) per phase: the warm-up, then each curriculum stage."""
+    phases: list[tuple[str, int, float | None, Callable]] = [(
         "induction warm-up", config.warmup_steps,
+        config.target_accuracy if config.warmup_target is None else config.warmup_target,
         lambda rng: induction_batch(recall.vocab_size, config.warmup_seq_len, config.warmup_batch_size, rng))]
     for i, stage in enumerate(config.stages):
         task = recall.model_copy(update={"seq_len": stage.seq_len, "min_pairs": stage.min_pairs,
                                          "max_pairs": stage.max_pairs, "queries_per_sequence": None})
         task = RecallConfig.model_validate(task.model_dump())
         phases.append((f"recall stage {i + 1} (L={stage.seq_len}, {stage.min_pairs}-{stage.max_pairs} pairs)",
-                       stage.steps, lambda rng, task=task, size=stage.batch_size: make_batch(task, size, rng)))
+                       stage.steps, config.target_accuracy,
+                       lambda rng, task=task, size=stage.batch_size: make_batch(task, size, rng)))
     return phases
 
 
@@ -70,7 +72,7 @@ def train_recall_teacher(config: TeacherConfig, recall: RecallConfig, seed: int,
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     rng = np.random.default_rng([seed, 17])
     curve, step = [], 0
-    for name, steps, make in _schedule(config, recall):
+    for name, steps, target, make in _schedule(config, recall):
         recent: list[float] = []
         for i in range(steps):
             loss, accuracy = _recall_loss(model, make(rng))
@@ -80,8 +82,7 @@ def train_recall_teacher(config: TeacherConfig, recall: RecallConfig, seed: int,
             optimizer.step()
             step += 1
             recent = [*recent[-(RECENT - 1):], accuracy]
-            reached = (config.target_accuracy is not None and len(recent) == RECENT
-                       and sum(recent) / RECENT >= config.target_accuracy)
+            reached = target is not None and len(recent) == RECENT and sum(recent) / RECENT >= target
             if i % 50 == 0 or i == steps - 1 or reached:
                 curve.append({"step": step, "phase": name, "loss": loss.item(), "accuracy": accuracy})
             if i == steps - 1 or reached:
