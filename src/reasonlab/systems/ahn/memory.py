@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reasonlab.errors import UserError
+from reasonlab.systems.ahn.fla_kernels import fla_delta_rule, fla_mamba2, fla_ready
 
 __all__ = [
     "AHNMemory",
@@ -312,10 +313,14 @@ class AHNMemory(nn.Module):
         q, k = F.normalize(self._fp32(q), dim=-1), F.normalize(self._fp32(k), dim=-1)
         v = self._fp32(v)
         if self.kind == "mamba2":
+            if chunked and fla_ready(q):  # flash-linear-attention's fused kernel (CUDA, fla-core installed)
+                return fla_mamba2(q, k, v, gates[..., 0], self.a_log, state)
             if chunked:
                 return mamba2_chunked(q, k, v, gates[..., 0], self.a_log, state, self.chunk_size)
             return mamba2_reference(q, k, v, gates[..., 0], self.a_log, state)
         log_decay = gates[..., 1] if self.kind == "gdn" else None
+        if chunked and fla_ready(q):
+            return fla_delta_rule(q, k, v, gates[..., 0], log_decay, state)
         if chunked:
             return delta_rule_chunked(q, k, v, gates[..., 0], log_decay, state, chunk_size=self.chunk_size)
         return delta_rule_reference(q, k, v, gates[..., 0], log_decay, state)
