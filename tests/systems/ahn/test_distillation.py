@@ -22,10 +22,12 @@ def student(kind: str = "gdn") -> AHNStudent:
 
 
 def test_budget_sampler_follows_the_papers_rules():
-    sampler = BudgetSampler(budgets=(4, 16, 32, 64, 256), sinks=(0, 4, 32))
+    sampler = BudgetSampler(budgets=(4, 16, 32, 64, 256), sinks=(0, 4, 32), min_share=1 / 8)
     rng = random.Random(0)
     draws = [sampler.draw(rng, 128) for _ in range(300)]
     assert {s + w for s, w in draws} == {32, 64}  # 128/8 < T < 128
+    every = [BudgetSampler(budgets=(16, 32, 64)).draw(rng, 256) for _ in range(100)]
+    assert {s + w for s, w in every} == {16, 32, 64}  # the CPU plan draws each of its budgets
     assert all(s <= (s + w) // 2 for s, w in draws) and {s for s, _ in draws} == {0, 4, 32}
     with pytest.raises(UserError, match="shorter than"):
         BudgetSampler(budgets=(64,)).draw(rng, 32)

@@ -105,6 +105,8 @@ def test_presets_and_bad_configs():
     assert list(PRESETS) == ["record", "quick"]
     assert PRESETS["record"].recall.seq_len == 256 and PRESETS["record"].student.window + 4 == 32
     with pytest.raises(UserError, match="2T-4T"):
-        tiny_config(student=StudentConfig(sinks=2, window=9))
+        tiny_config(student=StudentConfig(sinks=2, window=9, budgets=[11]))
+    with pytest.raises(UserError, match="training budgets"):
+        tiny_config(student=StudentConfig(sinks=2, window=3, budgets=[6]))
     with pytest.raises(UserError, match="at least one"):
         tiny_config(kinds=[])

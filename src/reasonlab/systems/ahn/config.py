@@ -115,6 +115,9 @@ class ExperimentConfig(BaseModel):
         if not self.kinds or not self.seeds:
             raise UserError("kinds and seeds must each name at least one entry")
         budget = self.student.sinks + self.student.window
+        if budget not in self.student.budgets:
+            raise UserError(f"the evaluation budget sinks + window = {budget} is not among the training budgets "
+                            f"{self.student.budgets}: add it to student.budgets or change the window")
         if 4 * budget >= self.recall.seq_len:
             raise UserError(f"budget T = {budget} leaves no 2T-4T bucket in {self.recall.seq_len}-token "
                             f"sequences: lower the window or raise recall.seq_len above {4 * budget}")

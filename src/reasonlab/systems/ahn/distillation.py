@@ -20,15 +20,18 @@ __all__ = ["BudgetSampler", "distillation_loss", "teacher_logits"]
 
 @dataclass(frozen=True)
 class BudgetSampler:
-    """Budgets T and sink counts s to draw from: T with length/8 < T < length, s <= T/2, W = T - s (the paper:
-    T in {32, 64, ..., 8192}, s in {0, 32, 64, 128, 512, 2048, 4096})."""
+    """Budgets T and sink counts s to draw from: T < length (and T > length * min_share: the paper's rule is
+    length/8 < T, min_share 1/8), s <= T/2, W = T - s (the paper: T in {32, 64, ..., 8192}, s in {0, 32, 64, 128,
+    512, 2048, 4096}; the CPU plan of spec 8.3: T in {16, 32, 64} at length 256, every one drawn)."""
 
     budgets: Sequence[int] = (16, 32, 64)
     sinks: Sequence[int] = (4,)
+    min_share: float = 0.0
 
     def draw(self, rng: random.Random, length: int) -> tuple[int, int]:
         """(sinks, window) for a batch of sequences of `length` tokens."""
-        budgets = [t for t in self.budgets if length / 8 < t < length] or [t for t in self.budgets if t < length]
+        budgets = [t for t in self.budgets if length * self.min_share < t < length]
+        budgets = budgets or [t for t in self.budgets if t < length]
         if not budgets:
             raise UserError(f"no budget in {list(self.budgets)} is shorter than the {length}-token sequences: "
                             "give smaller budgets or longer sequences")

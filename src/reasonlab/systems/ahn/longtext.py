@@ -111,7 +111,7 @@ def window_scores(wrapped: Any, windows: list[list[int]], sinks: int, window: in
 
 
 def _batch_loss(config: DocumentsConfig, wrapped: Any, train: list[list[int]]):
-    sampler = BudgetSampler(tuple(config.budgets), tuple(config.sink_choices))
+    sampler = BudgetSampler(tuple(config.budgets), tuple(config.sink_choices), min_share=1 / 8)  # the paper's
 
     def batch_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         rows = [train[(step * config.batch_size + i) % len(train)] for i in range(config.batch_size)]
