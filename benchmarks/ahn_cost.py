@@ -133,11 +133,11 @@ def method_cost(arch: Architecture, length: int, method: str, sinks: int, window
     evicts_next = budget is not None and length >= budget  # the step at position `length` writes a token
     decode = (2 * matrix_parameters(arch) + 4 * arch.heads * arch.head_dim * arch.layers * keys_next
               + (per_memory_token if evicts_next else 0))
-    window_tokens = min(max(length - sinks, 0), window)
+    cached_tokens = sinks + window  # the decoder allocates a gate slot per sink and window position up front
     projections = 2 * arch.layers * arch.hidden * arch.head_dim * (2 * arch.heads + 2 * arch.kv_heads) * length
     return {"cache_bytes": kv + state, "kv_bytes": kv, "state_bytes": state,
             # the spec's decoder caches the write gates of each window token (not counted in the paper's total)
-            "gate_bytes": arch.layers * arch.heads * WRITE_GATES[kind] * window_tokens * 4 if memory else 0,
+            "gate_bytes": arch.layers * arch.heads * WRITE_GATES[kind] * cached_tokens * 4 if memory else 0,
             "linear_flops": linear, "attention_flops": attention, "memory_flops": evicted * per_memory_token,
             # the input embedding as a one-hot matmul (FLOP counters count it) and the q/k/v/o share of linear_flops
             "embedding_flops": 2 * arch.vocab * arch.hidden * length, "projection_flops": projections,

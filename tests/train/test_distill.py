@@ -90,3 +90,24 @@ def test_nothing_trainable_is_an_error():
     model = Toy().requires_grad_(False)
     with pytest.raises(UserError, match="nothing to distill"):
         train_distill(DistillConfig(steps=1, progress=False), model, lambda step: (torch.zeros(()), {}))
+
+
+def test_a_fresh_start_drops_rows_of_an_attempt_that_died_before_its_first_checkpoint(tmp_path):
+    teacher = nn.Linear(4, 6)
+    config = DistillConfig(steps=6, learning_rate=0.05, checkpoint_every=5, progress=False)
+    run = Run.create(tmp_path, "run")
+    first = Toy()
+    with pytest.raises(KeyboardInterrupt):
+        train_distill(config, first, _stop_after(toy_loss(first, teacher), 3), run)  # no checkpoint yet
+    history = train_distill(config, Toy(), toy_loss(Toy(), teacher), run)
+    assert [r["step"] for r in run.metrics() if r.get("kind") == "distill"] == list(range(6))
+    assert history[0]["lr"] == pytest.approx(0.05)  # no warm-up in 6 steps: the logged rate is step 0's own
+
+
+def test_a_torn_checkpoint_is_a_one_line_error(tmp_path):
+    run = Run.create(tmp_path, "run")
+    (run.checkpoint_dir / "distill_state.pt").parent.mkdir(parents=True, exist_ok=True)
+    (run.checkpoint_dir / "distill_state.pt").write_bytes(b"not a checkpoint")
+    config = DistillConfig(steps=2, resume=True, progress=False)
+    with pytest.raises(UserError, match="unreadable"):
+        train_distill(config, Toy(), toy_loss(Toy(), nn.Linear(4, 6)), run)

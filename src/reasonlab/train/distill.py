@@ -77,7 +77,11 @@ def _save(run: Run, module: nn.Module, optimizer: torch.optim.Optimizer, schedul
 
 
 def _load(run: Run, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> tuple[int, list]:
-    state = torch.load(run.checkpoint_dir / DISTILL_CHECKPOINT, map_location="cpu", weights_only=False)
+    path = run.checkpoint_dir / DISTILL_CHECKPOINT
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds on a torn or foreign file
+        raise UserError(f"{path} is unreadable ({type(error).__name__}): start again with --overwrite") from None
     named = dict(module.named_parameters())
     missing = sorted(set(state["parameters"]) - set(named))
     if missing:
@@ -108,19 +112,22 @@ def train_distill(config: DistillConfig, module: nn.Module,
         run.drop_metrics("distill", "step", start)
     elif run is not None and has_distill_checkpoint(run):
         raise UserError(f"{run.dir} already has a distillation checkpoint: pass --resume, or a new run name")
+    elif run is not None:
+        run.drop_metrics("distill", "step", 0)  # rows of an attempt that died before its first checkpoint
     from rich.progress import Progress
 
     with Progress(disable=not config.progress, transient=True) as progress:
         bar = progress.add_task("distilling", total=config.steps, completed=start)
         for step in range(start, config.steps):
             loss, metrics = batch_loss(step)
+            learning_rate = optimizer.param_groups[0]["lr"]  # this step's rate (the scheduler moves it after)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip))
             optimizer.step()
             scheduler.step()
             row = {"step": step, "loss": float(loss.detach()), "grad_norm": norm,
-                   "lr": optimizer.param_groups[0]["lr"], **metrics}
+                   "lr": learning_rate, **metrics}
             history.append(row)
             if run is not None:
                 run.log({"kind": "distill", **row}, step=step)

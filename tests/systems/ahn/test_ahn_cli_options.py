@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import reasonlab.llm
 from cli_options import Case, Stopped, check_every_option, check_order, config_of, root_error
 from reasonlab.clihelp import show_defaults
-from reasonlab.systems.ahn import experiment, longtext
+from reasonlab.systems.ahn import experiment, longtext, training
 from reasonlab.systems.ahn.cli import app
 from reasonlab.systems.ahn.config import DOCUMENT_PRESETS, PRESETS
 
@@ -30,7 +30,7 @@ def _stop_in_the_work_functions(monkeypatch):
         raise AssertionError(f"a CLI option test loaded a model ({args})")
 
     monkeypatch.setattr(experiment, "run_experiment", run_experiment)
-    monkeypatch.setattr(longtext, "distill", distill)
+    monkeypatch.setattr(training, "train", distill)
     monkeypatch.setattr(reasonlab.llm, "load_llm", no_model)
     monkeypatch.setattr("reasonlab.threads.configure_threads", lambda threads=None: threads)
 

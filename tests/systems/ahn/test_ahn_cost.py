@@ -105,7 +105,7 @@ def test_quick_run_cache_bytes_are_exact_ahn_flat_and_full_linear(quick):
         # AHN: sink + window K/V, the write gates of the window tokens (beta and decay for GDN), the dh x dh states
         gates, state = LAYERS * HEADS * BUDGET * 2 * 4, LAYERS * HEADS * HEAD_DIM**2 * 4
         assert row["ahn"]["cache_bytes"] == kv_per_token * BUDGET + gates + state
-        assert row["ahn"]["cache_bytes"] - row["ahn"]["analytic_cache_bytes"] == gates  # sinks keep a gate slot too
+        assert row["ahn"]["cache_bytes"] - row["ahn"]["analytic_cache_bytes"] == row["ahn"]["gate_bytes"] == gates
         for method in ("full", "swa"):
             assert row[method]["cache_bytes"] == row[method]["analytic_cache_bytes"]
         for cell in row.values():

@@ -34,7 +34,7 @@ def test_the_recall_run_of_record_reproduces_the_readme_claim(tmp_path):
 def test_ahn_on_the_embedded_model_lies_between_sinks_swa_and_full_attention(tmp_path):
     """Experiment (b) in miniature: after distillation, perplexity beyond the window is at most sinks + SWA's and
     at least full attention's on held-out Python documentation."""
-    from reasonlab.systems.ahn.longtext import distill
+    from reasonlab.systems.ahn.training import train as distill
 
     config = DOCUMENT_PRESETS["quick"].model_copy(update={"out": str(tmp_path), "name": "quick"})
     run_dir = distill(config)

@@ -12,12 +12,12 @@ import pytest
 from reasonlab.errors import UserError
 from reasonlab.systems.ahn.config import DocumentsConfig
 from reasonlab.systems.ahn.longtext import (
-    distill,
     evaluate_run,
     generate_from_run,
     load_wrapped,
     prepare_windows,
 )
+from reasonlab.systems.ahn.training import train as distill
 from reasonlab.train.distill import DistillConfig
 from tiny_hf import build_tiny_hf_model
 
@@ -54,6 +54,8 @@ def test_windows_come_from_disjoint_documents_and_have_the_length(model_folder, 
     assert not set(windows["train_documents"]) & set(windows["held_out_documents"])
     assert len(windows["train"]) == 8 and len(windows["held_out"]) == 3
     assert all(len(w) == 64 for w in windows["train"] + windows["held_out"])
+    bos = policy.tokenizer.bos_token_id
+    assert all(w[0] == bos and bos not in w[1:] for w in windows["train"] + windows["held_out"])
     assert wrapped.layer_indices == [0] and wrapped.budget == 16
 
 
@@ -66,6 +68,12 @@ def test_distill_scores_trains_saves_and_the_scores_mean_what_they_say(model_fol
     assert before["full"] == after["full"]  # the base never changes
     assert after["ahn"]["perplexity"] != before["ahn"]["perplexity"]
     assert before["ahn"]["tokens"] == 3 * (64 - 16 - 1)
+    assert before["ahn_minus_swa_nll"]["mean"] == 0.0 and before["ahn_minus_swa_nll"]["n"] == 3
+    gap = after["ahn_minus_swa_nll"]
+    assert gap["ci95_low"] <= gap["mean"] <= gap["ci95_high"]
+    assert gap["mean"] == pytest.approx(after["ahn"]["nll"] - after["swa"]["nll"])
+    assert summary["between"] == (after["full"]["perplexity"] <= after["ahn"]["perplexity"]
+                                  and gap["ci95_high"] < 0)
     assert (run_dir / "ahn.pt").is_file() and len(summary) > 5
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r.get("kind") == "distill"] == [0, 1, 2, 3]
@@ -102,14 +110,14 @@ def test_a_resumed_distillation_ends_where_the_uninterrupted_one_does(model_fold
 
         return original(settings, module, counted, run)
 
-    import reasonlab.systems.ahn.longtext as longtext
+    import reasonlab.systems.ahn.training as training
 
-    longtext.train_distill = crash_after_two
+    training.train_distill = crash_after_two
     try:
         with pytest.raises(KeyboardInterrupt):
             distill(short)
     finally:
-        longtext.train_distill = original
+        training.train_distill = original
     resumed = json.loads((distill(short.model_copy(update={"resume": True})) / "summary.json").read_text())
     assert resumed["after"]["ahn"]["perplexity"] == pytest.approx(whole["after"]["ahn"]["perplexity"], rel=1e-5)
 
@@ -123,6 +131,12 @@ def test_bad_input_is_one_line(model_folder, documents, tmp_path):
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "config.yaml").write_text(config(model_folder, documents, tmp_path).model_dump_json())
         evaluate_run(tmp_path / "empty")
+    single = tmp_path / "one"
+    single.mkdir()
+    (single / "only.txt").write_text("One, two, three, four. " * 200)
+    cfg = config(model_folder, single, tmp_path)
+    with pytest.raises(UserError, match="different documents"):
+        prepare_windows(cfg, load_wrapped(cfg)[0])
     with pytest.raises(UserError, match="held-out windows"):
         cfg = config(model_folder, documents, tmp_path, seq_len=4000, window=100)
         prepare_windows(cfg, load_wrapped(cfg.model_copy(update={"seq_len": 64, "window": 14}))[0])

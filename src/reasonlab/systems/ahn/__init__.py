@@ -2,15 +2,16 @@
 leave the window written into a recurrent memory (DeltaNet, GatedDeltaNet or Mamba2) whose readout joins the
 attention output; only the memory trains, by self-distillation from the unchanged full-attention model.
 
-    from reasonlab.systems.ahn import DOCUMENT_PRESETS, PRESETS, distill, run_experiment
+    from reasonlab.systems.ahn import DOCUMENT_PRESETS, PRESETS, run_experiment, train
 
     run_dir = run_experiment(PRESETS["quick"], "runs/ahn", "recall-quick")   # recall beyond the window (tinylm)
-    run_dir = distill(DOCUMENT_PRESETS["quick"])                          # AHN-GDN on hf:embedded, real documents
+    run_dir = train(DOCUMENT_PRESETS["quick"])                            # AHN-GDN on hf:embedded, real documents
 
 Modules: memory (the three recurrences, token-by-token and chunked, and `AHNMemory`), model (`AHNStudent` around a
 tinylm: parallel forward, prefill, constant-size decode, checkpoints), hf (the same for transformers decoders:
 Llama, Qwen2/2.5/3, Gemma-3's global layers), distillation (budget sampling, the KL loss), teacher (the recall
-teacher), training (a recall student), longtext (distill, eval, generate on documents), config, evaluation,
+teacher), training (a recall student; `train`: distillation on documents), longtext (windows of documents, eval,
+generate), config, evaluation,
 experiment (the recall experiment over seeds, the plot, the quick demo), cli (`reasonlab ahn ...`).
 """
 
@@ -24,11 +25,11 @@ EXPORTS = {
     "hf": ["AHNHF", "ahn_generate", "load_hf_ahn", "save_hf_ahn", "wrap_hf"],
     "distillation": ["BudgetSampler", "distillation_loss", "teacher_logits"],
     "teacher": ["cached_teacher", "train_recall_teacher"],
-    "training": ["distill_recall_student"],
-    "longtext": ["distill", "evaluate_run", "generate_from_run", "window_scores"],
+    "training": ["distill_recall_student", "train"],
+    "longtext": ["evaluate_run", "generate_from_run", "prepare_windows"],
     "config": ["DOCUMENT_PRESETS", "PRESETS", "DocumentsConfig", "ExperimentConfig", "StudentConfig",
                "TeacherConfig"],
-    "evaluation": ["recall_accuracy", "summarize_recall"],
+    "evaluation": ["recall_accuracy", "summarize_recall", "window_scores"],
     "experiment": ["run_experiment"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -116,13 +116,13 @@ def distill_command(
 ) -> None:
     """Self-distill AHN memories into a decoder (Gemma-3: its global layers) on long documents, then score held-out
     windows beyond the window: full attention, sinks + SWA, AHN. Writes ahn.pt (the memories only)."""
-    from reasonlab.systems.ahn.longtext import distill
+    from reasonlab.systems.ahn.training import train
 
     resolved = _resolve_documents(preset, config, sets, model=model, kind=kind, documents=documents, window=window,
                                   seq_len=seq_len, distill={"steps": steps} if steps is not None else None,
                                   out=None if out is None else str(out), name=name, resume=resume or None,
                                   overwrite=overwrite or None)
-    run_dir = distill(resolved)
+    run_dir = train(resolved)
     summary = json.loads((run_dir / "summary.json").read_text())
     _print_perplexity(summary["before"], summary["after"], summary["budget"])
     console.print(f"memories saved to {run_dir / 'ahn.pt'}")
@@ -158,6 +158,10 @@ def generate_command(
 
     if (prompt is None) == (prompt_file is None):
         raise typer.BadParameter("give exactly one of --prompt and --prompt-file")
+    if prompt_file is not None and not prompt_file.is_file():
+        from reasonlab.errors import UserError
+
+        raise UserError(f"--prompt-file {prompt_file} does not exist: pass a text file, or --prompt TEXT")
     text = prompt if prompt is not None else prompt_file.read_text()
     with heartbeat("ahn generate"):
         result = generate_from_run(run, text, max_tokens, use_memory=not no_memory)

@@ -160,7 +160,7 @@ class DocumentsConfig(BaseModel):
     sink_choices: list[int] = Field([0, 4], description="Training sink counts drawn per batch.")
     chunk_size: int = Field(64, ge=1, description="Chunk of the chunked recurrence.")
     batch_size: int = Field(1, ge=1, description="Windows per distillation step.")
-    train_windows: int | None = Field(None, description="Use at most this many training windows (None: all).")
+    train_windows: int | None = Field(None, ge=1, description="Use at most this many training windows (None: all).")
     eval_windows: int = Field(16, ge=1, description="Held-out windows scored.")
     distill: DistillConfig = Field(
         default_factory=lambda: DistillConfig(steps=60, learning_rate=2e-3, checkpoint_every=10),
@@ -176,6 +176,8 @@ class DocumentsConfig(BaseModel):
     def _check(self) -> DocumentsConfig:
         if self.resume and self.overwrite:
             raise UserError("resume continues a run and overwrite deletes it: pass one of them")
+        if not self.model.startswith("hf:"):
+            raise UserError(f"model {self.model}: AHN wraps a transformers model; pass hf:embedded or hf:PATH")
         if self.sinks + self.window >= self.seq_len:
             raise UserError(f"sinks + window = {self.sinks + self.window} covers the whole {self.seq_len}-token "
                             "window: nothing is evicted; lower --window or raise seq_len")

@@ -12,6 +12,7 @@ below the teacher.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 from reasonlab import progress
 from reasonlab.demo import Headline, register_demo, write_headline
 from reasonlab.errors import UserError
-from reasonlab.runs import Run, atomic_write_json
+from reasonlab.runs import Run, atomic_write_bytes, atomic_write_json
 from reasonlab.systems.ahn.config import PRESETS, ExperimentConfig
 from reasonlab.systems.ahn.evaluation import CLAIM_BUCKET, recall_accuracy, summarize_recall
 from reasonlab.systems.ahn.model import AHNStudent, load_ahn, save_ahn
@@ -199,9 +200,10 @@ def plot_recall(summary: dict[str, Any], path: Path) -> None:
     left.legend(fontsize=8)
     figure.suptitle(f"AHN on multi-query associative recall, {len(summary['seeds'])} seed(s)")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
     plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 @register_demo("ahn", "AHN: a GDN memory distilled into a recall teacher recovers what leaves its window",
@@ -215,7 +217,7 @@ def quick(run_root: Path, fresh: bool) -> Path:
 
 
 def load_student(run_dir: str | Path, seed: int, kind: str, config: ExperimentConfig) -> AHNStudent:
-    """A trained student of an experiment run (for inspection and `reasonlab ahn eval`)."""
+    """A trained student of a recall experiment run, its memories loaded (for inspection)."""
     teacher, _ = cached_teacher(config.teacher, config.recall, seed, Path(run_dir).parent / "ahn-teachers")
     student = AHNStudent(teacher, kind=kind, sinks=config.student.sinks, window=config.student.window,
                          chunk_size=config.student.chunk_size)

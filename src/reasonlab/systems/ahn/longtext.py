@@ -11,33 +11,20 @@ the unchanged model) and scores held-out windows beyond the window: full attenti
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from reasonlab import progress
-from reasonlab.demo import Headline, write_headline
 from reasonlab.errors import UserError
 from reasonlab.runs import Run, atomic_write_json
 from reasonlab.systems.ahn.config import DocumentsConfig
-from reasonlab.systems.ahn.distillation import BudgetSampler
+from reasonlab.systems.ahn.evaluation import scores_between, window_scores
 from reasonlab.tasks.documents import Document, clean_rst, load_documents, split_documents, token_windows
-from reasonlab.train.distill import forward_kl, has_distill_checkpoint, train_distill
 
-__all__ = [
-    "distill",
-    "evaluate_run",
-    "generate_from_run",
-    "load_run",
-    "load_wrapped",
-    "prepare_windows",
-    "window_scores",
-]
+__all__ = ["evaluate_run", "generate_from_run", "load_run", "load_wrapped", "prepare_windows"]
 
 AHN_FILE = "ahn.pt"
-WINDOWS_FILE = "windows.json"
 
 
 def load_wrapped(config: DocumentsConfig) -> tuple[Any, Any]:
@@ -66,15 +53,30 @@ def _documents(config: DocumentsConfig) -> list[Document]:
     return [Document(d.name, clean_rst(d.text)) if d.name.endswith(".rst.txt") else d for d in documents]
 
 
+def _windows(policy: Any, text: str, length: int) -> list[list[int]]:
+    """Windows of exactly `length` tokens; each starts with the tokenizer's BOS when it has one (a window cut from
+    the middle of a document then looks like a document's start, as the model was trained to see)."""
+    ids = policy.tokenize(text, add_special_tokens=False)
+    bos = getattr(getattr(policy, "tokenizer", None), "bos_token_id", None)
+    if bos is None:
+        return token_windows(ids, length)
+    return [[bos, *window] for window in token_windows(ids, length - 1)]
+
+
 def prepare_windows(config: DocumentsConfig, policy: Any) -> dict[str, Any]:
     """Token windows of `seq_len` from the training documents (shuffled by the seed) and from the held-out ones
     (the first `eval_windows`, taken round-robin over documents so no single document dominates)."""
-    train_docs, held_docs = split_documents(_documents(config), held_out=config.held_out, seed=config.seed)
-    train = [w for d in train_docs for w in token_windows(policy.tokenize(d.text), config.seq_len)]
+    documents = _documents(config)
+    if len(documents) < 2:
+        raise UserError(f"{config.documents} gives {len(documents)} document(s) of at least {config.min_chars} "
+                        "characters: training and held-out text must come from different documents; pass a folder "
+                        "of several, or lower min_chars")
+    train_docs, held_docs = split_documents(documents, held_out=config.held_out, seed=config.seed)
+    train = [w for d in train_docs for w in _windows(policy, d.text, config.seq_len)]
     random.Random(config.seed).shuffle(train)
     if config.train_windows is not None:
         train = train[:config.train_windows]
-    per_doc = [token_windows(policy.tokenize(d.text), config.seq_len) for d in held_docs]
+    per_doc = [_windows(policy, d.text, config.seq_len) for d in held_docs]
     held: list[list[int]] = []
     for depth in range(max((len(w) for w in per_doc), default=0)):
         held.extend(windows[depth] for windows in per_doc if depth < len(windows))
@@ -86,93 +88,6 @@ def prepare_windows(config: DocumentsConfig, policy: Any) -> dict[str, Any]:
             "held_out_documents": [d.name for d in held_docs]}
 
 
-@torch.no_grad()
-def window_scores(wrapped: Any, windows: list[list[int]], sinks: int, window: int) -> dict[str, dict[str, float]]:
-    """Perplexity of next-token predictions at positions >= T = sinks + window, pooled over the windows, for full
-    attention (the teacher), sinks + SWA and AHN."""
-    wrapped.set_budget(sinks, window)
-    budget = sinks + window
-    nll = {"full": 0.0, "swa": 0.0, "ahn": 0.0}
-    count = 0
-    device = _device(wrapped)
-    for tokens in windows:
-        ids = torch.tensor([tokens], device=device)
-        targets = ids[0, budget + 1:]
-        keep = len(tokens) - budget  # logits at positions budget .. L-1; the last predicts nothing here
-        outputs = {"full": wrapped(ids, full_attention=True, logits_to_keep=keep).logits,
-                   "swa": wrapped(ids, use_memory=False, logits_to_keep=keep).logits,
-                   "ahn": wrapped(ids, logits_to_keep=keep).logits}
-        for name, logits in outputs.items():
-            logp = logits[0, :-1].float().log_softmax(-1).gather(-1, targets[:, None])
-            nll[name] -= float(logp.sum())
-        count += targets.numel()
-    return {name: {"perplexity": float(torch.tensor(value / count).exp()), "nll": value / count, "tokens": count}
-            for name, value in nll.items()}
-
-
-def _batch_loss(config: DocumentsConfig, wrapped: Any, train: list[list[int]]):
-    sampler = BudgetSampler(tuple(config.budgets), tuple(config.sink_choices), min_share=1 / 8)  # the paper's
-
-    def batch_loss(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rows = [train[(step * config.batch_size + i) % len(train)] for i in range(config.batch_size)]
-        ids = torch.tensor(rows, device=_device(wrapped))
-        sinks, window = sampler.draw(random.Random(config.seed * 1_000_003 + step), config.seq_len)
-        wrapped.set_budget(sinks, window)
-        keep = config.seq_len - (sinks + window)  # only positions >= T carry the loss
-        with torch.no_grad():
-            teacher = wrapped(ids, full_attention=True, logits_to_keep=keep).logits
-        student = wrapped(ids, logits_to_keep=keep).logits
-        loss = forward_kl(teacher, student, torch.ones(teacher.shape[:2], dtype=torch.bool, device=ids.device))
-        return loss, {"budget": float(sinks + window)}
-
-    return batch_loss
-
-
-def distill(config: DocumentsConfig) -> Path:
-    """Wrap, score before training, self-distill, score again; returns the run directory (ahn.pt, summary)."""
-    name = config.name or f"ahn-{config.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if config.resume:
-        Run.require_existing(Path(config.out) / name)
-    run = Run.create(config.out, name, config, resume=config.resume, overwrite=config.overwrite,
-                     ignore=("resume", "overwrite"))
-    with progress.phase(f"loading {config.model} and wrapping it with {config.kind} memories"):
-        policy, wrapped = load_wrapped(config)
-    with progress.phase(f"tokenising {config.documents}"):
-        windows = prepare_windows(config, policy)
-    atomic_write_json(run.dir / WINDOWS_FILE, {k: v for k, v in windows.items() if k.endswith("documents")})
-    progress.say(f"{len(windows['train'])} training and {len(windows['held_out'])} held-out windows of "
-                 f"{config.seq_len} tokens; memories on layers {wrapped.layer_indices}")
-    before_path = run.dir / "before.json"
-    if before_path.is_file():
-        import json
-
-        before = json.loads(before_path.read_text())
-    else:
-        with progress.phase("scoring held-out windows before training"):
-            before = window_scores(wrapped, windows["held_out"], config.sinks, config.window)
-        atomic_write_json(before_path, before)
-    resume = config.resume and has_distill_checkpoint(run)
-    wrapped.train()
-    with progress.heartbeat("ahn distill"):
-        history = train_distill(config.distill.model_copy(update={"resume": resume}), wrapped,
-                                _batch_loss(config, wrapped, windows["train"]), run)
-    wrapped.eval()
-    from reasonlab.systems.ahn.hf import save_hf_ahn
-
-    save_hf_ahn(wrapped, run.dir / AHN_FILE)
-    with progress.phase("scoring held-out windows after training"):
-        after = window_scores(wrapped, windows["held_out"], config.sinks, config.window)
-    summary = {"model": config.model, "kind": config.kind, "layers": list(wrapped.layer_indices),
-               "budget": config.sinks + config.window, "seq_len": config.seq_len,
-               "documents": config.documents, "train_windows": len(windows["train"]),
-               "eval_windows": len(windows["held_out"]), "steps": config.distill.steps,
-               "final_kl": history[-1]["loss"] if history else None, "before": before, "after": after,
-               "between": after["full"]["perplexity"] <= after["ahn"]["perplexity"] <= after["swa"]["perplexity"]}
-    run.write_summary(summary)
-    write_headline(run.dir, documents_headline(summary))
-    return run.dir
-
-
 def evaluate_run(run_dir: str | Path, window: int | None = None, eval_windows: int | None = None) -> dict:
     """Score a distill run's held-out windows again (optionally at another window or with more windows)."""
     config, policy, wrapped = load_run(run_dir)
@@ -180,21 +95,9 @@ def evaluate_run(run_dir: str | Path, window: int | None = None, eval_windows: i
     config = DocumentsConfig.model_validate({**config.model_dump(), **updates, "resume": False})
     windows = prepare_windows(config, policy)
     scores = window_scores(wrapped, windows["held_out"], config.sinks, config.window)
+    scores["between"] = scores_between(scores)
     atomic_write_json(Path(run_dir) / f"eval-window{config.window}-n{len(windows['held_out'])}.json", scores)
     return scores
-
-
-def documents_headline(summary: dict[str, Any]) -> Headline:
-    after = summary["after"]
-    result = (f"perplexity at positions >= T={summary['budget']} on {summary['eval_windows']} held-out windows of "
-              f"{summary['seq_len']} tokens ({after['ahn']['tokens']} tokens): full attention "
-              f"{after['full']['perplexity']:.2f}, AHN-{summary['kind']} {after['ahn']['perplexity']:.2f}, "
-              f"sinks+SWA {after['swa']['perplexity']:.2f} (before training AHN = SWA "
-              f"{summary['before']['ahn']['perplexity']:.2f}); {summary['steps']} distillation steps")
-    return Headline(system="ahn", measures=f"{summary['model']} with AHN memories on layers {summary['layers']}, "
-                    f"distilled on {summary['documents']}", result=result,
-                    paper="AHN recovers long-context quality lost by sliding-window attention, below full attention",
-                    holds=summary["between"], kind="result")
 
 
 def load_run(run_dir: str | Path) -> tuple[DocumentsConfig, Any, Any]:
