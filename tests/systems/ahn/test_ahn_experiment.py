@@ -31,18 +31,31 @@ def test_the_recall_run_of_record_reproduces_the_readme_claim(tmp_path):
     assert json.loads((run_dir / "headline.json").read_text())["holds"] is True
 
 
-def test_ahn_on_the_embedded_model_lies_between_sinks_swa_and_full_attention(tmp_path):
-    """Experiment (b) in miniature: after distillation, perplexity beyond the window is at most sinks + SWA's and
-    at least full attention's on held-out Python documentation."""
-    from reasonlab.systems.ahn.training import train as distill
+@pytest.fixture(scope="module")
+def documents_run(tmp_path_factory):
+    """Experiment (b) in miniature: the `quick` documents preset on hf:embedded (about 10 minutes)."""
+    from reasonlab.systems.ahn.training import train
 
-    config = DOCUMENT_PRESETS["quick"].model_copy(update={"out": str(tmp_path), "name": "quick"})
-    run_dir = distill(config)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    after = summary["after"]
+    out = tmp_path_factory.mktemp("docs")
+    config = DOCUMENT_PRESETS["quick"].model_copy(update={"out": str(out), "name": "quick"})
+    return json.loads((train(config) / "summary.json").read_text())
+
+
+def test_on_the_embedded_model_full_attention_beats_sinks_swa_and_a_fresh_memory_is_sinks_swa(documents_run):
+    """What the README row states as measured: the window costs perplexity beyond it, and a zero-initialised
+    memory changes nothing."""
+    before, after = documents_run["before"], documents_run["after"]
     assert after["full"]["perplexity"] < after["swa"]["perplexity"]
-    assert after["ahn"]["perplexity"] < after["swa"]["perplexity"]
-    assert summary["before"]["ahn"]["perplexity"] == pytest.approx(summary["before"]["swa"]["perplexity"])
+    assert before["ahn"]["perplexity"] == pytest.approx(before["swa"]["perplexity"])
+    assert after["ahn_minus_swa_nll"]["n"] == documents_run["eval_windows"]
+
+
+@pytest.mark.xfail(reason="not met at CPU scale: after 60 steps (the record) AHN - SWA was +0.0023 nats/token, "
+                   "95% CI -0.0077 to +0.0115 (benchmarks/RESULTS.md, AHN)", strict=False)
+def test_ahn_on_the_embedded_model_lies_between_sinks_swa_and_full_attention(documents_run):
+    """The paper's claim for experiment (b): after distillation AHN is below sinks + SWA (the paired interval
+    below zero) and not below full attention."""
+    assert documents_run["between"] is True
 
 
 def test_the_quick_demo_headline_holds(tmp_path):
