@@ -78,10 +78,14 @@ def experiment_command(
 
 
 def _print_recall(summary: dict[str, Any]) -> None:
+    from reasonlab.tasks.recall import BUCKETS
+
     arms = summary["accuracy"]
-    buckets = list(next(iter(arms.values())))
+    order = ["teacher", "swa", *(arm for arm in ("deltanet", "gdn", "mamba2") if arm in arms)]
+    buckets = [b for b in BUCKETS if b in next(iter(arms.values()))]
     table = Table("arm", *(f"{b} (T={summary['budget']})" for b in buckets))
-    for arm, cells in arms.items():
+    for arm in order:
+        cells = arms[arm]
         table.add_row(arm, *(f"{100 * cells[b]['mean']:.1f} ± {100 * cells[b]['sd']:.1f}"
                              if cells[b]["mean"] is not None else "-" for b in buckets))
     console.print(table)

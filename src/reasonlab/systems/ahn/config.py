@@ -126,7 +126,7 @@ class ExperimentConfig(BaseModel):
 
 def _quick() -> ExperimentConfig:
     """The demo: one seed, GDN only, 96-token sequences with a 16-token budget (about 3 minutes on 2 cores)."""
-    teacher = TeacherConfig(warmup_target=0.95, stages=[
+    teacher = TeacherConfig(stages=[
         CurriculumStage(seq_len=64, min_pairs=6, max_pairs=15, steps=2000, batch_size=32),
         CurriculumStage(seq_len=96, min_pairs=8, max_pairs=20, steps=400, batch_size=16)])
     student = StudentConfig(sinks=4, window=12, budgets=[16, 24], batch_size=16,
