@@ -171,7 +171,7 @@ def generate_command(
         result = generate_from_run(run, text, max_tokens, use_memory=not no_memory)
     console.print(result["text"], markup=False)
     console.print(f"[{result['prompt_tokens']} prompt tokens, {result['new_tokens']} new; decode cache "
-                  f"{result['cache_bytes'] / 2**20:.2f} MiB, independent of the length]")
+                  f"{result['cache_bytes'] / 2**20:.2f} MiB; it stops growing once the longest window is full]")
 
 
 def _print_perplexity(before: dict[str, Any], after: dict[str, Any], budget: int) -> None:
