@@ -86,6 +86,16 @@ def test_distill_scores_trains_saves_and_the_scores_mean_what_they_say(model_fol
     wider = evaluate_run(run_dir, window=30)
     assert wider["ahn"]["tokens"] == 3 * (64 - 32 - 1)
 
+    from typer.testing import CliRunner
+
+    from reasonlab.systems.ahn.cli import app
+
+    printed = CliRunner().invoke(app, ["eval", "--run", str(run_dir)], env={"COLUMNS": "200"})
+    assert printed.exit_code == 0, printed.output
+    assert "AHN - SWA" in printed.output and f"{again['ahn']['perplexity']:.3f}" in printed.output
+    printed = CliRunner().invoke(app, ["generate", "--run", str(run_dir), "--prompt", "One, two", "--max-tokens", "3"])
+    assert printed.exit_code == 0 and "prompt tokens" in printed.output, printed.output
+
     generated = generate_from_run(run_dir, "One, two, three, four. " * 10, max_tokens=5)
     plain = generate_from_run(run_dir, "One, two, three, four. " * 10, max_tokens=5, use_memory=False)
     assert 1 <= generated["new_tokens"] <= 5 and generated["prompt_tokens"] > 16

@@ -144,9 +144,12 @@ def eval_command(
     with heartbeat("ahn eval"):
         scores = evaluate_run(run, window=window, eval_windows=eval_windows)
     table = Table("attention", "perplexity beyond the window", "tokens")
-    for name, row in scores.items():
-        table.add_row(name, f"{row['perplexity']:.3f}", str(row["tokens"]))
+    for name in ("full", "swa", "ahn"):
+        table.add_row(name, f"{scores[name]['perplexity']:.3f}", str(scores[name]["tokens"]))
     console.print(table)
+    gap = scores["ahn_minus_swa_nll"]
+    console.print(f"AHN - SWA {gap['mean']:+.4f} nats/token (paired bootstrap 95% CI {gap['ci95_low']:+.4f} to "
+                  f"{gap['ci95_high']:+.4f}, n={gap['n']} windows); between full and SWA: {scores['between']}")
 
 
 @app.command("generate")

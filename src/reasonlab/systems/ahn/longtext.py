@@ -125,10 +125,11 @@ def generate_from_run(run_dir: str | Path, prompt: str, max_tokens: int, use_mem
     device = _device(wrapped)
     ids = torch.tensor([policy.tokenize(prompt)], device=device)
     output = wrapped(ids, use_cache=True, use_memory=use_memory, logits_to_keep=1)
-    cache, new = output.cache, [int(output.logits[0, -1].argmax())]
+    vocabulary = policy.vocab_size  # an output layer may be padded past the tokenizer: never pick those ids
+    cache, new = output.cache, [int(output.logits[0, -1, :vocabulary].argmax())]
     while len(new) < max_tokens and new[-1] != policy.eos_token_id:
         output = wrapped(torch.tensor([[new[-1]]], device=device), cache=cache, use_cache=True,
                          use_memory=use_memory)
-        new.append(int(output.logits[0, -1].argmax()))
+        new.append(int(output.logits[0, -1, :vocabulary].argmax()))
     return {"text": policy.detokenize(new), "prompt_tokens": ids.shape[1], "new_tokens": len(new),
             "cache_bytes": cache.nbytes()}
