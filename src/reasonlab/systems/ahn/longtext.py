@@ -1,11 +1,12 @@
-"""AHN on a real decoder and real documents (experiment b, and `reasonlab ahn distill | eval | generate`).
+"""AHN on a real decoder and real documents: the wrapped model, the token windows of documents, scoring and
+generation of a distilled run (`reasonlab ahn eval | generate`; `training.train` is `reasonlab ahn distill`).
 
-`distill(config)` wraps an `hf:` model with one memory per full-attention layer (all layers of Llama/Qwen, the
-global layers of Gemma-3), self-distills it on windows of long documents (forward KL at positions >= T against
-the unchanged model) and scores held-out windows beyond the window: full attention, sinks + SWA, and AHN.
+`load_wrapped` wraps an `hf:` model with one memory per full-attention layer (all layers of Llama/Qwen, the global
+layers of Gemma-3); `prepare_windows` cuts training and held-out documents into BOS-led windows; `evaluate_run`
+scores held-out windows beyond the window (full attention, sinks + SWA, AHN) with a distilled run's memories.
 
-    run_dir = distill(DOCUMENT_PRESETS["quick"])       # wraps hf:embedded, trains, evaluates, saves ahn.pt
-    scores = evaluate_run(run_dir)                     # perplexity beyond the window, three ways
+    run_dir = train(DOCUMENT_PRESETS["quick"])         # wraps hf:embedded, trains, evaluates, saves ahn.pt
+    scores = evaluate_run(run_dir, window=60)          # perplexity beyond the window, three ways
 """
 
 from __future__ import annotations
