@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from reasonlab.errors import UserError
-from reasonlab.systems.ahn.model import AHNStudent
+from reasonlab.systems.ahn.model import AHNStudent, causal_logits
 from reasonlab.train.distill import forward_kl
 
 __all__ = ["BudgetSampler", "distillation_loss", "teacher_logits"]
@@ -43,11 +43,8 @@ class BudgetSampler:
 
 def teacher_logits(student: AHNStudent, tokens: torch.Tensor) -> torch.Tensor:
     """The frozen base with full causal attention (no gradients)."""
-    B, L = tokens.shape
-    positions = torch.arange(L, device=tokens.device).expand(B, L)
-    causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()[None, None]
     with torch.no_grad():
-        return student.base(tokens, positions, causal)
+        return causal_logits(student.base, tokens)
 
 
 def distillation_loss(student: AHNStudent, tokens: torch.Tensor, sinks: int, window: int,

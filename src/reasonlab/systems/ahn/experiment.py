@@ -25,8 +25,8 @@ from reasonlab.errors import UserError
 from reasonlab.runs import Run, atomic_write_bytes, atomic_write_json
 from reasonlab.systems.ahn.config import PRESETS, ExperimentConfig
 from reasonlab.systems.ahn.evaluation import CLAIM_BUCKET, CLAIM_MARGIN, recall_accuracy, summarize_recall
-from reasonlab.systems.ahn.model import AHNStudent, load_ahn, save_ahn
-from reasonlab.systems.ahn.teacher import cached_teacher, causal_logits
+from reasonlab.systems.ahn.model import AHNStudent, causal_logits, load_ahn, save_ahn
+from reasonlab.systems.ahn.teacher import cached_teacher
 from reasonlab.systems.ahn.training import distill_recall_student
 from reasonlab.tasks.recall import RecallBatch, make_batch
 

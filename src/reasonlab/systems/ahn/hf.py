@@ -36,6 +36,7 @@ from transformers.cache_utils import Cache, CacheLayerMixin, DynamicCache, get_l
 from reasonlab.errors import UserError
 from reasonlab.runs import atomic_write
 from reasonlab.systems.ahn.memory import AHNMemory
+from reasonlab.systems.ahn.model import check_budget
 
 __all__ = [
     "AHNHF",
@@ -368,8 +369,7 @@ class AHNHF(nn.Module):
 
     def set_budget(self, sinks: int, window: int) -> None:
         """The attention budget T = sinks + window of every wrapped layer (randomised per batch in training)."""
-        if sinks < 0 or window < 1:
-            raise UserError(f"AHN budget sinks={sinks}, window={window}: need sinks >= 0 and window >= 1")
+        check_budget(sinks, window)
         context = _text_config(self.model).max_position_embeddings
         if sinks + window > context:
             raise UserError(f"AHN budget sinks + window = {sinks + window} exceeds the model's "

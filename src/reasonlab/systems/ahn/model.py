@@ -26,7 +26,30 @@ from reasonlab.runs import atomic_write
 from reasonlab.systems.ahn.memory import AHNMemory
 from reasonlab.train.tinylm import TinyTransformer, apply_rope, attention_reference, rope_tables
 
-__all__ = ["AHNStudent", "DecodeCache", "LayerCache", "load_ahn", "save_ahn", "window_mask"]
+__all__ = [
+    "AHNStudent",
+    "DecodeCache",
+    "LayerCache",
+    "causal_logits",
+    "check_budget",
+    "load_ahn",
+    "save_ahn",
+    "window_mask",
+]
+
+
+def check_budget(sinks: int, window: int) -> None:
+    """One-line error for a budget no attention can have (both students call this)."""
+    if sinks < 0 or window < 1:
+        raise UserError(f"AHN budget sinks={sinks}, window={window}: need sinks >= 0 and window >= 1")
+
+
+def causal_logits(model: TinyTransformer, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits (B, L, V) of a tinylm under full causal attention: the teacher."""
+    B, L = tokens.shape
+    positions = torch.arange(L, device=tokens.device).expand(B, L)
+    causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()[None, None]
+    return model(tokens, positions, causal)
 
 
 def window_mask(length: int, sinks: int, window: int, device: torch.device | None = None) -> torch.Tensor:
@@ -83,8 +106,7 @@ class AHNStudent(nn.Module):
 
     def set_budget(self, sinks: int, window: int) -> None:
         """The attention budget T = sinks + window (randomised per batch in training)."""
-        if sinks < 0 or window < 1:
-            raise UserError(f"AHN budget sinks={sinks}, window={window}: need sinks >= 0 and window >= 1")
+        check_budget(sinks, window)
         self.sinks, self.window = sinks, window
 
     @property

@@ -18,10 +18,11 @@ from reasonlab.errors import UserError
 from reasonlab.progress import say
 from reasonlab.runs import atomic_write, atomic_write_json, config_hash
 from reasonlab.systems.ahn.config import TeacherConfig
+from reasonlab.systems.ahn.model import causal_logits
 from reasonlab.tasks.recall import IGNORE, RecallBatch, RecallConfig, induction_batch, make_batch
 from reasonlab.train.tinylm import TinyLMConfig, TinyTransformer
 
-__all__ = ["cached_teacher", "causal_logits", "teacher_model", "train_recall_teacher"]
+__all__ = ["cached_teacher", "teacher_model", "train_recall_teacher"]
 
 RECENT = 25  # steps averaged for TeacherConfig.target_accuracy
 
@@ -31,14 +32,6 @@ def teacher_model(config: TeacherConfig, recall: RecallConfig, seed: int) -> Tin
     torch.manual_seed(seed)
     return TinyTransformer(TinyLMConfig(vocab_size=recall.vocab_size, n_layer=config.n_layer, n_head=config.n_head,
                                         d_model=config.d_model, context_length=recall.seq_len))
-
-
-def causal_logits(model: TinyTransformer, tokens: torch.Tensor) -> torch.Tensor:
-    """Logits (B, L, V) under full causal attention."""
-    B, L = tokens.shape
-    positions = torch.arange(L, device=tokens.device).expand(B, L)
-    causal = torch.ones(L, L, dtype=torch.bool, device=tokens.device).tril()[None, None]
-    return model(tokens, positions, causal)
 
 
 def _recall_loss(model: TinyTransformer, batch: RecallBatch) -> tuple[torch.Tensor, float]:
