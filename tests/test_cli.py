@@ -150,7 +150,7 @@ def test_help_lists_every_system_without_importing_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     first, _, help_text = result.stdout.partition("\n")
     assert first == "[]"
-    for system in ("ace", "ahn", "arcmemo", "delethink", "h1", "inoculation", "moloch", "trm"):
+    for system in ("ace", "ahn", "arcmemo", "delethink", "h1", "inoculation", "moloch", "trm", "webscale"):
         assert system in help_text
 
 
@@ -159,7 +159,8 @@ def test_lazy_exports_are_the_functions_even_after_importing_every_submodule() -
     first leaves every package attribute the exported object, with no import trick."""
     code = (
         "import importlib, types\n"
-        "for system in ('ace', 'ahn', 'arcmemo', 'delethink', 'h1', 'inoculation', 'memagent', 'moloch', 'trm'):\n"
+        "for system in ('ace', 'ahn', 'arcmemo', 'delethink', 'h1', 'inoculation', 'memagent', 'moloch', 'trm',\n"
+        "               'webscale_rl'):\n"
         "    package = importlib.import_module('reasonlab.systems.' + system)\n"
         "    for module in package.EXPORTS:\n"
         "        importlib.import_module(f'reasonlab.systems.{system}.{module}')\n"

@@ -73,18 +73,22 @@ def _quiet_third_party() -> None:
 
 
 def _add_system_apps() -> None:
-    """Mount `reasonlab.systems.<name>.cli.app` as `reasonlab <name>` for every system that has one (once), and
-    make every command's help show every default (`reasonlab.clihelp`)."""
+    """Mount `reasonlab.systems.<name>.cli.app` as `reasonlab <name>` (or the cli's `COMMAND`) for every system
+    that has one (once), and make every command's help show every default (`reasonlab.clihelp`)."""
     import reasonlab.systems as systems
     from reasonlab.clihelp import show_defaults
 
     mounted = {group.name for group in app.registered_groups}
     for module in pkgutil.iter_modules(systems.__path__):
         name = f"reasonlab.systems.{module.name}.cli"
-        if module.ispkg and module.name not in mounted and importlib.util.find_spec(name) is not None:
-            sub_app = getattr(importlib.import_module(name), "app", None)
-            if sub_app is not None:
-                app.add_typer(sub_app, name=module.name)
+        if not module.ispkg or importlib.util.find_spec(name) is None:
+            continue
+        cli_module = importlib.import_module(name)
+        command = getattr(cli_module, "COMMAND", module.name)  # a cli may name its command (webscale_rl: webscale)
+        sub_app = getattr(cli_module, "app", None)
+        if sub_app is not None and command not in mounted:
+            app.add_typer(sub_app, name=command)
+            mounted.add(command)
     show_defaults(app)
 
 

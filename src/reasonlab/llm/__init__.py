@@ -12,7 +12,7 @@ from reasonlab.llm.base import (
     Usage,
     prompt_kind,
 )
-from reasonlab.llm.fake import ScriptedLLM
+from reasonlab.llm.fake import HashingEmbedder, ScriptedLLM
 from reasonlab.llm.registry import SPEC_HELP, load_llm
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "SPEC_HELP",
     "BaseLLM",
     "Generation",
+    "HashingEmbedder",
     "Message",
     "Prompt",
     "SamplingParams",

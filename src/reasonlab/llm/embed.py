@@ -51,9 +51,14 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def load_embedder(spec: str = "minilm") -> Embedder:
-    """The embedder a spec names; only the packaged MiniLM for now."""
+    """The embedder a spec names: the packaged MiniLM, or `hashing` (hashed bag of words, no model: tests and
+    smoke runs)."""
     from reasonlab.errors import UserError
 
     if spec in ("minilm", "embedded"):
         return MiniLMEmbedder()
-    raise UserError(f"unknown embedder '{spec}': use minilm")
+    if spec == "hashing":
+        from reasonlab.llm.fake import HashingEmbedder
+
+        return HashingEmbedder()
+    raise UserError(f"unknown embedder '{spec}': use minilm (or hashing, a model-free stand-in for tests)")

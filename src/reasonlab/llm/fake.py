@@ -1,4 +1,5 @@
-"""`ScriptedLLM`: a deterministic stand-in for tests of LLM programs (no model, no network).
+"""`ScriptedLLM`: a deterministic stand-in for tests of LLM programs (no model, no network); `HashingEmbedder`: the
+same for sentence embeddings (bag of hashed words, so texts sharing words are similar).
 
 It answers from a list of scripted replies (in order) or from a function of the prompt text, tokenizes by
 characters, and counts usage like a real backend. It does not stream token by token: `stream` (the `BaseLLM`
@@ -7,12 +8,16 @@ default) yields the whole reply as one delta.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from reasonlab.llm.base import BaseLLM, Generation, Prompt, SamplingParams, prompt_kind, truncate_at_stop
 
-__all__ = ["ScriptedLLM"]
+__all__ = ["HashingEmbedder", "ScriptedLLM"]
 
 
 class ScriptedLLM(BaseLLM):
@@ -69,3 +74,22 @@ class ScriptedLLM(BaseLLM):
             grouped.append(group)
         self._record(grouped, started)
         return grouped
+
+
+class HashingEmbedder:
+    """A deterministic `Embedder` for tests: lower-cased words hashed into `dim` buckets, L2-normalised."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.zeros(self.dim, dtype=np.float32)
+        for word in re.findall(r"\w+", text.lower()):
+            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else vector
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vector(text) for text in texts])

@@ -1,0 +1,120 @@
+"""The two executors of the same stages: `run_local` (in this process, shard after shard) and `run_ray` (Ray Data:
+the pending shards become a dataset, an actor pool of `workers` actors each holding its own models maps them with
+`map_batches`, threads per actor = cores / actors). Both write each shard's file as soon as it is done and call
+`report(shard, summary)` in the driver, so progress, resume and outputs are the same whichever engine ran.
+
+On a cluster, `ray_address` (e.g. `auto`) joins it instead of starting Ray locally; each actor loads the LLM spec
+it is given (`openai:URL#MODEL` for a vLLM server per node, spec section 8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reasonlab.errors import UserError
+from reasonlab.systems.webscale_rl.config import PipelineConfig
+from reasonlab.systems.webscale_rl.records import Record
+
+__all__ = ["run_local", "run_ray", "threads_per_worker"]
+
+Work = Sequence[tuple[int, list[Record]]]
+Report = Callable[[int, dict[str, Any]], None]
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """cores / actors, at least one (spec section 9)."""
+    from reasonlab.threads import current_threads
+
+    cores = cores if cores is not None else current_threads()
+    return max(1, cores // max(1, workers))
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {"shard": result["shard"], "documents": sum(c[0] for s, c in result["counts"].items() if s == "filter"),
+            "qa": len(result["qa"])}
+
+
+def run_local(work: Work, config: PipelineConfig, run_dir: Path, report: Report, models: Any = None) -> None:
+    """Every pending shard in this process, with one set of models."""
+    from reasonlab.systems.webscale_rl.pipeline import load_models, process_shard, write_shard
+
+    models = models if models is not None else load_models(config)
+    for shard, documents in work:
+        result = process_shard(documents, config, models, shard)
+        write_shard(run_dir, result)
+        report(shard, _summary(result))
+
+
+class ShardWorker:
+    """One Ray actor: loads the models once, then runs `process_shard` on each shard it is handed."""
+
+    def __init__(self, config_json: str, run_dir: str, threads: int) -> None:
+        from reasonlab.systems.webscale_rl.pipeline import load_models
+        from reasonlab.threads import configure_threads
+
+        configure_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        self.config = PipelineConfig.model_validate_json(config_json)
+        self.run_dir = Path(run_dir)
+        self.models = load_models(self.config)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        from reasonlab.systems.webscale_rl.pipeline import process_shard, write_shard
+
+        summaries = []
+        for shard, documents in zip(batch["shard"], batch["documents"], strict=True):
+            result = process_shard(json.loads(documents), self.config, self.models, int(shard))
+            write_shard(self.run_dir, result)
+            summaries.append(json.dumps(_summary(result)))
+        return {"summary": summaries}
+
+
+def _start_ray(config: PipelineConfig) -> bool:
+    """Start (or join) Ray quietly; returns whether we started it (and so must shut it down)."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("engine=ray needs Ray Data: pip install 'reasonlab[ray]' (or 'ray[data]'), or use "
+                        "--engine local") from None
+    import logging
+
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
+                               "configure_logging": False}
+    if config.ray_address:
+        ray.init(address=config.ray_address, **options)
+    else:
+        ray.init(num_cpus=max(config.workers, threads_per_worker(1)), **options)
+    return True
+
+
+def run_ray(work: Work, config: PipelineConfig, run_dir: Path, report: Report) -> None:
+    """Every pending shard through a Ray Data actor pool of `config.workers` actors."""
+    import ray
+    import ray.data
+
+    started = _start_ray(config)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        items = [{"shard": shard, "documents": json.dumps(documents)} for shard, documents in work]
+        threads = threads_per_worker(config.workers)
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            ShardWorker,
+            fn_constructor_args=(config.model_dump_json(), str(run_dir), threads),
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=config.workers),
+            num_cpus=1,
+        )
+        for row in dataset.iter_rows():
+            summary = json.loads(row["summary"])
+            report(int(summary["shard"]), summary)
+    finally:
+        if started:
+            ray.shutdown()
