@@ -42,8 +42,10 @@ def main() -> None:
         print(f"  grounding precision {share(agreement['grounding']['precision'])}, "
               f"recall {share(agreement['grounding']['recall'])}")
         print(f"  leakage by hand {share(agreement['leakage_before_check'])}, flagged "
-              f"{share(agreement['leakage']['recall'])} of it; left after the check "
+              f"{share(agreement['leakage']['recall'])} of it (precision {share(agreement['leakage']['precision'])}); "
+              f"left after the check "
               f"{share(agreement['leakage_after_check'])}")
+        print(f"  self-contained: checker precision {share(agreement['self_contained']['precision'])}")
         print(f"  accepted {share(agreement['accepted'])}; ungrounded among them "
               f"{share(agreement['ungrounded_after_check'])}")
     if args.json is not None:

@@ -52,6 +52,7 @@ def test_normalize_answer_lowercases_and_drops_punctuation_articles_and_spaces()
     assert normalize_answer("An apple, a day!") == "apple day"
     assert normalize_answer("os.path_join()") == "ospathjoin"
     assert normalize_answer("theory") == "theory"  # "the" only as a whole word
+    assert normalize_answer("TCP/IP or C:\\Windows") == "tcp ip or c windows"  # a slash separates words
 
 
 def test_grounding_is_100_for_a_differently_cased_and_punctuated_answer() -> None:
@@ -85,6 +86,17 @@ def test_answer_overlap_is_the_share_of_answer_tokens_in_the_question() -> None:
     # the number 3 is not in "3.11" (normalised "311")
     assert answer_overlap("3", "What did Python 3.11 add?") == 0.0
     assert answer_overlap("...", "Anything?") == 0.0
+
+
+def test_answer_overlap_finds_an_identifier_inside_the_question_s_code() -> None:
+    """Found by the hand labels: a cloze under the heading "class turtle.ScrolledCanvas(master)" leaks its answer,
+    which the glued normalisation ("turtlescrolledcanvasmaster") hid."""
+    heading = 'Under the heading "class turtle.ScrolledCanvas(master)": what fills the blank?'
+    assert answer_overlap("ScrolledCanvas", heading) == 1.0
+    assert answer_overlap("constructor_ob", 'Under "copyreg.pickle(type, function, constructor_ob=None)"?') == 1.0
+    # split identifiers count only in a row: bisect_left is not in "insort_left ... bisect()"
+    assert answer_overlap("bisect_left()", "The bisect.insort_left(a, x) function calls bisect() first?") == 0.0
+    assert answer_overlap("3.4", "It was reinstated in 3.4.2; when was it removed?") == 0.0
 
 
 def test_deictic_phrases_name_references_to_an_unseen_document() -> None:
@@ -160,3 +172,7 @@ def test_passes_and_rejection_reason_follow_the_spec_rule() -> None:
     assert rejection_reason(dict(ok, leakage=True, self_contained=False)) == "leakage"
     assert rejection_reason(dict(ok, self_contained=False)) == "no-context"
     assert not passes(dict(ok, grounded=False))
+    # the LLM checker's no, when it ran, rejects after the deterministic verdicts
+    said_no = dict(ok, llm={"has_context": "Y", "answer_correctness": "N", "info_leakage": "N", "passed": False})
+    assert rejection_reason(said_no) == "llm-check" and not passes(said_no)
+    assert passes(dict(ok, llm={"passed": True}))

@@ -214,3 +214,19 @@ def test_debian_input_reads_the_package_table_folder_and_skips_its_asset_folders
     assert ([doc["doc_id"] for doc in read.kept], read.rejected) == (["library/json.html"], [])
     other = read_corpus(CorpusConfig(input="debian:other-doc"))  # not in the table: the whole root
     assert [doc["doc_id"] for doc in other.kept] == ["usr/share/doc/other/guide.txt"]
+
+
+def test_html_headings_become_markdown_sections_the_generator_splits_on() -> None:
+    """Sphinx puts the section number in a span and a pilcrow link after the title; the heading comes out as its
+    own `## ` line after a blank line, so a sentence before it never runs into the next section's number."""
+    from reasonlab.systems.webscale_rl.generation import split_blocks
+
+    page = ("<html><body><main><h1>Tour</h1><p>These modules rarely occur in small scripts.</p>"
+            "<h2><span class='section-number'>11.1. </span>Output Formatting<a class='headerlink'>¶</a></h2>"
+            "<p>The reprlib module provides a version of repr() for large containers.</p></main></body></html>")
+    text, title = html_text(page)
+    assert title == "Tour"
+    assert "small scripts.\n\n## 11.1. Output Formatting\nThe reprlib" in text and "¶" not in text
+    assert split_blocks(text) == [("Tour", "These modules rarely occur in small scripts."),
+                                  ("Output Formatting", "The reprlib module provides a version of repr() for large "
+                                                        "containers.")]

@@ -31,6 +31,7 @@ __all__ = [
     "check_stage",
     "deictic_phrases",
     "grounding_score",
+    "leak_tokens",
     "normalize_answer",
     "passes",
     "rejection_reason",
@@ -40,6 +41,7 @@ __all__ = [
 # punctuation and symbols (any character that is neither a word character nor a space), and the underscore
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+_LEAK_TOKEN = re.compile(r"\d+(?:\.\d+)+|[^\W_]+")
 
 # nouns that name the source itself: "the"/"this" before them points into a document the RL model never sees
 # (unless a compound follows: "the text mode", "the Document object")
@@ -112,17 +114,31 @@ def grounding_score(answer: str, document_text: str) -> float:
     return _grounding(normalize_answer(answer), normalize_answer(document_text))
 
 
+def leak_tokens(text: str) -> list[str]:
+    """Lower-cased words for the leakage check: runs of letters and digits, a dotted number kept whole ("3.11"),
+    identifiers split at punctuation ("constructor_ob=None" -> constructor, ob, none), articles dropped.
+    Unlike `normalize_answer` it does not glue an identifier to its neighbours, so "ScrolledCanvas" is found in
+    "class turtle.ScrolledCanvas(master)".
+
+    >>> leak_tokens("The obj_or_type of ctypes.alignment() in 3.4.2")
+    ['obj', 'or', 'type', 'of', 'ctypes', 'alignment', 'in', '3.4.2']
+    """
+    return [token for token in _LEAK_TOKEN.findall(text.lower()) if token not in ("a", "an", "the")]
+
+
 def answer_overlap(answer: str, question: str) -> float:
-    """Share of the answer's normalised tokens that occur in the question; 1.0 when the whole normalised answer
-    appears in the normalised question (at word boundaries); 0.0 for an empty answer."""
-    normalized_answer, normalized_question = normalize_answer(answer), normalize_answer(question)
-    tokens = normalized_answer.split()
-    if not tokens:
-        return 0.0
-    if _contains_words(normalized_answer, normalized_question):
+    """1.0 when the answer's `leak_tokens` appear in a row among the question's (the answer inside an identifier
+    or heading of the question counts); else the share of the answer's normalised words (`normalize_answer`)
+    that occur in the normalised question; 0.0 for an empty answer."""
+    tokens, question_tokens = leak_tokens(answer), leak_tokens(question)
+    width = len(tokens)
+    if width and any(question_tokens[i:i + width] == tokens for i in range(len(question_tokens) - width + 1)):
         return 1.0
-    question_tokens = set(normalized_question.split())
-    return sum(token in question_tokens for token in tokens) / len(tokens)
+    words = normalize_answer(answer).split()
+    if not words:
+        return 0.0
+    present = set(normalize_answer(question).split())
+    return sum(word in present for word in words) / len(words)
 
 
 def deictic_phrases(question: str) -> list[str]:

@@ -39,6 +39,7 @@ DEBIAN_FOLDERS: dict[str, tuple[str, frozenset[str]]] = {
     "python3.11-doc": ("usr/share/doc/python3.11/html", frozenset({"_sources", "_static", "_images"})),
 }
 BINARY_PROBE_BYTES = 8192
+_HEADING_LINE = re.compile(r"\n+## ")
 _PILCROW = re.compile(r"[ \t]*¶[ \t]*$", re.MULTILINE)  # the permalink mark Sphinx and MkDocs put after headings
 
 
@@ -221,7 +222,8 @@ def html_text(html: str) -> tuple[str, str]:
         heading_element.text = "## " + (heading_element.text or "").lstrip()
     # without metadata (3x slower: the title above is what it would find on most pages)
     extracted = trafilatura.extract(tree, fast=True, with_metadata=False)
-    return _PILCROW.sub("", extracted or ""), title
+    # a blank line before each heading, as in markdown: the generator starts a section there
+    return _HEADING_LINE.sub("\n\n## ", _PILCROW.sub("", extracted or "")), title
 
 
 def _read_jsonl(reader: _Reader, relpath: str, path: Path) -> None:

@@ -18,12 +18,12 @@ Record = dict[str, Any]
 # every stage in pipeline order, with its version (bump a version when the stage's behaviour changes: provenance
 # records it beside each QA pair, and a resumed run refuses shards written by another version)
 STAGES: dict[str, str] = {
-    "read": "1",
+    "read": "2",
     "dedup_documents": "1",
     "filter": "1",
     "identify": "1",
-    "generate": "1",
-    "check": "1",
+    "generate": "2",
+    "check": "2",
     "decontaminate": "1",
     "dedup_qa": "1",
 }
