@@ -5,7 +5,8 @@ The fixture: candidates as they left the generator, before any check, each with 
 60 extractive clozes sampled from the run of record, 58 free-mode pairs from Gemma-3-270M, and 20 extractive
 questions given the answer of another candidate in the same passage (`swapped`: wrong answers the passage still
 contains). Made by benchmarks/webscale_label_sample.py; labels (grounded, leakage, self_contained, a note) were
-given by a reader who saw only the passage, the question and the answer. Numbers: benchmarks/RESULTS.md.
+given one pair at a time by a separate reviewer (an LLM assistant session, not a person) that saw only the
+passage, the question and the answer, never a checker verdict or the source. Numbers: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
