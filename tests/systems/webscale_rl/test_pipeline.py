@@ -109,14 +109,21 @@ def test_resume_refuses_a_changed_corpus(finished: tuple[Path, Path], tmp_path: 
     (corpus / "extra.txt").write_text((finished[0] / sorted(p.name for p in finished[0].iterdir())[-1]).read_text())
     with pytest.raises(UserError, match="documents changed"):
         run_pipeline(config_for(corpus), tmp_path, "changing", resume=True)
+    # the same files, one of them edited: refused too (the plan hashes each document's text)
+    (corpus / "extra.txt").unlink()
+    edited = sorted(corpus.iterdir())[0]
+    edited.write_text(edited.read_text() + "\nOne more sentence about the grammar of Python appears here.\n")
+    with pytest.raises(UserError, match="documents changed"):
+        run_pipeline(config_for(corpus), tmp_path, "changing", resume=True)
 
 
 def test_no_readable_document_is_one_line_error(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "empty.txt").write_text("")
-    with pytest.raises(UserError, match="no readable document"):
+    with pytest.raises(UserError, match=r"no readable document \(skipped: empty 1\)"):
         run_pipeline(config_for(corpus), tmp_path, "nothing")
+    assert not (tmp_path / "nothing").exists()  # so the corrected command runs without --overwrite
 
 
 @pytest.mark.slow
@@ -127,3 +134,20 @@ def test_ray_engine_gives_the_local_qa(finished: tuple[Path, Path], tmp_path: Pa
     assert read_jsonl(run_dir / "qa.jsonl") == read_jsonl(full / "qa.jsonl")
     report = json.loads((run_dir / "report.json").read_text())
     assert report["engine"] == {"name": "ray", "workers": 2}
+
+
+@pytest.mark.slow
+def test_a_killed_local_run_resumes_on_ray(finished: tuple[Path, Path], tmp_path: Path) -> None:
+    """The driver writes every shard file whichever engine ran, so the engine may change on resume."""
+    pytest.importorskip("ray")
+    corpus, full = finished
+
+    def kill_after_first(shard: int) -> None:
+        if shard == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config_for(corpus), tmp_path, "switch", after_shard=kill_after_first)
+    resumed = run_pipeline(config_for(corpus, engine="ray", workers=1), tmp_path, "switch", resume=True)
+    assert read_jsonl(resumed / "qa.jsonl") == read_jsonl(full / "qa.jsonl")
+    assert json.loads((resumed / "report.json").read_text())["shards"] == {"total": 3, "run_now": 2}

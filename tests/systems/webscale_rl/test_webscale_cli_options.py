@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cli_options import Case, check_every_option, check_order, config_of, root_error, stop_at_saved_config
@@ -14,9 +16,18 @@ def _stop_after_config(monkeypatch):
     stop_at_saved_config(monkeypatch)
 
 
+def small_corpus(tmp_path) -> str:
+    """The run command reads the corpus before it saves its run folder: one short document."""
+    folder = tmp_path / "corpus"
+    folder.mkdir(exist_ok=True)
+    (folder / "a.txt").write_text("The bridge opened in 1932 and carried trams until the line closed in 1961.\n")
+    return str(folder)
+
+
 def test_run_every_option_and_set_key_reaches_the_saved_config(tmp_path):
+    corpus = small_corpus(tmp_path)
     cases = [
-        Case(("--input", "corpus"), "corpus.input", "corpus"),
+        Case(("--input", corpus), "corpus.input", corpus),
         Case(("--engine", "ray"), "engine", "ray"),
         Case(("--llm", "hf:embedded"), "llm", "hf:embedded"),
         Case(("--mode", "paraphrase"), "generate.mode", "paraphrase"),
@@ -27,7 +38,7 @@ def test_run_every_option_and_set_key_reaches_the_saved_config(tmp_path):
 
 
 def test_run_out_is_the_run_folder_and_the_order_holds(tmp_path):
-    base = ["--out", tmp_path / "mine", "--overwrite"]
+    base = ["--input", small_corpus(tmp_path), "--out", tmp_path / "mine", "--overwrite"]
     check_order(app, "run", base, tmp_path, "shard_size", (3, 4, 4), [])
     config_of(app, ["run", *base])
     assert (tmp_path / "mine" / "config.yaml").is_file()
@@ -63,8 +74,28 @@ def test_compare_saves_the_train_settings_it_runs_with(tmp_path):
     (["train", "--arm", "sft"], "arm"),
     (["run", "--resume", "--out", "{tmp}/none"], "there is no run in"),
     (["experiment", "--resume", "--out", "{tmp}/none"], "there is no run in"),
+    (["experiment", "--preset", "paper", "--out", "{tmp}/none"], "paper"),  # a pipeline preset, not a train one
 ])
 def test_bad_values_are_one_line_errors(args, fragment, tmp_path, monkeypatch, capsys):
     args = [str(arg).replace("{tmp}", str(tmp_path)) for arg in args]
     assert fragment in root_error(monkeypatch, capsys, "webscale", args)
     assert not (tmp_path / "none").exists()
+
+
+def test_inspect_rejected_shows_what_the_checker_rejected_and_why(tmp_path):
+    from typer.testing import CliRunner
+
+    def candidate(qa_id: str, checks: dict) -> dict:
+        return {"qa_id": qa_id, "doc_id": "d", "domain": "Coding", "persona": "p", "question": f"Question {qa_id}?",
+                "answer": "x", "checks": {"grounded": True, "leakage": False, "self_contained": True, **checks}}
+
+    rows = [candidate("kept", {}), candidate("far", {"grounded": False}),
+            candidate("judged", {"llm": {"passed": False, "has_context": "N"}})]
+    (tmp_path / "candidates.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path), "--rejected"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "ungrounded" in result.output and "llm-check" in result.output and "Question kept" not in result.output
+    assert "2 of 2 shown" in result.output
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path), "--rejected", "--grep", "judged"],
+                                env={"COLUMNS": "200"})
+    assert "1 of 1 shown" in result.output

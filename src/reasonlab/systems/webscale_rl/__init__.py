@@ -34,7 +34,7 @@ EXPORTS = {
     "pipeline": ["Models", "load_models", "process_shard", "run_pipeline"],
     "engines": ["run_local", "run_ray", "threads_per_worker"],
     "evaluation": ["domain_entropy", "label_agreement", "pipeline_report"],
-    "inspection": ["load_run_records", "sample_records"],
+    "inspection": ["filter_records", "load_run_records", "sample_records"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
 __all__ = sorted(name for names in EXPORTS.values() for name in names)

@@ -205,30 +205,20 @@ def inspect_command(
     report: bool = typer.Option(False, "--report", help="print the run's report instead"),
 ) -> None:
     """Browse the QA a run produced (a random sample), or the candidates it rejected and why."""
-    from reasonlab.systems.webscale_rl.inspection import load_run_records, sample_records
+    from reasonlab.systems.webscale_rl.checks import rejection_reason
+    from reasonlab.systems.webscale_rl.inspection import filter_records, load_run_records, sample_records
 
     if report:
         print_report(load_run_records(run_dir, "report"))
         return
     records = load_run_records(run_dir, "candidates" if rejected else "qa")
     if rejected:
-        records = [r for r in records if not _accepted(r)]
-    shown = sample_records(records, count, seed, domain=domain, contains=contains)
+        records = [r for r in records if rejection_reason(r["checks"]) is not None]
+    records = filter_records(records, domain=domain, contains=contains)
+    shown = sample_records(records, count, seed)
     table = Table("domain", "persona", "question", "answer", "checks" if rejected else "document", show_lines=True)
     for record in shown:
-        last = _failed(record) if rejected else record["doc_id"]
+        last = rejection_reason(record["checks"]) if rejected else record["doc_id"]
         table.add_row(record["domain"], record["persona"], record["question"], record["answer"], last)
     console.print(table)
     console.print(f"{len(shown)} of {len(records)} shown")
-
-
-def _accepted(record: dict[str, Any]) -> bool:
-    checks = record.get("checks", {})
-    return bool(checks.get("grounded")) and not checks.get("leakage") and bool(checks.get("self_contained"))
-
-
-def _failed(record: dict[str, Any]) -> str:
-    checks = record.get("checks", {})
-    failed = [name for name, bad in (("ungrounded", not checks.get("grounded")), ("leakage", checks.get("leakage")),
-                                     ("no-context", not checks.get("self_contained"))) if bad]
-    return ", ".join(failed)

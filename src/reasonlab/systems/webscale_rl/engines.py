@@ -1,7 +1,8 @@
 """The two executors of the same stages: `run_local` (in this process, shard after shard) and `run_ray` (Ray Data:
 the pending shards become a dataset, an actor pool of `workers` actors each holding its own models maps them with
-`map_batches`, threads per actor = cores / actors). Both write each shard's file as soon as it is done and call
-`report(shard, summary)` in the driver, so progress, resume and outputs are the same whichever engine ran.
+`map_batches`, threads per actor = cores / actors). In both the driver writes each shard's file as soon as the
+shard is done and calls `report(shard, summary)`, so progress, resume and outputs are the same whichever engine
+ran (a killed local run can resume on Ray, and the other way round).
 
 On a cluster, `ray_address` (e.g. `auto`) joins it instead of starting Ray locally; each actor loads the LLM spec
 it is given (`openai:URL#MODEL` for a vLLM server per node, spec section 8).
@@ -52,25 +53,22 @@ def run_local(work: Work, config: PipelineConfig, run_dir: Path, report: Report,
 class ShardWorker:
     """One Ray actor: loads the models once, then runs `process_shard` on each shard it is handed."""
 
-    def __init__(self, config_json: str, run_dir: str, threads: int) -> None:
+    def __init__(self, config_json: str, threads: int) -> None:
         from reasonlab.systems.webscale_rl.pipeline import load_models
         from reasonlab.threads import configure_threads
 
         configure_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)
         self.config = PipelineConfig.model_validate_json(config_json)
-        self.run_dir = Path(run_dir)
         self.models = load_models(self.config)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        from reasonlab.systems.webscale_rl.pipeline import process_shard, write_shard
+        """The shard results as JSON; the driver writes them, so the run folder need not be on a shared disk."""
+        from reasonlab.systems.webscale_rl.pipeline import process_shard
 
-        summaries = []
-        for shard, documents in zip(batch["shard"], batch["documents"], strict=True):
-            result = process_shard(json.loads(documents), self.config, self.models, int(shard))
-            write_shard(self.run_dir, result)
-            summaries.append(json.dumps(_summary(result)))
-        return {"summary": summaries}
+        results = [json.dumps(process_shard(json.loads(documents), self.config, self.models, int(shard)))
+                   for shard, documents in zip(batch["shard"], batch["documents"], strict=True)]
+        return {"result": results}
 
 
 def _start_ray(config: PipelineConfig) -> bool:
@@ -98,6 +96,8 @@ def run_ray(work: Work, config: PipelineConfig, run_dir: Path, report: Report) -
     import ray
     import ray.data
 
+    from reasonlab.systems.webscale_rl.pipeline import write_shard
+
     started = _start_ray(config)
     try:
         context = ray.data.DataContext.get_current()
@@ -107,14 +107,15 @@ def run_ray(work: Work, config: PipelineConfig, run_dir: Path, report: Report) -
         threads = threads_per_worker(config.workers)
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             ShardWorker,
-            fn_constructor_args=(config.model_dump_json(), str(run_dir), threads),
+            fn_constructor_args=(config.model_dump_json(), threads),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=config.workers),
             num_cpus=1,
         )
         for row in dataset.iter_rows():
-            summary = json.loads(row["summary"])
-            report(int(summary["shard"]), summary)
+            result = json.loads(row["result"])
+            write_shard(run_dir, result)
+            report(int(result["shard"]), _summary(result))
     finally:
         if started:
             ray.shutdown()

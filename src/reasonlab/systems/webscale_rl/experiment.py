@@ -15,7 +15,7 @@ from typing import Any
 
 from reasonlab.demo import Headline, register_demo, write_headline
 from reasonlab.progress import say
-from reasonlab.runs import Run
+from reasonlab.runs import Run, read_records
 from reasonlab.stats import format_rate
 from reasonlab.systems.webscale_rl.config import PIPELINE_PRESETS, PipelineConfig, TrainConfig
 from reasonlab.systems.webscale_rl.evaluation import format_percent
@@ -31,8 +31,7 @@ PAPER_YIELD = ("Webscale-RL (arXiv 2510.06499): GPT-4.1 stages turn ~1M pretrain
 
 def _yield_spread(run_dir: Path, documents: int) -> tuple[float, float]:
     """Mean and sd over the documents read of the QA each one gave (0 for a document that gave none)."""
-    per_document = Counter(json.loads(line)["doc_id"] for line in (run_dir / "qa.jsonl").read_text().splitlines()
-                           if line.strip())
+    per_document = Counter(record["doc_id"] for record in read_records(run_dir / "qa.jsonl"))
     counts = list(per_document.values()) + [0] * max(0, documents - len(per_document))
     if len(counts) < 2:
         return float(sum(counts)), 0.0
@@ -119,23 +118,28 @@ def run_experiment(preset: str = "record", seeds: tuple[int, ...] = (0, 1, 2), o
     from reasonlab.systems.webscale_rl.training import compare
 
     out = Path(out)
-    run = Run.create(out.parent, out.name, {"preset": preset, "seeds": list(seeds)}, resume=resume,
-                     overwrite=overwrite)
     pipeline_config: PipelineConfig = lookup_preset(PIPELINE_PRESETS, preset)
-    train_config: TrainConfig = lookup_preset(TRAIN_PRESETS, preset)
     pipeline_dir = out / "pipeline"
+    settings: TrainConfig = lookup_preset(TRAIN_PRESETS, preset).model_copy(
+        update={"data": str(pipeline_dir), "resume": resume, "overwrite": False})
+    # both presets looked up before the folder exists: a wrong --preset leaves nothing behind
+    run = Run.create(out.parent, out.name, {"preset": preset, "seeds": list(seeds),
+                                            "pipeline": pipeline_config.model_dump(mode="json"),
+                                            "train": settings.model_dump(mode="json")},
+                     resume=resume, overwrite=overwrite)
     if resume and (pipeline_dir / "report.json").is_file():
         say(f"reusing the pipeline run in {pipeline_dir}")
     else:
-        run_pipeline(pipeline_config, run.dir, "pipeline", resume=resume and (pipeline_dir / "config.yaml").is_file())
+        resumable = resume and (pipeline_dir / "config.yaml").is_file()
+        run_pipeline(pipeline_config, run.dir, "pipeline", resume=resumable)
     report = json.loads((pipeline_dir / "report.json").read_text())
     report["input"] = pipeline_config.corpus.input
-    settings = train_config.model_copy(update={"data": str(pipeline_dir), "resume": resume, "overwrite": False})
     compare_dir = compare(settings, list(seeds), run.dir, jobs=jobs, name="compare")
     comparison = json.loads((compare_dir / "summary.json").read_text())
     headline = comparison_headline(comparison, len(seeds))
     summary = {"preset": preset, "seeds": list(seeds), "pipeline": report, "comparison": comparison,
-               "headline": headline.model_dump(), "pipeline_headline": pipeline_headline(pipeline_dir, report).model_dump()}
+               "headline": headline.model_dump(),
+               "pipeline_headline": pipeline_headline(pipeline_dir, report).model_dump()}
     run.write_summary(summary)
     write_headline(run.dir, headline)
     return summary

@@ -9,10 +9,12 @@ first missing shard and never duplicates or loses a record; the final outputs ar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ __all__ = ["Models", "ShardPlan", "finalize", "load_models", "plan_shards", "pro
 
 SHARD_FOLDER = "shards"
 PLAN_FILE = "plan.json"
+RESUMABLE_WITH_OTHER = ("engine", "workers", "ray_address")  # config keys a resumed run may change
 DocumentHook = Callable[[int, dict[str, Any]], None]
 
 
@@ -112,7 +115,8 @@ def process_shard(documents: Sequence[Record], config: PipelineConfig, models: M
         counts["decontaminate"] = [len(checked.kept), len(checked.kept)]
     for output in (filtered, identified, generated, checked, clean):
         rejected.extend(output.rejected)
-    provenance = {"stage_versions": dict(STAGES), "model": config.llm or "none", "embedder": config.embedder,
+    model = config.llm if config.llm and models.llm is not None else "none"
+    provenance = {"stage_versions": dict(STAGES), "model": model, "embedder": config.embedder,
                   "generator_mode": config.generate.mode, "shard": shard}
     for qa in generated.kept:
         qa["provenance"] = {"doc_id": qa["doc_id"], "source": by_id[qa["doc_id"]]["source"], **provenance}
@@ -122,18 +126,21 @@ def process_shard(documents: Sequence[Record], config: PipelineConfig, models: M
 
 @dataclass
 class ShardPlan:
-    """Which documents go in which shard: fixed by the sorted document ids and the shard size."""
+    """Which documents go in which shard: fixed by the sorted document ids and the shard size; `texts` is a hash
+    of each document's text, so an edited document also changes the plan's fingerprint."""
 
     shards: list[list[str]]
+    texts: dict[str, str] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
-        return config_hash({"shards": self.shards})
+        return config_hash({"shards": self.shards, "texts": self.texts})
 
 
 def plan_shards(documents: Sequence[Record], shard_size: int) -> ShardPlan:
     ids = sorted(doc["doc_id"] for doc in documents)
-    return ShardPlan([ids[start:start + shard_size] for start in range(0, len(ids), shard_size)])
+    texts = {doc["doc_id"]: hashlib.sha256(doc["text"].encode()).hexdigest()[:16] for doc in documents}
+    return ShardPlan([ids[start:start + shard_size] for start in range(0, len(ids), shard_size)], texts)
 
 
 def shard_path(run_dir: Path, shard: int) -> Path:
@@ -153,8 +160,8 @@ def _check_plan(run_dir: Path, plan: ShardPlan) -> None:
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("fingerprint") != plan.fingerprint:
-            raise UserError(f"{run_dir}: the input's documents changed since this run started (another shard "
-                            "plan): pass --overwrite to start clean, or a new --name")
+            raise UserError(f"{run_dir}: the input's documents changed since this run started (other documents or "
+                            "texts): pass --overwrite to start clean, or another --out")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"fingerprint": plan.fingerprint, "shards": len(plan.shards)})
@@ -198,11 +205,15 @@ def run_pipeline(config: PipelineConfig, out: str | Path, name: str, resume: boo
     `after_shard(k)` runs after each shard file is written (tests use it to kill a run midway)."""
     if resume:
         Run.require_existing(Path(out) / name)
-    run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
+    # the corpus first: an input with nothing to read leaves no run folder behind to block the corrected command
     documents, rejected, counts = _read_stage(config)
     if not documents:
-        raise UserError(f"{config.corpus.input}: no readable document (see the skipped inputs in "
-                        f"{run.dir / 'rejected.jsonl'}): pass a folder of .txt/.md/.html/.jsonl files")
+        reasons = Counter(record["reason"] for record in rejected)
+        skipped = ", ".join(f"{reason} {count}" for reason, count in reasons.most_common()) or "no files"
+        raise UserError(f"{config.corpus.input}: no readable document (skipped: {skipped}): pass a folder of "
+                        ".txt/.md/.html/.jsonl files")
+    # the engine may change on resume (a killed local run continues on Ray): shard files do not depend on it
+    run = Run.create(out, name, config, resume=resume, overwrite=overwrite, ignore=RESUMABLE_WITH_OTHER)
     plan = plan_shards(documents, config.shard_size)
     _check_plan(run.dir, plan)
     by_id = {doc["doc_id"]: doc for doc in documents}

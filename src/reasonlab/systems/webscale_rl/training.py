@@ -201,7 +201,7 @@ def train(config: TrainConfig, policy: Any = None) -> Path:
         return run.dir
     if config.threads:
         configure_threads(config.threads)
-    with heartbeat(f"webscale {config.arm}, seed {config.seed}"):
+    with heartbeat("webscale"):
         summary = _run_arm(config, run, policy)
     run.write_summary(summary)
     return run.dir
@@ -265,10 +265,10 @@ def _evaluate(policy: Any, split: QASplit, config: TrainConfig, label: str) -> d
     for name, qas in split.eval_sets().items():
         if not qas:
             continue
-        with phase(f"webscale {config.arm}: closed-book accuracy {label}, {name} ({len(qas)} QA)"), \
+        with phase(f"{config.run_name}: closed-book accuracy {label}, {name} ({len(qas)} QA)"), \
                 _autocast(policy, config.bf16):
             result[name] = closed_book_accuracy(policy, qas, split.shots, params, config.eval_batch_size)
-        say(f"  {name}: {result[name]['k']}/{result[name]['n']} correct")
+        say(f"  {config.run_name} {name}: {result[name]['k']}/{result[name]['n']} correct")
     return result
 
 
@@ -304,10 +304,10 @@ def _train_rl(config: TrainConfig, policy: Any, split: QASplit, run: Run) -> dic
     sft.add_lora(policy, config.lora, config.seed)
 
     def report(iteration: int, metrics: dict[str, Any]) -> None:
-        say(f"  RL iteration {iteration + 1}/{rl_config.iterations}: reward {metrics['reward_mean']:.3f}, "
+        say(f"  {config.run_name}: RL iteration {iteration + 1}/{rl_config.iterations}: reward {metrics['reward_mean']:.3f}, "
             f"{metrics['seconds']:.0f} s")
 
-    with phase(f"webscale rl: GRPO, {rl_config.iterations} iterations over {len(split.rl_qa)} QA"), \
+    with phase(f"{config.run_name}: GRPO, {rl_config.iterations} iterations over {len(split.rl_qa)} QA"), \
             _autocast(policy, config.bf16):
         history = rl.train(rl_config, policy, environment, split.rl_qa, run=run, on_iteration=report)
     prompt_tokens = sum(len(policy.prompt_ids(environment.reset(task))) * rl_config.group_size
@@ -349,10 +349,10 @@ def _train_cpt(config: TrainConfig, policy: Any, split: QASplit, documents: dict
 
     def report(step: int) -> bool:
         if (step + 1) % 5 == 0 or step + 1 == steps:
-            say(f"  CPT step {step + 1}/{steps}, {eta(step + 1, steps, clock)}")
+            say(f"  {config.run_name}: CPT step {step + 1}/{steps}, {eta(step + 1, steps, clock)}")
         return False
 
-    with phase(f"webscale cpt: {trained} document tokens in {len(examples)} windows of <= "
+    with phase(f"{config.run_name}: CPT on {trained} document tokens in {len(examples)} windows of <= "
                f"{config.cpt_window_tokens}"):
         result = sft.train(sft_config, policy, examples, run=run, should_stop=report)
     return {"tokens": {"document_tokens": trained, "documents_used": len(doc_ids), "windows": len(examples)},
