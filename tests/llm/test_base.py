@@ -13,7 +13,7 @@ from reasonlab.llm.base import truncate_at_stop
 
 def test_public_api_is_pinned() -> None:
     assert sorted(llm_api.__all__) == sorted([
-        "LLM", "SPEC_HELP", "BaseLLM", "Generation", "Message", "Prompt", "SamplingParams", "ScriptedLLM",
+        "LLM", "SPEC_HELP", "BaseLLM", "Generation", "HashingEmbedder", "Message", "Prompt", "SamplingParams", "ScriptedLLM",
         "StreamDelta", "TrainablePolicy", "Usage", "load_llm", "prompt_kind",
     ])
 
