@@ -68,7 +68,7 @@ def _quiet_third_party() -> None:
         sys.modules["transformers"].utils.logging.disable_progress_bar()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for name in ("transformers", "sentence_transformers", "accelerate", "datasets", "huggingface_hub", "httpx",
-                 "urllib3", "uvicorn.access"):
+                 "urllib3", "uvicorn.access", "ray"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -10,9 +10,12 @@ it is given (`openai:URL#MODEL` for a vLLM server per node, spec section 8).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Sequence
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,24 @@ class ShardWorker:
         return {"result": results}
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced(enabled: bool) -> Iterator[None]:
+    """File descriptor 2 to /dev/null while Ray's C++ core starts (it prints notices such as "Token
+    authentication is enabled" there, past Python's logging); Python exceptions still propagate."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _start_ray(config: PipelineConfig) -> bool:
     """Start (or join) Ray quietly; returns whether we started it (and so must shut it down)."""
     try:
@@ -84,11 +105,20 @@ def _start_ray(config: PipelineConfig) -> bool:
         return False
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
                                "configure_logging": False}
-    if config.ray_address:
-        ray.init(address=config.ray_address, **options)
-    else:
-        ray.init(num_cpus=max(config.workers, threads_per_worker(1)), **options)
+    quiet = os.environ.get("REASONLAB_QUIET", "1") != "0"  # `reasonlab --verbose` keeps Ray's own messages
+    with _native_stderr_silenced(quiet):
+        if config.ray_address:
+            ray.init(address=config.ray_address, **options)
+        else:
+            ray.init(num_cpus=max(config.workers, threads_per_worker(1)), **options)
+    if quiet:
+        for name in ("ray", "ray.data"):  # "progress bars disabled", "dataset ... finished in"
+            logging.getLogger(name).setLevel(logging.ERROR)
     return True
+
+
+def _no_restarts() -> dict[str, Any]:
+    return {"max_restarts": 0}
 
 
 def run_ray(work: Work, config: PipelineConfig, run_dir: Path, report: Report) -> None:
@@ -105,13 +135,19 @@ def run_ray(work: Work, config: PipelineConfig, run_dir: Path, report: Report) -
         context.print_on_execution_start = False
         items = [{"shard": shard, "documents": json.dumps(documents)} for shard, documents in work]
         threads = threads_per_worker(config.workers)
-        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            ShardWorker,
-            fn_constructor_args=(config.model_dump_json(), threads),
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=config.workers),
-            num_cpus=1,
-        )
+        with warnings.catch_warnings():
+            # Ray 2.60 marks ray_remote_args_fn deprecated but has no other way to set max_restarts
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+                ShardWorker,
+                fn_constructor_args=(config.model_dump_json(), threads),
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=config.workers),
+                num_cpus=1,
+                # a crashed actor is not restarted (its constructor arguments may be gone, ray#53727): the run
+                # stops, and --resume picks up at the first unfinished shard
+                ray_remote_args_fn=_no_restarts,
+            )
         for row in dataset.iter_rows():
             result = json.loads(row["result"])
             write_shard(run_dir, result)
