@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 LLAMA_WHEELS ?= $(HOME)/.cache/reasonlab/wheels/llama-cpp-portable
 LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
 
-.PHONY: demo test venv lint bench sandbox-tools
+.PHONY: demo test venv lint bench sandbox-tools browser-tools
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,15 @@ sandbox-tools:
 	  (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1; } || \
 	  echo "note: bubblewrap not installed; sandbox tests that need it will be skipped"
 
-test: venv sandbox-tools
-	$(VENV)/bin/python -m pytest tests
+# the report's browser test drives Debian's chromium through chromedriver; installed the same way, else it skips
+browser-tools:
+	@command -v chromedriver >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
+	  echo "note: chromium/chromedriver not installed; the report's browser test will be skipped"
+
+# the browser test's screenshot of the report is kept in runs/ci-artifacts
+test: venv sandbox-tools browser-tools
+	REASONLAB_ARTIFACTS=runs/ci-artifacts $(VENV)/bin/python -m pytest tests
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
