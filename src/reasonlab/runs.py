@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -103,16 +103,18 @@ def config_diff(saved: dict[str, Any], new: dict[str, Any], ignore: Iterable[str
 
 
 def _identity(config: dict[str, Any], ignore: Iterable[str]) -> dict[str, Any]:
-    skip = set(ignore) | {"resume", "overwrite"}
+    skip = set(ignore) | {"resume", "overwrite", "report_to"}  # where a run reports changes nothing it computes
     data = json.loads(json.dumps(config, default=str))  # tuples -> lists, paths -> str: as saved in YAML
     return {key: _without_run_flags(value) for key, value in data.items()
             if not key.startswith("_") and key not in skip}
 
 
 def _without_run_flags(value: Any) -> Any:
-    """A nested config without its resume/overwrite flags (an experiment's per-run config carries them)."""
+    """A nested config without its resume/overwrite flags (an experiment's per-run config carries them) and
+    its report_to (trackers change nothing a run computes, so neither a resume check nor a cache key sees them)."""
     if isinstance(value, dict):
-        return {key: _without_run_flags(item) for key, item in value.items() if key not in ("resume", "overwrite")}
+        return {key: _without_run_flags(item) for key, item in value.items()
+                if key not in ("resume", "overwrite", "report_to")}
     return value
 
 
@@ -125,9 +127,12 @@ def _diff(saved: Any, new: Any, prefix: str) -> list[str]:
 
 @dataclass
 class Run:
-    """A run directory. Create one with `Run.create`, reopen it (to resume or report) with `Run.open`."""
+    """A run directory. Create one with `Run.create`, reopen it (to resume or report) with `Run.open`. A config
+    with a top-level `report_to` (tensorboard, mlflow) also reports to those trackers (`reasonlab.trackers`):
+    `log` sends each metrics record, `write_summary` the summary and plots, then closes them."""
 
     dir: Path
+    trackers: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -156,6 +161,11 @@ class Run:
             config_dict.setdefault("_created", time.strftime("%Y-%m-%dT%H:%M:%S"))
             atomic_write_text(run.config_path, yaml.safe_dump(json.loads(json.dumps(config_dict, default=str)),
                                                                sort_keys=False))
+        report_to = config_dict.get("report_to") or []
+        if report_to:
+            from reasonlab.trackers import start_trackers
+
+            run.trackers = start_trackers(list(report_to), run_dir, config_dict)
         return run
 
     @staticmethod
@@ -206,6 +216,11 @@ class Run:
         record = {"step": step, **metrics} if step is not None else dict(metrics)
         record.setdefault("time", round(time.time(), 3))
         append_record(self.metrics_path, record)
+        if self.trackers:
+            from reasonlab.trackers import metric_names
+
+            for tracker in self.trackers:
+                tracker.log(metric_names(metrics), step)
 
     def metrics(self) -> list[dict[str, Any]]:
         """Every logged record. Only a torn last line (a killed writer) is skipped; a bad line anywhere else
@@ -221,7 +236,15 @@ class Run:
         atomic_write_text(self.metrics_path, "".join(json.dumps(record) + "\n" for record in kept))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write summary.json; a run with trackers sends them its numbers and files, then closes them."""
         atomic_write_json(self.summary_path, summary)
+        if self.trackers:
+            from reasonlab.trackers import numeric_metrics
+
+            plots = sorted((self.dir / "plots").glob("*.png")) if (self.dir / "plots").is_dir() else []
+            for tracker in self.trackers:
+                tracker.finish(numeric_metrics(summary), [self.summary_path, *plots])
+            self.trackers = []
 
     def summary(self) -> dict[str, Any]:
         if not self.summary_path.exists():

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from reasonlab.llm.base import SamplingParams
+from reasonlab.trackers import TrackerName
 
 __all__ = ["LossType", "RLConfig", "check_loss_options"]
 
@@ -69,6 +70,8 @@ class RLConfig(BaseModel):
         False, description="continue from the run's last checkpoint (an error when it has none)"
     )
     progress: bool = Field(True, description="show a progress bar")
+    report_to: list[TrackerName] = Field(default_factory=list, description="trackers the run directory also "
+                                         "reports to: tensorboard, mlflow (reasonlab.trackers)")
 
     @model_validator(mode="after")
     def _check(self) -> RLConfig:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from reasonlab.errors import UserError
 from reasonlab.llm.base import TrainablePolicy
 from reasonlab.runs import Run
+from reasonlab.trackers import TrackerName
 
 __all__ = [
     "Example",
@@ -95,6 +96,8 @@ class SFTConfig(BaseModel):
     )
     seed: int = Field(0, description="data order and initialisation of new weights")
     progress: bool = Field(True, description="show a progress bar")
+    report_to: list[TrackerName] = Field(default_factory=list, description="trackers the run directory also "
+                                         "reports to: tensorboard, mlflow (reasonlab.trackers)")
 
 
 @dataclass

@@ -1,0 +1,149 @@
+"""Experiment trackers a run also reports to: TensorBoard and MLflow (Weights & Biases not yet), through each
+library's own API. The run directory stays the source of truth; a tracker gets a copy of what the run logs.
+
+A config with a top-level `report_to` list (`["tensorboard", "mlflow"]`) makes `Run.create` start those
+trackers; `Run.log` then sends every numeric metric, and `Run.write_summary` the final summary (the numbers as
+summary metrics, summary.json and the run's plots as artifacts) before it closes them.
+
+    run = Run.create("runs", "grpo", RLConfig(report_to=["tensorboard"]))   # runs/grpo/tensorboard/events.*
+
+- tensorboard: `torch.utils.tensorboard.SummaryWriter` into `<run>/tensorboard` (scalars per step, the
+  config as text, the summary's numbers as scalars, plots as images).
+- mlflow: the tracking URI MLflow itself reads (`MLFLOW_TRACKING_URI`; a local file store needs
+  `MLFLOW_ALLOW_FILE_STORE=true` on MLflow 3); experiment `reasonlab`, one MLflow run per run directory (resumed
+  by its id), the flattened config as parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from reasonlab.errors import UserError
+
+__all__ = ["TRACKERS", "Tracker", "TrackerName", "metric_names", "numeric_metrics", "start_trackers"]
+
+TrackerName = Literal["none", "tensorboard", "mlflow"]
+TRACKERS: tuple[str, ...] = ("tensorboard", "mlflow")  # Weights & Biases: not yet (issue 26)
+# which package each tracker needs, and the extra that installs it
+_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+_IDS_FILE = "trackers.json"  # the MLflow run id, so a resumed run reports into the same MLflow run
+
+
+class Tracker(Protocol):
+    def log(self, metrics: dict[str, float], step: int | None) -> None: ...
+
+    def finish(self, summary: dict[str, float], files: list[Path]) -> None: ...
+
+
+def numeric_metrics(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The finite numbers of a (nested) record, flattened with '/' ("rl/reward_mean"); "step" and "time" left
+    out, booleans as 0/1."""
+    out: dict[str, float] = {}
+    for key, value in record.items():
+        if not prefix and key in ("step", "time"):
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(numeric_metrics(value, f"{name}/"))
+        elif isinstance(value, bool | int | float) and math.isfinite(float(value)):
+            out[name] = float(value)
+    return out
+
+
+def metric_names(metrics: dict[str, Any]) -> dict[str, float]:
+    """A metrics record's numbers, named under its `kind` ("rl/reward_mean") when it has one."""
+    kind = metrics.get("kind")
+    values = numeric_metrics({k: v for k, v in metrics.items() if k != "kind"})
+    return {f"{kind}/{k}" if isinstance(kind, str) else k: v for k, v in values.items()}
+
+
+def _import(name: str) -> Any:
+    import importlib
+
+    module, extra = _PACKAGES[name]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"report_to={name} needs the {module} package: pip install 'reasonlab[{extra}]' (or "
+                        f"pip install {module}), or drop {name} from report_to") from None
+
+
+def start_trackers(names: list[str] | tuple[str, ...], run_dir: Path, config: dict[str, Any]) -> list[Tracker]:
+    """The trackers `names` asks for ("none" and repeats ignored), started for the run in `run_dir`."""
+    wanted = [name for name in dict.fromkeys(names) if name != "none"]
+    unknown = [name for name in wanted if name not in TRACKERS]
+    if unknown:
+        raise UserError(f"report_to: unknown tracker {unknown[0]!r}: use none, {', '.join(TRACKERS)}")
+    ids_path = run_dir / _IDS_FILE
+    ids = json.loads(ids_path.read_text()) if ids_path.is_file() else {}
+    starters = {"tensorboard": _TensorBoard, "mlflow": _MLflow}
+    trackers = [starters[name](run_dir, config, ids) for name in wanted]
+    if ids:
+        from reasonlab.runs import atomic_write_json
+
+        atomic_write_json(ids_path, ids)
+    return trackers
+
+
+def _flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        if str(key).startswith("_"):
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat_config(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value, default=str)[:500]
+    return out
+
+
+class _TensorBoard:
+    def __init__(self, run_dir: Path, config: dict[str, Any], ids: dict[str, str]) -> None:
+        _import("tensorboard")
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        self.writer.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
+
+    def log(self, metrics: dict[str, float], step: int | None) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(name, value, global_step=step)
+        self.writer.flush()
+
+    def finish(self, summary: dict[str, float], files: list[Path]) -> None:
+        for name, value in summary.items():
+            self.writer.add_scalar(f"summary/{name}", value)
+        for path in files:
+            if path.suffix == ".png":
+                import matplotlib.image
+
+                self.writer.add_image(f"plots/{path.stem}", matplotlib.image.imread(path)[..., :3],
+                                      dataformats="HWC")
+        self.writer.close()
+
+
+class _MLflow:
+    def __init__(self, run_dir: Path, config: dict[str, Any], ids: dict[str, str]) -> None:
+        self.mlflow = _import("mlflow")
+        self.mlflow.set_experiment("reasonlab")
+        resumed = "mlflow" in ids
+        self.run = self.mlflow.start_run(run_id=ids.get("mlflow"), run_name=None if resumed else run_dir.name)
+        ids["mlflow"] = self.run.info.run_id
+        if not resumed:  # MLflow refuses to change a logged parameter
+            self.mlflow.log_params(_flat_config(config))
+
+    def log(self, metrics: dict[str, float], step: int | None) -> None:
+        self.mlflow.log_metrics(metrics, step=step or 0, run_id=self.run.info.run_id)
+
+    def finish(self, summary: dict[str, float], files: list[Path]) -> None:
+        client = self.mlflow.tracking.MlflowClient()
+        run_id = self.run.info.run_id
+        for name, value in summary.items():
+            client.log_metric(run_id, f"summary/{name}", value)
+        for path in files:
+            client.log_artifact(run_id, str(path))
+        self.mlflow.end_run()

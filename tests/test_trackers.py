@@ -1,0 +1,92 @@
+"""Trackers (`reasonlab.trackers`): a short tinylm RL run with `report_to` writes what each tracker's own reader
+reads back, with the numbers of metrics.jsonl; the run directory stays the source of truth."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasonlab.errors import UserError
+from reasonlab.llm.base import SamplingParams
+from reasonlab.runs import Run, config_hash
+from reasonlab.trackers import metric_names, numeric_metrics, start_trackers
+from reasonlab.train.rl import RLConfig, Step, train
+from reasonlab.train.tinylm import TinyLM, TinyLMConfig, Tokenizer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+TASKS = [(a, b) for a in range(4) for b in range(4)]
+
+
+class SumEnvironment:
+    def reset(self, task):
+        return f"{task[0]}+{task[1]}="
+
+    def step(self, history, completion):
+        return Step.finish(float(completion.text == str(sum(history.task))))
+
+
+def short_rl_run(tmp_path, report_to: list[str]) -> Run:
+    """Three GRPO iterations of a fresh tinylm on digit sums, reported to `report_to`; returns the run."""
+    tokenizer = Tokenizer.from_texts(["0123456789+=;"])
+    policy = TinyLM.create(TinyLMConfig(vocab_size=len(tokenizer), n_layer=1, d_model=32, n_head=2), tokenizer, seed=0)
+    config = RLConfig(iterations=3, tasks_per_iteration=4, group_size=4, learning_rate=1e-3, progress=False,
+                      sampling=SamplingParams(temperature=1.0, max_tokens=3), report_to=report_to)
+    run = Run.create(tmp_path, "grpo", config)
+    history = train(config, policy, SumEnvironment(), TASKS, run=run)
+    run.write_summary({"reward_last": history[-1]["reward_mean"], "iterations": len(history)})
+    return run
+
+
+def logged(run: Run, name: str) -> dict[int, float]:
+    """metric `name` (as trackers name it, "rl/<key>") by step, from metrics.jsonl."""
+    return {record["step"]: metric_names(record)[name] for record in run.metrics() if name in metric_names(record)}
+
+
+def test_metric_names_flatten_numbers_under_the_record_kind() -> None:
+    record = {"kind": "rl", "step": 3, "time": 1.0, "reward_mean": 0.5, "ok": True, "note": "x",
+              "loss": {"policy": 0.25, "kl": float("nan")}}
+    assert metric_names(record) == {"rl/reward_mean": 0.5, "rl/ok": 1.0, "rl/loss/policy": 0.25}
+    assert numeric_metrics({"a": {"b": 2}, "c": "text"}) == {"a/b": 2.0}
+
+
+def test_tensorboard_event_files_hold_the_logged_numbers(tmp_path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = short_rl_run(tmp_path, ["tensorboard"])
+    events = EventAccumulator(str(run.dir / "tensorboard"))
+    events.Reload()
+    read = {event.step: event.value for event in events.Scalars("rl/reward_mean")}
+    assert read == pytest.approx(logged(run, "rl/reward_mean")) and len(read) == 3
+    assert [event.value for event in events.Scalars("summary/iterations")] == [3.0]
+
+
+def test_mlflow_file_store_holds_the_logged_numbers_the_config_and_the_files(tmp_path, monkeypatch) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3.x keeps the file store behind this switch
+    run = short_rl_run(tmp_path, ["mlflow"])
+    found = mlflow.search_runs(experiment_names=["reasonlab"], output_format="list")
+    assert [r.info.run_name for r in found] == ["grpo"]
+    client = mlflow.tracking.MlflowClient()
+    history = {m.step: m.value for m in client.get_metric_history(found[0].info.run_id, "rl/reward_mean")}
+    assert history == pytest.approx(logged(run, "rl/reward_mean"))
+    assert found[0].data.params["iterations"] == "3" and found[0].data.metrics["summary/iterations"] == 3.0
+    assert "summary.json" in {f.path for f in client.list_artifacts(found[0].info.run_id)}
+    assert found[0].info.status == "FINISHED"
+
+
+def test_report_to_changes_neither_the_resume_check_nor_the_cache_key(tmp_path) -> None:
+    plain, tracked = RLConfig(), RLConfig(report_to=["tensorboard"])
+    assert config_hash(plain) == config_hash(tracked)
+    assert config_hash({"rl": plain.model_dump()}) == config_hash({"rl": tracked.model_dump()})
+
+
+def test_unknown_or_missing_tracker_is_a_one_line_error(tmp_path, monkeypatch) -> None:
+    with pytest.raises(UserError, match="unknown tracker 'neptune'"):
+        start_trackers(["neptune"], tmp_path, {})
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(UserError, match=r"report_to=mlflow needs the mlflow package: pip install 'reasonlab\[mlflow\]'"):
+        start_trackers(["mlflow"], tmp_path, {})
+    assert start_trackers(["none"], tmp_path, {}) == []
