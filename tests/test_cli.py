@@ -15,7 +15,8 @@ from reasonlab.runs import Run
 
 # what the root callback (threads, quiet) sets in the process it runs in
 ROOT_CALLBACK_ENV = ("REASONLAB_THREADS", "REASONLAB_THREADS_SOURCE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                     "REASONLAB_QUIET", "TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS", "TF_CPP_MIN_LOG_LEVEL")
+                     "REASONLAB_QUIET", "TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS", "TF_CPP_MIN_LOG_LEVEL",
+                     "REASONLAB_REPORT_TO")
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

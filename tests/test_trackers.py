@@ -3,6 +3,11 @@ reads back, with the numbers of metrics.jsonl; the run directory stays the sourc
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from reasonlab.errors import UserError
@@ -90,3 +95,25 @@ def test_unknown_or_missing_tracker_is_a_one_line_error(tmp_path, monkeypatch) -
     with pytest.raises(UserError, match=r"report_to=mlflow needs the mlflow package: pip install 'reasonlab\[mlflow\]'"):
         start_trackers(["mlflow"], tmp_path, {})
     assert start_trackers(["none"], tmp_path, {}) == []
+
+
+def test_the_root_option_reports_every_run_of_a_command(tmp_path) -> None:
+    """`reasonlab --report-to tensorboard SYSTEM ...`: a command whose config names no tracker reports too."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "bridge.txt").write_text("The Tay Bridge opened in 1878 and fell in a storm in December 1879. "
+                                       "A second bridge, opened in 1887, still carries trains across the Firth "
+                                       "of Tay. It is 3,264 metres long and was the longest bridge in Britain. "
+                                       "Its engineer was William Henry Barlow, who also designed St Pancras.\n")
+    env = {key: value for key, value in os.environ.items() if key != "REASONLAB_REPORT_TO"}
+    subprocess.run([sys.executable, "-m", "reasonlab.cli", "--report-to", "tensorboard", "webscale", "run",
+                    "--input", str(corpus), "--set", "embedder=hashing", "--set", "filter.min_informativeness=-1",
+                    "--out", str(tmp_path / "run")], check=True, capture_output=True, text=True, env=env, timeout=300)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [event.value for event in events.Scalars("summary/documents/read")] == [summary["documents"]["read"]]
+

@@ -44,11 +44,19 @@ def root(
         help="CPU threads for every command (torch, llama.cpp, the systems' own thread settings) "
              "\\[default: REASONLAB_THREADS, else cores - 1, at least 1]"),
     verbose: bool = typer.Option(False, "--verbose", help="show third-party logs, warnings and progress bars"),
+    report_to: list[str] = typer.Option(
+        [], "--report-to",
+        help="also report every run this command writes to these trackers (repeatable): none | tensorboard | "
+             "mlflow; a config's own report_to wins \\[default: REASONLAB_REPORT_TO, else none]"),
 ) -> None:
     """reasonlab: ten 2025 methods for reasoning, memory and alignment of language models."""
     from reasonlab.threads import configure_threads
 
     configure_threads(threads)
+    if report_to:
+        from reasonlab.trackers import set_default_trackers
+
+        set_default_trackers(report_to)
     os.environ["REASONLAB_QUIET"] = "0" if verbose else "1"  # read where a library is loaded (llm/llamacpp.py)
     if not verbose:
         _quiet_third_party()

@@ -161,10 +161,10 @@ class Run:
             config_dict.setdefault("_created", time.strftime("%Y-%m-%dT%H:%M:%S"))
             atomic_write_text(run.config_path, yaml.safe_dump(json.loads(json.dumps(config_dict, default=str)),
                                                                sort_keys=False))
-        report_to = config_dict.get("report_to") or []
-        if report_to:
-            from reasonlab.trackers import start_trackers
+        from reasonlab.trackers import default_trackers, start_trackers
 
+        report_to = config_dict.get("report_to") or default_trackers()
+        if report_to:
             run.trackers = start_trackers(list(report_to), run_dir, config_dict)
         return run
 

@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from reasonlab.errors import UserError
 
-__all__ = ["TRACKERS", "Tracker", "TrackerName", "metric_names", "numeric_metrics", "start_trackers"]
+__all__ = ["TRACKERS", "Tracker", "TrackerName", "default_trackers", "metric_names", "numeric_metrics",
+           "set_default_trackers", "start_trackers"]
 
 TrackerName = Literal["none", "tensorboard", "mlflow"]
 TRACKERS: tuple[str, ...] = ("tensorboard", "mlflow")  # Weights & Biases: not yet (issue 26)
 # which package each tracker needs, and the extra that installs it
 _PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+DEFAULT_ENV = "REASONLAB_REPORT_TO"  # `reasonlab --report-to`: every run of the command (and its workers)
 _IDS_FILE = "trackers.json"  # the MLflow run id, so a resumed run reports into the same MLflow run
 
 
@@ -71,12 +74,28 @@ def _import(name: str) -> Any:
                         f"pip install {module}), or drop {name} from report_to") from None
 
 
-def start_trackers(names: list[str] | tuple[str, ...], run_dir: Path, config: dict[str, Any]) -> list[Tracker]:
-    """The trackers `names` asks for ("none" and repeats ignored), started for the run in `run_dir`."""
+def _checked(names: list[str] | tuple[str, ...]) -> list[str]:
+    """`names` without "none" and repeats; an unknown name is a one-line error."""
     wanted = [name for name in dict.fromkeys(names) if name != "none"]
     unknown = [name for name in wanted if name not in TRACKERS]
     if unknown:
         raise UserError(f"report_to: unknown tracker {unknown[0]!r}: use none, {', '.join(TRACKERS)}")
+    return wanted
+
+
+def set_default_trackers(names: list[str] | tuple[str, ...]) -> None:
+    """The trackers of every run whose config names none (`reasonlab --report-to`), through an environment
+    variable so that worker processes report too."""
+    os.environ[DEFAULT_ENV] = ",".join(_checked(names)) or "none"
+
+
+def default_trackers() -> list[str]:
+    return _checked([name.strip() for name in os.environ.get(DEFAULT_ENV, "").split(",") if name.strip()])
+
+
+def start_trackers(names: list[str] | tuple[str, ...], run_dir: Path, config: dict[str, Any]) -> list[Tracker]:
+    """The trackers `names` asks for ("none" and repeats ignored), started for the run in `run_dir`."""
+    wanted = _checked(names)
     ids_path = run_dir / _IDS_FILE
     ids = json.loads(ids_path.read_text()) if ids_path.is_file() else {}
     starters = {"tensorboard": _TensorBoard, "mlflow": _MLflow}
