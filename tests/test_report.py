@@ -131,7 +131,7 @@ def test_runs_without_metrics_or_summary(tmp_path: Path) -> None:
     markdown = markdown_path.read_text()
 
     assert "No summary.json." in markdown
-    assert "No numeric metrics in metrics.jsonl." in markdown
+    assert "No numeric metrics in metrics.jsonl" in markdown
     assert "data:image" not in html_path.read_text()
     assert not (tmp_path / "report_assets").exists()
 

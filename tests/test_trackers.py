@@ -117,3 +117,21 @@ def test_the_root_option_reports_every_run_of_a_command(tmp_path) -> None:
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [event.value for event in events.Scalars("summary/documents/read")] == [summary["documents"]["read"]]
 
+
+
+def test_the_report_reads_tensorboard_events_of_a_run_without_metrics_jsonl(tmp_path) -> None:
+    """One report over a run with metrics.jsonl and one whose metrics live only in TensorBoard event files."""
+    pytest.importorskip("tensorboard")
+    from reasonlab.report import write_report
+    from reasonlab.trackers import tensorboard_records
+
+    tracked = short_rl_run(tmp_path / "tracked", ["tensorboard"])
+    expected = logged(tracked, "rl/reward_mean")
+    tracked.metrics_path.unlink()
+    records = tensorboard_records(tracked.dir)
+    assert {r["step"]: r["rl/reward_mean"] for r in records} == pytest.approx(expected)
+    short_rl_run(tmp_path / "plain", [])
+    markdown, _ = write_report(tmp_path)
+    text = markdown.read_text()
+    assert "report_assets/01-plain_grpo-metrics.png" in text and "report_assets/02-tracked_grpo-metrics.png" in text
+    assert "No numeric metrics" not in text

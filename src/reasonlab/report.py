@@ -168,8 +168,15 @@ def _load(run: Run, root: Path) -> _RunData:
         run=run,
         config=_flatten(config if isinstance(config, dict) else {"config": config}),
         summary=_flatten(summary if isinstance(summary, dict) else {"summary": summary}),
-        records=[_flatten(record) for record in run.metrics() if isinstance(record, dict)],
+        records=[_flatten(record) for record in _records(run) if isinstance(record, dict)],
     )
+
+
+def _records(run: Run) -> list[dict[str, Any]]:
+    """metrics.jsonl, or, for a run without one, the scalars its TensorBoard tracker wrote."""
+    from reasonlab.trackers import tensorboard_records
+
+    return run.metrics() or tensorboard_records(run.dir)
 
 
 @dataclass
@@ -305,7 +312,7 @@ def _run_plots(run_dir: Path) -> list[Path]:
 def _metric_blocks(item: _RunData, prefix: str) -> list[Block]:
     series = _metric_series(item.records)
     if not series:
-        return [Paragraph("No numeric metrics in metrics.jsonl.")]
+        return [Paragraph("No numeric metrics in metrics.jsonl (or TensorBoard event files).")]
     plotted = {name: points for name, points in series.items() if len(points) >= MIN_POINTS}
     short = [name for name in series if name not in plotted]
     blocks: list[Block] = []

@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 from reasonlab.errors import UserError
 
 __all__ = ["TRACKERS", "Tracker", "TrackerName", "default_trackers", "metric_names", "numeric_metrics",
-           "set_default_trackers", "start_trackers"]
+           "set_default_trackers", "start_trackers", "tensorboard_records"]
 
 TrackerName = Literal["none", "tensorboard", "mlflow"]
 TRACKERS: tuple[str, ...] = ("tensorboard", "mlflow")  # Weights & Biases: not yet (issue 26)
@@ -61,6 +61,27 @@ def metric_names(metrics: dict[str, Any]) -> dict[str, float]:
     kind = metrics.get("kind")
     values = numeric_metrics({k: v for k, v in metrics.items() if k != "kind"})
     return {f"{kind}/{k}" if isinstance(kind, str) else k: v for k, v in values.items()}
+
+
+def tensorboard_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The scalars of `<run_dir>/tensorboard` as metrics records ({"step": s, tag: value, ...} per step, the
+    final `summary/` scalars left out); [] without event files or without the tensorboard package."""
+    folder = Path(run_dir) / "tensorboard"
+    if not folder.is_dir() or not any(folder.glob("events.out.tfevents.*")):
+        return []
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return []
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    by_step: dict[int, dict[str, Any]] = {}
+    for tag in events.Tags().get("scalars", []):
+        if tag.startswith("summary/"):
+            continue
+        for event in events.Scalars(tag):
+            by_step.setdefault(event.step, {"step": event.step})[tag] = event.value
+    return [by_step[step] for step in sorted(by_step)]
 
 
 def _import(name: str) -> Any:
