@@ -135,3 +135,19 @@ def test_the_report_reads_tensorboard_events_of_a_run_without_metrics_jsonl(tmp_
     text = markdown.read_text()
     assert "report_assets/01-plain_grpo-metrics.png" in text and "report_assets/02-tracked_grpo-metrics.png" in text
     assert "No numeric metrics" not in text
+
+
+def test_mlflow_takes_two_runs_open_at_once_in_one_process(tmp_path, monkeypatch) -> None:
+    """A system may hold a base run and the run trained on it at once (Delethink's SFT base and its RL run)."""
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    base = Run.create(tmp_path, "base", {"report_to": ["mlflow"], "lr": 1})
+    tuned = Run.create(tmp_path, "tuned", {"report_to": ["mlflow"], "lr": 2})
+    base.log({"kind": "sft", "loss": 2.0}, step=0)
+    tuned.log({"kind": "rl", "reward": 0.5}, step=0)
+    tuned.write_summary({"reward": 0.5})
+    base.write_summary({"loss": 2.0})
+    found = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["reasonlab"], output_format="list")}
+    assert set(found) == {"base", "tuned"} and {r.info.status for r in found.values()} == {"FINISHED"}
+    assert found["base"].data.metrics["sft/loss"] == 2.0 and found["tuned"].data.params["lr"] == "2"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -32,6 +33,7 @@ TRACKERS: tuple[str, ...] = ("tensorboard", "mlflow")  # Weights & Biases: not y
 # which package each tracker needs, and the extra that installs it
 _PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
 DEFAULT_ENV = "REASONLAB_REPORT_TO"  # `reasonlab --report-to`: every run of the command (and its workers)
+MLFLOW_EXPERIMENT = "reasonlab"
 _IDS_FILE = "trackers.json"  # the MLflow run id, so a resumed run reports into the same MLflow run
 
 
@@ -167,23 +169,43 @@ class _TensorBoard:
 
 
 class _MLflow:
+    """Through `MlflowClient`, not the fluent API: one process may hold several runs at once (an SFT base run
+    and the RL run on it), and the fluent API allows one active run."""
+
     def __init__(self, run_dir: Path, config: dict[str, Any], ids: dict[str, str]) -> None:
-        self.mlflow = _import("mlflow")
-        self.mlflow.set_experiment("reasonlab")
-        resumed = "mlflow" in ids
-        self.run = self.mlflow.start_run(run_id=ids.get("mlflow"), run_name=None if resumed else run_dir.name)
-        ids["mlflow"] = self.run.info.run_id
-        if not resumed:  # MLflow refuses to change a logged parameter
-            self.mlflow.log_params(_flat_config(config))
+        mlflow = _import("mlflow")
+        from mlflow.entities import Param
+
+        self.client = mlflow.tracking.MlflowClient()
+        if "mlflow" in ids:  # a resumed run reports into the MLflow run it started
+            self.run_id = ids["mlflow"]
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        run = self.client.create_run(self._experiment_id(), run_name=run_dir.name)
+        self.run_id = ids["mlflow"] = run.info.run_id
+        params = [Param(key, value) for key, value in _flat_config(config).items()]
+        for start in range(0, len(params), 100):  # MLflow takes at most 100 parameters per batch
+            self.client.log_batch(self.run_id, params=params[start:start + 100])
+
+    def _experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(MLFLOW_EXPERIMENT)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        try:
+            return str(self.client.create_experiment(MLFLOW_EXPERIMENT))
+        except Exception:  # another worker created it first
+            return str(self.client.get_experiment_by_name(MLFLOW_EXPERIMENT).experiment_id)
 
     def log(self, metrics: dict[str, float], step: int | None) -> None:
-        self.mlflow.log_metrics(metrics, step=step or 0, run_id=self.run.info.run_id)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(name, value, now, step or 0) for name, value in metrics.items()]
+        for start in range(0, len(batch), 1000):
+            self.client.log_batch(self.run_id, metrics=batch[start:start + 1000])
 
     def finish(self, summary: dict[str, float], files: list[Path]) -> None:
-        client = self.mlflow.tracking.MlflowClient()
-        run_id = self.run.info.run_id
-        for name, value in summary.items():
-            client.log_metric(run_id, f"summary/{name}", value)
+        self.log({f"summary/{name}": value for name, value in summary.items()}, None)
         for path in files:
-            client.log_artifact(run_id, str(path))
-        self.mlflow.end_run()
+            self.client.log_artifact(self.run_id, str(path))
+        self.client.set_terminated(self.run_id)
