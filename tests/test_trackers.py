@@ -151,3 +151,66 @@ def test_mlflow_takes_two_runs_open_at_once_in_one_process(tmp_path, monkeypatch
     found = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["reasonlab"], output_format="list")}
     assert set(found) == {"base", "tuned"} and {r.info.status for r in found.values()} == {"FINISHED"}
     assert found["base"].data.metrics["sft/loss"] == 2.0 and found["tuned"].data.params["lr"] == "2"
+
+
+def read_wandb_records(path):
+    """The protobuf records of a W&B offline run file (`run-<id>.wandb`), decoded with W&B's own schema. The file
+    is a 7-byte header (":W&B", magic, version) and a LevelDB-style log: 32 KiB blocks of chunks, each with a
+    7-byte header (CRC32, little-endian length, type 1 full / 2 first / 3 middle / 4 last)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    block, position, pending, records = 32768, 7, b"", []
+    while position + 7 <= len(data):
+        left = block - position % block
+        if left < 7:  # a block's tail too short for a header is padding
+            position += left
+            continue
+        length = int.from_bytes(data[position + 4:position + 6], "little")
+        kind = data[position + 6]
+        chunk = data[position + 7:position + 7 + length]
+        position += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        pending += chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def wandb_records_when_complete(path, seconds: float = 20.0):
+    """The run file's records once its exit record is there (W&B's service process writes the file and may finish
+    a moment after `run.finish()` returns in this process)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        records = read_wandb_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
+def test_wandb_offline_run_files_hold_the_logged_numbers(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = short_rl_run(tmp_path, ["wandb"])
+    [path] = list((run.dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    history, summary = {}, {}
+    for record in wandb_records_when_complete(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            items = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            if "rl/reward_mean" in items:
+                history[record.history.step.num] = items["rl/reward_mean"]
+        elif kind == "summary":
+            for item in record.summary.update:
+                summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    assert history == pytest.approx(logged(run, "rl/reward_mean")) and len(history) == 3
+    assert summary["summary/iterations"] == 3
+    assert json.loads((run.dir / "trackers.json").read_text())["wandb"] in path.name

@@ -47,7 +47,7 @@ def root(
     report_to: list[str] = typer.Option(
         [], "--report-to",
         help="also report every run this command writes to these trackers (repeatable): none | tensorboard | "
-             "mlflow; a config's own report_to wins \\[default: REASONLAB_REPORT_TO, else none]"),
+             "mlflow | wandb; a config's own report_to wins \\[default: REASONLAB_REPORT_TO, else none]"),
 ) -> None:
     """reasonlab: ten 2025 methods for reasoning, memory and alignment of language models."""
     from reasonlab.threads import configure_threads

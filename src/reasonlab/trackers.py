@@ -1,5 +1,5 @@
-"""Experiment trackers a run also reports to: TensorBoard and MLflow (Weights & Biases not yet), through each
-library's own API. The run directory stays the source of truth; a tracker gets a copy of what the run logs.
+"""Experiment trackers a run also reports to: TensorBoard, MLflow and Weights & Biases, through each library's
+own API. The run directory stays the source of truth; a tracker gets a copy of what the run logs.
 
 A config with a top-level `report_to` list (`["tensorboard", "mlflow"]`) makes `Run.create` start those
 trackers; `Run.log` then sends every numeric metric, and `Run.write_summary` the final summary (the numbers as
@@ -12,6 +12,8 @@ summary metrics, summary.json and the run's plots as artifacts) before it closes
 - mlflow: the tracking URI MLflow itself reads (`MLFLOW_TRACKING_URI`; a local file store needs
   `MLFLOW_ALLOW_FILE_STORE=true` on MLflow 3); experiment `reasonlab`, one MLflow run per run directory (resumed
   by its id), the flattened config as parameters.
+- wandb: project `reasonlab` (`WANDB_PROJECT` overrides), `WANDB_MODE=offline` to keep it on disk (`wandb sync`
+  uploads later); files under `<run>/wandb`; one W&B run per run directory (resumed by its id).
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from reasonlab.errors import UserError
 __all__ = ["TRACKERS", "Tracker", "TrackerName", "default_trackers", "metric_names", "numeric_metrics",
            "set_default_trackers", "start_trackers", "tensorboard_records"]
 
-TrackerName = Literal["none", "tensorboard", "mlflow"]
-TRACKERS: tuple[str, ...] = ("tensorboard", "mlflow")  # Weights & Biases: not yet (issue 26)
+TrackerName = Literal["none", "tensorboard", "mlflow", "wandb"]
+TRACKERS: tuple[str, ...] = ("tensorboard", "mlflow", "wandb")
 # which package each tracker needs, and the extra that installs it
-_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow"),
+             "wandb": ("wandb", "wandb")}
 DEFAULT_ENV = "REASONLAB_REPORT_TO"  # `reasonlab --report-to`: every run of the command (and its workers)
 MLFLOW_EXPERIMENT = "reasonlab"
-_IDS_FILE = "trackers.json"  # the MLflow run id, so a resumed run reports into the same MLflow run
+_IDS_FILE = "trackers.json"  # the MLflow and W&B run ids, so a resumed run reports into the same tracker run
 
 
 class Tracker(Protocol):
@@ -121,7 +124,7 @@ def start_trackers(names: list[str] | tuple[str, ...], run_dir: Path, config: di
     wanted = _checked(names)
     ids_path = run_dir / _IDS_FILE
     ids = json.loads(ids_path.read_text()) if ids_path.is_file() else {}
-    starters = {"tensorboard": _TensorBoard, "mlflow": _MLflow}
+    starters = {"tensorboard": _TensorBoard, "mlflow": _MLflow, "wandb": _Wandb}
     trackers = [starters[name](run_dir, config, ids) for name in wanted]
     if ids:
         from reasonlab.runs import atomic_write_json
@@ -209,3 +212,23 @@ class _MLflow:
         for path in files:
             self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id)
+
+
+class _Wandb:
+    """`wandb.init(reinit=...)` with its own run object, so several runs may be open in one process."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], ids: dict[str, str]) -> None:
+        wandb = _import("wandb")
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "reasonlab"), name=run_dir.name,
+                              id=ids.get("wandb"), resume="allow", dir=str(run_dir), config=config,
+                              reinit="create_new")
+        ids["wandb"] = self.run.id
+
+    def log(self, metrics: dict[str, float], step: int | None) -> None:
+        self.run.log(metrics, step=step)
+
+    def finish(self, summary: dict[str, float], files: list[Path]) -> None:
+        self.run.summary.update({f"summary/{name}": value for name, value in summary.items()})
+        for path in files:
+            self.run.save(str(path), base_path=str(path.parent), policy="now")
+        self.run.finish()

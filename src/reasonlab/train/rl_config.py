@@ -71,7 +71,7 @@ class RLConfig(BaseModel):
     )
     progress: bool = Field(True, description="show a progress bar")
     report_to: list[TrackerName] = Field(default_factory=list, description="trackers the run directory also "
-                                         "reports to: tensorboard, mlflow (reasonlab.trackers)")
+                                         "reports to: tensorboard, mlflow, wandb (reasonlab.trackers)")
 
     @model_validator(mode="after")
     def _check(self) -> RLConfig:

@@ -97,7 +97,7 @@ class SFTConfig(BaseModel):
     seed: int = Field(0, description="data order and initialisation of new weights")
     progress: bool = Field(True, description="show a progress bar")
     report_to: list[TrackerName] = Field(default_factory=list, description="trackers the run directory also "
-                                         "reports to: tensorboard, mlflow (reasonlab.trackers)")
+                                         "reports to: tensorboard, mlflow, wandb (reasonlab.trackers)")
 
 
 @dataclass
