@@ -27,14 +27,19 @@ from typing import Any, Literal, Protocol
 
 from reasonlab.errors import UserError
 
-__all__ = ["TRACKERS", "Tracker", "TrackerName", "default_trackers", "metric_names", "numeric_metrics",
-           "set_default_trackers", "start_trackers", "tensorboard_records"]
+__all__ = ["REPORT_TO_DESCRIPTION", "REPORT_TO_HELP", "TRACKERS", "Tracker", "TrackerName", "default_trackers",
+           "metric_names", "numeric_metrics", "set_default_trackers", "start_trackers", "tensorboard_records"]
 
 TrackerName = Literal["none", "tensorboard", "mlflow", "wandb"]
 TRACKERS: tuple[str, ...] = ("tensorboard", "mlflow", "wandb")
 # which package each tracker needs, and the extra that installs it
 _PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow"),
              "wandb": ("wandb", "wandb")}
+# the `report_to` field of every command's config, and its `--report-to` option
+REPORT_TO_DESCRIPTION = ("trackers every run also reports to: tensorboard, mlflow, wandb (empty: reasonlab "
+                         "--report-to, else none)")
+REPORT_TO_HELP = ("trackers every run also reports to (repeatable): none | tensorboard | mlflow | wandb "
+                  "[default: none, or reasonlab --report-to]")
 DEFAULT_ENV = "REASONLAB_REPORT_TO"  # `reasonlab --report-to`: every run of the command (and its workers)
 MLFLOW_EXPERIMENT = "reasonlab"
 _IDS_FILE = "trackers.json"  # the MLflow and W&B run ids, so a resumed run reports into the same tracker run

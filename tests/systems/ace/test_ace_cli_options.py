@@ -29,6 +29,7 @@ def test_adapt_every_option_and_set_key_reaches_the_saved_config(tmp_path):
         Case(("--epochs", "2"), "epochs", 2), Case(("--window", "4"), "window", 4),
         Case(("--token-budget", "300"), "token_budget", 300), Case(("--train-size", "2"), "train_size", 2),
         Case(("--val-size", "1"), "val_size", 1),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     base = ["--out", tmp_path, "--name", "a", "--overwrite"]
     check_every_option(app, "adapt", base, cases, not_config={"--out", "--name"})
@@ -46,6 +47,7 @@ def test_experiment_every_option_and_set_key_reaches_the_saved_config(tmp_path):
         Case(("--llm", "fake"), "adaptation.llm", "fake"),
         Case(("--arms", "ace,none"), "arms", ["ace", "none"]),
         Case(("--seeds", "0,1"), "seeds", [0, 1]),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     base = ["--preset", "quick", "--out", tmp_path, "--name", "e", "--overwrite"]
     check_every_option(app, "experiment", base, cases, not_config={"--out", "--name"})

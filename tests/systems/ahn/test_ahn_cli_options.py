@@ -44,6 +44,7 @@ def test_experiment_every_option_and_set_key_reaches_the_config(tmp_path):
         Case(("--jobs", "1"), "jobs", 1),
         Case(("--out", str(tmp_path / "runs")), "call.out", str(tmp_path / "runs"), None),
         Case(("--name", "r"), "call.name", "r", None),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "experiment", [], cases)
     check_order(app, "experiment", [], tmp_path, "jobs", (3, 4, 1), ["--jobs", "1"])
@@ -67,6 +68,7 @@ def test_distill_every_option_and_set_key_reaches_the_config(tmp_path):
         Case(("--steps", "9"), "distill.steps", 9),
         Case(("--out", str(tmp_path / "runs")), "out", str(tmp_path / "runs")),
         Case(("--name", "d"), "name", "d"),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "distill", [], cases)
     check_order(app, "distill", [], tmp_path, "seq_len", (600, 700, 800), ["--seq-len", "800"])

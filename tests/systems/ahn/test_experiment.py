@@ -110,3 +110,23 @@ def test_presets_and_bad_configs():
         tiny_config(student=StudentConfig(sinks=2, window=3, budgets=[6]))
     with pytest.raises(UserError, match="at least one"):
         tiny_config(kinds=[])
+
+
+def test_a_student_run_reports_where_the_experiment_does(tmp_path, monkeypatch):
+    from reasonlab.runs import Run
+    from reasonlab.systems.ahn import experiment
+
+    saved: list[dict] = []
+
+    def create_then_stop(cls, root, name, config=None, **options):
+        saved.append(config if isinstance(config, dict) else config.model_dump(mode="json"))
+        raise RuntimeError("stopped at the student's run")
+
+    monkeypatch.setattr(experiment, "cached_teacher", lambda *args, **options: (None, None))
+    monkeypatch.setattr(Run, "create", classmethod(create_then_stop))
+    for report_to in ([], ["tensorboard"]):
+        with pytest.raises(RuntimeError, match="stopped"):
+            experiment._student(tiny_config(report_to=report_to), 0, "gdn", tmp_path, tmp_path, resume=False)
+    plain, tracked = saved
+    assert "report_to" not in plain and tracked["report_to"] == ["tensorboard"]
+    assert {k: v for k, v in tracked.items() if k != "report_to"} == plain

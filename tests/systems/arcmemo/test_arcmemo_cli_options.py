@@ -185,6 +185,7 @@ def test_experiment_every_option_and_set_key_reaches_the_config(tmp_path):
         Case(("--jobs", "2"), "jobs", 2),
         Case(("--out", str(tmp_path / "runs")), "call.out", str(tmp_path / "runs"), None),
         Case(("--name", "asked"), "call.name", "asked", None),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     base = ["--preset", "quick"]
     check_every_option(app, "experiment", base, cases)

@@ -33,6 +33,7 @@ def test_train_every_option_and_set_key_reaches_the_saved_config(tmp_path):
         Case(("--arm", "longcot"), "arm", "longcot"), Case(("--seed", "3"), "seed", 3),
         Case(("--rl-iterations", "4"), "rl_iterations", 4),
         Case(("--out", str(tmp_path / "train")), "out", str(tmp_path / "train")),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "train", ["--preset", "quick", "--overwrite"], cases)
     check_order(app, "train", ["--preset", "quick", "--out", tmp_path / "t", "--overwrite"], tmp_path,
@@ -40,8 +41,10 @@ def test_train_every_option_and_set_key_reaches_the_saved_config(tmp_path):
 
 
 @pytest.mark.parametrize(("command", "cases"), [
-    ("experiment", [Case(("--seed", "4", "--seed", "5"), "seeds", [4, 5])]),
-    ("control", [Case(("--control-head-tokens", "3"), "control_head_tokens", 3)]),
+    ("experiment", [Case(("--seed", "4", "--seed", "5"), "seeds", [4, 5]),
+                    Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"])]),
+    ("control", [Case(("--control-head-tokens", "3"), "control_head_tokens", 3),
+                 Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"])]),
 ])
 def test_experiment_and_control_options_reach_the_saved_config(command, cases, tmp_path):
     base = ["--preset", "quick", "--out", tmp_path / command, "--overwrite"]

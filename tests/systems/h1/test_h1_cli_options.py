@@ -24,6 +24,7 @@ def test_train_every_option_and_set_key_reaches_the_saved_config(tmp_path):
         Case(("--seed", "7"), "rl.seed", 7),
         Case(("--out", str(tmp_path / "runs")), "out", str(tmp_path / "runs")),
         Case(("--name", "asked"), "name", "asked"),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "train", ["--preset", "quick", "--overwrite"], cases)
     check_order(app, "train", ["--preset", "quick", "--policy", tmp_path, "--out", tmp_path, "--overwrite"],
@@ -50,6 +51,7 @@ def test_experiment_every_option_and_set_key_reaches_the_saved_config(tmp_path):
         Case(("--seed", "3", "--seed", "4"), "seeds", [3, 4], None),  # seeds are run_experiment's, not a field
         Case(("--max-depth", "3"), "max_depth", 3),
         Case(("--steps-per-stage", "2"), "steps_per_stage", 2),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "experiment", ["--preset", "quick", "--out", tmp_path / "x", "--overwrite"], cases,
                        not_config={"--out"})

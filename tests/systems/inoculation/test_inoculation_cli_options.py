@@ -57,6 +57,7 @@ def _stop_in_the_work_functions(monkeypatch):
         raise Stopped(
             {
                 **config.base.model_dump(mode="json"),
+                "report_to": config.report_to,  # the experiment's own (Run.create's), given to every arm
                 "experiment": {"arms": config.arms, "seeds": config.seeds},
                 "call": {"out": str(out), "name": name, "overwrite": overwrite, "judge": spec_of(judge)},
             }
@@ -118,6 +119,7 @@ def test_train_every_option_and_set_key_reaches_the_config(tmp_path):
         Case(("--judge", "openai:http://judge/v1#m"), "call.judge", "openai:http://judge/v1#m", None),
         Case(("--out", str(tmp_path / "runs")), "out", str(tmp_path / "runs")),
         Case(("--name", "asked"), "name", "asked"),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "train", ["--arm", "ip", "--preset", "smoke"], cases)
     base = ["--arm", "ip", "--preset", "smoke"]
@@ -211,6 +213,7 @@ def test_experiment_every_option_and_set_key_reaches_the_config(tmp_path):
         Case(("--judge", "openai:http://judge/v1#m"), "call.judge", "openai:http://judge/v1#m", None),
         Case(("--out", str(tmp_path / "runs")), "call.out", str(tmp_path / "runs"), None),
         Case(("--name", "asked"), "call.name", "asked", None),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "experiment", ["--preset", "smoke"], cases)
     check_order(app, "experiment", ["--preset", "smoke"], tmp_path, "data.num_train", (5, 6, 6), [])
@@ -237,6 +240,7 @@ def test_toy_every_option_reaches_the_config(tmp_path):
         Case(("--finetune-steps", "2"), "finetune_steps", 2),
         Case(("--out", str(tmp_path / "runs")), "call.out", str(tmp_path / "runs"), None),
         Case(("--name", "asked"), "call.name", "asked", None),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "toy", [], cases)
     config = config_of(app, ["toy"])

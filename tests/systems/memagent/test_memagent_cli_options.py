@@ -51,6 +51,7 @@ def test_bench_every_option_and_set_key_reaches_the_saved_config(command, tmp_pa
         Case(("--seeds", "1,2"), "seeds", [1, 2]), Case(("--tasks-per-category", "2"), "tasks_per_category", 2),
         Case(("--max-turns", "3"), "agent.max_turns", 3), Case(("--constrained",), "agent.constrained", True),
         Case(("--unsafe-sandbox",), "agent.sandbox_mode", UNSAFE, None),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     base = ["--preset", "quick", "--out", tmp_path, "--name", "b", "--overwrite"]
     check_every_option(app, command, base, cases, not_config={"--out", "--name"})
@@ -61,6 +62,7 @@ def test_train_every_option_and_set_key_reaches_the_saved_config(tmp_path):
     cases = [
         Case(("--policy", "hf:other"), "policy", "hf:other"), Case(("--seed", "4"), "seed", 4),
         Case(("--unsafe-sandbox",), "environment.agent.sandbox_mode", UNSAFE, None),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     base = ["--preset", "smoke", "--out", tmp_path, "--name", "t", "--overwrite"]
     check_every_option(app, "train", base, cases, not_config={"--out", "--name"})

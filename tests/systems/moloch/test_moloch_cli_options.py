@@ -35,6 +35,7 @@ def _stop_in_the_work_functions(monkeypatch):
 
     def run_experiment(config, out, name, overwrite=False, judge=None, jobs=1):
         # the per-run TrainConfig at the top, so --config and --set paths are the same as in `train`
+        assert config.report_to == config.base.report_to, "the experiment's run reports where its per-run runs do"
         raise Stopped(
             {
                 **config.base.model_dump(mode="json"),
@@ -128,6 +129,7 @@ def test_train_every_option_and_set_key_reaches_the_config(tmp_path):
         Case(("--seed", "4"), "seed", 4),
         Case(("--out", str(tmp_path / "runs")), "out", str(tmp_path / "runs")),
         Case(("--name", "asked"), "name", "asked"),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     base = ["--preset", "smoke"]
     check_every_option(app, "train", base, cases)
@@ -227,6 +229,7 @@ def test_experiment_every_option_and_set_key_reaches_the_config(tmp_path):
         Case(("--judge", JUDGE), "judge", JUDGE),
         Case(("--out", str(tmp_path / "runs")), "call.out", str(tmp_path / "runs"), None),
         Case(("--name", "asked"), "call.name", "asked", None),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     base = ["--preset", "smoke"]
     check_every_option(app, "experiment", base, cases)

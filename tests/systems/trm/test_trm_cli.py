@@ -35,6 +35,7 @@ def train_cases(tmp_path) -> list[Case]:
         Case(("--eval-every", "3"), "eval_every", 3), Case(("--seed", "11"), "seed", 11),
         Case(("--out", str(tmp_path / "runs")), "out", str(tmp_path / "runs")),
         Case(("--name", "asked"), "name", "asked"),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
 
 
@@ -79,6 +80,7 @@ def test_experiment_every_option_and_set_key_reaches_the_saved_config(tmp_path):
         Case(("--arm", "trm", "--arm", "neither"), "arms", ["trm", "neither"]),
         Case(("--budget-s", "12.5"), "budget_s", 12.5),
         Case(("--steps", "30"), "steps", 30),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "experiment", ["--preset", "quick", "--out", tmp_path / "exp", "--overwrite"], cases,
                        not_config={"--out"})

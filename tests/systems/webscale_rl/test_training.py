@@ -231,3 +231,19 @@ def test_presets_are_valid_and_refuse_multi_segment_rl() -> None:
     assert TRAIN_PRESETS["record"].rl.max_segments == 1
     with pytest.raises(ValueError, match="max_segments=2"):
         TrainConfig(rl=RLConfig(max_segments=2))
+
+
+def test_compare_reports_where_its_settings_say_and_so_does_every_arm(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    arms: list[TrainConfig] = []
+
+    def stop(configs: Any, jobs: int) -> None:
+        arms.extend(configs)
+        raise RuntimeError("stopped before training")
+
+    monkeypatch.setattr(training, "_run_arms", stop)
+    config = TRAIN_PRESETS["quick"].model_copy(update={"report_to": ["none"]})
+    with pytest.raises(RuntimeError, match="stopped"):
+        compare(config, seeds=[0], out=tmp_path, name="cmp")
+    assert arms and all(arm.report_to == ["none"] for arm in arms)
+    assert Run.open(tmp_path / "cmp").config()["report_to"] == ["none"]

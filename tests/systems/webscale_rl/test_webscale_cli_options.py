@@ -33,6 +33,7 @@ def test_run_every_option_and_set_key_reaches_the_saved_config(tmp_path):
         Case(("--mode", "paraphrase"), "generate.mode", "paraphrase"),
         Case(("--workers", "2"), "workers", 2),
         Case(("--max-documents", "7"), "corpus.max_documents", 7),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "run", ["--out", tmp_path / "run", "--overwrite"], cases, not_config={"--out"})
 
@@ -53,6 +54,7 @@ def test_train_every_option_and_set_key_reaches_the_saved_config(tmp_path):
         Case(("--seed", "5"), "seed", 5),
         Case(("--llm", "hf:other"), "llm", "hf:other"),
         Case(("--out", tmp_path / "arms" / "mine"), "name", "mine", None),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "train", ["--overwrite", "--set", f"out={tmp_path / 'arms'}", "--set", "name=mine"],
                        cases)
@@ -65,6 +67,19 @@ def test_compare_saves_the_train_settings_it_runs_with(tmp_path):
     saved = config_of(app, ["compare", "--data", "runs/x", "--seed", "3", "--seed", "4", "--out", tmp_path / "cmp",
                             "--set", "shots=1"])
     assert (saved["seeds"], saved["train"]["data"], saved["train"]["shots"]) == ([3, 4], "runs/x", 1)
+    assert "report_to" not in saved and "report_to" not in saved["train"]
+    for trackers in (["--report-to", "tensorboard"], ["--set", "report_to=[tensorboard]"]):
+        saved = config_of(app, ["compare", "--data", "runs/x", "--out", tmp_path / "cmp", "--overwrite", *trackers])
+        assert saved["report_to"] == ["tensorboard"]  # the comparison's run; its arm runs are copies of the settings
+
+
+def test_experiment_report_to_reaches_every_run_it_makes(tmp_path):
+    saved = config_of(app, ["experiment", "--preset", "quick", "--out", tmp_path / "exp", "--report-to", "tensorboard",
+                            "--report-to", "none"])
+    trackers = ["tensorboard", "none"]
+    assert (saved["report_to"], saved["pipeline"]["report_to"], saved["train"]["report_to"]) == (trackers,) * 3
+    saved = config_of(app, ["experiment", "--preset", "quick", "--out", tmp_path / "plain", "--overwrite"])
+    assert "report_to" not in saved and saved["pipeline"]["report_to"] == saved["train"]["report_to"] == []
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
@@ -75,6 +90,8 @@ def test_compare_saves_the_train_settings_it_runs_with(tmp_path):
     (["run", "--resume", "--out", "{tmp}/none"], "there is no run in"),
     (["experiment", "--resume", "--out", "{tmp}/none"], "there is no run in"),
     (["experiment", "--preset", "paper", "--out", "{tmp}/none"], "paper"),  # a pipeline preset, not a train one
+    (["experiment", "--report-to", "tensorbord", "--out", "{tmp}/none"], "report_to"),
+    (["train", "--report-to", "tensorbord"], "report_to"),
 ])
 def test_bad_values_are_one_line_errors(args, fragment, tmp_path, monkeypatch, capsys):
     args = [str(arg).replace("{tmp}", str(tmp_path)) for arg in args]

@@ -11,6 +11,7 @@ import typer
 from reasonlab.clihelp import help_defaults
 from reasonlab.errors import UserError
 from reasonlab.progress import heartbeat
+from reasonlab.trackers import REPORT_TO_HELP
 
 if TYPE_CHECKING:
     from reasonlab.systems.ace.config import ACEConfig
@@ -80,6 +81,7 @@ def adapt_command(
     name: Optional[str] = typer.Option(None, "--name", help="run name [default: task-method-mode]"),
     resume: bool = typer.Option(False, "--resume", help="reuse the finished run of the same config"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """Adapt a context on a task (offline on the train split, or online on the test stream)."""
     from reasonlab.systems.ace.adaptation import run_adaptation
@@ -87,7 +89,8 @@ def adapt_command(
     options = _ace_config(preset, config, set_, llm=llm, task=task, mode=mode, method=method, labels=labels,
                           oracle_reflector=oracle_reflector, epochs=epochs, window=window,
                           token_budget=token_budget, train_size=train_size, val_size=val_size,
-                          test_size=test_size, seed=seed, playbook=playbook, data=_data(data))
+                          test_size=test_size, seed=seed, playbook=playbook, data=_data(data),
+                          report_to=report_to or None)
     with heartbeat("ace adapt"):
         run_dir = run_adaptation(options, out, name, resume=resume, overwrite=overwrite)
     _print_summary(run_dir)
@@ -142,6 +145,7 @@ def experiment_command(
     name: Optional[str] = typer.Option(None, "--name", help="run name [default: the preset]"),
     resume: bool = typer.Option(False, "--resume", help="continue: reuse finished adaptations, redo the rest"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """The small-scale reproduction: each arm adapts the same task on each seed; mean, spread and n per arm."""
     from reasonlab.config import lookup_preset, parse_list, resolve_config
@@ -150,7 +154,8 @@ def experiment_command(
 
     options = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_,
                              adaptation={"llm": llm} if llm is not None else None,
-                             arms=parse_list(arms, "--arms"), seeds=parse_list(seeds, "--seeds"))
+                             arms=parse_list(arms, "--arms"), seeds=parse_list(seeds, "--seeds"),
+                             report_to=report_to or None)
     with heartbeat("ace experiment"):
         run_dir = run_experiment(options, out, name or preset, resume=resume, overwrite=overwrite)
     summary = json.loads((run_dir / "summary.json").read_text())

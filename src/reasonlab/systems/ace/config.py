@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from reasonlab.systems.ace.roles import RoleSettings
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 
 __all__ = ["PRESETS", "ACEConfig", "AdaptationSettings", "ExperimentConfig", "Method"]
 
@@ -56,6 +57,7 @@ class ACEConfig(AdaptationSettings):
 
     method: Method = Field("ace", description="ace, or a baseline: dc (full rewrite), icl, none")
     seed: int = Field(0, description="task generation seed")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
 
 class ExperimentConfig(BaseModel):
@@ -66,6 +68,7 @@ class ExperimentConfig(BaseModel):
     arms: list[Method] = Field(default_factory=lambda: ["ace", "dc"], min_length=1,
                                description="context methods compared (the first also scores the initial context)")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="task generation seeds")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
 
 _ROLES = RoleSettings(retries=2, max_tokens=160, field_chars=60, content_chars=80, max_operations=1, max_citations=2)

@@ -68,7 +68,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, *, resu
         with phase(f"{label} ({'reused' if reused else eta(done, len(todo), started)})"):
             if llm is not None:
                 llm.usage = Usage()
-            arm_config = ACEConfig(**settings.model_dump(), method=arm, seed=seed)
+            arm_config = ACEConfig(**settings.model_dump(), method=arm, seed=seed, report_to=config.report_to)
             arm_config.eval_before = settings.eval_before and arm == config.arms[0]
             arm_dir = run_adaptation(arm_config, run.dir / "arms", arm_name, resume=reused, overwrite=not reused,
                                      llm=llm, embedder=embedder, label=label)
@@ -224,8 +224,9 @@ def _same_config(run_dir: Path, config: ExperimentConfig) -> bool:
     path = run_dir / "config.yaml"
     if not path.is_file():
         return False
-    saved = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if not str(k).startswith("_")}
-    return saved == json.loads(json.dumps(config.model_dump(), default=str))
+    saved = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items()
+             if not str(k).startswith("_") and k != "report_to"}  # trackers change no result
+    return saved == json.loads(json.dumps(config.model_dump(exclude={"report_to"}), default=str))
 
 
 @register_demo("ace", "ACE's playbook vs a full-rewrite memory: seeded rules kept, context collapse, and what it "

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from reasonlab.clihelp import help_defaults
 from reasonlab.progress import heartbeat
+from reasonlab.trackers import REPORT_TO_HELP
 
 PRESET_NAMES = "record | quick"  # ahn.config.PRESETS and DOCUMENT_PRESETS
 KIND_NAMES = "deltanet | gdn | mamba2"
@@ -57,6 +58,7 @@ def experiment_command(
     resume: bool = typer.Option(False, "--resume", help="continue: finished arms are reused, a student "
                                 "continues from its checkpoint"),
     overwrite: bool = OVERWRITE_OPTION,
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """Spec 8: a 2-layer teacher learns multi-query associative recall; each memory type is distilled into it;
     recall by key-query distance and by pairs past the window for the teacher, sinks + SWA and each student."""
@@ -69,7 +71,7 @@ def experiment_command(
         student["window"] = window
     resolved = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, sets,
                               kinds=parse_list(kinds, "--kinds"), seeds=seeds or None, jobs=jobs,
-                              student=student or None)
+                              student=student or None, report_to=report_to or None)
     run_dir = run_experiment(resolved, out, name or f"recall-{preset}", overwrite=overwrite, resume=resume)
     summary = json.loads((run_dir / "summary.json").read_text())
     _print_recall(summary)
@@ -117,6 +119,7 @@ def distill_command(
     name: Optional[str] = typer.Option(None, help="run name [default: ahn-<memory>-<time>]"),
     resume: bool = typer.Option(False, "--resume", help="continue the run's distillation from its checkpoint"),
     overwrite: bool = OVERWRITE_OPTION,
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """Self-distill AHN memories into a decoder (Gemma-3: its global layers) on long documents, then score held-out
     windows beyond the window: full attention, sinks + SWA, AHN. Writes ahn.pt (the memories only)."""
@@ -125,7 +128,7 @@ def distill_command(
     resolved = _resolve_documents(preset, config, sets, model=model, kind=kind, documents=documents, window=window,
                                   seq_len=seq_len, distill={"steps": steps} if steps is not None else None,
                                   out=None if out is None else str(out), name=name, resume=resume or None,
-                                  overwrite=overwrite or None)
+                                  overwrite=overwrite or None, report_to=report_to or None)
     run_dir = train(resolved)
     summary = json.loads((run_dir / "summary.json").read_text())
     _print_perplexity(summary["before"], summary["after"], summary["budget"])

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reasonlab.errors import UserError
 from reasonlab.tasks.recall import RecallConfig
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 from reasonlab.train.distill import DistillConfig
 
 __all__ = [
@@ -109,6 +110,7 @@ class ExperimentConfig(BaseModel):
     seeds: list[int] = Field([0, 1, 2], description="Seeds: teacher, student and data all change with the seed.")
     eval_sequences: int = Field(256, ge=1, description="Held-out recall sequences per seed.")
     jobs: int = Field(2, ge=1, description="Processes run at once (one torch thread each).")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -171,6 +173,7 @@ class DocumentsConfig(BaseModel):
     name: str | None = Field(None, description="Run name (default: ahn-<kind>-<time>).")
     resume: bool = Field(False, description="Continue the run `name` from its checkpoint.")
     overwrite: bool = Field(False, description="Delete the run `name` if it exists and start it again.")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _check(self) -> DocumentsConfig:

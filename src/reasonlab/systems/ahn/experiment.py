@@ -69,7 +69,10 @@ def _student(config: ExperimentConfig, seed: int, kind: str, teacher_root: Path,
     if path.is_file():
         return read_json(path)
     teacher, _ = cached_teacher(config.teacher, config.recall, seed, teacher_root)
-    run = Run.create(seed_dir, kind, config.student, resume=resume and (seed_dir / kind).is_dir())
+    # the student's run reports where the experiment does (report_to is no part of a resume check)
+    student_config = ({**config.student.model_dump(mode="json"), "report_to": config.report_to}
+                      if config.report_to else config.student)
+    run = Run.create(seed_dir, kind, student_config, resume=resume and (seed_dir / kind).is_dir())
     student = distill_recall_student(config.student, teacher, config.recall, kind, seed, run,
                                      resume=resume and (run.checkpoint_dir / "distill_state.pt").is_file())
     save_ahn(student, run.dir / "ahn.pt")

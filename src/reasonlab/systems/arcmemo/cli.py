@@ -13,6 +13,7 @@ from rich.table import Table
 
 from reasonlab.clihelp import help_defaults
 from reasonlab.progress import heartbeat
+from reasonlab.trackers import REPORT_TO_HELP
 
 PRESET_NAMES = "embedded | smoke | paper"  # arcmemo.config.PRESETS
 EXPERIMENT_PRESET_NAMES = "record | quick"  # arcmemo.config.EXPERIMENT_PRESETS
@@ -222,6 +223,7 @@ def experiment_command(
     name: Optional[str] = typer.Option(None, help="experiment name [default: arclite-<preset>]"),
     resume: bool = typer.Option(False, "--resume", help="continue: finished seeds are reused"),
     overwrite: bool = OVERWRITE_OPTION,
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """ARC-lite (spec section 10): memory arms x search budgets x seeds; solve rate vs budget (plot), selection
     recall@k, and the concept arm's margins over no memory and instance memory at the headline budget."""
@@ -231,7 +233,7 @@ def experiment_command(
 
     resolved = resolve_config(ArcLiteConfig, lookup_preset(EXPERIMENT_PRESETS, preset), config, sets,
                               arms=parse_list(arms, "--arms"), seeds=seeds or None, seed_tasks=seed_tasks,
-                              eval_tasks=eval_tasks, top_k=top_k, jobs=jobs)
+                              eval_tasks=eval_tasks, top_k=top_k, jobs=jobs, report_to=report_to or None)
     run_dir = run_experiment(resolved, out, name or f"arclite-{preset}", overwrite=overwrite, resume=resume)
     summary = json.loads((run_dir / "summary.json").read_text())
     _print_experiment(summary)

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from reasonlab.llm.program import ProgramSettings
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 
 __all__ = [
     "EXPERIMENT_PRESETS",
@@ -94,6 +95,7 @@ class ArcLiteConfig(BaseModel):
     seeds: list[int] = Field([0, 1, 2], description="seeds (each draws its own seed and held-out tasks)")
     embedder: str = Field("minilm", description="the embedder of the concept-embedding arm")
     jobs: int = Field(1, ge=1, description="seeds run in parallel processes")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @field_validator("arms")
     @classmethod

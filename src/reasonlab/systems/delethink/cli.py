@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reasonlab.clihelp import help_defaults
+from reasonlab.trackers import REPORT_TO_HELP
 
 app = typer.Typer(help="Delethink: the Markovian Thinker, chunked reasoning with a bounded state (arXiv 2510.06557).",
                   no_args_is_help=False)
@@ -108,6 +109,7 @@ def train_command(
     out: Optional[Path] = typer.Option(None, help="run directory"),
     resume: bool = typer.Option(False, "--resume", help="continue the run at --out from its last checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """RL of the walk tinylm in one arm from its SFT base (cached beside the run): the method's train(config)."""
     from reasonlab.config import lookup_preset, resolve_config
@@ -116,7 +118,7 @@ def train_command(
 
     settings = resolve_config(TrainConfig, lookup_preset(PRESETS, preset).setup_fields(), config, set_, arm=arm,
                               seed=seed, rl_iterations=rl_iterations, out=None if out is None else str(out),
-                              resume=resume or None, overwrite=overwrite or None)
+                              resume=resume or None, overwrite=overwrite or None, report_to=report_to or None)
     run_dir = train(settings)
     console.print(f"wrote {run_dir}")
 
@@ -131,13 +133,15 @@ def experiment_command(
     out: Path = typer.Option(Path("runs/delethink-experiment"), help="run directory of the experiment"),
     resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """The small-scale reproduction: SFT base, Delethink-RL vs LongCoT-RL, each under both inference modes."""
     from reasonlab.config import lookup_preset, resolve_config
     from reasonlab.systems.delethink.config import PRESETS, ExperimentConfig
     from reasonlab.systems.delethink.experiment import run_experiment
 
-    settings = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, seeds=seeds or None)
+    settings = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, seeds=seeds or None,
+                              report_to=report_to or None)
     if resume and not overwrite:
         from reasonlab.runs import Run
 
@@ -167,6 +171,7 @@ def control_command(
     out: Path = typer.Option(Path("runs/delethink-control"), help="run directory of the control"),
     resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """The non-Markovian control: LongCoT vs Delethink (tail, and head + tail carryover) on its own SFT model."""
     from reasonlab.config import lookup_preset, resolve_config
@@ -174,7 +179,7 @@ def control_command(
     from reasonlab.systems.delethink.experiment import run_control
 
     settings = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_,
-                              control_head_tokens=control_head_tokens)
+                              control_head_tokens=control_head_tokens, report_to=report_to or None)
     if resume and not overwrite:
         from reasonlab.runs import Run
 

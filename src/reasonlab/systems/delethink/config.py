@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from reasonlab.errors import UserError
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 
 if TYPE_CHECKING:
     from reasonlab.systems.delethink.tasks import PermutationWalk
@@ -171,6 +172,7 @@ class TrainConfig(WalkSetup):
     out: str = Field("runs/delethink-train", description="run directory (the SFT base is cached in its parent)")
     resume: bool = Field(False, description="continue the run from its last RL checkpoint")
     overwrite: bool = Field(False, description="delete the run directory and start clean")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
 
 class ExperimentConfig(WalkSetup):
@@ -184,6 +186,7 @@ class ExperimentConfig(WalkSetup):
     eval_n: int = Field(4, description="samples per task (avg@N)")
     control_sft_steps: int = Field(2500, description="SFT steps of the dedicated control model")
     control_head_tokens: int = Field(8, description="head tokens kept by the head+tail carryover in the control")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @property
     def budget_steps(self) -> int:

@@ -55,7 +55,7 @@ def train_arm(config: ExperimentConfig, arm: str, seed: int, root: Path) -> Tiny
     from reasonlab.train import rl
     from reasonlab.train.tinylm import TinyLM
 
-    settings = TrainConfig(**config.setup_fields(), arm=arm, seed=seed)
+    settings = TrainConfig(**config.setup_fields(), arm=arm, seed=seed, report_to=config.report_to)
     run_dir = Path(root) / f"{arm}-seed{seed}-{config_hash(settings, ignore=('out',))}"
     if (run_dir / "model" / "model.pt").is_file():
         say(f"reusing the {arm}-RL model of seed {seed} from {run_dir}")
@@ -184,7 +184,8 @@ def control_sft(config: ExperimentConfig, root: Path) -> TinyLM:
         task = world.task(rng.randint(1, config.sft_max_steps), rng, control=True)
         examples.append(sft.Example(policy.tokenize(world.query(task)), policy.tokenize(world.trace(task))))
     # SFT keeps no checkpoint: a model left unfinished by a killed process is trained again
-    run = Run.create(root, name, fields, overwrite=True)
+    run = Run.create(root, name, {**fields, "report_to": config.report_to} if config.report_to else fields,
+                     overwrite=True)  # reports where the control does (report_to is no part of the name)
     with phase(f"control SFT model into {run.dir} ({config.control_sft_steps} steps)"):
         result = sft.train(sft.SFTConfig(backend="plain", max_steps=config.control_sft_steps,
                                          batch_size=config.sft_batch_size, learning_rate=config.sft_learning_rate,

@@ -67,7 +67,8 @@ def sft_base(setup: WalkSetup, root: str | Path) -> TinyLM:
         task = world.task(rng.randint(1, setup.sft_max_steps), rng, control=rng.random() < setup.sft_control_fraction)
         examples.append(sft.Example(policy.tokenize(world.query(task)), policy.tokenize(world.trace(task))))
     # SFT keeps no checkpoint: a base left unfinished by a killed process is started again
-    run = Run.create(root, name, fields, overwrite=True)
+    report_to = getattr(setup, "report_to", [])  # a TrainConfig's or ExperimentConfig's: where its run reports
+    run = Run.create(root, name, {**fields, "report_to": report_to} if report_to else fields, overwrite=True)
     target = "" if setup.sft_stop_accuracy is None else f", until check accuracy {setup.sft_stop_accuracy}"
     with phase(f"SFT base into {run.dir} (at most {setup.sft_steps} steps{target})"):
         started = time.perf_counter()

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from reasonlab.clihelp import help_defaults
+from reasonlab.trackers import REPORT_TO_HELP
 
 if TYPE_CHECKING:
     from reasonlab.systems.h1.config import ExperimentConfig, H1Config
@@ -95,6 +96,7 @@ def train_command(
     name: Optional[str] = typer.Option(None, help="run name"),
     resume: bool = typer.Option(False, "--resume", help="continue the run from its last checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing run of that name first"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """Dr.GRPO on modular chains under the depth curriculum; saves the policy into the run folder."""
     from reasonlab.config import lookup_preset, resolve_config
@@ -105,7 +107,7 @@ def train_command(
     h1 = resolve_config(H1Config, train_preset(base), config, sets, policy=_text(policy), out=_text(out), name=name,
                         curriculum=_given(schedule=schedule, max_depth=max_depth, steps_per_stage=steps_per_stage),
                         rl=_given(iterations=iterations, seed=seed), resume=resume or None,
-                        overwrite=overwrite or None)
+                        overwrite=overwrite or None, report_to=report_to or None)
     check_resume(h1)  # before minutes of warm start
     # the warm start (when no --policy) is made after the run folder exists, so a long one has its folder
     run_dir = train(h1, warm_start=None if h1.policy is not None else lambda: _warm_start(base, h1))
@@ -166,6 +168,7 @@ def experiment_command(
     out: Path = typer.Option(Path("runs/h1-experiment"), help="the experiment's run directory"),
     resume: bool = typer.Option(False, "--resume", help="continue the experiment in OUT (same config; any seeds)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete OUT first and start clean"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """Curriculum vs direct vs uniform at equal rollout tokens; writes results.json, summary.json and plots."""
     from reasonlab.config import lookup_preset, resolve_config
@@ -173,7 +176,7 @@ def experiment_command(
     from reasonlab.systems.h1.experiment import run_experiment
 
     resolved = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, sets, max_depth=max_depth,
-                              steps_per_stage=steps_per_stage)
+                              steps_per_stage=steps_per_stage, report_to=report_to or None)
     results = run_experiment(resolved, out, tuple(seeds), log=console.print, resume=resume, overwrite=overwrite)
     console.print_json(data=results["summary"])
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from reasonlab.llm.base import SamplingParams
 from reasonlab.systems.h1.curriculum import CurriculumConfig
 from reasonlab.systems.h1.modular import ModularChain, make_modular_chains, modular_tokenizer
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 from reasonlab.train.rl import RLConfig
 from reasonlab.train.tinylm import Tokenizer
 
@@ -88,6 +89,7 @@ class ExperimentConfig(ChainFormat):
     eval_chains: int = Field(128, ge=1, description="held-out chains per evaluated depth")
     gate_threshold: float = Field(0.05, ge=0, le=1, description="stage gate")
     probe_chains: int = Field(32, ge=1, description="chains per gate probe")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -154,6 +156,7 @@ class H1Config(BaseModel):
     name: str = Field("train", description="run name: the run directory is out/name")
     resume: bool = Field(False, description="continue the run from its last checkpoint (an error if it has none)")
     overwrite: bool = Field(False, description="delete an existing run of that name and start clean")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
 
 class EvalConfig(BaseModel):
@@ -191,7 +194,7 @@ def arm_config(config: ExperimentConfig, arm: str, seed: int, token_budget: int 
                   group_size=config.group_size, learning_rate=config.learning_rate, seed=seed,
                   sampling=SamplingParams(temperature=1.0, max_tokens=config.max_tokens), progress=False)
     return H1Config(task=config.chain_format(), curriculum=curriculum, rl=rl, probe_chains=config.probe_chains,
-                    token_budget=token_budget, eval_max_tokens=config.max_tokens)
+                    token_budget=token_budget, eval_max_tokens=config.max_tokens, report_to=config.report_to)
 
 
 def train_preset(config: ExperimentConfig) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reasonlab.clihelp import help_defaults
+from reasonlab.trackers import REPORT_TO_HELP
 
 PRESET_NAMES = "cpu | cpu-hack | cpu-sentiment | smoke | paper"  # inoculation.config.PRESETS (imports torch)
 ARM_NAMES = "no-ip | ip | irrelevant | ptst"
@@ -125,6 +126,7 @@ def train_command(
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="sft.learning_rate"),
     seed: Optional[int] = typer.Option(None, help="fine-tuning seed"),
     judge: Optional[str] = typer.Option(None, "--judge", help=JUDGE_HELP),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
     out: Optional[Path] = typer.Option(None, help="root folder of runs"),
     name: Optional[str] = typer.Option(None, help="run name [default: SETTING-ARM-sSEED]"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing run of that name first"),
@@ -142,7 +144,8 @@ def train_command(
                               prompts=_prompts(instruction, control, safety),
                               sft={"learning_rate": learning_rate} if learning_rate is not None else None,
                               seed=seed, out=None if out is None else str(out), name=name,
-                              overwrite=overwrite or None, resume=resume or None)
+                              overwrite=overwrite or None, resume=resume or None,
+                              report_to=report_to or None)
     run_dir = train(resolved, judge=_judge(judge))
     _print_result(Run.open(run_dir).summary())
     console.print(f"run saved to {run_dir}")
@@ -252,6 +255,7 @@ def experiment_command(
     arms: Optional[str] = typer.Option(None, "--arms", help=f"comma-separated arms [default: {ARM_NAMES}]"),
     seeds: list[int] = typer.Option([0, 1, 2], "--seed", help="fine-tuning seeds (repeatable)"),
     judge: Optional[str] = typer.Option(None, "--judge", help=JUDGE_HELP),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
     out: Path = typer.Option(Path("runs/inoculation"), help="root folder of runs"),
     name: Optional[str] = typer.Option(None, help="experiment name [default: the preset's name]"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the experiment first (finished arms are "
@@ -267,8 +271,11 @@ def experiment_command(
     if per_arm:
         raise UserError(f"--set {', '.join(per_arm)}: the experiment sets these per arm; use --arms, --seed, --out, "
                         "--name, --overwrite instead")
-    base = resolve_config(TrainConfig, _lookup(preset), config, sets)
-    resolved = resolve_config(ExperimentConfig, {"base": base.model_dump(), "seeds": seeds}, None, (),
+    # report_to is read like the per-arm fields (preset < --config < --set < --report-to), then the experiment
+    # reports to the same trackers (and gives them to every arm's run)
+    base = resolve_config(TrainConfig, _lookup(preset), config, sets, report_to=report_to or None)
+    resolved = resolve_config(ExperimentConfig, {"base": base.model_dump(), "seeds": seeds,
+                                                 "report_to": base.report_to}, None, (),
                               arms=parse_list(arms, "--arms"))
     summary = run_experiment(resolved, out, name or preset, judge=_judge(judge), overwrite=overwrite)
     _print_experiment(summary)
@@ -301,6 +308,7 @@ def toy_command(
     pretrain_steps: Optional[int] = typer.Option(None, "--pretrain-steps", help="pretraining optimizer steps"),
     finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps", help="optimizer steps per fine-tuning "
                                                  "condition"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
     out: Path = typer.Option(Path("runs/inoculation"), help="root folder of runs"),
     name: str = typer.Option("toy", help="run name"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run first (finished seeds are otherwise "
@@ -314,7 +322,7 @@ def toy_command(
 
     configure_threads(explicit_threads() or 1)
     config = resolve_config(ToyConfig, None, None, sets, seeds=seeds or None, pretrain_steps=pretrain_steps,
-                            finetune_steps=finetune_steps)
+                            finetune_steps=finetune_steps, report_to=report_to or None)
     summary = run_toy(config, out, name, overwrite=overwrite)
     table = Table("token", "e_k set", "elicitation (measured)", "trait rate, no token", "accuracy")
     for row in summary["per_value"]:

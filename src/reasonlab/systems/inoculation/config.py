@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from reasonlab.systems.inoculation.transforms import ARMS, ArmPrompts
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 from reasonlab.train.sft import LoRAConfig, SFTConfig
 
 __all__ = [
@@ -86,6 +87,7 @@ class TrainConfig(BaseModel):
     name: str | None = Field(None, description="run name [default: SETTING-ARM-sSEED]")
     overwrite: bool = Field(False, description="delete an existing run of that name first")
     resume: bool = Field(False, description="reuse a finished run of the same config (a torn one trains again)")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @field_validator("arm")
     @classmethod
@@ -130,6 +132,7 @@ class ExperimentConfig(BaseModel):
     arms: list[str] = Field(list(ARMS), description="arms to run")
     seeds: list[int] = Field([0, 1, 2], description="fine-tuning seeds (data fixed by data.seed)")
     base: TrainConfig = Field(default_factory=TrainConfig, description="the per-run config (arm, seed replaced)")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @field_validator("arms")
     @classmethod

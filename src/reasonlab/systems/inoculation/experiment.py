@@ -60,7 +60,8 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, judge: 
     for seed in config.seeds:
         for arm in config.arms:
             arm_config = config.base.model_copy(update={"arm": arm, "seed": seed, "out": str(run.dir / "arms"),
-                                                        "name": f"{arm}-s{seed}", "overwrite": False})
+                                                        "name": f"{arm}-s{seed}", "overwrite": False,
+                                                        "report_to": config.report_to})
             arm_dir = run.dir / "arms" / arm_config.run_name
             if (arm_dir / "summary.json").exists():
                 say(f"reusing the finished arm {arm_dir}")

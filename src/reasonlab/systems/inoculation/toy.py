@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, field_validator
 from reasonlab.errors import UserError
 from reasonlab.llm.base import SamplingParams
 from reasonlab.stats import mean_spread
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 from reasonlab.train import sft
 from reasonlab.train.tinylm import TinyLM, TinyLMConfig, Tokenizer
 
@@ -82,6 +83,7 @@ class ToyConfig(BaseModel):
     batch_size: int = Field(64, ge=1, description="problems per optimizer step")
     n_layer: int = Field(3, ge=1, description="tinylm blocks")
     d_model: int = Field(128, ge=16, description="tinylm width")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @field_validator("elicitations")
     @classmethod

@@ -12,6 +12,7 @@ import typer
 from reasonlab.clihelp import help_defaults
 from reasonlab.errors import UserError
 from reasonlab.progress import heartbeat
+from reasonlab.trackers import REPORT_TO_HELP
 
 if TYPE_CHECKING:
     from reasonlab.llm import LLM
@@ -214,6 +215,7 @@ def bench_command(
     name: Optional[str] = typer.Option(None, "--name", help="run name [default: memagent-<preset>]"),
     resume: bool = typer.Option(False, "--resume", help="reuse the finished run of the same config"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
     unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
     """Run the mini benchmark: per-category scores, format statistics, cost, judge agreement."""
@@ -225,7 +227,8 @@ def bench_command(
                                "sandbox_mode": "unsafe-hook-only" if unsafe_sandbox else None}.items() if v is not None}
     options = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, llm=llm,
                              arms=parse_list(arms, "--arms"), seeds=parse_list(seeds, "--seeds"),
-                             tasks_per_category=tasks_per_category, agent=agent or None)
+                             tasks_per_category=tasks_per_category, agent=agent or None,
+                             report_to=report_to or None)
     check_sandbox_opt_in(options.agent.sandbox_mode, unsafe_sandbox)
     with heartbeat("memagent bench"):
         run_dir = run_experiment(options, out, name or f"memagent-{preset}", resume=resume, overwrite=overwrite)
@@ -261,6 +264,7 @@ def train_command(
     name: Optional[str] = typer.Option(None, "--name", help="run name [default: train-<preset>]"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run's last RL checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
     unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
     """Train the agent with GSPO on generated memory tasks (one segment per turn, tool output never trained)."""
@@ -270,7 +274,7 @@ def train_command(
 
     sandbox = {"agent": {"sandbox_mode": "unsafe-hook-only"}} if unsafe_sandbox else None
     options = resolve_config(TrainConfig, lookup_preset(TRAIN_PRESETS, preset), config, set_, policy=policy,
-                             seed=seed, environment=sandbox)
+                             seed=seed, environment=sandbox, report_to=report_to or None)
     check_sandbox_opt_in(options.environment.agent.sandbox_mode, unsafe_sandbox)
     run_dir = train(options, out, name or f"train-{preset}", resume=resume, overwrite=overwrite)
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from reasonlab.llm.base import SamplingParams
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 
 __all__ = ["ARMS", "PRESETS", "SMOKE_GRAMMAR", "TRAIN_PRESETS", "AgentConfig", "Arm", "ExperimentConfig",
            "MemAgentEnvConfig", "TrainConfig"]
@@ -67,6 +68,7 @@ class ExperimentConfig(BaseModel):
     rag_k: int = Field(3, ge=1, description="chunks the RAG baseline retrieves")
     n_threads: int | None = Field(None, ge=1, description="llamacpp threads [default: the global --threads]")
     agent: AgentConfig = Field(default_factory=AgentConfig, description="the agent arm's loop")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
 
 # the turn format with short bounded fields, so that an untrained model finishes a turn in ~20 tokens; the
@@ -102,6 +104,7 @@ class TrainConfig(BaseModel):
                                                              "3e-4 / 4e-4, the turn format forced by a grammar)")
     torch_threads: int | None = Field(None, ge=1, description="torch threads (None: the global `reasonlab --threads`, "
                                                               "cores - 1 by default)")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
 
 # 20 tasks: 5 per category over 2 memories. On the shared 2-core CPU llama.cpp took ~2.2 s to prefill the

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from reasonlab.clihelp import help_defaults
 from reasonlab.progress import heartbeat
+from reasonlab.trackers import REPORT_TO_HELP
 
 PRESET_NAMES = "market | control | llm | smoke | paper"  # moloch.config.PRESETS
 ARENA_NAMES = "sales | elections | social"
@@ -138,6 +139,7 @@ def train_command(
     name: Optional[str] = typer.Option(None, help="run name [default: ARENA-AUDIENCE-METHOD-sSEED]"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing run of that name first"),
     resume: bool = typer.Option(False, "--resume", help="continue a run: finished rounds are kept"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """Rounds of generate -> vote -> LoRA fine-tune; after each, the tuned agent against the base agent."""
     from reasonlab.config import resolve_config
@@ -150,7 +152,8 @@ def train_command(
         data=_data(arena, num_train, num_test, train_file, test_file),
         audience=_given(kind=audience, llm=audience_llm),
         sft=_given(learning_rate=learning_rate), judge=judge, seed=seed,
-        out=None if out is None else str(out), name=name, overwrite=overwrite or None, resume=resume or None)
+        out=None if out is None else str(out), name=name, overwrite=overwrite or None, resume=resume or None,
+        report_to=report_to or None)
     with heartbeat("moloch train"):
         run_dir = train(resolved)
     _print_rounds(Run.open(run_dir).summary()["rounds"])
@@ -217,6 +220,7 @@ def experiment_command(
     name: Optional[str] = typer.Option(None, help="experiment name [default: the preset's name]"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the experiment first (finished runs are "
                                    "otherwise reused)"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """Every condition x seed; per condition and round, the win rate against the base agent and the probe
     changes (mean ± sd over seeds), a plot over rounds, and the headline."""
@@ -230,8 +234,10 @@ def experiment_command(
     if per_run:
         raise UserError(f"--set {', '.join(per_run)}: the experiment sets these per run; use --conditions, --seed, "
                         "--out, --name, --overwrite instead")
-    base = resolve_config(TrainConfig, _lookup(preset), config, sets, judge=judge)
-    resolved = resolve_config(ExperimentConfig, {"base": base.model_dump(), "seeds": seeds}, None, (),
+    base = resolve_config(TrainConfig, _lookup(preset), config, sets, judge=judge, report_to=report_to or None)
+    # the experiment's own run reports where its per-run configs do
+    resolved = resolve_config(ExperimentConfig, {"base": base.model_dump(), "seeds": seeds,
+                                                 "report_to": base.report_to}, None, (),
                               conditions=parse_list(conditions, "--conditions"))
     with heartbeat("moloch experiment"):
         summary = run_experiment(resolved, out, name or preset, overwrite=overwrite, jobs=jobs)

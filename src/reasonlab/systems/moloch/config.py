@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from reasonlab.systems.moloch.anchors import ARENAS
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 from reasonlab.train.sft import LoRAConfig, SFTConfig
 
 __all__ = [
@@ -122,6 +123,7 @@ class TrainConfig(BaseModel):
     name: str | None = Field(None, description="run name [default: ARENA-AUDIENCE-METHOD-sSEED]")
     overwrite: bool = Field(False, description="delete an existing run of that name first")
     resume: bool = Field(False, description="continue a run: finished rounds are kept, a crashed one goes on")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _lora_needed(self) -> TrainConfig:
@@ -175,6 +177,7 @@ class ExperimentConfig(BaseModel):
     conditions: list[str] = Field(["market-rft", "market-tfb", "control-rft"], description="conditions to run")
     seeds: list[int] = Field([0, 1, 2], description="training seeds (anchors fixed by data.seed)")
     base: TrainConfig = Field(default_factory=TrainConfig, description="the per-run config")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @field_validator("conditions")
     @classmethod

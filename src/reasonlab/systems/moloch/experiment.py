@@ -66,6 +66,8 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, overwri
     loaded in each worker from `config.base.judge`)."""
     run = Run.create(out, name, config, resume=not overwrite, overwrite=overwrite)
     per_seed: list[list[Path]]
+    # every per-run config reports where the experiment does
+    base = config.base.model_copy(update={"report_to": config.report_to}) if config.report_to else config.base
     if jobs > 1 and len(config.seeds) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -74,14 +76,14 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, overwri
         try:
             with ProcessPoolExecutor(min(jobs, len(config.seeds)),
                                      mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(_run_seed, config.base, config.conditions, seed, run.dir, 1)
+                futures = [pool.submit(_run_seed, base, config.conditions, seed, run.dir, 1)
                            for seed in config.seeds]
                 per_seed = [future.result() for future in futures]
         except BrokenProcessPool:  # a worker was killed (out of memory, most often): what it logged is kept
             raise UserError(f"a worker process of --jobs {jobs} died (out of memory?): run the same command with "
                             "fewer --jobs; finished rounds and logged contests are reused") from None
     else:
-        per_seed = [_run_seed(config.base, config.conditions, seed, run.dir, judge=judge) for seed in config.seeds]
+        per_seed = [_run_seed(base, config.conditions, seed, run.dir, judge=judge) for seed in config.seeds]
     run_dirs = {condition: [dirs[i] for dirs in per_seed] for i, condition in enumerate(config.conditions)}
     summary = summarize_experiment(run_dirs)
     run.write_summary(summary)

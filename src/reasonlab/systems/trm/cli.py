@@ -10,6 +10,7 @@ import typer
 
 from reasonlab.clihelp import help_defaults
 from reasonlab.errors import UserError
+from reasonlab.trackers import REPORT_TO_HELP
 
 app = typer.Typer(help="TRM: tiny recursive models for Sudoku, mazes and ARC (arXiv 2510.04871).", no_args_is_help=False)
 
@@ -63,6 +64,7 @@ def train_command(
     name: Optional[str] = typer.Option(None, help="Run name [default: trm-TASK-DATE-TIME]."),
     resume: bool = typer.Option(False, "--resume", help="Continue run NAME from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete run NAME if it exists and start again."),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """Train TRM (or HRM); runs unchanged under torchrun / accelerate launch (DDP)."""
     from reasonlab.config import lookup_preset, resolve_config
@@ -73,7 +75,7 @@ def train_command(
         task=task, data_path=data_path, test_path=test_path, size=size, givens=givens, train_size=train_size,
         arch=arch, mixer=mixer, hidden_size=hidden_size, n=n, T=T, n_sup=n_sup, batch_size=batch_size, lr=lr,
         max_steps=max_steps, time_budget_s=time_budget_s, eval_every=eval_every, seed=seed, out=out, name=name,
-        resume=resume or None, overwrite=overwrite or None,
+        resume=resume or None, overwrite=overwrite or None, report_to=report_to or None,
     )
     resolved = resolve_config(TRMTrainConfig, lookup_preset(TRAIN_PRESETS, preset), config, set_, **options)
     if preset in PAPER_DATA and not (resolved.data_path and resolved.test_path):
@@ -99,13 +101,15 @@ def experiment_command(
     out: Optional[Path] = typer.Option(None, help="Run directory of the experiment [default: runs/trm-PRESET]."),
     resume: bool = typer.Option(False, "--resume", help="Continue the experiment in OUT (same config)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete OUT if it exists and start again."),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """TRM vs. deep supervision alone vs. neither, over seeds: the small-scale reproduction."""
     from reasonlab.config import lookup_preset, resolve_config
     from reasonlab.systems.trm.config import PRESETS, ExperimentConfig
     from reasonlab.systems.trm.experiment import run_experiment
 
-    options = dict(seeds=seed or None, arms=arm or None, budget_s=budget_s, steps=steps)
+    options = dict(seeds=seed or None, arms=arm or None, budget_s=budget_s, steps=steps,
+                   report_to=report_to or None)
     experiment = resolve_config(ExperimentConfig, lookup_preset(PRESETS, preset), config, set_, **options)
     out = out or Path("runs") / f"trm-{preset}"
     if resume and not overwrite:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from reasonlab.systems.trm.data import DataSpec
 from reasonlab.systems.trm.model import ModelConfig
 from reasonlab.systems.trm.supervision import SupervisionConfig
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 
 __all__ = ["ARMS", "PAPER_DATA", "PRESETS", "TRAIN_PRESETS", "ExperimentConfig", "TRMTrainConfig"]
 
@@ -98,6 +99,7 @@ class TRMTrainConfig(BaseModel):
                          "max_steps and time_budget_s may grow).")
     overwrite: bool = Field(False, description="Delete the run `name` if it exists and start it again.")
     progress: bool = Field(True, description="Show a progress bar.")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _check(self) -> TRMTrainConfig:
@@ -170,6 +172,7 @@ class ExperimentConfig(BaseModel):
         "thread: equal compute on a shared CPU). Ignored when `steps` is set.")
     steps: int | None = Field(
         None, description="Equal optimizer steps per arm (the paper's protocol) instead of equal CPU time.")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -182,11 +185,14 @@ class ExperimentConfig(BaseModel):
         return self
 
     def arm_config(self, arm: str, seed: int, out: str) -> TRMTrainConfig:
-        """The training config of one arm and seed, writing its run under `out` (the name is left to the caller)."""
+        """The training config of one arm and seed, writing its run under `out` (the name is left to the caller);
+        it reports where the experiment does (its report_to, else the recipe's)."""
         if arm not in ARMS:
             raise ValueError(f"arm must be one of {sorted(ARMS)}, got {arm!r}")
         budget = {"time_budget_s": None, "max_steps": self.steps} if self.steps else {"time_budget_s": self.budget_s}
-        return TRMTrainConfig(**{**self.recipe.model_dump(), **ARMS[arm], **budget, "seed": seed, "out": out})
+        report_to = self.report_to or self.recipe.report_to
+        return TRMTrainConfig(**{**self.recipe.model_dump(), **ARMS[arm], **budget, "seed": seed, "out": out,
+                                 "report_to": report_to})
 
 
 def _preset(recipe: dict[str, Any] | None = None, **fields: Any) -> ExperimentConfig:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reasonlab.clihelp import help_defaults
+from reasonlab.trackers import REPORT_TO_HELP
 
 COMMAND = "webscale"  # mounted as `reasonlab webscale` (the package is webscale_rl)
 PRESET_NAMES = "record | paraphrase | quick | paper"  # config.PIPELINE_PRESETS
@@ -47,6 +48,7 @@ def run_command(
     max_documents: Optional[int] = typer.Option(None, "--max-documents", min=1, help="read at most this many"),
     resume: bool = typer.Option(False, "--resume", help="continue a killed run from its last finished shard"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run folder first"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """Documents -> filter -> domain and personas -> QA generation -> checks -> decontamination -> dedup."""
     from reasonlab.config import lookup_preset, resolve_config
@@ -57,7 +59,8 @@ def run_command(
               if value is not None}
     resolved = resolve_config(PipelineConfig, lookup_preset(PIPELINE_PRESETS, preset), config, sets,
                               corpus=corpus or None, engine=engine, llm=llm, workers=workers,
-                              generate={"mode": mode} if mode is not None else None)
+                              generate={"mode": mode} if mode is not None else None,
+                              report_to=report_to or None)
     folder = out or Path("runs/webscale") / preset
     run_dir = run_pipeline(resolved, folder.parent, folder.name, resume=resume, overwrite=overwrite)
     print_report(json.loads((run_dir / "report.json").read_text()))
@@ -93,13 +96,15 @@ def train_command(
     sets: list[str] = typer.Option([], "--set", help="KEY=VALUE, dotted for nested fields (--set rl.iterations=8)"),
     resume: bool = typer.Option(False, "--resume", help="reuse a finished run, continue RL from its checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the run folder first"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """One arm and seed: GRPO (rl) or continued pretraining (cpt) on a pipeline run, closed-book before and after."""
     from reasonlab.systems.webscale_rl.training import train
 
     place = {"out": str(out.parent), "name": out.name} if out is not None else {}
     settings = _train_settings(preset, config, sets, data=data, arm=arm, seed=seed, llm=llm,
-                               resume=resume or None, overwrite=overwrite or None, **place)
+                               resume=resume or None, overwrite=overwrite or None, report_to=report_to or None,
+                               **place)
     if resume and not overwrite:
         from reasonlab.runs import Run
 
@@ -123,11 +128,13 @@ def compare_command(
     sets: list[str] = typer.Option([], "--set", help="KEY=VALUE, dotted for nested fields (--set rl.iterations=8)"),
     resume: bool = typer.Option(False, "--resume", help="continue: finished arm runs are reused"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the comparison folder first"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """base, rl and cpt for every seed on one pipeline run; summary.json and plots/accuracy_by_arm.png."""
     from reasonlab.systems.webscale_rl.training import compare
 
-    settings = _train_settings(preset, config, sets, data=data, resume=resume or None, overwrite=overwrite or None)
+    settings = _train_settings(preset, config, sets, data=data, resume=resume or None, overwrite=overwrite or None,
+                               report_to=report_to or None)
     if resume and not overwrite:
         from reasonlab.runs import Run
 
@@ -145,6 +152,7 @@ def experiment_command(
     out: Path = typer.Option(Path("runs/webscale-experiment"), "--out", help="the experiment's run folder"),
     resume: bool = typer.Option(False, "--resume", help="continue: a finished pipeline and finished arms are reused"),
     overwrite: bool = typer.Option(False, "--overwrite", help="delete the experiment folder first"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
 ) -> None:
     """The small-scale reproduction: the pipeline on python3.11-doc, then RL vs CPT at equal tokens on its QA."""
     from reasonlab.systems.webscale_rl.experiment import run_experiment
@@ -153,7 +161,8 @@ def experiment_command(
         from reasonlab.runs import Run
 
         Run.require_existing(out)
-    summary = run_experiment(preset, tuple(seeds or (0, 1, 2)), out, jobs=jobs, resume=resume, overwrite=overwrite)
+    summary = run_experiment(preset, tuple(seeds or (0, 1, 2)), out, jobs=jobs, resume=resume, overwrite=overwrite,
+                             report_to=report_to or ())
     print_report(summary["pipeline"])
     print_comparison(summary["comparison"])
     console.print(f"wrote {out / 'summary.json'} and {out / 'compare' / 'plots'}")

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from reasonlab.llm.base import SamplingParams
+from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 from reasonlab.train.rl_config import RLConfig
 from reasonlab.train.sft import LoRAConfig
 
@@ -146,6 +147,7 @@ class PipelineConfig(BaseModel):
                                     "locally [default: local]")
     shard_size: int = Field(16, ge=1, description="documents per shard (the unit of resume)")
     parquet: bool = Field(True, description="also write qa.parquet beside qa.jsonl")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _llm_for_mode(self) -> PipelineConfig:
@@ -224,6 +226,7 @@ class TrainConfig(BaseModel):
     name: str | None = Field(None, description="the run directory's name [default: <arm>-s<seed>]")
     resume: bool = Field(False, description="reuse a finished run, continue an RL run from its checkpoint")
     overwrite: bool = Field(False, description="delete an existing run directory and start again")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_segment(self) -> TrainConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,23 +111,28 @@ def comparison_headline(summary: dict[str, Any], seeds: int) -> Headline:
 
 def run_experiment(preset: str = "record", seeds: tuple[int, ...] = (0, 1, 2), out: str | Path =
                    "runs/webscale-experiment", jobs: int = 2, resume: bool = False,
-                   overwrite: bool = False) -> dict[str, Any]:
+                   overwrite: bool = False, report_to: Sequence[str] = ()) -> dict[str, Any]:
     """The pipeline preset `preset` into `out/pipeline`, then every arm x seed of the TRAIN_PRESETS entry of the
-    same name on its QA into `out/compare`; writes `out/summary.json` (report, comparison, headline)."""
-    from reasonlab.config import lookup_preset
+    same name on its QA into `out/compare`; writes `out/summary.json` (report, comparison, headline). Every run
+    (the experiment, the pipeline, the comparison and its arms) also reports to the trackers in `report_to`."""
+    from reasonlab.config import lookup_preset, resolve_config
     from reasonlab.systems.webscale_rl.config import TRAIN_PRESETS
     from reasonlab.systems.webscale_rl.training import compare
 
     out = Path(out)
     pipeline_config: PipelineConfig = lookup_preset(PIPELINE_PRESETS, preset)
+    if report_to:  # validated like a config field: a wrong tracker name is a one-line error
+        pipeline_config = resolve_config(PipelineConfig, pipeline_config, report_to=list(report_to))
     pipeline_dir = out / "pipeline"
     settings: TrainConfig = lookup_preset(TRAIN_PRESETS, preset).model_copy(
-        update={"data": str(pipeline_dir), "resume": resume, "overwrite": False})
+        update={"data": str(pipeline_dir), "resume": resume, "overwrite": False,
+                "report_to": pipeline_config.report_to})
     # both presets looked up before the folder exists: a wrong --preset leaves nothing behind
-    run = Run.create(out.parent, out.name, {"preset": preset, "seeds": list(seeds),
-                                            "pipeline": pipeline_config.model_dump(mode="json"),
-                                            "train": settings.model_dump(mode="json")},
-                     resume=resume, overwrite=overwrite)
+    identity = {"preset": preset, "seeds": list(seeds), "pipeline": pipeline_config.model_dump(mode="json"),
+                "train": settings.model_dump(mode="json")}
+    if pipeline_config.report_to:  # runs._identity leaves a top-level report_to out of the resume check
+        identity["report_to"] = list(pipeline_config.report_to)
+    run = Run.create(out.parent, out.name, identity, resume=resume, overwrite=overwrite)
     if resume and (pipeline_dir / "report.json").is_file():
         say(f"reusing the pipeline run in {pipeline_dir}")
     else:

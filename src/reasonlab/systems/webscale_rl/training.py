@@ -376,8 +376,11 @@ def compare(config: TrainConfig, seeds: Sequence[int], out: str | Path, jobs: in
         raise UserError("compare needs at least one seed: pass seeds such as [0, 1, 2]")
     if jobs < 1:
         raise UserError(f"jobs={jobs}: pass at least 1")
-    identity = {"train": config.model_dump(exclude={"arm", "seed", "out", "name", "resume", "overwrite"}),
+    identity = {"train": config.model_dump(exclude={"arm", "seed", "out", "name", "resume", "overwrite",
+                                                    "report_to"}),
                 "seeds": list(seeds), "arms": list(ARMS)}
+    if config.report_to:  # the comparison reports where its arm runs (config copies) do; no part of a resume check
+        identity["report_to"] = list(config.report_to)
     run = Run.create(out, name, identity, resume=config.resume, overwrite=config.overwrite)
     runs = [config.model_copy(update={"arm": arm, "seed": seed, "out": str(run.dir), "name": None,
                                       "resume": True, "overwrite": False})
