@@ -22,7 +22,7 @@ FIXTURE = Path(__file__).resolve().parent.parent / "tests/systems/webscale_rl/fi
 def share(row: dict[str, Any]) -> str:
     if not row["n"]:
         return "n/a (n=0)"
-    return f"{row['k']}/{row['n']} = {100 * row['rate']:.1f}% (95% CI {100 * row['low']:.1f}-{100 * row['high']:.1f})"
+    return f"{row['k']}/{row['n']} = {100 * row['rate']:.1f}% (95% CI {100 * row['ci_low']:.1f}-{100 * row['ci_high']:.1f})"
 
 
 def main() -> None:

@@ -55,3 +55,14 @@ def test_rollout_scores_every_episode_of_every_group() -> None:
                        sampling=SamplingParams(temperature=1.0, max_tokens=8))
     assert [(ep.group, ep.reward, ep.done) for ep in episodes] == [(0, 1.0, True)] * 3 + [(1, 0.0, True)] * 3
     assert all(len(ep.segments) == 1 for ep in episodes)
+
+
+def test_the_instruction_names_the_corpus_subject() -> None:
+    """Another corpus than the Python docs: `TrainConfig.instruction` opens every RL and evaluation prompt."""
+    from reasonlab.systems.webscale_rl.config import TrainConfig
+
+    instruction = TrainConfig(instruction="Answer each question about bridges in a few words.").instruction
+    prompt = QAEnvironment(SHOTS, instruction).reset(TASKS[0])
+    assert prompt.startswith(instruction + "\n\n") and prompt == closed_book_prompt(TASKS[0]["question"], SHOTS,
+                                                                                     instruction)
+    assert QAEnvironment(SHOTS).reset(TASKS[0]).startswith("Answer each question about Python")

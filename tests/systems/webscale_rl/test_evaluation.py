@@ -16,7 +16,7 @@ def qa(qa_id: str, grounded: bool, leakage: bool, self_contained: bool = True, d
 
 def test_rate_and_entropy() -> None:
     assert rate(0, 0)["rate"] is None
-    assert rate(3, 4)["rate"] == 0.75 and rate(3, 4)["low"] < 0.75 < rate(3, 4)["high"]
+    assert rate(3, 4)["rate"] == 0.75 and rate(3, 4)["ci_low"] < 0.75 < rate(3, 4)["ci_high"]
     assert domain_entropy(["a", "b"]) == {"bits": 1.0, "normalized": 1.0}
     assert domain_entropy(["a"] * 3 + ["b"])["bits"] == pytest.approx(-(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25)))
     assert domain_entropy([]) == {"bits": 0.0, "normalized": 0.0}

@@ -185,6 +185,10 @@ def _record_rl() -> RLConfig:
                     sampling=SamplingParams(temperature=0.7, max_tokens=16, stop=["\n"]))
 
 
+# the first line of the closed-book prompt (RL and evaluation) of the run of record
+CLOSED_BOOK_INSTRUCTION = "Answer each question about Python with a short answer: a number, a name or a few words."
+
+
 class TrainConfig(BaseModel):
     """One arm (base, rl or cpt) and seed of RL on a pipeline run's QA vs continued pretraining (CPT) on the same
     documents at equal document tokens (the paper's token convention), scored by closed-book exact match."""
@@ -198,6 +202,8 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="LoRA init, RL task order and sampling, CPT data order (rl.seed is replaced)")
     heldout_fraction: float = Field(0.3, gt=0, lt=1, description="share of documents (by a hash of doc_id) whose "
                                     "QA are held out; the same split for every arm and seed")
+    instruction: str = Field(CLOSED_BOOK_INSTRUCTION, min_length=1, description="the first line of every closed-book prompt "
+                             "(RL and evaluation); name your corpus's subject")
     shots: int = Field(2, ge=0, description="solved QA (from training documents outside the RL set) before each "
                        "closed-book question")
     train_document_tokens: int = Field(40_000, ge=1, description="RL documents are taken in hash order until their "

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reasonlab.stats import wilson_interval
+from reasonlab.stats import Rate
 from reasonlab.systems.webscale_rl.records import STAGES, Record
 
 __all__ = ["domain_entropy", "format_percent", "label_agreement", "labelled_sample_agreement", "pipeline_report",
@@ -24,11 +24,8 @@ def format_percent(row: dict[str, Any], signed: bool = False) -> str:
 
 
 def rate(successes: int, n: int) -> dict[str, Any]:
-    """k of n with its 95% Wilson interval (None when n is 0)."""
-    if n == 0:
-        return {"k": successes, "n": 0, "rate": None, "low": None, "high": None}
-    low, high = wilson_interval(successes, n)
-    return {"k": successes, "n": n, "rate": successes / n, "low": low, "high": high}
+    """k of n with its 95% Wilson interval, in the shape every system reports (`reasonlab.stats.Rate`)."""
+    return Rate(successes, n).as_dict()
 
 
 def domain_entropy(domains: Iterable[str]) -> dict[str, float]:

@@ -419,13 +419,12 @@ def _extractive(documents: Sequence[Record], config: GenerateConfig, embedder: E
     return output
 
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
 
 
 def parse_reply(text: str, fields: Sequence[str]) -> dict[str, str]:
     """A JSON object with exactly `fields`, each a non-empty string (stripped); ValueError otherwise (extra keys
     are an error too: spec section 6)."""
-    value = json.loads(_FENCE.sub("", text))
+    value = prompts.reply_json(text)
     if not isinstance(value, dict) or set(value) != set(fields):
         keys = sorted(value) if isinstance(value, dict) else type(value).__name__
         raise ValueError(f"expected keys {sorted(fields)}, got {keys}")

@@ -10,7 +10,6 @@ domain is an enum and whose personas are an array of at most three strings.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 
@@ -235,7 +234,7 @@ def identity_schema(max_personas: int) -> dict:
 def parse_identity(text: str, max_personas: int) -> tuple[str, list[str]]:
     """A reply as (domain, personas); ValueError when it is not the schema's object. The domain is returned as
     given (the stage rejects labels outside DOMAINS); personas are split at commas, stripped and capped."""
-    value = json.loads(text)
+    value = prompts.reply_json(text)
     if not isinstance(value, dict) or set(value) != {"domain", "personas"}:
         raise ValueError(f"expected keys domain and personas, got {sorted(value) if isinstance(value, dict) else value!r}")
     domain, personas = value["domain"], value["personas"]

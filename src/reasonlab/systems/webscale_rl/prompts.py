@@ -10,8 +10,10 @@ fields and write our own wording). Each LLM prompt ends in `JSON: `, so base mod
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ANSWER_KINDS",
@@ -31,6 +33,7 @@ __all__ = [
     "render_free",
     "render_identify",
     "render_paraphrase",
+    "reply_json",
 ]
 
 CLOZE_BLANK = "___"
@@ -159,3 +162,11 @@ def render_identify(document: str, domains: Sequence[str], max_personas: int) ->
 
 def render_check(document: str, question: str, answer: str) -> str:
     return CHECK.format(notice=DATA_NOTICE, document=quote_document(document), question=question, answer=answer)
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
+
+
+def reply_json(text: str) -> Any:
+    """The JSON value of a model's reply, a surrounding ```json fence removed; ValueError when it is not JSON."""
+    return json.loads(_FENCE.sub("", text))

@@ -27,6 +27,7 @@ from reasonlab.errors import UserError
 from reasonlab.llm.base import LLM, SamplingParams
 from reasonlab.stats import Rate
 from reasonlab.systems.webscale_rl.checks import normalize_answer
+from reasonlab.systems.webscale_rl.config import CLOSED_BOOK_INSTRUCTION
 
 __all__ = [
     "ANSWER_CUE",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 ANSWER_CUE = "Answer:"
-INSTRUCTION = "Answer each question about Python with a short answer: a number, a name or a few words."
+INSTRUCTION = CLOSED_BOOK_INSTRUCTION  # the default; `TrainConfig.instruction` names another corpus's subject
 
 _ANSWER_PREFIX = re.compile(r"^\s*(?:the\s+)?answer\s*(?:is|:)\s*", re.IGNORECASE)
 _NEXT_QUESTION = re.compile(r"\s*\bQuestion\s*:.*$", re.IGNORECASE)
@@ -100,17 +101,18 @@ def exact_match_reward(completion: str, answer: str) -> float:
     return float(answers_match(extract_answer(completion), answer))
 
 
-def closed_book_prompt(question: str, shots: Sequence[dict[str, Any]]) -> str:
-    """A few-shot completion prompt for a base model: the solved `shots` (QA records), then the question and
-    "Answer:" (the model sees no document: closed book)."""
-    blocks = [INSTRUCTION]
+def closed_book_prompt(question: str, shots: Sequence[dict[str, Any]], instruction: str = INSTRUCTION) -> str:
+    """A few-shot completion prompt for a base model: `instruction`, the solved `shots` (QA records), then the
+    question and "Answer:" (the model sees no document: closed book)."""
+    blocks = [instruction]
     blocks += [f"Question: {shot['question'].strip()}\n{ANSWER_CUE} {shot['answer'].strip()}" for shot in shots]
     blocks.append(f"Question: {question.strip()}\n{ANSWER_CUE}")
     return "\n\n".join(blocks)
 
 
 def closed_book_accuracy(llm: LLM, qas: Sequence[dict[str, Any]], shots: Sequence[dict[str, Any]],
-                         params: SamplingParams, batch_size: int = 32, examples: int = 5) -> dict[str, Any]:
+                         params: SamplingParams, batch_size: int = 32, examples: int = 5,
+                         instruction: str = INSTRUCTION) -> dict[str, Any]:
     """Share of `qas` whose closed-book answer matches, with its 95% Wilson interval: `{k, n, rate, ci_low,
     ci_high, examples}` (the first `examples` predictions, for reading); generations go `batch_size` at a time."""
     if not qas:
@@ -120,7 +122,7 @@ def closed_book_accuracy(llm: LLM, qas: Sequence[dict[str, Any]], shots: Sequenc
     predictions: list[str] = []
     for start in range(0, len(qas), batch_size):
         batch = qas[start : start + batch_size]
-        generations = llm.generate([closed_book_prompt(qa["question"], shots) for qa in batch], params)
+        generations = llm.generate([closed_book_prompt(qa["question"], shots, instruction) for qa in batch], params)
         predictions += [extract_answer(group[0].text) for group in generations]
     correct = [answers_match(p, qa["answer"]) for p, qa in zip(predictions, qas, strict=True)]
     shown = [{"question": qa["question"], "answer": qa["answer"], "prediction": p, "correct": c}

@@ -267,14 +267,15 @@ def _evaluate(policy: Any, split: QASplit, config: TrainConfig, label: str) -> d
             continue
         with phase(f"{config.run_name}: closed-book accuracy {label}, {name} ({len(qas)} QA)"), \
                 _autocast(policy, config.bf16):
-            result[name] = closed_book_accuracy(policy, qas, split.shots, params, config.eval_batch_size)
+            result[name] = closed_book_accuracy(policy, qas, split.shots, params, config.eval_batch_size,
+                                                instruction=config.instruction)
         say(f"  {config.run_name} {name}: {result[name]['k']}/{result[name]['n']} correct")
     return result
 
 
 def _before_accuracy(policy: Any, split: QASplit, config: TrainConfig) -> dict[str, Any]:
     """The untrained model's accuracy, cached by everything that fixes it (the same for every arm and seed)."""
-    fixed = config.model_dump(include={"llm", "qa_file", "documents_file", "heldout_fraction", "shots",
+    fixed = config.model_dump(include={"llm", "qa_file", "documents_file", "heldout_fraction", "shots", "instruction",
                                        "train_document_tokens", "max_document_tokens", "unseen_per_document",
                                        "max_eval_qa", "decontamination_ngram", "eval_max_tokens",
                                        "eval_batch_size", "bf16"})
@@ -300,7 +301,7 @@ def _train_rl(config: TrainConfig, policy: Any, split: QASplit, run: Run) -> dic
     rl_config = config.rl.model_copy(update={"seed": config.seed, "resume": rl.has_checkpoint(run),
                                              "progress": False})
     used = rl_tasks_used(split.rl_qa, rl_config.iterations, rl_config.tasks_per_iteration, config.seed)
-    environment = QAEnvironment(split.shots)
+    environment = QAEnvironment(split.shots, config.instruction)
     sft.add_lora(policy, config.lora, config.seed)
 
     def report(iteration: int, metrics: dict[str, Any]) -> None:
