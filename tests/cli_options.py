@@ -55,6 +55,7 @@ def stop_at_saved_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def create_then_stop(cls: type[Run], root: Any, name: str, config: Any = None, **options: Any) -> Run:
         run = create(cls, root, name, config, **options)
+        run.close_trackers()  # a --report-to case starts real trackers: their writer threads end here
         raise Stopped(yaml.safe_load((Path(run.dir) / "config.yaml").read_text()))
 
     monkeypatch.setattr(Run, "create", classmethod(create_then_stop))

@@ -214,3 +214,14 @@ def test_wandb_offline_run_files_hold_the_logged_numbers(tmp_path, monkeypatch) 
     assert history == pytest.approx(logged(run, "rl/reward_mean")) and len(history) == 3
     assert summary["summary/iterations"] == 3
     assert json.loads((run.dir / "trackers.json").read_text())["wandb"] in path.name
+
+
+def test_a_run_stopped_early_closes_its_trackers_and_can_be_overwritten(tmp_path) -> None:
+    """What a --report-to case of a cli-options test does: start, stop before any summary, start again with
+    overwrite (a TensorBoard writer thread left open once raced the folder's removal)."""
+    pytest.importorskip("tensorboard")
+    for _ in range(3):
+        run = Run.create(tmp_path, "again", {"report_to": ["tensorboard"]}, overwrite=True)
+        run.log({"kind": "x", "value": 1.0}, step=0)
+        run.close_trackers()
+        assert run.trackers == [] and list((run.dir / "tensorboard").glob("events.out.tfevents.*"))

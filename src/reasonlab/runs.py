@@ -246,6 +246,12 @@ class Run:
                 tracker.finish(numeric_metrics(summary), [self.summary_path, *plots])
             self.trackers = []
 
+    def close_trackers(self) -> None:
+        """Close the run's trackers without a summary (a run stopped early); their files stay complete."""
+        for tracker in self.trackers:
+            tracker.finish({}, [])
+        self.trackers = []
+
     def summary(self) -> dict[str, Any]:
         if not self.summary_path.exists():
             return {}
