@@ -205,3 +205,40 @@ def test_gemma_lora_sft_lowers_held_out_loss(embedded_hf, tmp_path):
         adapted = policy.logprobs(prompt_ids, completion_ids)[0].sum()
         reference = policy.reference().logprobs(prompt_ids, completion_ids)[0].sum()
     assert adapted > reference + 0.05
+
+
+def test_a_crashed_plain_run_resumes_to_the_uninterrupted_result(tmp_path):
+    """checkpoint_every saves weights, optimizer, schedule and data order; resume continues to the same weights
+    and losses as a run that never stopped, and logs each step once."""
+    config = SFTConfig(max_steps=9, batch_size=8, learning_rate=3e-3, warmup_ratio=0.3, checkpoint_every=3,
+                       progress=False)
+    whole = tiny_policy()
+    whole_result = train(config, whole, SUMS, run=Run.create(tmp_path, "whole", config))
+
+    class Crash(Exception):
+        pass
+
+    def crash(step: int) -> bool:
+        if step == 4:  # after step 5's update; the last checkpoint holds 3 steps
+            raise Crash
+        return False
+
+    crashed = tiny_policy()
+    run = Run.create(tmp_path, "crashed", config)
+    with pytest.raises(Crash):
+        train(config, crashed, SUMS, run=run, should_stop=crash)
+    resumed = tiny_policy()  # a new process: fresh weights, everything comes from the checkpoint
+    result = train(config.model_copy(update={"resume": True}), resumed, SUMS, run=Run.open(tmp_path / "crashed"))
+    assert result.train_losses == pytest.approx(whole_result.train_losses)
+    for (name, a), b in zip(whole.module.state_dict().items(), resumed.module.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+    steps = [r["step"] for r in run.metrics() if r.get("kind") == "sft" and "loss" in r]
+    assert steps == list(range(9))
+
+
+def test_sft_checkpoint_errors(tmp_path):
+    with pytest.raises(UserError, match="need a run"):
+        train(SFTConfig(max_steps=1, checkpoint_every=1, progress=False), tiny_policy(), SUMS)
+    config = SFTConfig(max_steps=1, resume=True, progress=False)
+    with pytest.raises(UserError, match="no SFT checkpoint"):
+        train(config, tiny_policy(), SUMS, run=Run.create(tmp_path, "empty", config))

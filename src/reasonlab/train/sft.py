@@ -36,6 +36,7 @@ from reasonlab.runs import Run
 from reasonlab.trackers import TrackerName
 
 __all__ = [
+    "CHECKPOINT_NAME",
     "Example",
     "LoRAConfig",
     "PromptTransform",
@@ -48,6 +49,9 @@ __all__ = [
     "train",
     "with_instruction",
 ]
+
+
+CHECKPOINT_NAME = "sft_state.pt"
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,10 @@ class SFTConfig(BaseModel):
         False, description="bf16 autocast (TRL's default on GPUs; on a CPU with AMX about 2x faster; off: float32)"
     )
     seed: int = Field(0, description="data order and initialisation of new weights")
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="optimizer steps between checkpoints in the run (plain backend; None: none)"
+    )
+    resume: bool = Field(False, description="continue from the run's SFT checkpoint (plain backend)")
     progress: bool = Field(True, description="show a progress bar")
     report_to: list[TrackerName] = Field(default_factory=list, description="trackers the run directory also "
                                          "reports to: tensorboard, mlflow, wandb (reasonlab.trackers)")
@@ -182,6 +190,8 @@ def train(
     if backend == "trl":
         if should_stop is not None:
             raise UserError("should_stop needs the plain SFT backend: use backend='plain' or drop should_stop")
+        if config.checkpoint_every is not None or config.resume:
+            raise UserError("SFT checkpoints (checkpoint_every, resume) need the plain backend: set backend='plain'")
         _train_trl(config, policy, examples, result, run)
     elif backend == "plain":
         _train_plain(config, policy, examples, result, run, should_stop)
@@ -273,14 +283,22 @@ def _train_plain(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     generator = torch.Generator().manual_seed(config.seed)
     order: list[int] = []
+    first_step = 0
+    checkpoint = _checkpoint_path(config, run)
+    if config.resume:
+        if checkpoint is None or not checkpoint.is_file():
+            raise UserError(f"resume: {checkpoint or 'this run'} holds no SFT checkpoint to continue: drop resume")
+        first_step, order = _load_checkpoint(checkpoint, policy, optimizer, scheduler, generator, result)
+        if run is not None:
+            run.drop_metrics("sft", "step", first_step)
     policy.module.train()
     # dropout masks (LoRA dropout) follow the seed, not the process's history; the caller's random state is
     # restored afterwards, so a run that trains no dropout sees the same random stream as before
     devices = [policy.device] if policy.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), Progress(disable=not config.progress, transient=True) as progress:
-        torch.manual_seed(config.seed)
-        bar = progress.add_task("SFT", total=steps)
-        for step in range(steps):
+        torch.manual_seed(config.seed + first_step)  # a resumed run draws fresh dropout masks from here
+        bar = progress.add_task("SFT", total=steps, completed=first_step)
+        for step in range(first_step, steps):
             batches = []
             for _ in range(config.gradient_accumulation_steps):
                 while len(order) < config.batch_size:
@@ -304,6 +322,8 @@ def _train_plain(
             if run is not None:
                 run.log({"kind": "sft", "loss": step_loss}, step=step)
             progress.update(bar, advance=1, description=f"SFT loss {step_loss:.3f}")
+            if checkpoint is not None and (step + 1) % config.checkpoint_every == 0 and step + 1 < steps:  # type: ignore[operator]
+                _save_checkpoint(checkpoint, step + 1, order, policy, optimizer, scheduler, generator, result)
             if should_stop is not None:
                 stop = should_stop(step)  # it may evaluate the policy (eval mode)
                 policy.module.train()
@@ -311,6 +331,52 @@ def _train_plain(
                     break
     result.steps = len(result.train_losses)
     policy.module.eval()
+
+
+def _checkpoint_path(config: SFTConfig, run: Run | None) -> Path | None:
+    """Where the plain loop keeps its checkpoint: in the run, when the config asks for checkpoints."""
+    if config.checkpoint_every is None and not config.resume:
+        return None
+    if run is None:
+        raise UserError("SFT checkpoints (checkpoint_every, resume) need a run: pass run=Run.create(...)")
+    return run.checkpoint_dir / CHECKPOINT_NAME
+
+
+def _save_checkpoint(path: Path, step: int, order: list[int], policy: TrainablePolicy, optimizer: Any,
+                     scheduler: Any, generator: torch.Generator, result: SFTResult) -> None:
+    """Trainable weights, optimizer and schedule, the data order still to come and the losses so far."""
+    from reasonlab.runs import atomic_write
+
+    state = {
+        "step": step,
+        "order": list(order),
+        "generator": generator.get_state(),
+        "parameters": {n: p.detach().cpu() for n, p in policy.module.named_parameters() if p.requires_grad},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "train_losses": list(result.train_losses),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as handle:
+        torch.save(state, handle)
+
+
+def _load_checkpoint(path: Path, policy: TrainablePolicy, optimizer: Any, scheduler: Any,
+                     generator: torch.Generator, result: SFTResult) -> tuple[int, list[int]]:
+    """Restore what `_save_checkpoint` wrote; (the next step, the data order still to come)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    named = dict(policy.module.named_parameters())
+    missing = sorted(set(state["parameters"]) - set(named))
+    if missing:
+        raise UserError(f"{path} does not fit this model (no parameter {missing[0]}): resume with the same policy")
+    with torch.no_grad():
+        for name, value in state["parameters"].items():
+            named[name].copy_(value)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    result.train_losses = list(state["train_losses"])
+    return int(state["step"]), list(state["order"])
 
 
 def _train_trl(

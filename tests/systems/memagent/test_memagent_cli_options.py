@@ -1,4 +1,4 @@
-"""`reasonlab memagent chat | serve-mcp | bench | experiment | train`: every option and --set key reaches the
+"""`reasonlab memagent chat | serve-mcp | bench | experiment | train | sft`: every option and --set key reaches the
 config (saved config.yaml, or the resolved AgentConfig of chat and serve-mcp, which write no run), preset <
 --config < --set < named option; an unsafe sandbox only through the command line's own flag."""
 
@@ -42,6 +42,8 @@ def test_agent_options_reach_the_config(command, tmp_path, monkeypatch):
     assert (from_file["max_turns"], from_file["max_tokens_per_turn"]) == (5, 32)
     both = config_of(app, [command, "--memory", tmp_path, "--config", tmp_path / "agent.yaml", "--max-turns", "6"])
     assert (both["max_turns"], both["max_tokens_per_turn"]) == (6, 32)
+    trained = config_of(app, [command, "--memory", tmp_path, "--preset", "trained", "--config", tmp_path / "agent.yaml"])
+    assert (trained["system"], trained["few_shot"], trained["max_turns"]) == ("compact", False, 5)
 
 
 @pytest.mark.parametrize("command", ["bench", "experiment"])
@@ -67,3 +69,22 @@ def test_train_every_option_and_set_key_reaches_the_saved_config(tmp_path):
     base = ["--preset", "smoke", "--out", tmp_path, "--name", "t", "--overwrite"]
     check_every_option(app, "train", base, cases, not_config={"--out", "--name"})
     check_order(app, "train", base, tmp_path, "seed", (1, 2, 3), ["--seed", "3"])
+
+
+def test_sft_every_option_and_set_key_reaches_the_saved_config(tmp_path):
+    cases = [
+        Case(("--policy", "hf:other"), "policy", "hf:other"), Case(("--seed", "4"), "seed", 4),
+        Case(("--seeds", "1001,1002"), "seeds", [1001, 1002]),
+        Case(("--unsafe-sandbox",), "agent.sandbox_mode", UNSAFE, None),
+        Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
+    ]
+    base = ["--preset", "smoke", "--out", tmp_path, "--name", "s", "--overwrite"]
+    check_every_option(app, "sft", base, cases, not_config={"--out", "--name"})
+    check_order(app, "sft", base, tmp_path, "seed", (1, 2, 3), ["--seed", "3"])
+
+
+def test_sft_refuses_benchmark_seeds_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["sft", "--preset", "smoke", "--seeds", "0,1", "--out", tmp_path])
+    assert result.exit_code != 0 and "benchmark seed" in str(result.exception or result.output)

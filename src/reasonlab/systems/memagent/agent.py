@@ -14,7 +14,7 @@ the RL environment uses, so training and inference see identical turns.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,7 +26,7 @@ from reasonlab.systems.memagent.prompts import few_shot_messages, question_messa
 from reasonlab.systems.memagent.tools import ToolRun, run_tools, sandbox_limits
 from reasonlab.systems.memagent.turns import AgentTurn, cut_action, drop_think, parse_turn, turn_sampling
 
-__all__ = ["Agent", "AgentConfig", "AgentResult", "TurnRecord"]
+__all__ = ["Agent", "AgentConfig", "AgentResult", "TurnRecord", "agent_prompt"]
 
 
 @dataclass
@@ -61,6 +61,23 @@ class AgentResult:
     changed: list[str] = field(default_factory=list)
 
 
+def agent_prompt(config: AgentConfig, question: str, history: Sequence[TurnRecord],
+                 filters: str | None = None) -> list[Message]:
+    """The chat messages for the next turn: instructions, examples, question, then each earlier turn. The agent
+    and the SFT examples (trajectories.py) both build prompts here, so they see identical text."""
+    messages = [system_message(config.tool_wall_seconds, config.system)]
+    if config.few_shot:
+        messages += few_shot_messages()
+    messages.append(question_message(question, filters))
+    for record in history:
+        completion = drop_think(record.completion) if config.drop_old_think else record.completion
+        messages.append(Message("assistant", completion))
+        feedback = record.feedback(config.max_result_chars)
+        if feedback is not None:
+            messages.append(Message("user", feedback))
+    return messages
+
+
 class Agent:
     """Answers questions about (and updates) one memory folder through sandboxed Python tool calls."""
 
@@ -71,17 +88,7 @@ class Agent:
 
     def build_prompt(self, question: str, history: list[TurnRecord], filters: str | None = None) -> list[Message]:
         """The chat messages for the next turn: instructions, examples, question, then each earlier turn."""
-        messages = [system_message(self.config.tool_wall_seconds)]
-        if self.config.few_shot:
-            messages += few_shot_messages()
-        messages.append(question_message(question, filters))
-        for record in history:
-            completion = drop_think(record.completion) if self.config.drop_old_think else record.completion
-            messages.append(Message("assistant", completion))
-            feedback = record.feedback(self.config.max_result_chars)
-            if feedback is not None:
-                messages.append(Message("user", feedback))
-        return messages
+        return agent_prompt(self.config, question, history, filters)
 
     def act(self, completion: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> TurnRecord:
         """Parse one completion and run its code on the memory (nothing runs for a reply or a format error)."""

@@ -46,13 +46,14 @@ UNSAFE_SANDBOX_HELP = ("run the model's code with the audit hook only, without t
                        "seccomp): only for machines where bubblewrap cannot run, and never on untrusted models")
 
 
-def _agent_config(config: Optional[Path], unsafe_sandbox: bool = False, **options: object) -> AgentConfig:
-    from reasonlab.config import load_config
-    from reasonlab.systems.memagent.config import AgentConfig
+def _agent_config(config: Optional[Path], unsafe_sandbox: bool = False, preset: str = "default",
+                  **options: object) -> AgentConfig:
+    from reasonlab.config import lookup_preset, resolve_config
+    from reasonlab.systems.memagent.config import AGENT_PRESETS, AgentConfig
 
     if unsafe_sandbox:
         options["sandbox_mode"] = "unsafe-hook-only"
-    resolved = load_config(AgentConfig, config, **options)
+    resolved = resolve_config(AgentConfig, lookup_preset(AGENT_PRESETS, preset), config, (), **options)
     check_sandbox_opt_in(resolved.sandbox_mode, unsafe_sandbox)
     return resolved
 
@@ -95,9 +96,13 @@ def _ask(agent: Agent, question: str, filters: Optional[str]) -> None:
 
 
 def _agent_defaults(name: str | None) -> object:
-    from reasonlab.systems.memagent.config import AgentConfig
+    from reasonlab.systems.memagent.config import AGENT_PRESETS
 
-    return AgentConfig()
+    return AGENT_PRESETS[name or "default"]
+
+
+AGENT_PRESET_HELP = ("default (the full prompt with two example episodes, for untrained models) or trained (the "
+                     "compact prompt a model trained with `reasonlab memagent sft` learned)")
 
 
 def _bench_preset(name: str | None) -> object:
@@ -117,6 +122,7 @@ def _train_preset(name: str | None) -> object:
 def chat_command(
     memory: Path = typer.Option(..., "--memory", help="memory folder (user.md, entities/*.md)"),
     llm: str = typer.Option("hf:embedded", "--llm", help="model spec, e.g. hf:embedded, openai:URL#MODEL"),
+    preset: str = typer.Option("default", "--preset", help=AGENT_PRESET_HELP),
     question: Optional[str] = typer.Option(None, "--question", "-q", help="one question [default: an interactive loop]"),
     filters: Optional[str] = typer.Option(None, "--filters", help="privacy rules [default: MEMORY/.filters]"),
     max_turns: Optional[int] = typer.Option(None, "--max-turns", help="turn cap"),
@@ -132,7 +138,7 @@ def chat_command(
     from reasonlab.systems.memagent.mcp_server import read_filters
     from reasonlab.systems.memagent.memory import Memory
 
-    options = _agent_config(config, unsafe_sandbox, max_turns=max_turns, max_tokens_per_turn=max_tokens,
+    options = _agent_config(config, unsafe_sandbox, preset, max_turns=max_turns, max_tokens_per_turn=max_tokens,
                             temperature=temperature, constrained=constrained)
     folder = Memory(memory)  # a missing folder fails before a model is loaded
     agent = Agent(load_agent_llm(llm), folder, options)
@@ -155,6 +161,7 @@ def chat_command(
 def serve_mcp_command(
     memory: Path = typer.Option(..., "--memory", help="memory folder; MEMORY/.filters holds the privacy rules"),
     llm: str = typer.Option("hf:embedded", "--llm", help="model spec, e.g. hf:embedded, openai:URL#MODEL"),
+    preset: str = typer.Option("default", "--preset", help=AGENT_PRESET_HELP),
     max_turns: Optional[int] = typer.Option(None, "--max-turns", help="turn cap [default: 20, the MCP agent's]"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="new tokens per turn"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of AgentConfig options"),
@@ -168,7 +175,7 @@ def serve_mcp_command(
     # the MCP agent allows 20 turns (spec §3) unless the option or the YAML file says otherwise
     if max_turns is None and (config is None or "max_turns" not in load_yaml(config)):
         max_turns = 20
-    options = _agent_config(config, unsafe_sandbox, max_turns=max_turns, max_tokens_per_turn=max_tokens)
+    options = _agent_config(config, unsafe_sandbox, preset, max_turns=max_turns, max_tokens_per_turn=max_tokens)
     Memory(memory)  # a missing folder fails before a model is loaded
     read_filters(memory)  # and so does an unreadable .filters file
     server = build_server(memory, load_agent_llm(llm), options)
@@ -200,7 +207,7 @@ def generate_command(
 @app.command("bench")
 @help_defaults(_bench_preset, max_turns="agent.max_turns", constrained="agent.constrained")
 def bench_command(
-    preset: str = typer.Option("mini", "--preset", help="mini (the run of record, 20 tasks), demo (mini's tasks, scripted arms and RAG) or quick (4 tasks)"),
+    preset: str = typer.Option("mini", "--preset", help="mini (the run of record, 20 tasks), demo (mini's tasks, scripted arms and RAG), quick (4 tasks), trained (the SFT model as agent) or handwritten (the hand-written set)"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ExperimentConfig options"),
     set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
                                                      "agent.max_tokens_per_turn=64)"),
@@ -282,3 +289,47 @@ def train_command(
     typer.echo(f"{summary['iterations']} iterations; last reward {last.get('reward_mean', float('nan')):.3f}, "
                f"loss {last.get('loss', float('nan')):.4f}")
     typer.echo(f"run: {run_dir}")
+
+
+def _sft_preset(name: str | None) -> object:
+    from reasonlab.systems.memagent.config import SFT_PRESETS
+
+    return SFT_PRESETS[name or "record"]
+
+
+@app.command("sft")
+@help_defaults(_sft_preset)
+def sft_command(
+    preset: str = typer.Option("record", "--preset", help="record (the run of record: 640 episodes, full "
+                                                          "fine-tuning) or smoke (2 steps)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of SFTTrainConfig options"),
+    set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
+                                                     "sft.epochs=2, sft.lora.r=16, agent.max_turns=8)"),
+    policy: Optional[str] = typer.Option(None, "--policy", help="trainable model spec"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated training seeds (each >= 1000)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="held-out split and SFT seed"),
+    out: Path = typer.Option(Path("runs/memagent"), "--out", help="root folder of runs"),
+    name: Optional[str] = typer.Option(None, "--name", help="run name [default: sft, or sft-<preset>]"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the run's last SFT checkpoint"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="delete the run directory and start again"),
+    report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
+    unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
+) -> None:
+    """Fine-tune a model on the scripted agent's episodes (loss on assistant turns only); saves RUN/model."""
+    from reasonlab.config import lookup_preset, parse_list, resolve_config
+    from reasonlab.systems.memagent.config import SFT_PRESETS, SFTTrainConfig
+    from reasonlab.systems.memagent.training import train_sft
+
+    sandbox = {"sandbox_mode": "unsafe-hook-only"} if unsafe_sandbox else None
+    options = resolve_config(SFTTrainConfig, lookup_preset(SFT_PRESETS, preset), config, set_, policy=policy,
+                             seeds=parse_list(seeds, "--seeds"), seed=seed, agent=sandbox,
+                             report_to=report_to or None)
+    check_sandbox_opt_in(options.agent.sandbox_mode, unsafe_sandbox)
+    run_dir = train_sft(options, out, name or ("sft" if preset == "record" else f"sft-{preset}"), resume=resume,
+                        overwrite=overwrite)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    before, after = summary["held_out_loss_before"], summary["held_out_loss_after"]
+    held_out = "no episodes held out" if before is None else f"held-out loss {before:.3f} -> {after:.3f}"
+    typer.echo(f"{summary['examples']} turns from {summary['episodes']} episodes, {summary['steps']} steps, "
+               f"{summary['tokens_per_epoch']:,} tokens per epoch, {summary['wall_seconds']:.0f} s; {held_out}")
+    typer.echo(f"model: {summary['model']} (use it with --llm hf:{summary['model']})")

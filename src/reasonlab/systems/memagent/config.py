@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from reasonlab.llm.base import SamplingParams
 from reasonlab.trackers import REPORT_TO_DESCRIPTION, TrackerName
 
-__all__ = ["ARMS", "PRESETS", "SMOKE_GRAMMAR", "TRAIN_PRESETS", "AgentConfig", "Arm", "ExperimentConfig",
-           "MemAgentEnvConfig", "TrainConfig"]
+__all__ = ["AGENT_PRESETS", "ARMS", "PRESETS", "SFT_PRESETS", "SMOKE_GRAMMAR", "TRAINED_AGENT", "TRAIN_PRESETS", "TRAIN_SEED_MIN",
+           "AgentConfig", "Arm", "ExperimentConfig", "MemAgentEnvConfig", "SFTTrainConfig", "TrainConfig"]
 
 Arm = Literal["oracle", "wrong", "agent", "rag", "judge"]
+Category = Literal["retrieval", "update", "clarification", "filter"]
+CATEGORY_NAMES: list[Category] = ["retrieval", "update", "clarification", "filter"]
+# benchmark seeds are 0-999; training data (SFT episodes, RL tasks) comes from seeds >= TRAIN_SEED_MIN, whose
+# generated memories (seed * 1000 + m) never meet a benchmark memory's
+TRAIN_SEED_MIN = 1000
 ARMS: tuple[Arm, ...] = ("oracle", "wrong", "agent", "rag", "judge")
 
 
@@ -30,6 +35,8 @@ class AgentConfig(BaseModel):
     constrained: bool = Field(True, description="force the turn format with TURN_GRAMMAR")
     drop_old_think: bool = Field(True, description="drop <think> from earlier turns (as Qwen3 requires)")
     few_shot: bool = Field(True, description="start the prompt with the example episodes (base models)")
+    system: Literal["full", "compact"] = Field(
+        "full", description="instructions: full (every tool and rule) or compact (the trained agent's short prompt)")
     max_result_chars: int = Field(4000, ge=100, description="longest <result> shown to the model")
     tool_wall_seconds: float = Field(10.0, gt=0, description="wall-clock limit of one code block")
     tool_cpu_seconds: int = Field(5, ge=1, description="CPU limit of one code block (spec: 5 s)")
@@ -68,7 +75,16 @@ class ExperimentConfig(BaseModel):
     rag_k: int = Field(3, ge=1, description="chunks the RAG baseline retrieves")
     n_threads: int | None = Field(None, ge=1, description="llamacpp threads [default: the global --threads]")
     agent: AgentConfig = Field(default_factory=AgentConfig, description="the agent arm's loop")
+    tasks: Literal["generated", "handwritten"] = Field(
+        "generated", description="generated (the generator, per seed) or handwritten (the fixed hand-written "
+        "set in handwritten.jsonl; seeds must then be one)")
     report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _one_seed_for_handwritten(self) -> ExperimentConfig:
+        if self.tasks == "handwritten" and len(self.seeds) != 1:
+            raise ValueError("tasks=handwritten is one fixed set: give one seed")
+        return self
 
 
 # the turn format with short bounded fields, so that an untrained model finishes a turn in ~20 tokens; the
@@ -107,6 +123,12 @@ class TrainConfig(BaseModel):
     report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
 
+# the trained agent's loop: the compact prompt without few-shot episodes, short unconstrained turns
+TRAINED_AGENT = AgentConfig(few_shot=False, system="compact", max_turns=6, max_tokens_per_turn=96, constrained=False)
+# the agent loop of `chat` and `serve-mcp`: default (the full prompt with the few-shot episodes) or trained
+AGENT_PRESETS: dict[str, AgentConfig] = {"default": AgentConfig(), "trained": TRAINED_AGENT}
+
+
 # 20 tasks: 5 per category over 2 memories. On the shared 2-core CPU llama.cpp took ~2.2 s to prefill the
 # 788-token first prompt and 0.05 s per new token, but 0.17 s per token under TURN_GRAMMAR (it checks the
 # 262k-token vocabulary every step): the presets run unconstrained, 4 turns of 48 tokens (pass
@@ -120,6 +142,78 @@ PRESETS: dict[str, ExperimentConfig] = {
                               agent=_BENCH_AGENT.model_copy(update={"max_turns": 2})),
     # `reasonlab demo`: the run of record's 20 tasks without the LLM as agent or judge (minutes of CPU each)
     "demo": ExperimentConfig(arms=["oracle", "wrong", "rag"], agent=_BENCH_AGENT),
+    # the SFT run of record's model (reasonlab memagent sft) as the agent, with its own compact prompt
+    "trained": ExperimentConfig(llm="hf:runs/memagent/sft/model", arms=["agent"], agent=TRAINED_AGENT),
+    # the hand-written held-out set (32 tasks in another style): the scripted arms and the SFT model as agent
+    "handwritten": ExperimentConfig(llm="hf:runs/memagent/sft/model", arms=["oracle", "wrong", "agent"],
+                                    agent=TRAINED_AGENT, tasks="handwritten"),
 }
 
-TRAIN_PRESETS: dict[str, TrainConfig] = {"smoke": TrainConfig()}
+def _gspo_rl() -> dict[str, Any]:
+    # 16 iterations of 1 task x 4 episodes (about 3 min each on one CPU thread); the paper's clip range;
+    # full-weight updates at a small step size
+    return {"loss_type": "gspo", "iterations": 16, "tasks_per_iteration": 1, "group_size": 4,
+            "sampling": SamplingParams(temperature=1.0, max_tokens=TRAINED_AGENT.max_tokens_per_turn, stop=["<result>"]),
+            "learning_rate": 5e-6, "epsilon_low": 3e-4, "epsilon_high": 4e-4, "micro_batch_size": 4,
+            "checkpoint_every": 4}
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "smoke": TrainConfig(),
+    # GSPO from the SFT run of record's model, on training seeds (2000: other memories than the SFT episodes')
+    "gspo": TrainConfig(policy="hf:runs/memagent/sft/model", seed=2000, memories=4, tasks_per_category=4,
+                        categories=list(CATEGORY_NAMES), environment=MemAgentEnvConfig(agent=TRAINED_AGENT.model_copy()),
+                        rl=_gspo_rl()),
+}
+
+
+def _sft_defaults() -> dict[str, Any]:
+    # full fine-tuning, one epoch over ~640 turn examples (200 episodes): ~160 optimizer steps of 4. Measured on
+    # the 2-core CPU: ~4 s per example of ~400 tokens (Gemma-3-270M, 2 threads; bf16 autocast no faster)
+    return {"backend": "plain", "epochs": 1.0, "batch_size": 4, "gradient_accumulation_steps": 1,
+            "learning_rate": 4e-5, "warmup_ratio": 0.05, "max_length": 2048, "checkpoint_every": 40}
+
+
+def _check_training_seeds(seeds: list[int]) -> list[int]:
+    low = [seed for seed in seeds if seed < TRAIN_SEED_MIN]
+    if low:
+        raise ValueError(f"seed {low[0]} is a benchmark seed: training seeds start at {TRAIN_SEED_MIN}")
+    return seeds
+
+
+class SFTTrainConfig(BaseModel):
+    """`reasonlab memagent sft`: supervised fine-tuning on the scripted correct agent's episodes.
+
+    Tasks come from the generator on training seeds (>= 1000, disjoint from every benchmark seed), with their
+    questions reworded; `sft` holds `reasonlab.train.sft.SFTConfig` fields (plain backend, full fine-tuning
+    unless `sft.lora` is set; a LoRA adapter is merged into the saved model)."""
+
+    policy: str = Field("hf:embedded", description="a trainable model spec (hf:embedded or hf:PATH)")
+    seeds: list[int] = Field(default_factory=lambda: list(range(1000, 1050)), min_length=1,
+                             description="generator seeds of the training tasks (each >= 1000)")
+    memories_per_seed: int = Field(1, ge=1, description="generated memories per seed")
+    tasks_per_category: int = Field(3, ge=1, description="tasks of each category per seed (3 covers every kind: "
+                                                         "0/1/2 hops, both missing kinds, the three filter tiers)")
+    episodes: int | None = Field(200, ge=1, description="a seeded sample of this many tasks (None: every task)")
+    categories: list[Category] = Field(default_factory=lambda: list(CATEGORY_NAMES), min_length=1,
+                                       description="task categories trained on")
+    reworded: bool = Field(True, description="reword questions into other templates than the benchmark's")
+    held_out: float = Field(0.05, ge=0, lt=1, description="share of episodes kept for the held-out loss")
+    agent: AgentConfig = Field(default_factory=lambda: TRAINED_AGENT.model_copy(),
+                               description="the trained agent's loop (its prompt is what the examples hold)")
+    sft: dict[str, Any] = Field(default_factory=_sft_defaults, description="SFTConfig fields (reasonlab.train.sft)")
+    seed: int = Field(0, description="seeds the held-out split and the SFT run")
+    torch_threads: int | None = Field(None, ge=1, description="torch threads (None: the global `reasonlab --threads`)")
+    report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
+
+    _seeds = field_validator("seeds")(_check_training_seeds)
+
+
+SFT_PRESETS: dict[str, SFTTrainConfig] = {
+    # the run of record: 200 of 600 tasks on 50 training memories, full fine-tuning of Gemma-3-270M (~45 min)
+    "record": SFTTrainConfig(),
+    # seconds on a tiny model (tests): 1 seed, 1 task per category, 2 steps
+    "smoke": SFTTrainConfig(seeds=[1000], memories_per_seed=1, tasks_per_category=1, episodes=None,
+                            sft={**_sft_defaults(), "max_steps": 2, "batch_size": 2, "gradient_accumulation_steps": 1,
+                                 "checkpoint_every": 1, "learning_rate": 1e-3}),
+}

@@ -112,7 +112,6 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, *, resu
 
     The LLM and MiniLM are loaded once (or taken from `llm` and `embedder`). The benchmark keeps no
     checkpoint: `resume` reuses a finished run of the same config."""
-    from reasonlab.systems.memagent.data import generate_bench
     from reasonlab.systems.memagent.environment import reward_table
     from reasonlab.systems.memagent.evaluation import run_bench
     from reasonlab.systems.memagent.judges import LLMJudge, agreement, judge_case, load_hand_labels
@@ -132,7 +131,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, *, resu
     per_seed: dict[int, dict[str, Any]] = {}
     tasks_text = []
     for seed in config.seeds:
-        memories, tasks = generate_bench(seed, config.memories, config.tasks_per_category)
+        memories, tasks = bench_tasks(config, seed)
         tasks_text += [json.dumps({"seed": seed, **t.to_dict()}) + "\n" for t in tasks]
         per_seed[seed] = {}
         for arm in (a for a in config.arms if a != "judge"):
@@ -151,12 +150,22 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, *, resu
         label = f"mem-agent: judging, {config.llm} as judge against {len(labels)} hand labels"
         with phase(label):
             judges["llm"] = _with_interval(agreement(labels, _with_progress(LLMJudge(llm).judge, len(labels), label)))
-    summary = {"llm": config.llm, "tasks_per_seed": 4 * config.tasks_per_category,
+    summary = {"llm": config.llm, "tasks": config.tasks, "tasks_per_seed": len(tasks_text) // len(config.seeds),
                "arms": arm_scores(per_seed, [a for a in config.arms if a != "judge"]), "per_seed": per_seed,
                "judge_agreement": judges, "reward_table": reward_table()}
     run.write_summary(summary)
     plot_summary(summary, run.plot_path("arms"))
     return run.dir
+
+
+def bench_tasks(config: ExperimentConfig, seed: int) -> tuple[list[Any], list[Any]]:
+    """(memories, tasks) of one seed: generated, or the hand-written set (handwritten.py)."""
+    from reasonlab.systems.memagent.data import generate_bench
+    from reasonlab.systems.memagent.handwritten import load_handwritten
+
+    if config.tasks == "handwritten":
+        return load_handwritten()
+    return generate_bench(seed, config.memories, config.tasks_per_category)
 
 
 def arm_scores(per_seed: dict[int, dict[str, Any]], arms: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -302,3 +311,40 @@ if __name__ == "__main__":  # a thin alias of `reasonlab memagent ...` (bench, t
 
     sys.argv[1:1] = ["memagent"]
     main()
+
+
+# the trained agent against its baselines (the issue's one table), from finished bench runs
+
+CATEGORY_ORDER = ("retrieval", "update", "clarification", "filter")
+
+
+def arm_row(run_dir: str | Path, arm: str, seed: int | None = None) -> dict[str, Any]:
+    """One arm of a finished bench run as a table row: score and per-category counts, format statistics and cost
+    per task (the first seed unless `seed`)."""
+    summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    per_seed = summary["per_seed"]
+    result = per_seed[str(seed) if seed is not None else next(iter(per_seed))].get(arm)
+    if result is None:
+        raise UserError(f"{run_dir} has no arm {arm!r}: it ran {', '.join(next(iter(per_seed.values())))}")
+    n = result["n"]
+    return {
+        "run": str(run_dir), "arm": arm, "llm": summary["llm"], "tasks": summary.get("tasks", "generated"),
+        "correct": result["correct"], "n": n,
+        "categories": {c: {"correct": round(v["score"] * v["n"]), "n": v["n"]}
+                       for c, v in result["categories"].items()},
+        "format_valid_rate": result["format_valid_rate"], "tool_error_rate": result["tool_error_rate"],
+        "turns_per_episode": result["turns_per_episode"], "reply_rate": result["reply_rate"],
+        "tokens_per_task": (result["prompt_tokens"] + result["completion_tokens"]) / n,
+        "completion_tokens_per_task": result["completion_tokens"] / n, "seconds_per_task": result["seconds_per_task"],
+    }
+
+
+def trained_bar(rows: dict[str, dict[str, Any]], trained: str = "SFT", baseline: str = "MiniLM-RAG") -> dict[str, Any]:
+    """The issue's bar: the trained agent scores >= 0.5 overall and beats the baseline in every category but
+    filters (strictly more tasks right)."""
+    agent, rag = rows[trained], rows[baseline]
+    beats = {c: agent["categories"][c]["correct"] > rag["categories"][c]["correct"]
+             for c in CATEGORY_ORDER if c != "filter"}
+    overall = agent["correct"] / agent["n"]
+    return {"overall": overall, "overall_holds": overall >= 0.5, "beats_baseline": beats,
+            "holds": overall >= 0.5 and all(beats.values())}

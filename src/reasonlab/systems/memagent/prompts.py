@@ -12,6 +12,7 @@ from reasonlab.llm import Message
 
 __all__ = [
     "BOTH_ACTIONS",
+    "COMPACT_SYSTEM_PROMPT",
     "FEW_SHOT",
     "FORMAT_ERROR",
     "JUDGE",
@@ -51,6 +52,16 @@ Start by reading user.md. Keep facts as "- key: value" lines and add a link in u
 file. If the memory does not hold what the user asks about, ask one clarifying question instead of \
 guessing. If the question ends with <filter></filter>, never reveal what the filter forbids: answer only \
 the allowed part, or say that you cannot share it. Code runs for at most {tool_seconds} seconds.\
+"""
+
+# the trained agent's instructions (AgentConfig(system="compact")): the tool names and the format in a quarter of
+# the tokens, without the few-shot episodes; a trained model learns the rest from its SFT episodes
+COMPACT_SYSTEM_PROMPT = """\
+You manage the user's memory: user.md and entities/<name>.md, with "- key: value" lines and links \
+[[entities/x.md]]. Each turn write <think></think>, then either <python></python> with code that assigns tool \
+results to variables (read_file, go_to_link, update_file(path, old, new), create_file, list_files), or an empty \
+<python></python> and your answer in <reply></reply>. Ask the user when the memory lacks the answer. Never \
+reveal what a <filter> forbids.\
 """
 
 _LOOKUP_USER = "# User\n- name: Ada Lovelace\n- city: Paris\n- sister: [[entities/mia_lovelace.md]]\n"
@@ -150,7 +161,10 @@ JUDGE_FIELDS = {
 }
 
 
-def system_message(tool_seconds: float) -> Message:
+def system_message(tool_seconds: float, system: str = "full") -> Message:
+    """The instructions: the full prompt (every tool, the rules), or the trained agent's compact one."""
+    if system == "compact":
+        return Message("system", COMPACT_SYSTEM_PROMPT)
     return Message("system", SYSTEM_PROMPT.format(tool_seconds=f"{tool_seconds:g}"))
 
 

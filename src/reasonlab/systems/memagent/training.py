@@ -18,10 +18,10 @@ from typing import Any
 from reasonlab.errors import UserError
 from reasonlab.progress import eta, heartbeat, phase, say
 from reasonlab.runs import Run
-from reasonlab.systems.memagent.config import TrainConfig
+from reasonlab.systems.memagent.config import SFTTrainConfig, TrainConfig
 from reasonlab.threads import current_threads
 
-__all__ = ["rl_config", "train", "training_setup"]
+__all__ = ["rl_config", "rl_cost", "save_policy", "sft_config", "split_held_out", "train", "train_sft", "training_setup"]
 
 
 def rl_config(config: TrainConfig, resume: bool = False) -> Any:
@@ -67,6 +67,7 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
         raise UserError(f"--resume: {Path(out) / name} has no RL checkpoint to continue: drop --resume to start it")
     run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
     torch.set_num_threads(config.torch_threads or current_threads())
+    started = time.monotonic()
     with heartbeat("memagent train"):
         with phase(f"mem-agent: loading the policy {config.policy}"):
             policy, environment, tasks = training_setup(config, policy)
@@ -77,8 +78,27 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
                                    on_iteration=_iteration_line(rl.iterations, time.monotonic()))
         finally:
             environment.close()
-    run.write_summary({"iterations": len(history), "last": history[-1] if history else None})
+        if hasattr(policy, "render_chat") and hasattr(policy, "save"):
+            with phase(f"mem-agent: saving the trained model to {run.dir / 'model'}"):
+                save_policy(policy, run.dir / "model")
+    run.write_summary({"iterations": len(history), "last": history[-1] if history else None,
+                       **rl_cost(history, time.monotonic() - started), "model": str(run.dir / "model")})
     return run.dir
+
+
+def rl_cost(history: list[dict[str, Any]], wall_seconds: float) -> dict[str, Any]:
+    """What the RL run cost: episodes, generated tokens, rollout and update seconds (this process's iterations
+    and those before a resume), wall time of this process, peak resident memory."""
+    import resource
+
+    return {
+        "episodes": sum(m["episodes"] for m in history),
+        "completion_tokens": round(sum(m["completion_tokens_mean"] * m["episodes"] for m in history)),
+        "rollout_seconds": round(sum(m["rollout_seconds"] for m in history), 1),
+        "train_seconds": round(sum(m["train_seconds"] for m in history), 1),
+        "wall_seconds": round(wall_seconds, 1),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
 
 
 def _iteration_line(iterations: int, started: float) -> Any:
@@ -93,3 +113,135 @@ def _iteration_line(iterations: int, started: float) -> Any:
             f"{eta(done, left, started)}")
 
     return on_iteration
+
+
+# supervised fine-tuning on the scripted agent's episodes
+
+
+def sft_config(config: SFTTrainConfig, resume: bool = False) -> Any:
+    """`config.sft` as a validated `SFTConfig` (unknown keys refused), seeded by `config.seed`."""
+    from pydantic import ValidationError
+
+    from reasonlab.config import check_keys, config_error
+    from reasonlab.train.sft import SFTConfig
+
+    check_keys(SFTConfig, config.sft, "sft", prefix="sft.")
+    try:
+        return SFTConfig.model_validate({**config.sft, "seed": config.seed, "resume": resume,
+                                         "report_to": config.report_to})
+    except ValidationError as err:
+        raise config_error(err, "sft") from None
+
+
+def split_held_out(items: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """(train, held out): a seeded share of the items (at least one when share > 0) kept apart."""
+    import random
+
+    if share <= 0 or len(items) < 2:
+        return list(items), []
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    count = max(1, round(share * len(items)))
+    held = set(order[:count])
+    return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
+
+
+def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, resume: bool = False,
+              overwrite: bool = False, policy: Any = None) -> Path:
+    """Record the scripted agent's episodes, fine-tune the policy on its turns, and save it as an HF folder in
+    `out/name/model` (load it with `hf:out/name/model`); checkpointed, `resume` continues. Returns the run dir."""
+    import random
+    import resource
+
+    import torch
+
+    from reasonlab.llm import TrainablePolicy, load_llm
+    from reasonlab.systems.memagent.trajectories import (
+        record_trajectories,
+        training_tasks,
+        trajectory_examples,
+        write_trajectories,
+    )
+    from reasonlab.train.sft import CHECKPOINT_NAME, encode_example
+    from reasonlab.train.sft import train as sft_train
+
+    sft = sft_config(config, resume)  # bad sft options fail before any work
+    run_dir = Path(out) / name
+    if resume and not overwrite:
+        Run.require_existing(run_dir)
+        if (run_dir / "summary.json").is_file():
+            say(f"mem-agent SFT: {run_dir} already finished; its model is {run_dir / 'model'}")
+            return run_dir
+        sft = sft.model_copy(update={"resume": (run_dir / "checkpoints" / CHECKPOINT_NAME).is_file()})
+    run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
+    torch.set_num_threads(config.torch_threads or current_threads())
+    started = time.monotonic()
+    with heartbeat("memagent sft"):
+        memories, tasks = training_tasks(config.seeds, config.memories_per_seed, config.tasks_per_category,
+                                         config.reworded)
+        tasks = [task for task in tasks if task.category in config.categories]
+        if config.episodes is not None and config.episodes < len(tasks):
+            tasks = sorted(random.Random(config.seed).sample(tasks, config.episodes), key=lambda t: t.task_id)
+        with phase(f"mem-agent SFT: the scripted agent plays {len(tasks)} training tasks (sandboxed)"):
+            trajectories = record_trajectories(tasks, memories, config.agent,
+                                               on_task=_task_line(len(tasks), time.monotonic()))
+        failed = [t.task.task_id for t in trajectories if not t.correct]
+        if failed:
+            raise RuntimeError(f"the scripted agent failed {len(failed)} training tasks (first {failed[0]})")
+        write_trajectories(trajectories, run.dir / "trajectories.jsonl")
+        with phase(f"mem-agent SFT: loading the policy {config.policy}"):
+            policy = policy if policy is not None else load_llm(config.policy)
+        if not isinstance(policy, TrainablePolicy):
+            raise UserError(f"--policy {config.policy} is not a trainable model: use hf:embedded or hf:PATH")
+        train_episodes, held_episodes = split_held_out(trajectories, config.held_out, config.seed)
+        examples = trajectory_examples(train_episodes, config.agent, policy)
+        held_examples = trajectory_examples(held_episodes, config.agent, policy)
+        encoded = [encode_example(policy, example, sft.add_eos) for example in examples]
+        prompt_tokens, completion_tokens = sum(len(p) for p, _ in encoded), sum(len(c) for _, c in encoded)
+        with phase(f"mem-agent SFT: {len(examples)} assistant turns from {len(train_episodes)} episodes "
+                   f"({prompt_tokens + completion_tokens:,} tokens, {completion_tokens:,} trained), "
+                   f"{len(held_examples)} held out"):
+            result = sft_train(sft, policy, examples, held_examples or None, run=run)
+        with phase(f"mem-agent SFT: saving the model to {run.dir / 'model'}"):
+            save_policy(policy, run.dir / "model")
+    summary = {
+        "policy": config.policy, "episodes": len(train_episodes), "held_out_episodes": len(held_episodes),
+        "examples": len(examples), "held_out_examples": len(held_examples), "steps": result.steps,
+        "epochs": sft.epochs, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+        "tokens_per_epoch": prompt_tokens + completion_tokens,
+        "held_out_loss_before": result.eval_loss_before, "held_out_loss_after": result.eval_loss_after,
+        "first_loss": result.train_losses[0] if result.train_losses else None,
+        "last_loss": result.train_losses[-1] if result.train_losses else None,
+        "wall_seconds": round(time.monotonic() - started, 1), "threads": torch.get_num_threads(),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "model": str(run.dir / "model"),
+    }
+    run.write_summary(summary)
+    return run.dir
+
+
+def save_policy(policy: Any, folder: Path) -> None:
+    """Save the policy as a complete HF folder (a LoRA adapter merged into the weights), written beside the
+    target and renamed into place, so `hf:folder` never finds half a model."""
+    import shutil
+
+    module = policy.module
+    if hasattr(module, "merge_and_unload"):  # a peft model: save the merged weights, not the adapter alone
+        policy.use_module(module.merge_and_unload())
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    policy.save(staging)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+
+
+def _task_line(total: int, started: float) -> Any:
+    """`on_task` for the recorder: a line every 10 s and at the end."""
+    last = [started]
+
+    def on_task(done: int) -> None:
+        if time.monotonic() - last[0] >= 10 or done == total:
+            say(f"mem-agent SFT: recorded {done}/{total} episodes, {eta(done, total, started)}")
+            last[0] = time.monotonic()
+
+    return on_task

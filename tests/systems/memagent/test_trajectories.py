@@ -1,0 +1,137 @@
+"""Expert trajectories and SFT of the memory agent: training seeds disjoint from the benchmark's, the recorder
+plays the scripted agent exactly, examples hold the agent's own prompts with the loss on assistant turns only,
+and a tiny model trained for a few steps on them makes the expert turns more likely (and resumes)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from reasonlab.systems.memagent.agent import Agent
+from reasonlab.systems.memagent.config import SFT_PRESETS, TRAINED_AGENT, SFTTrainConfig
+from reasonlab.systems.memagent.data import generate_bench
+from reasonlab.systems.memagent.evaluation import scripted_policy
+from reasonlab.systems.memagent.memory import Memory
+from reasonlab.systems.memagent.trajectories import (
+    record_trajectories,
+    reword,
+    training_tasks,
+    trajectory_examples,
+    trajectory_prompts,
+)
+from reasonlab.systems.memagent.turns import clean_code
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_training_seeds_never_meet_a_benchmark_memory():
+    with pytest.raises(ValueError, match="benchmark seed"):
+        training_tasks([999])
+    with pytest.raises(ValueError, match="benchmark seed"):
+        SFTTrainConfig(seeds=[5])
+    memories, tasks = training_tasks(range(1000, 1003), memories_per_seed=2, tasks_per_category=2)
+    bench = [m for seed in range(10) for m in generate_bench(seed, 2, 2)[0]]
+    bench_files = {json.dumps(m.files, sort_keys=True) for m in bench}
+    assert not bench_files & {json.dumps(m.files, sort_keys=True) for m in memories}
+    assert not {m.memory_id for m in bench} & {m.memory_id for m in memories}
+    assert len(tasks) == 3 * 4 * 2
+
+
+def test_reword_changes_only_the_template():
+    rng = random.Random(0)
+    worded = {reword("What is the phone number of my friend Ana Reyes?", rng) for _ in range(40)}
+    assert len(worded) >= 5 and all("the phone number of my friend Ana Reyes" in q for q in worded)
+    assert reword("Please update my memory: my email address is now a@b.org.", random.Random(1)).endswith(
+        "my email address is now a@b.org.")
+    assert reword("When was my friend Ana Reyes born?", rng) == "When was my friend Ana Reyes born?"
+    _, plain = training_tasks([1000], reworded=False)
+    _, worded_tasks = training_tasks([1000])
+    assert sum(a.question != b.question for a, b in zip(plain, worded_tasks, strict=True)) >= len(plain) // 2
+
+
+def test_the_recorder_plays_the_scripted_agent_exactly(tmp_path):
+    memories, tasks = training_tasks([1001], tasks_per_category=2)
+    trajectories = record_trajectories(tasks, memories, TRAINED_AGENT)
+    assert all(t.correct for t in trajectories) and {t.task.category for t in trajectories} == {
+        "retrieval", "update", "clarification", "filter"}
+    by_id = {m.memory_id: m for m in memories}
+    for trajectory in trajectories:
+        task = trajectory.task
+        # the oracle's tool calls, one per turn, then its reply; each result came from the sandboxed tools
+        assert [r.turn.python for r in trajectory.turns[:-1]] == [clean_code(code) for code in task.oracle_code]
+        assert trajectory.reply == task.oracle_reply == trajectory.turns[-1].turn.reply
+        assert all(r.tool_run is not None and r.tool_run.error is None for r in trajectory.turns[:-1])
+        # the same episode played by the agent loop on its own: identical completions and results, and the
+        # prompt texts the loop rendered are exactly the SFT examples' prompts
+        script = scripted_policy(task)  # keeps every prompt text it was asked to complete
+        config = TRAINED_AGENT.model_copy(update={"max_tokens_per_turn": 1 << 16})
+        result = Agent(script, Memory.from_files(tmp_path / task.task_id, by_id[task.memory_id].files),
+                       config).run(task.question, task.filters)
+        assert [r.completion for r in result.turns] == [r.completion for r in trajectory.turns]
+        assert [r.feedback() for r in result.turns] == [r.feedback() for r in trajectory.turns]
+        examples = trajectory_examples([trajectory], TRAINED_AGENT, script)
+        assert [script.detokenize(e.prompt) for e in examples] == script.prompts
+        assert [script.detokenize(e.completion) for e in examples] == [r.completion for r in trajectory.turns]
+
+
+def test_prompts_drop_older_thinks_and_keep_results_out_of_completions():
+    memories, tasks = training_tasks([1002], tasks_per_category=1)
+    trajectory = record_trajectories([t for t in tasks if t.category == "retrieval"], memories, TRAINED_AGENT)[0]
+    pairs = trajectory_prompts(trajectory, TRAINED_AGENT)
+    assert len(pairs) == len(trajectory.turns) >= 2
+    for k, (messages, completion) in enumerate(pairs):
+        assert [m.role for m in messages] == ["system", "user"] + ["assistant", "user"] * k
+        assert "<think>" not in "".join(m.content for m in messages if m.role == "assistant")
+        assert completion.startswith("<think>") and "<result>" not in completion
+
+
+def test_the_sft_loss_covers_only_assistant_turns(tiny_gemma_dir):
+    from reasonlab.llm import load_llm
+    from reasonlab.train.sft import encode_example
+
+    policy = load_llm(f"hf:{tiny_gemma_dir}")
+    memories, tasks = training_tasks([1003], tasks_per_category=1)
+    trajectories = record_trajectories(tasks, memories, TRAINED_AGENT)
+    examples = trajectory_examples(trajectories, TRAINED_AGENT, policy)
+    assert len(examples) == sum(len(t.turns) for t in trajectories)
+    turns = [(t, k) for t in trajectories for k in range(len(t.turns))]
+    for example, (trajectory, k) in zip(examples, turns, strict=True):
+        prompt, completion = encode_example(policy, example)
+        # the prompt is exactly what generation feeds the model before turn k
+        messages = trajectory_prompts(trajectory, TRAINED_AGENT)[k][0]
+        assert prompt == policy.prompt_ids(messages) and policy.detokenize(prompt).endswith("Assistant:")
+        # the trained tokens are the turn and the EOS that ends it, no more, no less
+        assert completion[-1] == policy.eos_token_id
+        assert policy.detokenize(completion[:-1]) == trajectory.turns[k].completion
+        # every earlier turn and every tool result is in the prompt, never in the trained tokens
+        text = policy.detokenize(prompt)
+        assert text.count("<result>") == k and "<result>" not in policy.detokenize(completion)
+
+
+def test_a_few_sft_steps_make_the_expert_turns_likelier_and_resume(tiny_gemma_dir, tmp_path):
+    from reasonlab.llm import load_llm
+    from reasonlab.systems.memagent.training import train_sft
+    from reasonlab.train.sft import completion_loss
+
+    config = SFT_PRESETS["smoke"].model_copy(update={
+        "policy": f"hf:{tiny_gemma_dir}", "held_out": 0.0,
+        "sft": {**SFT_PRESETS["smoke"].sft, "max_steps": 6, "learning_rate": 2e-2, "checkpoint_every": 3}})
+    memories, tasks = training_tasks(config.seeds, config.memories_per_seed, config.tasks_per_category)
+    base = load_llm(config.policy)
+    examples = trajectory_examples(record_trajectories(tasks, memories, config.agent), config.agent, base)
+    before = completion_loss(base, examples)
+    run_dir = train_sft(config, tmp_path, "sft")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["examples"] == len(examples)
+    assert summary["completion_tokens"] > 0 and summary["peak_rss_gb"] > 0
+    assert (run_dir / "trajectories.jsonl").read_text().count("\n") == len(tasks)
+    trained = load_llm(f"hf:{run_dir / 'model'}")  # the saved model loads as hf:PATH
+    after = completion_loss(trained, examples)
+    assert after < before - 0.5, (before, after)
+    # a finished run resumes to itself; a run with a checkpoint and no model continues from it
+    assert train_sft(config, tmp_path, "sft", resume=True) == run_dir
+    (run_dir / "summary.json").unlink()
+    resumed = train_sft(config, tmp_path, "sft", resume=True)
+    assert json.loads((resumed / "summary.json").read_text())["steps"] == 6
