@@ -73,6 +73,8 @@ def main() -> None:
     scenario = next(m for m in memories if m.memory_id == MEMORY_ID)
     retrieval = next(t for t in tasks if t.memory_id == MEMORY_ID and t.category == "retrieval")
     update = next(t for t in tasks if t.memory_id == MEMORY_ID and t.category == "update")
+    if args.out.exists() and any(args.out.iterdir()) and not (args.out / "mcp_check.json").is_file():
+        raise SystemExit(f"--out {args.out} holds other files: pass an empty folder or an earlier check's")
     shutil.rmtree(args.out, ignore_errors=True)
     memory = Memory.from_files(args.out / "memory", scenario.files)
     sentinel = args.out / "outside"

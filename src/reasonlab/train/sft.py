@@ -46,6 +46,7 @@ __all__ = [
     "completion_loss",
     "encode_example",
     "load_lora",
+    "save_model",
     "train",
     "with_instruction",
 ]
@@ -322,7 +323,8 @@ def _train_plain(
             if run is not None:
                 run.log({"kind": "sft", "loss": step_loss}, step=step)
             progress.update(bar, advance=1, description=f"SFT loss {step_loss:.3f}")
-            if checkpoint is not None and (step + 1) % config.checkpoint_every == 0 and step + 1 < steps:  # type: ignore[operator]
+            every = config.checkpoint_every
+            if checkpoint is not None and every is not None and (step + 1) % every == 0 and step + 1 < steps:
                 _save_checkpoint(checkpoint, step + 1, order, policy, optimizer, scheduler, generator, result)
             if should_stop is not None:
                 stop = should_stop(step)  # it may evaluate the policy (eval mode)
@@ -466,6 +468,26 @@ def _train_trl(
     if peft_config is not None and hasattr(policy, "use_module"):
         policy.use_module(trainer.model)
     policy.module.eval()
+
+
+def save_model(policy: TrainablePolicy, folder: str | Path) -> Path:
+    """Save a trained hf policy as a complete model folder that `hf:folder` loads: a LoRA adapter is merged into
+    the weights first. Written beside the target and renamed into place (an older folder is moved aside, then
+    removed), so the folder never holds half a model."""
+    import shutil
+
+    folder = Path(folder)
+    if hasattr(policy.module, "merge_and_unload"):  # peft: the merged weights, not the adapter alone
+        policy.use_module(policy.module.merge_and_unload())  # type: ignore[attr-defined]
+    staging, old = folder.with_name(folder.name + ".partial"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(staging, ignore_errors=True)
+    policy.save(str(staging))
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+    staging.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
 
 
 def with_instruction(instruction: str, separator: str = "\n") -> PromptTransform:

@@ -184,14 +184,14 @@ def test_cli_train_saves_its_config_checkpoints_and_resumes(one_torch_thread, ti
     from reasonlab.systems.memagent.cli import app
 
     args = ["train", "--policy", f"hf:{tiny_gemma_dir}", "--set", "rl.iterations=1", "--set",
-            "environment.success_reward=3", "--seed", "2", "--out", str(tmp_path), "--name", "t"]
+            "environment.success_reward=3", "--seed", "1002", "--out", str(tmp_path), "--name", "t"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "1 iterations; last reward 0.112, loss 0.0000\nrun: " in result.output
     run = Run.open(tmp_path / "t")
     saved = yaml.safe_load(run.config_path.read_text())
     assert (saved["policy"], saved["seed"], saved["rl"]["iterations"], saved["rl"]["loss_type"]) == (
-        f"hf:{tiny_gemma_dir}", 2, 1, "gspo")
+        f"hf:{tiny_gemma_dir}", 1002, 1, "gspo")
     assert saved["environment"]["success_reward"] == 3 and saved["environment"]["agent"]["max_turns"] == 2
     assert [m["iteration"] for m in run.metrics()] == [0] and any(run.checkpoint_dir.iterdir())
     again = CliRunner().invoke(app, args)

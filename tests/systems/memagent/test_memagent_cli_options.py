@@ -62,13 +62,13 @@ def test_bench_every_option_and_set_key_reaches_the_saved_config(command, tmp_pa
 
 def test_train_every_option_and_set_key_reaches_the_saved_config(tmp_path):
     cases = [
-        Case(("--policy", "hf:other"), "policy", "hf:other"), Case(("--seed", "4"), "seed", 4),
+        Case(("--policy", "hf:other"), "policy", "hf:other"), Case(("--seed", "1004"), "seed", 1004),
         Case(("--unsafe-sandbox",), "environment.agent.sandbox_mode", UNSAFE, None),
         Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     base = ["--preset", "smoke", "--out", tmp_path, "--name", "t", "--overwrite"]
     check_every_option(app, "train", base, cases, not_config={"--out", "--name"})
-    check_order(app, "train", base, tmp_path, "seed", (1, 2, 3), ["--seed", "3"])
+    check_order(app, "train", base, tmp_path, "seed", (1001, 1002, 1003), ["--seed", "1003"])
 
 
 def test_sft_every_option_and_set_key_reaches_the_saved_config(tmp_path):

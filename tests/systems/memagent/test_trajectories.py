@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import shutil
 
 import pytest
 
+from reasonlab.errors import UserError
+from reasonlab.runs import Run
 from reasonlab.systems.memagent.agent import Agent
 from reasonlab.systems.memagent.config import SFT_PRESETS, TRAINED_AGENT, SFTTrainConfig
 from reasonlab.systems.memagent.data import generate_bench
@@ -39,16 +43,36 @@ def test_training_seeds_never_meet_a_benchmark_memory():
     assert len(tasks) == 3 * 4 * 2
 
 
-def test_reword_changes_only_the_template():
+def test_reword_uses_templates_the_benchmark_never_uses():
     rng = random.Random(0)
     worded = {reword("What is the phone number of my friend Ana Reyes?", rng) for _ in range(40)}
     assert len(worded) >= 5 and all("the phone number of my friend Ana Reyes" in q for q in worded)
-    assert reword("Please update my memory: my email address is now a@b.org.", random.Random(1)).endswith(
-        "my email address is now a@b.org.")
-    assert reword("When was my friend Ana Reyes born?", rng) == "When was my friend Ana Reyes born?"
-    _, plain = training_tasks([1000], reworded=False)
-    _, worded_tasks = training_tasks([1000])
-    assert sum(a.question != b.question for a, b in zip(plain, worded_tasks, strict=True)) >= len(plain) // 2
+    assert not any(q.startswith("What is") for q in worded)
+    update = reword("Please update my memory: my email address is now a@b.org.", random.Random(1))
+    assert update.endswith("my email address is now a@b.org.") and not update.startswith("Please update")
+    assert "Ana Reyes" in reword("When was my friend Ana Reyes born?", rng)
+    with pytest.raises(ValueError, match="no rewording"):
+        reword("Who is Ana?", rng)
+    # every generated question has a rewording, and none keeps the benchmark's opening
+    bench_openings = {" ".join(q.question.split()[:2]) for seed in range(3) for q in generate_bench(seed, 2, 3)[1]}
+    _, worded_tasks = training_tasks([1000, 1001])
+    assert not {" ".join(t.question.split()[:2]) for t in worded_tasks} & bench_openings
+
+
+def test_training_memories_share_no_name_with_the_benchmark_or_the_handwritten_set():
+    from reasonlab.systems.memagent.data import BENCH_POOLS, TRAIN_POOLS
+    from reasonlab.systems.memagent.handwritten import load_handwritten
+
+    train_names = {*TRAIN_POOLS.first_names, *TRAIN_POOLS.last_names, *TRAIN_POOLS.pet_names,
+                   *(c[0] for c in TRAIN_POOLS.companies), *(c[0] for c in TRAIN_POOLS.cities)}
+    bench_names = {*BENCH_POOLS.first_names, *BENCH_POOLS.last_names, *BENCH_POOLS.pet_names,
+                   *(c[0] for c in BENCH_POOLS.companies), *(c[0] for c in BENCH_POOLS.cities)}
+    assert not train_names & bench_names
+    memories, _ = training_tasks(range(1000, 1010))
+    text = " ".join(f for m in memories for f in m.files.values())
+    assert not any(re.search(rf"\b{re.escape(name)}\b", text) for name in bench_names)
+    handwritten = " ".join(f for m in load_handwritten()[0] for f in m.files.values())
+    assert not any(re.search(rf"\b{re.escape(name)}\b", handwritten) for name in train_names)
 
 
 def test_the_recorder_plays_the_scripted_agent_exactly(tmp_path):
@@ -130,8 +154,17 @@ def test_a_few_sft_steps_make_the_expert_turns_likelier_and_resume(tiny_gemma_di
     trained = load_llm(f"hf:{run_dir / 'model'}")  # the saved model loads as hf:PATH
     after = completion_loss(trained, examples)
     assert after < before - 0.5, (before, after)
-    # a finished run resumes to itself; a run with a checkpoint and no model continues from it
+    # a finished run resumes to itself; a killed one (no summary, no model) continues from its step-3
+    # checkpoint to the same losses and model as the run that never stopped
     assert train_sft(config, tmp_path, "sft", resume=True) == run_dir
     (run_dir / "summary.json").unlink()
+    shutil.rmtree(run_dir / "model")
+    losses = [r["loss"] for r in Run.open(run_dir).metrics() if r.get("kind") == "sft" and "loss" in r]
     resumed = train_sft(config, tmp_path, "sft", resume=True)
-    assert json.loads((resumed / "summary.json").read_text())["steps"] == 6
+    again = json.loads((resumed / "summary.json").read_text())
+    assert again["steps"] == 6 and again["last_loss"] == pytest.approx(summary["last_loss"], rel=1e-4)
+    resumed_losses = [r["loss"] for r in Run.open(run_dir).metrics() if r.get("kind") == "sft" and "loss" in r]
+    assert resumed_losses == pytest.approx(losses, rel=1e-4) and len(resumed_losses) == 6
+    assert completion_loss(load_llm(f"hf:{run_dir / 'model'}"), examples) == pytest.approx(after, rel=1e-4)
+    with pytest.raises(UserError, match="config"):  # a finished run with another config is not reused
+        train_sft(config.model_copy(update={"seed": 5}), tmp_path, "sft", resume=True)

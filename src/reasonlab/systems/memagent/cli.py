@@ -172,8 +172,8 @@ def serve_mcp_command(
     from reasonlab.systems.memagent.mcp_server import build_server, read_filters
     from reasonlab.systems.memagent.memory import Memory
 
-    # the MCP agent allows 20 turns (spec §3) unless the option or the YAML file says otherwise
-    if max_turns is None and (config is None or "max_turns" not in load_yaml(config)):
+    # the MCP agent allows 20 turns (spec §3) unless the option, the YAML file or the trained preset says otherwise
+    if max_turns is None and preset == "default" and (config is None or "max_turns" not in load_yaml(config)):
         max_turns = 20
     options = _agent_config(config, unsafe_sandbox, preset, max_turns=max_turns, max_tokens_per_turn=max_tokens)
     Memory(memory)  # a missing folder fails before a model is loaded
@@ -261,7 +261,8 @@ app.command("experiment", help="The mini benchmark as the system's experiment (t
 @app.command("train")
 @help_defaults(_train_preset)
 def train_command(
-    preset: str = typer.Option("smoke", "--preset", help="smoke (2 GSPO iterations: checks the pipeline)"),
+    preset: str = typer.Option("smoke", "--preset", help="smoke (2 GSPO iterations: checks the pipeline) or gspo "
+                                                         "(16 iterations from the SFT model in runs/memagent/sft/model)"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig options"),
     set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
                                                      "rl.iterations=10, environment.agent.max_turns=4)"),
@@ -300,7 +301,7 @@ def _sft_preset(name: str | None) -> object:
 @app.command("sft")
 @help_defaults(_sft_preset)
 def sft_command(
-    preset: str = typer.Option("record", "--preset", help="record (the run of record: 640 episodes, full "
+    preset: str = typer.Option("record", "--preset", help="record (the run of record: 160 episodes, full "
                                                           "fine-tuning) or smoke (2 steps)"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of SFTTrainConfig options"),
     set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "

@@ -26,9 +26,12 @@ from typing import Any, Literal
 import networkx as nx
 
 __all__ = [
+    "BENCH_POOLS",
     "CATEGORIES",
+    "TRAIN_POOLS",
     "BenchTask",
     "MemoryScenario",
+    "NamePools",
     "entity_path",
     "generate_bench",
     "generate_memory",
@@ -53,6 +56,40 @@ CITIES = [("Porto", "Portugal", "231962", "Europe/Lisbon"), ("Lyon", "France", "
           ("Graz", "Austria", "291072", "Europe/Vienna"), ("Pune", "India", "3124458", "Asia/Kolkata"),
           ("Bergen", "Norway", "285911", "Europe/Oslo"), ("Cusco", "Peru", "428450", "America/Lima")]
 PET_NAMES = ["Biscuit", "Pepper", "Miso", "Rocket", "Clementine", "Olive", "Tofu", "Ziggy", "Noodle", "Waffles"]
+
+
+@dataclass(frozen=True)
+class NamePools:
+    """The names a memory is drawn from: people, companies (with their industry), cities (country, population,
+    time zone) and pets. The benchmark draws from BENCH_POOLS; training data from TRAIN_POOLS, which shares no
+    name with them (nor with the hand-written set), so a trained model meets other people, companies, cities
+    and file names at test time."""
+
+    first_names: tuple[str, ...]
+    last_names: tuple[str, ...]
+    companies: tuple[tuple[str, str], ...]
+    cities: tuple[tuple[str, str, str, str], ...]
+    pet_names: tuple[str, ...]
+
+
+BENCH_POOLS = NamePools(tuple(FIRST_NAMES), tuple(LAST_NAMES), tuple(COMPANIES), tuple(CITIES), tuple(PET_NAMES))
+TRAIN_POOLS = NamePools(
+    first_names=("Aino", "Bilal", "Chiara", "Dmitri", "Esme", "Farid", "Greta", "Hugo", "Ilse", "Jalen", "Kaia",
+                 "Leif", "Mariam", "Nikhil", "Odile", "Pavel", "Quinn", "Rosa", "Stellan", "Talia"),
+    last_names=("Aalto", "Bergstrom", "Chaudhry", "Delacroix", "Eriksen", "Fontaine", "Gallagher", "Horvath",
+                "Ibarra", "Jankowski", "Keller", "Laine", "Mwangi", "Nakamura", "Oyelaran", "Petrov"),
+    companies=(("Alder Freight", "shipping"), ("Brightwater Games", "video games"), ("Copperleaf Clinics", "dentistry"),
+               ("Driftwood Ceramics", "ceramics"), ("Ember Insurance", "insurance"),
+               ("Foxglove Pharma", "pharmaceuticals"), ("Granite Civil", "construction"), ("Halcyon Air", "aviation"),
+               ("Ironclad Security", "cybersecurity"), ("Jetstream Media", "broadcasting")),
+    cities=(("Aarhus", "Denmark", "285273", "Europe/Copenhagen"), ("Brno", "Czechia", "382405", "Europe/Prague"),
+            ("Cork", "Ireland", "224004", "Europe/Dublin"), ("Da Nang", "Vietnam", "1220190", "Asia/Ho_Chi_Minh"),
+            ("Geelong", "Australia", "271057", "Australia/Melbourne"),
+            ("Mendoza", "Argentina", "115041", "America/Argentina/Mendoza"),
+            ("Tbilisi", "Georgia", "1202731", "Asia/Tbilisi"), ("Valparaiso", "Chile", "296655", "America/Santiago"),
+            ("Windhoek", "Namibia", "431000", "Africa/Windhoek"), ("Zaragoza", "Spain", "675301", "Europe/Madrid")),
+    pet_names=("Pickle", "Mango", "Bramble", "Sprout", "Nugget", "Dumpling", "Pixel", "Truffle", "Sage", "Comet"),
+)
 BREEDS = {"dog": ["border collie", "beagle", "dachshund", "whippet", "samoyed"],
           "cat": ["maine coon", "siamese", "bengal", "ragdoll", "sphynx"],
           "rabbit": ["holland lop", "rex rabbit", "lionhead"]}
@@ -135,9 +172,9 @@ class BenchTask:
 # graph
 
 
-def _person(rng: random.Random, names: set[str]) -> dict[str, Any]:
+def _person(rng: random.Random, names: set[str], pools: NamePools = BENCH_POOLS) -> dict[str, Any]:
     while True:
-        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        name = f"{rng.choice(pools.first_names)} {rng.choice(pools.last_names)}"
         first = name.split()[0]
         if name not in names and all(first != other.split()[0] for other in names):
             names.add(name)
@@ -153,19 +190,19 @@ def _person(rng: random.Random, names: set[str]) -> dict[str, Any]:
     }}
 
 
-def generate_memory(seed: int, memory_id: str | None = None) -> MemoryScenario:
+def generate_memory(seed: int, memory_id: str | None = None, pools: NamePools = BENCH_POOLS) -> MemoryScenario:
     """A seeded graph: the user, an employer, a home city, a pet, a friend, a sibling and a manager,
-    each person with an employer and a home city, each company with a headquarters city."""
+    each person with an employer and a home city, each company with a headquarters city (names from `pools`)."""
     rng = random.Random(seed)
     graph = nx.MultiDiGraph()
     names: set[str] = set()
-    user = _person(rng, names)
+    user = _person(rng, names, pools)
     user["attributes"].pop("occupation")
     user["attributes"].pop("favorite_food")
     user["attributes"]["job_title"] = rng.choice(JOB_TITLES)
     graph.add_node("user", **user)
-    companies = rng.sample(COMPANIES, 3)
-    cities = rng.sample(CITIES, 5)
+    companies = rng.sample(list(pools.companies), 3)
+    cities = rng.sample(list(pools.cities), 5)
     for i, (name, industry) in enumerate(companies):
         graph.add_node(f"company{i}", type="company", name=name, attributes={
             "industry": industry, "founded_year": str(rng.randint(1950, 2018)),
@@ -174,10 +211,10 @@ def generate_memory(seed: int, memory_id: str | None = None) -> MemoryScenario:
         graph.add_node(f"city{i}", type="city", name=name, attributes={
             "country": country, "population": population, "timezone": timezone})
     species = rng.choice(sorted(BREEDS))
-    graph.add_node("pet0", type="pet", name=rng.choice(PET_NAMES), attributes={
+    graph.add_node("pet0", type="pet", name=rng.choice(pools.pet_names), attributes={
         "species": species, "breed": rng.choice(BREEDS[species]), "age": str(rng.randint(1, 14))})
     for node, relation in (("friend0", "friend"), ("sibling0", "sibling"), ("manager0", "manager")):
-        graph.add_node(node, **_person(rng, names))
+        graph.add_node(node, **_person(rng, names, pools))
         graph.add_edge("user", node, key=relation, relation=relation)
     graph.add_edge("user", "company0", key="employer", relation="employer")
     graph.add_edge("user", "city0", key="home_city", relation="home_city")
@@ -430,10 +467,10 @@ def generate_tasks(scenario: MemoryScenario, seed: int, per_category: int) -> li
 
 
 def generate_bench(
-    seed: int = 0, n_memories: int = 2, tasks_per_category: int = 5
+    seed: int = 0, n_memories: int = 2, tasks_per_category: int = 5, pools: NamePools = BENCH_POOLS
 ) -> tuple[list[MemoryScenario], list[BenchTask]]:
     """`n_memories` memories and `tasks_per_category` tasks per category in all, spread over the memories."""
-    memories = [generate_memory(seed * 1000 + m, f"memory_{seed}_{m}") for m in range(n_memories)]
+    memories = [generate_memory(seed * 1000 + m, f"memory_{seed}_{m}", pools) for m in range(n_memories)]
     counts = [tasks_per_category // n_memories + (m < tasks_per_category % n_memories) for m in range(n_memories)]
     tasks: list[BenchTask] = []
     for m, (scenario, count) in enumerate(zip(memories, counts, strict=True)):

@@ -304,15 +304,6 @@ def quick(run_root: Path, fresh: bool) -> Path:
     return run_dir
 
 
-if __name__ == "__main__":  # a thin alias of `reasonlab memagent ...` (bench, train)
-    import sys
-
-    from reasonlab.cli import main
-
-    sys.argv[1:1] = ["memagent"]
-    main()
-
-
 # the trained agent against its baselines (the issue's one table), from finished bench runs
 
 CATEGORY_ORDER = ("retrieval", "update", "clarification", "filter")
@@ -321,7 +312,10 @@ CATEGORY_ORDER = ("retrieval", "update", "clarification", "filter")
 def arm_row(run_dir: str | Path, arm: str, seed: int | None = None) -> dict[str, Any]:
     """One arm of a finished bench run as a table row: score and per-category counts, format statistics and cost
     per task (the first seed unless `seed`)."""
-    summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a finished bench run (no summary.json): run `reasonlab memagent bench` first")
+    summary = json.loads(path.read_text())
     per_seed = summary["per_seed"]
     result = per_seed[str(seed) if seed is not None else next(iter(per_seed))].get(arm)
     if result is None:
@@ -348,3 +342,13 @@ def trained_bar(rows: dict[str, dict[str, Any]], trained: str = "SFT", baseline:
     overall = agent["correct"] / agent["n"]
     return {"overall": overall, "overall_holds": overall >= 0.5, "beats_baseline": beats,
             "holds": overall >= 0.5 and all(beats.values())}
+
+
+if __name__ == "__main__":  # a thin alias of `reasonlab memagent ...` (bench, train)
+    import sys
+
+    from reasonlab.cli import main
+
+    sys.argv[1:1] = ["memagent"]
+    main()
+

@@ -21,7 +21,7 @@ from reasonlab.runs import Run
 from reasonlab.systems.memagent.config import SFTTrainConfig, TrainConfig
 from reasonlab.threads import current_threads
 
-__all__ = ["rl_config", "rl_cost", "save_policy", "sft_config", "split_held_out", "train", "train_sft", "training_setup"]
+__all__ = ["rl_config", "rl_cost", "sft_config", "split_held_out", "train", "train_sft", "training_setup"]
 
 
 def rl_config(config: TrainConfig, resume: bool = False) -> Any:
@@ -42,13 +42,14 @@ def rl_config(config: TrainConfig, resume: bool = False) -> Any:
 def training_setup(config: TrainConfig, policy: Any = None) -> tuple[Any, Any, list[Any]]:
     """(policy, environment, tasks): the policy loaded through `reasonlab.llm` unless given."""
     from reasonlab.llm import TrainablePolicy, load_llm
-    from reasonlab.systems.memagent.data import generate_bench
     from reasonlab.systems.memagent.environment import MemAgentEnvironment
+    from reasonlab.systems.memagent.trajectories import training_tasks
 
     policy = policy if policy is not None else load_llm(config.policy)
     if not isinstance(policy, TrainablePolicy):
         raise UserError(f"--policy {config.policy} is not a trainable model: use hf:embedded or hf:PATH")
-    memories, tasks = generate_bench(config.seed, config.memories, config.tasks_per_category)
+    # training memories and wordings, never the benchmark's (trajectories.py)
+    memories, tasks = training_tasks([config.seed], config.memories, config.tasks_per_category)
     tasks = [task for task in tasks if task.category in config.categories]
     return policy, MemAgentEnvironment(policy, memories, config.environment), tasks
 
@@ -60,6 +61,7 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
 
     from reasonlab.train.rl import CHECKPOINT_NAME
     from reasonlab.train.rl import train as rl_train
+    from reasonlab.train.sft import save_model
 
     rl = rl_config(config, resume)  # bad rl options fail before a model is loaded
     checkpoint = Path(out) / name / "checkpoints" / CHECKPOINT_NAME
@@ -78,11 +80,12 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
                                    on_iteration=_iteration_line(rl.iterations, time.monotonic()))
         finally:
             environment.close()
-        if hasattr(policy, "render_chat") and hasattr(policy, "save"):
+        model = None
+        if hasattr(policy, "use_module"):  # an hf policy: saved as a model folder that hf:PATH loads
             with phase(f"mem-agent: saving the trained model to {run.dir / 'model'}"):
-                save_policy(policy, run.dir / "model")
+                model = str(save_model(policy, run.dir / "model"))
     run.write_summary({"iterations": len(history), "last": history[-1] if history else None,
-                       **rl_cost(history, time.monotonic() - started), "model": str(run.dir / "model")})
+                       **rl_cost(history, time.monotonic() - started), "model": model})
     return run.dir
 
 
@@ -133,17 +136,18 @@ def sft_config(config: SFTTrainConfig, resume: bool = False) -> Any:
         raise config_error(err, "sft") from None
 
 
-def split_held_out(items: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
-    """(train, held out): a seeded share of the items (at least one when share > 0) kept apart."""
+def split_held_out(trajectories: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """(train, held out): the trajectories of a seeded share of the memories (at least one, never all) kept
+    apart, so the held-out loss is measured on memories the model was not trained on."""
     import random
 
-    if share <= 0 or len(items) < 2:
-        return list(items), []
-    order = list(range(len(items)))
-    random.Random(seed).shuffle(order)
-    count = max(1, round(share * len(items)))
-    held = set(order[:count])
-    return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
+    memories = sorted({t.task.memory_id for t in trajectories})
+    if share <= 0 or len(memories) < 2:
+        return list(trajectories), []
+    count = min(len(memories) - 1, max(1, round(share * len(memories))))
+    held = set(random.Random(seed).sample(memories, count))
+    return ([t for t in trajectories if t.task.memory_id not in held],
+            [t for t in trajectories if t.task.memory_id in held])
 
 
 def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, resume: bool = False,
@@ -162,7 +166,7 @@ def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, res
         trajectory_examples,
         write_trajectories,
     )
-    from reasonlab.train.sft import CHECKPOINT_NAME, encode_example
+    from reasonlab.train.sft import CHECKPOINT_NAME, encode_example, save_model
     from reasonlab.train.sft import train as sft_train
 
     sft = sft_config(config, resume)  # bad sft options fail before any work
@@ -170,6 +174,7 @@ def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, res
     if resume and not overwrite:
         Run.require_existing(run_dir)
         if (run_dir / "summary.json").is_file():
+            Run.create(out, name, config, resume=True)  # refuses a run made with another config
             say(f"mem-agent SFT: {run_dir} already finished; its model is {run_dir / 'model'}")
             return run_dir
         sft = sft.model_copy(update={"resume": (run_dir / "checkpoints" / CHECKPOINT_NAME).is_file()})
@@ -197,13 +202,18 @@ def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, res
         examples = trajectory_examples(train_episodes, config.agent, policy)
         held_examples = trajectory_examples(held_episodes, config.agent, policy)
         encoded = [encode_example(policy, example, sft.add_eos) for example in examples]
+        longest = max(len(c) for _, c in encoded) - int(sft.add_eos)
+        if longest > config.agent.max_tokens_per_turn:
+            raise UserError(f"an expert turn has {longest} tokens, more than agent.max_tokens_per_turn="
+                            f"{config.agent.max_tokens_per_turn}: raise it (--set agent.max_tokens_per_turn="
+                            f"{longest}) so the trained agent can write its turns whole")
         prompt_tokens, completion_tokens = sum(len(p) for p, _ in encoded), sum(len(c) for _, c in encoded)
         with phase(f"mem-agent SFT: {len(examples)} assistant turns from {len(train_episodes)} episodes "
                    f"({prompt_tokens + completion_tokens:,} tokens, {completion_tokens:,} trained), "
                    f"{len(held_examples)} held out"):
             result = sft_train(sft, policy, examples, held_examples or None, run=run)
         with phase(f"mem-agent SFT: saving the model to {run.dir / 'model'}"):
-            save_policy(policy, run.dir / "model")
+            save_model(policy, run.dir / "model")
     summary = {
         "policy": config.policy, "episodes": len(train_episodes), "held_out_episodes": len(held_episodes),
         "examples": len(examples), "held_out_examples": len(held_examples), "steps": result.steps,
@@ -218,21 +228,6 @@ def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, res
     }
     run.write_summary(summary)
     return run.dir
-
-
-def save_policy(policy: Any, folder: Path) -> None:
-    """Save the policy as a complete HF folder (a LoRA adapter merged into the weights), written beside the
-    target and renamed into place, so `hf:folder` never finds half a model."""
-    import shutil
-
-    module = policy.module
-    if hasattr(module, "merge_and_unload"):  # a peft model: save the merged weights, not the adapter alone
-        policy.use_module(module.merge_and_unload())
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    policy.save(staging)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
 
 
 def _task_line(total: int, started: float) -> Any:

@@ -2,10 +2,10 @@
 correct agent through the real agent loop and sandbox, and turned into SFT examples in exactly the text the
 agent reads and writes at inference.
 
-- Training seeds start at `TRAIN_SEED_MIN` (1000). `generate_bench(seed)` seeds memory m with seed*1000 + m, so
-  training memories (seeds 1,000,000 and up) never meet a benchmark memory (seeds 0-999: below 1,000,000):
-  other people, facts and file names than any benchmark seed.
-- Questions are reworded (`reword`, on by default) into other templates than the benchmark's, so the model
+- Training memories are drawn from `data.TRAIN_POOLS`: people, companies (and their industries), cities and
+  pets that no benchmark memory (BENCH_POOLS) and no hand-written task has, so other names, facts and file
+  names. Training seeds start at `TRAIN_SEED_MIN` (1000; benchmark seeds are 0-999).
+- Questions are reworded (`reword`, on by default) into templates the benchmark never uses, so the model
   learns the procedure rather than the benchmark's wording.
 - `record_trajectory` runs `evaluation.scripted_policy(task)` with `Agent.run`, so each turn's completion and
   the `<result>` it got back are what the agent loop produced. Update tasks train on the update episode (their
@@ -33,7 +33,7 @@ from typing import Any
 from reasonlab.llm import LLM, Message
 from reasonlab.systems.memagent.agent import Agent, AgentConfig, TurnRecord, agent_prompt
 from reasonlab.systems.memagent.config import TRAIN_SEED_MIN
-from reasonlab.systems.memagent.data import BenchTask, MemoryScenario, generate_bench
+from reasonlab.systems.memagent.data import TRAIN_POOLS, BenchTask, MemoryScenario, generate_bench
 from reasonlab.systems.memagent.evaluation import Attempt, judge_attempt, scripted_policy
 from reasonlab.systems.memagent.judges import judge_case
 from reasonlab.systems.memagent.memory import Memory
@@ -51,23 +51,28 @@ __all__ = [
     "write_trajectories",
 ]
 
-# other wordings of the benchmark's two question shapes; "{x}" is the rest of the sentence
-_QUESTION_FORMS = ("What is {x}?", "Tell me {x}.", "Do you know {x}?", "what's {x}", "Remind me, what is {x}?",
-                   "Can you look up {x}?", "I forgot {x}. What is it?")
-_UPDATE_FORMS = ("Please update my memory: {x}", "Note that {x}", "Heads up: {x}", "FYI, {x}", "Update: {x}",
-                 "Please remember that {x}")
-_QUESTION = re.compile(r"^What is (.+)\?$")
-_UPDATE = re.compile(r"^Please update my memory: (.+)$")
+# other wordings than the benchmark's (and than the hand-written set's openers); "{x}" is the rest of the sentence
+_QUESTION_FORMS = ("Look up {x} for me.", "I need {x}.", "Please find {x}.", "Could you check {x}?",
+                   "Give me {x}.", "Find {x} in my notes.")
+_UPDATE_FORMS = ("Note that {x}", "FYI, {x}", "Update: {x}", "Please remember that {x}", "Correction: {x}",
+                 "Change my notes: {x}")
+_BORN_FORMS = ("Look up when {x} was born.", "I need to know when {x} was born.", "Find the birth year of {x}.")
+_PAIR_FORMS = ("I need the occupation and the {x}.", "Look up the occupation and the {x}.")
+_REWORDINGS = (
+    (re.compile(r"^What is (.+)\?$"), _QUESTION_FORMS),
+    (re.compile(r"^Please update my memory: (.+)$"), _UPDATE_FORMS),
+    (re.compile(r"^When was (.+) born\?$"), _BORN_FORMS),
+    (re.compile(r"^What are the occupation and the (.+)\?$"), _PAIR_FORMS),
+)
 
 
 def reword(question: str, rng: random.Random) -> str:
-    """The question in a randomly chosen other template ("What is my email address?" -> "Tell me my email
-    address."); questions of other shapes come back unchanged."""
-    if match := _QUESTION.match(question):
-        return rng.choice(_QUESTION_FORMS).format(x=match.group(1))
-    if match := _UPDATE.match(question):
-        return rng.choice(_UPDATE_FORMS).format(x=match.group(1))
-    return question
+    """The question in a randomly chosen template that the benchmark never uses ("What is my email address?"
+    -> "Look up my email address for me."); every question shape of the generator has its own forms."""
+    for pattern, forms in _REWORDINGS:
+        if match := pattern.match(question):
+            return rng.choice(forms).format(x=match.group(1))
+    raise ValueError(f"no rewording for the question {question!r}: add its shape to trajectories._REWORDINGS")
 
 
 def training_tasks(seeds: Iterable[int], memories_per_seed: int = 2, tasks_per_category: int = 4,
@@ -79,7 +84,7 @@ def training_tasks(seeds: Iterable[int], memories_per_seed: int = 2, tasks_per_c
     for seed in seeds:
         if seed < TRAIN_SEED_MIN:
             raise ValueError(f"training seed {seed} is a benchmark seed: use seeds >= {TRAIN_SEED_MIN}")
-        seed_memories, seed_tasks = generate_bench(seed, memories_per_seed, tasks_per_category)
+        seed_memories, seed_tasks = generate_bench(seed, memories_per_seed, tasks_per_category, TRAIN_POOLS)
         rng = random.Random(seed)
         memories += seed_memories
         tasks += [replace(task, question=reword(task.question, rng)) if reworded else task for task in seed_tasks]
