@@ -10,8 +10,9 @@ confinement, limits), tools (the tool API and `run_tools` in reasonlab.sandbox),
 parsing and the turn grammar), prompts (every prompt), agent (the loop), mcp_server (`use_memory_agent` over
 MCP), data (generated memories and tasks), judges (deterministic and LLM judges), evaluation (the benchmark:
 solvers, scores, format statistics and cost), rag (the MiniLM-RAG baseline), environment (the RL environment),
-training (GSPO), experiment (every arm over seeds, the quick demo and its headline), cli (`reasonlab memagent
-chat | serve-mcp | generate | bench | train`). See docs/memagent.md.
+training (SFT on expert episodes, GSPO), trajectories (the scripted agent's episodes as SFT examples),
+handwritten (the hand-written held-out set), experiment (every arm over seeds, the quick demo and its headline,
+the trained agent's table), cli (`reasonlab memagent chat | serve-mcp | generate | bench | train | sft`). See docs/memagent.md.
 """
 
 from reasonlab.systems import lazy_exports
@@ -23,9 +24,10 @@ EXPORTS = {
     "turns": ["TURN_GRAMMAR", "AgentTurn", "cut_action", "drop_think", "parse_turn", "turn_sampling"],
     "prompts": ["FEW_SHOT", "SYSTEM_PROMPT"],
     "agent": ["Agent", "AgentResult", "TurnRecord"],
-    "config": ["PRESETS", "TRAIN_PRESETS", "AgentConfig", "ExperimentConfig", "MemAgentEnvConfig", "TrainConfig"],
+    "config": ["PRESETS", "SFT_PRESETS", "TRAINED_AGENT", "TRAIN_PRESETS", "AgentConfig", "ExperimentConfig",
+               "MemAgentEnvConfig", "SFTTrainConfig", "TrainConfig"],
     "mcp_server": ["answer_question", "build_server", "read_filters"],
-    "data": ["BenchTask", "MemoryScenario", "generate_bench", "generate_memory"],
+    "data": ["BENCH_POOLS", "TRAIN_POOLS", "BenchTask", "MemoryScenario", "generate_bench", "generate_memory"],
     "judges": [
         "JudgeCase",
         "LLMJudge",
@@ -46,8 +48,10 @@ EXPORTS = {
     ],
     "rag": ["RAGSolver", "chunk_memory"],
     "environment": ["MemAgentEnvironment", "reward_table", "turn_shaping"],
-    "experiment": ["demo_headline", "run_experiment"],
-    "training": ["train"],
+    "experiment": ["arm_row", "demo_headline", "run_experiment", "trained_bar"],
+    "training": ["train", "train_sft"],
+    "trajectories": ["Trajectory", "record_trajectories", "trajectory_examples", "training_tasks"],
+    "handwritten": ["load_handwritten"],
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
 __all__ = sorted(name for names in EXPORTS.values() for name in names)
