@@ -44,6 +44,7 @@ def test_public_api():
         "train",
     ]
     assert sorted(sft.__all__) == [
+        "CHECKPOINT_NAME",
         "Example",
         "LoRAConfig",
         "PromptTransform",
@@ -53,6 +54,7 @@ def test_public_api():
         "completion_loss",
         "encode_example",
         "load_lora",
+        "save_model",
         "train",
         "with_instruction",
     ]

@@ -1,10 +1,10 @@
-"""The trained memory agent (never in CI): SFT of Gemma-3-270M on the scripted agent's episodes, GSPO from it,
-the generated benchmark and the hand-written set, and the MCP server on a memory the agent never saw.
+"""The trained memory agent (never in CI): SFT of Gemma-3-270M on the scripted agent's episodes, the generated
+benchmark and the hand-written set, and the MCP server on a memory the agent never saw.
 
     .venv/bin/python -m pytest -m experiment tests/systems/memagent/test_memagent_trained_experiment.py -s
 
 Each step reuses a finished run of the same config under runs/memagent (MEMAGENT_EXPERIMENT_OUT), made by the
-commands in benchmarks/RESULTS.md ("mem-agent, trained"); from scratch about 2 hours on the 2-core CPU. The
+commands in benchmarks/RESULTS.md ("mem-agent, trained"); from scratch about 80 minutes on the 2-core CPU. The
 assertions are the claims of the README row and RESULTS, as measured.
 """
 
@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 
 from reasonlab.runs import Run, config_diff
-from reasonlab.systems.memagent.config import PRESETS, SFT_PRESETS, TRAIN_PRESETS
+from reasonlab.systems.memagent.config import PRESETS, SFT_PRESETS
 from reasonlab.systems.memagent.experiment import arm_row, run_experiment, trained_bar
 
 OUT = Path(os.environ.get("MEMAGENT_EXPERIMENT_OUT", "runs/memagent"))
+BASE_CORRECT = 0  # the untrained 270M agent (llama.cpp, few-shot prompt) on the 20 generated tasks
+HANDWRITTEN_CORRECT = 0  # the SFT agent on the 32 hand-written tasks
 pytestmark = [pytest.mark.experiment, pytest.mark.timeout(4 * 3600)]
 
 
@@ -32,61 +34,60 @@ def _finished(name: str, config: object) -> bool:
                                                  config.model_dump(mode="json"))  # type: ignore[attr-defined]
 
 
-def _bench(preset: str, name: str, **update: object) -> dict:
+def _bench(preset: str, name: str, **update: object) -> None:
     config = PRESETS[preset].model_copy(update=update)
     if not _finished(name, config):
         run_experiment(config, OUT, name, overwrite=True)
-    return {}
 
 
 @pytest.fixture(scope="module")
 def runs() -> dict[str, Path]:
-    from reasonlab.systems.memagent.training import train, train_sft
+    """The runs of record (GSPO was not run to the end: see RESULTS)."""
+    from reasonlab.systems.memagent.training import train_sft
 
     if not _finished("sft", SFT_PRESETS["record"]):
         train_sft(SFT_PRESETS["record"], OUT, "sft", overwrite=True)
-    gspo = TRAIN_PRESETS["gspo"]
-    if not _finished("gspo", gspo):
-        train(gspo, OUT, "gspo", overwrite=True)
     _bench("trained", "trained-mini")
     _bench("handwritten", "trained-handwritten")
-    _bench("trained", "gspo-mini", llm="hf:runs/memagent/gspo/model")
-    _bench("handwritten", "gspo-handwritten", llm="hf:runs/memagent/gspo/model", arms=["agent"])
     _bench("mini", "base-mini", arms=["oracle", "wrong", "agent", "rag"])
-    _bench("mini", "base-handwritten", arms=["agent", "rag"], tasks="handwritten")
-    return {name: OUT / name for name in ("sft", "gspo", "trained-mini", "trained-handwritten", "gspo-mini",
-                                          "gspo-handwritten", "base-mini", "base-handwritten")}
+    return {name: OUT / name for name in ("sft", "trained-mini", "trained-handwritten", "base-mini")}
 
 
-def _rows(runs: dict[str, Path], handwritten: bool = False) -> dict[str, dict]:
-    suffix = "handwritten" if handwritten else "mini"
-    rows = {"base 270M": arm_row(runs[f"base-{suffix}"], "agent"),
-            "SFT": arm_row(runs[f"trained-{suffix}"], "agent"),
-            "SFT+GSPO": arm_row(runs[f"gspo-{suffix}"], "agent"),
-            "MiniLM-RAG": arm_row(runs[f"base-{suffix}"], "rag")}
+def _rows(runs: dict[str, Path]) -> dict[str, dict]:
+    rows = {"base 270M": arm_row(runs["base-mini"], "agent"), "SFT": arm_row(runs["trained-mini"], "agent"),
+            "MiniLM-RAG": arm_row(runs["base-mini"], "rag"), "scripted": arm_row(runs["base-mini"], "oracle")}
     for label, row in rows.items():
         print(label, row["correct"], "/", row["n"], {c: v["correct"] for c, v in row["categories"].items()})
     return rows
 
 
-def test_the_sft_agent_meets_the_bar_on_held_out_generated_tasks(runs):
+def test_the_sft_agent_scores_what_results_says_on_held_out_generated_tasks(runs):
     rows = _rows(runs)
-    bar = trained_bar(rows)
-    assert rows["base 270M"]["correct"] == 0 and rows["MiniLM-RAG"]["correct"] == 4
-    assert bar["holds"], bar
-    assert arm_row(runs["base-mini"], "oracle")["correct"] == 20
+    assert rows["scripted"]["correct"] == 20 and rows["MiniLM-RAG"]["correct"] == 4
+    assert rows["base 270M"]["correct"] == BASE_CORRECT
+    sft = rows["SFT"]
+    assert (sft["correct"], {c: v["correct"] for c, v in sft["categories"].items()}) == (5, {
+        "retrieval": 2, "update": 0, "clarification": 0, "filter": 3})
+
+
+@pytest.mark.xfail(strict=True, reason="the issue's bar is not met: SFT 0.25 (5/20), ahead of MiniLM-RAG in "
+                                       "retrieval only; the model takes the benchmark's questions for updates")
+def test_the_sft_agent_meets_the_issues_bar(runs):
+    assert trained_bar(_rows(runs))["holds"]
 
 
 def test_the_handwritten_set_is_reported_beside_it(runs):
-    rows = _rows(runs, handwritten=True)
-    assert all(row["n"] == 32 for row in rows.values())
+    row = arm_row(runs["trained-handwritten"], "agent")
+    print("SFT on the hand-written set", row["correct"], "/", row["n"])
+    assert row["n"] == 32 and row["correct"] == HANDWRITTEN_CORRECT
+    assert arm_row(runs["trained-handwritten"], "oracle")["correct"] == 32
 
 
-def test_sft_and_gspo_costs_are_recorded(runs):
+def test_sft_cost_and_held_out_loss_are_recorded(runs):
     sft = json.loads((runs["sft"] / "summary.json").read_text())
-    gspo = json.loads((runs["gspo"] / "summary.json").read_text())
-    assert sft["held_out_loss_after"] < sft["held_out_loss_before"]
-    assert sft["tokens_per_epoch"] > 0 and sft["peak_rss_gb"] > 0 and gspo["iterations"] == 16
+    assert (sft["episodes"], sft["examples"], sft["steps"]) == (154, 484, 121)
+    assert sft["held_out_loss_before"] > 2.5 and sft["held_out_loss_after"] < 0.05
+    assert sft["tokens_per_epoch"] == 189_306 and sft["peak_rss_gb"] > 0
 
 
 def test_the_trained_agent_works_through_the_mcp_server_and_keeps_the_memory_valid(runs, tmp_path):
