@@ -24,7 +24,7 @@ from reasonlab.systems.memagent.experiment import arm_row, run_experiment, train
 
 OUT = Path(os.environ.get("MEMAGENT_EXPERIMENT_OUT", "runs/memagent"))
 BASE_CORRECT = 0  # the untrained 270M agent (llama.cpp, few-shot prompt) on the 20 generated tasks
-HANDWRITTEN_CORRECT = 0  # the SFT agent on the 32 hand-written tasks
+HANDWRITTEN_CORRECT = 4  # the SFT agent on the 32 hand-written tasks
 pytestmark = [pytest.mark.experiment, pytest.mark.timeout(4 * 3600)]
 
 
