@@ -21,7 +21,7 @@ from reasonlab.runs import Run
 from reasonlab.systems.memagent.config import SFTTrainConfig, TrainConfig
 from reasonlab.threads import current_threads
 
-__all__ = ["rl_config", "rl_cost", "sft_config", "split_held_out", "train", "train_sft", "training_setup"]
+__all__ = ["expert_trajectories", "rl_config", "rl_cost", "sft_config", "split_held_out", "train", "train_sft", "training_setup"]
 
 
 def rl_config(config: TrainConfig, resume: bool = False) -> Any:
@@ -154,19 +154,13 @@ def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, res
               overwrite: bool = False, policy: Any = None) -> Path:
     """Record the scripted agent's episodes, fine-tune the policy on its turns, and save it as an HF folder in
     `out/name/model` (load it with `hf:out/name/model`); checkpointed, `resume` continues. Returns the run dir."""
-    import random
     import resource
 
     import torch
 
     from reasonlab.llm import TrainablePolicy, load_llm
-    from reasonlab.systems.memagent.trajectories import (
-        record_trajectories,
-        training_tasks,
-        trajectory_examples,
-        write_trajectories,
-    )
-    from reasonlab.train.sft import CHECKPOINT_NAME, encode_example, save_model
+    from reasonlab.systems.memagent.trajectories import trajectory_examples, write_trajectories
+    from reasonlab.train.sft import CHECKPOINT_NAME, save_model
     from reasonlab.train.sft import train as sft_train
 
     sft = sft_config(config, resume)  # bad sft options fail before any work
@@ -182,17 +176,7 @@ def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, res
     torch.set_num_threads(config.torch_threads or current_threads())
     started = time.monotonic()
     with heartbeat("memagent sft"):
-        memories, tasks = training_tasks(config.seeds, config.memories_per_seed, config.tasks_per_category,
-                                         config.reworded)
-        tasks = [task for task in tasks if task.category in config.categories]
-        if config.episodes is not None and config.episodes < len(tasks):
-            tasks = sorted(random.Random(config.seed).sample(tasks, config.episodes), key=lambda t: t.task_id)
-        with phase(f"mem-agent SFT: the scripted agent plays {len(tasks)} training tasks (sandboxed)"):
-            trajectories = record_trajectories(tasks, memories, config.agent,
-                                               on_task=_task_line(len(tasks), time.monotonic()))
-        failed = [t.task.task_id for t in trajectories if not t.correct]
-        if failed:
-            raise RuntimeError(f"the scripted agent failed {len(failed)} training tasks (first {failed[0]})")
+        trajectories = expert_trajectories(config)
         write_trajectories(trajectories, run.dir / "trajectories.jsonl")
         with phase(f"mem-agent SFT: loading the policy {config.policy}"):
             policy = policy if policy is not None else load_llm(config.policy)
@@ -201,13 +185,7 @@ def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, res
         train_episodes, held_episodes = split_held_out(trajectories, config.held_out, config.seed)
         examples = trajectory_examples(train_episodes, config.agent, policy)
         held_examples = trajectory_examples(held_episodes, config.agent, policy)
-        encoded = [encode_example(policy, example, sft.add_eos) for example in examples]
-        longest = max(len(c) for _, c in encoded) - int(sft.add_eos)
-        if longest > config.agent.max_tokens_per_turn:
-            raise UserError(f"an expert turn has {longest} tokens, more than agent.max_tokens_per_turn="
-                            f"{config.agent.max_tokens_per_turn}: raise it (--set agent.max_tokens_per_turn="
-                            f"{longest}) so the trained agent can write its turns whole")
-        prompt_tokens, completion_tokens = sum(len(p) for p, _ in encoded), sum(len(c) for _, c in encoded)
+        prompt_tokens, completion_tokens = _token_counts(policy, examples, sft.add_eos, config.agent.max_tokens_per_turn)
         with phase(f"mem-agent SFT: {len(examples)} assistant turns from {len(train_episodes)} episodes "
                    f"({prompt_tokens + completion_tokens:,} tokens, {completion_tokens:,} trained), "
                    f"{len(held_examples)} held out"):
@@ -228,6 +206,41 @@ def train_sft(config: SFTTrainConfig, out: str | Path, name: str = "sft", *, res
     }
     run.write_summary(summary)
     return run.dir
+
+
+def expert_trajectories(config: SFTTrainConfig) -> list[Any]:
+    """The scripted correct agent's episodes on the config's training tasks (a seeded sample of `episodes`),
+    every one judged correct (a failure is a bug in the generator or the scripted agent)."""
+    import random
+
+    from reasonlab.systems.memagent.trajectories import record_trajectories, training_tasks
+
+    memories, tasks = training_tasks(config.seeds, config.memories_per_seed, config.tasks_per_category,
+                                     config.reworded)
+    tasks = [task for task in tasks if task.category in config.categories]
+    if config.episodes is not None and config.episodes < len(tasks):
+        tasks = sorted(random.Random(config.seed).sample(tasks, config.episodes), key=lambda t: t.task_id)
+    with phase(f"mem-agent SFT: the scripted agent plays {len(tasks)} training tasks (sandboxed)"):
+        trajectories = record_trajectories(tasks, memories, config.agent,
+                                           on_task=_task_line(len(tasks), time.monotonic()))
+    failed = [t.task.task_id for t in trajectories if not t.correct]
+    if failed:
+        raise RuntimeError(f"the scripted agent failed {len(failed)} training tasks (first {failed[0]})")
+    return trajectories
+
+
+def _token_counts(policy: Any, examples: list[Any], add_eos: bool, turn_budget: int) -> tuple[int, int]:
+    """(prompt, completion) tokens of the examples; a one-line error when an expert turn exceeds the agent's
+    turn budget (the trained agent could never write it whole)."""
+    from reasonlab.train.sft import encode_example
+
+    encoded = [encode_example(policy, example, add_eos) for example in examples]
+    longest = max(len(c) for _, c in encoded) - int(add_eos)
+    if longest > turn_budget:
+        raise UserError(f"an expert turn has {longest} tokens, more than agent.max_tokens_per_turn={turn_budget}: "
+                        f"raise it (--set agent.max_tokens_per_turn={longest}) so the trained agent can write its "
+                        "turns whole")
+    return sum(len(p) for p, _ in encoded), sum(len(c) for _, c in encoded)
 
 
 def _task_line(total: int, started: float) -> Any:
