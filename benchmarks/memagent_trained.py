@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import platform
 
+from reasonlab.errors import UserError
 from reasonlab.stats import wilson_interval
 from reasonlab.systems.memagent.experiment import CATEGORY_ORDER, arm_row, trained_bar
 
@@ -46,7 +47,10 @@ def main() -> None:
         run, _, arm = target.rpartition(":")
         if not label or not run or not arm:
             parser.error(f"{item!r} is not LABEL=RUN_DIR:ARM")
-        rows[label] = arm_row(run, arm)
+        try:
+            rows[label] = arm_row(run, arm)
+        except UserError as error:  # a run that is not a finished bench, or an arm it did not run
+            parser.error(str(error))
     print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}")
     print(table(rows))
     if "SFT" in rows and "MiniLM-RAG" in rows:
