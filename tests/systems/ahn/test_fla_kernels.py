@@ -167,11 +167,39 @@ def _relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "state"])
 @pytest.mark.parametrize("length", [1, 63, 130])
 @pytest.mark.parametrize("kind", KINDS)
+def test_fla_forward_matches_the_references(kind: str, length: int, with_state: bool, dtype: torch.dtype) -> None:
+    """Values and final state alone (what prefill and decode use), on any Triton fla runs on."""
+    fast, reference, chunked = _references(kind)
+    inputs = _inputs(kind, length, 64, 64, dtype, "cuda", with_state)
+    values_tol, _ = TOLERANCES[dtype]
+    with torch.no_grad():
+        (o, S), (o_ref, S_ref), (o_chunked, S_chunked) = (fn(**inputs) for fn in (fast, reference, chunked))
+    assert o.dtype == dtype and S.dtype == torch.float32
+    for ours, expected in ((o, o_ref), (S, S_ref), (o, o_chunked), (S, S_chunked)):
+        assert _relative_error(ours, expected) < values_tol
+
+
+# fla refuses its gated backward on Hopper under Triton 3.4 - 3.7.0 (it gives wrong gradients there, fla #640)
+FLA_REFUSES_BACKWARD = "produces incorrect results"
+
+
+@pytest.mark.gpu
+@needs_fla_gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "state"])
+@pytest.mark.parametrize("length", [1, 63, 130])
+@pytest.mark.parametrize("kind", KINDS)
 def test_fla_kernels_match_the_references(kind: str, length: int, with_state: bool,
                                           dtype: torch.dtype) -> None:
     fast, reference, chunked = _references(kind)
     inputs = _inputs(kind, length, 64, 64, dtype, "cuda", with_state)
-    ours, expected = _run(fast, inputs), _run(reference, inputs)
+    try:
+        ours = _run(fast, inputs)
+    except RuntimeError as error:
+        if FLA_REFUSES_BACKWARD not in str(error):
+            raise
+        pytest.skip(f"fla refuses its backward on this GPU and Triton: {error}")
+    expected = _run(reference, inputs)
     assert ours["outputs"].dtype == dtype and ours["state"].dtype == torch.float32
     values_tol, grads_tol = TOLERANCES[dtype]
     for name in expected:

@@ -15,7 +15,8 @@ from reasonlab.clihelp import help_defaults
 from reasonlab.progress import heartbeat
 from reasonlab.trackers import REPORT_TO_HELP
 
-PRESET_NAMES = "record | quick"  # ahn.config.PRESETS and DOCUMENT_PRESETS
+PRESET_NAMES = "record | quick"  # ahn.config.PRESETS
+DOCUMENT_PRESET_NAMES = "record | quick | gpu"  # ahn.config.DOCUMENT_PRESETS
 KIND_NAMES = "deltanet | gdn | mamba2"
 
 app = typer.Typer(help="AHN: sliding-window attention plus an artificial hippocampus, a recurrent memory of what "
@@ -104,7 +105,7 @@ def _resolve_documents(preset: str, config: Optional[Path], sets: list[str], **o
 @help_defaults(_documents_preset, model="model", kind="kind", documents="documents", window="window",
                seq_len="seq_len", steps="distill.steps", out="out")
 def distill_command(
-    preset: str = typer.Option("record", help=PRESET_NAMES),
+    preset: str = typer.Option("record", help=DOCUMENT_PRESET_NAMES),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with DocumentsConfig fields"),
     sets: list[str] = typer.Option([], "--set", help="KEY=VALUE, dotted for nested fields "
                                    "(--set distill.learning_rate=1e-4)"),

@@ -192,4 +192,7 @@ DOCUMENT_PRESETS: dict[str, DocumentsConfig] = {
     "quick": DocumentsConfig(seq_len=384, window=124, budgets=[64, 128], min_chars=40000, eval_windows=4,
                              train_windows=32, distill=DistillConfig(steps=16, learning_rate=2e-3,
                                                                      checkpoint_every=8)),
+    # a lent CUDA machine (benchmarks/ahn_gpu_check.sh): 8 windows a step, 600 steps, 64 held-out windows
+    "gpu": DocumentsConfig(batch_size=8, eval_windows=64,
+                           distill=DistillConfig(steps=600, learning_rate=1e-3, checkpoint_every=100)),
 }
