@@ -20,6 +20,7 @@ PARTS=${PARTS:-fla distill}
 RUNS=${RUNS:-/tmp/ahn-gpu-runs}
 mkdir -p "$OUT" "$RUNS"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export USE_HUB_KERNELS=${USE_HUB_KERNELS:-NO}  # transformers would fetch kernels from the Hub: none offline
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"

@@ -194,3 +194,16 @@ def test_hf_schema_bounds_hold_on_every_seed(tiny_hf) -> None:
         data = json.loads(result.text)
         assert 3 <= data["n"] <= 7 and len(data["s"]) <= 3
         assert result.text == json.dumps(data, ensure_ascii=False)  # no free whitespace: json.dumps' layout
+
+
+def test_a_huggingface_factory_imports_xgrammar_only_when_a_constraint_needs_it(monkeypatch) -> None:
+    """HFPolicy builds its factory at load: a machine without xgrammar still runs unconstrained decoding."""
+    import sys
+
+    from reasonlab.llm.constrained import ConstraintFactory
+
+    monkeypatch.setitem(sys.modules, "xgrammar", None)  # `import xgrammar` now raises ImportError
+    factory = ConstraintFactory.from_huggingface(object(), vocab_size=10, stop_token_ids=[0])
+    assert factory.vocab_size == 10
+    with pytest.raises(ImportError):
+        factory._tokenizer_info()

@@ -229,11 +229,15 @@ class ConstraintFactory:
 
     @classmethod
     def from_huggingface(cls, tokenizer: Any, vocab_size: int, stop_token_ids: list[int]) -> ConstraintFactory:
-        """For a transformers tokenizer."""
-        import xgrammar as xgr
+        """For a transformers tokenizer. xgrammar is imported on first use, so a model that never decodes under a
+        constraint runs without it."""
 
-        return cls(lambda: xgr.TokenizerInfo.from_huggingface(
-            tokenizer, vocab_size=vocab_size, stop_token_ids=stop_token_ids), vocab_size)
+        def info() -> Any:
+            import xgrammar as xgr
+
+            return xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=stop_token_ids)
+
+        return cls(info, vocab_size)
 
     @classmethod
     def from_pieces(cls, vocabulary: Callable[[], tuple[list[bytes], list[int]]]) -> ConstraintFactory:

@@ -5,6 +5,7 @@ about 15 minutes)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -55,12 +56,31 @@ def test_on_the_embedded_model_full_attention_beats_sinks_swa_and_a_fresh_memory
     assert after["ahn_minus_swa_nll"]["n"] == documents_run["eval_windows"]
 
 
-@pytest.mark.xfail(reason="not met at CPU scale: after 60 steps (the record) AHN - SWA was +0.0023 nats/token, "
-                   "95% CI -0.0077 to +0.0115 (benchmarks/RESULTS.md, AHN)", strict=False)
+@pytest.mark.xfail(reason="not met at CPU scale: after 60 CPU steps AHN - SWA was +0.0023 nats/token, 95% CI "
+                   "-0.0077 to +0.0115; met by the GPU run of record's 600 steps of 8 windows (the test above; "
+                   "benchmarks/RESULTS.md, AHN)", strict=False)
 def test_ahn_on_the_embedded_model_lies_between_sinks_swa_and_full_attention(documents_run):
     """The paper's claim for experiment (b): after distillation AHN is below sinks + SWA (the paired interval
     below zero) and not below full attention."""
     assert documents_run["between"] is True
+
+
+GPU_RECORD = Path("runs/ahn/docs-gpu")  # benchmarks/ahn_gpu_check.sh on a lent H200, unpacked here
+
+
+@pytest.mark.skipif(not (GPU_RECORD / "ahn.pt").is_file(),
+                    reason="needs the GPU run of record: benchmarks/ahn_gpu_check.sh OUT, then tar -xzf "
+                    "OUT/docs-gpu.tgz -C runs/ahn (benchmarks/RESULTS.md, AHN)")
+def test_the_gpu_run_of_record_lies_between_sinks_swa_and_full_attention_when_scored_on_this_cpu():
+    """The README's experiment (b) row: the memories distilled on the GPU (600 steps of 8 windows), scored again
+    here in float32 on the run's 64 held-out windows: AHN below sinks + SWA (paired interval below zero) and
+    not below full attention."""
+    from reasonlab.systems.ahn.longtext import evaluate_run
+
+    scores = evaluate_run(GPU_RECORD)
+    assert scores["between"] is True
+    assert scores["ahn_minus_swa_nll"]["n"] == 64 and scores["ahn_minus_swa_nll"]["ci95_high"] < 0
+    assert scores["full"]["perplexity"] < scores["ahn"]["perplexity"] < scores["swa"]["perplexity"]
 
 
 def test_the_quick_demo_headline_holds(tmp_path):

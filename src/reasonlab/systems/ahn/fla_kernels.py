@@ -19,7 +19,8 @@ import torch
 
 from reasonlab.errors import UserError
 
-__all__ = ["fla_delta_rule", "fla_mamba2", "fla_ready", "from_fla_layout", "to_fla_layout"]
+__all__ = ["fla_delta_rule", "fla_mamba2", "fla_ready", "fla_refuses_backward", "from_fla_layout",
+           "to_fla_layout"]
 
 KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -41,8 +42,28 @@ def _fla_kernels() -> FlaKernels | None:
 
 
 def fla_ready(x: torch.Tensor) -> bool:
-    """True when x is a CUDA tensor of a dtype fla's kernels take and fla imports (tried once per process)."""
-    return x.is_cuda and x.dtype in KERNEL_DTYPES and _fla_kernels() is not None
+    """True when x is a CUDA tensor of a dtype fla's kernels take and fla imports (tried once per process), and,
+    where gradients will flow, fla runs its backward on this GPU (see `fla_refuses_backward`)."""
+    if not (x.is_cuda and x.dtype in KERNEL_DTYPES and _fla_kernels() is not None):
+        return False
+    return not (torch.is_grad_enabled() and fla_refuses_backward(x.device))
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("+")[0].split(".")[:3] if part.isdigit())
+
+
+@functools.cache
+def fla_refuses_backward(device: torch.device) -> bool:
+    """fla refuses its gated chunk backward on Hopper (compute capability 9) under Triton 3.4 to 3.7.0, which
+    compute it wrongly there (fla issue 640); training then takes the torch path, inference keeps fla's kernels.
+    Seen on a lent H200 with Triton 3.6.0 (benchmarks/RESULTS.md, AHN)."""
+    try:
+        import triton
+    except ImportError:
+        return False
+    major, _ = torch.cuda.get_device_capability(device)
+    return major == 9 and (3, 4) <= _version(triton.__version__) < (3, 7, 1)
 
 
 def to_fla_layout(x: torch.Tensor) -> torch.Tensor:
@@ -57,6 +78,10 @@ def from_fla_layout(x: torch.Tensor) -> torch.Tensor:
 
 def _kernels_for(q: torch.Tensor) -> FlaKernels:
     kernels = _fla_kernels() if fla_ready(q) else None
+    if kernels is None and q.is_cuda and torch.is_grad_enabled() and fla_refuses_backward(q.device):
+        raise UserError(f"fla refuses its backward on {torch.cuda.get_device_name(q.device)} under this Triton "
+                        "(Hopper needs Triton >= 3.7.1): call it under torch.no_grad(), upgrade Triton, or use the "
+                        "torch path")
     if kernels is None:
         raise UserError(f"the fla fast path got a {q.dtype} tensor on {q.device}: it needs CUDA float32, "
                         "bfloat16 or float16 tensors and `pip install fla-core`; check fla_ready(q) first, "
