@@ -59,6 +59,26 @@ def test_reword_uses_templates_the_benchmark_never_uses():
     assert not {" ".join(t.question.split()[:2]) for t in worded_tasks} & bench_openings
 
 
+def _first_word(text: str) -> str:
+    return text.split()[0].lower().strip(",:.?!")
+
+
+def test_training_wordings_are_questions_too_and_never_open_like_a_handwritten_question():
+    """Interrogative forms as well as requests (a model trained on requests alone took questions for updates),
+    none opening with the first word of any hand-written question or follow-up (that style stays unseen)."""
+    from reasonlab.systems.memagent import trajectories
+    from reasonlab.systems.memagent.handwritten import load_handwritten
+
+    forms = [form for _, group in trajectories._REWORDINGS for form in group]
+    assert sum(form.endswith("?") for form in trajectories._QUESTION_FORMS) >= 4
+    handwritten = {_first_word(q) for task in load_handwritten()[1]
+                   for q in (task.question, task.followup_question) if q}
+    assert "what" in handwritten and "what's" in handwritten  # the check below has something to bite on
+    assert not {_first_word(form) for form in forms} & handwritten
+    _, worded_tasks = training_tasks([1000, 1001, 1002])
+    assert not {_first_word(task.question) for task in worded_tasks} & handwritten
+
+
 def test_training_memories_share_no_name_with_the_benchmark_or_the_handwritten_set():
     from reasonlab.systems.memagent.data import BENCH_POOLS, TRAIN_POOLS
     from reasonlab.systems.memagent.handwritten import load_handwritten

@@ -51,17 +51,18 @@ __all__ = [
     "write_trajectories",
 ]
 
-# other wordings than the benchmark's; "{x}" is the rest of the sentence. Questions as well as requests: a model
-# trained on requests alone (commit b7378a6) took the benchmark's "What is ...?" for an update request
+# other wordings than the benchmark's, and none opening with the first word of a hand-written question (the
+# held-out style stays unseen); "{x}" is the rest of the sentence. Questions as well as requests: a model trained
+# on requests alone (commit b7378a6) took the benchmark's "What is ...?" for an update request
 _QUESTION_FORMS = ("Look up {x} for me.", "I need {x}.", "Please find {x}.", "Could you check {x}?",
-                   "Give me {x}.", "Find {x} in my notes.", "What's {x}?", "Could you tell me {x}?",
-                   "Any idea what {x} is?", "Which is {x}?", "Tell me {x}, please.")
+                   "Give me {x}.", "Find {x} in my notes.", "Could you tell me {x}?", "Any idea what {x} is?",
+                   "Would you know {x}?", "May I know {x}?")
 _UPDATE_FORMS = ("Note that {x}", "FYI, {x}", "Update: {x}", "Please remember that {x}", "Correction: {x}",
                  "Change my notes: {x}")
 _BORN_FORMS = ("Look up when {x} was born.", "I need to know when {x} was born.", "Find the birth year of {x}.",
-               "Any idea when {x} was born?", "When's the birthday of {x}?")
+               "Any idea when {x} was born?", "Would you know when {x} was born?")
 _PAIR_FORMS = ("I need the occupation and the {x}.", "Look up the occupation and the {x}.",
-               "What're the occupation and the {x}?")
+               "Could you tell me the occupation and the {x}?")
 _REWORDINGS = (
     (re.compile(r"^What is (.+)\?$"), _QUESTION_FORMS),
     (re.compile(r"^Please update my memory: (.+)$"), _UPDATE_FORMS),
