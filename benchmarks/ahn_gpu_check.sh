@@ -13,8 +13,9 @@
 # Needs reasonlab importable (pip install -e . or PYTHONPATH=src), fla-core for part 1, and
 # debian:python3.11-doc unpacked under $REASONLAB_CACHE/debian (the first `reasonlab ahn distill` does that).
 set -uo pipefail
-OUT=${1:?usage: benchmarks/ahn_gpu_check.sh OUT [GGUF]}
-GGUF=${2:-}
+OUT=$(realpath -m "${1:?usage: benchmarks/ahn_gpu_check.sh OUT [GGUF]}")
+GGUF=${2:+$(realpath "$2")}
+cd "$(dirname "$0")/.."  # the repository root: the tests and src/ are found from there
 PY=${PYTHON:-python3}
 PARTS=${PARTS:-fla distill}
 RUNS=${RUNS:-/tmp/ahn-gpu-runs}
@@ -34,8 +35,9 @@ fi
 [[ " $PARTS " == *" distill "* ]] || exit 0
 
 echo "== 2. AHN-GDN distilled on Gemma-3-270M and the Python docs"
+: > "$OUT/distill.log"
 if [ -n "$GGUF" ]; then
-    $PY - "$GGUF" <<'PYEOF' 2>&1 | tee "$OUT/distill.log"
+    $PY - "$GGUF" <<'PYEOF' 2>&1 | tee -a "$OUT/distill.log"
 import sys
 from pathlib import Path
 from reasonlab.llm.embedded import GEMMA_CACHE_NAME, cache_dir, convert_gguf
@@ -50,5 +52,8 @@ import torch
 torch.set_float32_matmul_precision('high')  # TF32 matrix products on the GPU
 from reasonlab.systems.ahn.cli import app
 app()" distill --preset gpu --name docs-gpu --out "$RUNS" --overwrite 2>&1 | tee -a "$OUT/distill.log"
-tar -czf "$OUT/docs-gpu.tgz" -C "$RUNS" docs-gpu
+status=${PIPESTATUS[0]}
+# the run with its checkpoint, also after a failure or a timeout: `reasonlab ahn distill --resume` continues it
+[ -d "$RUNS/docs-gpu" ] && tar -czf "$OUT/docs-gpu.tgz" -C "$RUNS" docs-gpu
 ls -la "$OUT"
+exit "$status"

@@ -78,7 +78,8 @@ def from_fla_layout(x: torch.Tensor) -> torch.Tensor:
 
 def _kernels_for(q: torch.Tensor) -> FlaKernels:
     kernels = _fla_kernels() if fla_ready(q) else None
-    if kernels is None and q.is_cuda and torch.is_grad_enabled() and fla_refuses_backward(q.device):
+    installed = _fla_kernels() is not None and q.is_cuda and q.dtype in KERNEL_DTYPES
+    if kernels is None and installed and torch.is_grad_enabled() and fla_refuses_backward(q.device):
         raise UserError(f"fla refuses its backward on {torch.cuda.get_device_name(q.device)} under this Triton "
                         "(Hopper needs Triton >= 3.7.1): call it under torch.no_grad(), upgrade Triton, or use the "
                         "torch path")
