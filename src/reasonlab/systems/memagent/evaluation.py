@@ -65,6 +65,28 @@ def _last_result_value(prompt: str, key: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+# the scripted agent's thoughts say what the request asks for and what each call does, so a model trained on its
+# episodes learns to tell a question from an update in words before it acts (the earlier fixed thought,
+# "I should look this up in the memory step by step.", taught it nothing of the kind)
+INTENTS = {"update": "The user gives a new fact to save.", "filter": "The user asks for a fact under a privacy rule."}
+QUESTION_INTENT = "The user asks for a fact."
+REPLY_THINKS = {"retrieval": "I found it.", "clarification": "The memory does not have it, so I ask.",
+                "update": "The memory now has the new fact.", "filter": "I answer within the privacy rule."}
+_CALL = re.compile(r'(read_file|go_to_link|update_file|list_files|create_file)\("(?:\[\[)?([^"\]]*)')
+_STEPS = {"read_file": "Read {}.", "go_to_link": "Follow the link to {}.", "update_file": "Replace the old line in {}.",
+          "list_files": "List the files.", "create_file": "Create {}."}
+
+
+def _intent(task: BenchTask) -> str:
+    return INTENTS.get(task.category, QUESTION_INTENT)
+
+
+def _step(code: str) -> str:
+    """'Read user.md.' for `x = read_file("user.md")`: what one scripted call does."""
+    match = _CALL.search(code)
+    return _STEPS[match.group(1)].format(match.group(2)) if match else "Run the next call."
+
+
 class ScriptedAgent:
     """`prompt -> completion` that plays one task: the oracle's (or the wrong policy's) tool calls, one per
     turn, then its reply. The turn index is the number of <result> blocks after the request in the prompt.
@@ -84,8 +106,8 @@ class ScriptedAgent:
             return self._read_back(prompt, prompt[followup_at:].count("<result>"))
         turn = prompt[prompt.rfind(task.question):].count("<result>")
         if turn < len(self.code):
-            return turn_text("I should look this up in the memory step by step.", self.code[turn])
-        return turn_text("I have what I need.", reply=self.reply)
+            return turn_text(f"{_intent(task)} {_step(self.code[turn])}", self.code[turn])
+        return turn_text(REPLY_THINKS[task.category], reply=self.reply)
 
     def _read_back(self, prompt: str, turn: int) -> str:
         path, key, _ = self.task.expected_facts[0]
