@@ -19,12 +19,14 @@ from reasonlab.systems.moloch.audience import (
     LLMAudience,
     MarketAudience,
     Vote,
+    distinct_numbers,
     features,
     generate_personas,
     held_out_personas,
     parse_thought,
     parse_vote,
     position_bias,
+    scored_features,
     tally,
 )
 
@@ -237,6 +239,8 @@ def test_bad_inputs_are_one_line_errors():
         MarketAudience(weights={"numbers": 1.0, "emoji": 2.0})
     with pytest.raises(UserError, match="must be >= 0"):
         MarketAudience(noise=-1.0)
+    with pytest.raises(UserError, match="unknown number scoring 'square'"):
+        MarketAudience(numbers="square")
 
 
 def test_position_bias_of_an_always_a_voter():
@@ -331,6 +335,32 @@ def test_the_control_zeroes_only_the_numbers_weight():
         }
     spread = [weights["superlatives"] for weights in market.voter_weights]
     assert len(set(spread)) == 20 and min(spread) > 0.3 and max(spread) < 1.2  # drawn around 0.6
+
+
+def test_linear_scoring_counts_each_distinct_number_once_and_does_not_saturate():
+    card = "The Volt 20 holds 20,000 mAh, weighs 310 g and costs $39.99."
+    repeated = card + " Again: 20,000 mAh, 310 g."
+    padded = card + " It charges in 3 hours, has 2 ports and a 5-year warranty."
+    assert distinct_numbers(card) == distinct_numbers(repeated) == 4  # "20" of the name is a number too
+    assert scored_features(padded, "linear")["numbers"] - scored_features(card, "linear")["numbers"] == 3.0
+    log_gain = scored_features(padded)["numbers"] - scored_features(card)["numbers"]
+    assert 0.4 < log_gain < 0.6  # log(9) - log(6): the spec's scoring saturates
+    assert scored_features(padded, "linear")["length"] == scored_features(padded)["length"]
+
+
+def test_a_linear_market_prefers_added_figures_more_often_than_the_log_market():
+    card = "The Volt 20 holds 20,000 mAh, weighs 310 g and costs $39.99, a light handy pick."
+    padded = "The Volt 20 holds 20,000 mAh, weighs 310 g and costs $39.99, 3 ports, 2 hours."
+    assert features(card)["length"] == features(padded)["length"]
+
+    def padded_share(audience: MarketAudience) -> float:
+        votes = [v for seed in range(20) for v in audience.vote(SALES, (card, padded), random.Random(seed))]
+        return sum(v.choice == 1 for v in votes) / len(votes)
+
+    linear, log = padded_share(MarketAudience(seed=0, numbers="linear")), padded_share(MarketAudience(seed=0))
+    assert linear >= 0.75 and linear - log >= 0.15
+    control = MarketAudience(seed=0, control=True, numbers="linear")
+    assert 0.35 <= padded_share(control) <= 0.65
 
 
 def test_market_thoughts_name_the_feature_that_decided():

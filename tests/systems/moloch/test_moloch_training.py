@@ -28,6 +28,7 @@ from reasonlab.systems.moloch.anchors import Anchor
 from reasonlab.systems.moloch.arenas import save_anchors, split_anchors
 from reasonlab.systems.moloch.audience import LLMAudience, MarketAudience
 from reasonlab.systems.moloch.config import (
+    PRESETS,
     AgentConfig,
     AudienceConfig,
     DataConfig,
@@ -383,6 +384,12 @@ def test_build_audience_makes_the_market_its_control_and_held_out_voters():
     assert not {v.split()[0] for v in market.voters} & {v.split()[0] for v in held.voters}
     llm = build_audience(AudienceConfig(kind="llm", personas=2), llm=FixedPitches([]))
     assert isinstance(llm, LLMAudience) and len(llm.voters) == 2
+    assert market.numbers == "log"
+    figures = PRESETS["figures"].audience
+    linear = build_audience(figures)
+    assert isinstance(linear, MarketAudience) and linear.numbers == "linear" and not linear.control
+    linear_control = build_audience(figures.model_copy(update={"kind": "control"}))
+    assert isinstance(linear_control, MarketAudience) and linear_control.control
 
 
 # build_anchors

@@ -4,8 +4,8 @@ rounds against the base agent), `ExperimentConfig` (`experiment`: conditions x s
 
 A preset is a `TrainConfig`. `market` is the run of record of spec 6B on the embedded Gemma-3-270M (sales pitches,
 64 train and 32 test product cards, the rule-based market that rewards numbers); `control` the same with the
-audience that puts no weight on numbers; `llm` the full loop with an LLM audience (spec 6A: plumbing at toy scale,
-not a result); `smoke` a one-minute pipeline check; `paper` the paper's round (1,024 anchors, 2 samples each,
+audience that puts no weight on numbers; `figures` the market whose voters count distinct numbers linearly (each
+adds as much as the first); `llm` the full loop with an LLM audience (spec 6A: plumbing at toy scale, not a result); `smoke` a one-minute pipeline check; `paper` the paper's round (1,024 anchors, 2 samples each,
 LoRA r16/alpha 32 on every projection, lr 2e-4, batch 16), for served 8B models on a GPU.
 """
 
@@ -85,6 +85,9 @@ class AudienceConfig(BaseModel):
     personas: int = Field(20, ge=1, description="voters per pair (the paper: 20)")
     seed: int = Field(0, description="personas and the market's per-voter weights")
     noise: float = Field(1.0, ge=0, description="market: scale of each vote's Gumbel noise")
+    numbers: Literal["log", "linear"] = Field(
+        "log", description="market: how a voter weighs numbers: log (log(1 + count), spec 6B) or linear (each "
+        "further distinct number adds as much as the first: the card's own figures cannot satisfy it)")
     llm: str = Field("hf:embedded", description="llm audience: the model spec (a served 8B model for a result)")
     temperature: float = Field(0.1, ge=0, description="llm audience: sampling temperature (the paper: 0.1)")
     max_tokens: int = Field(384, ge=1, description="llm audience: tokens for a thought and a vote")
@@ -198,6 +201,9 @@ PRESETS: dict[str, TrainConfig] = {
     # spec 6B on the embedded 270M agent: 64 train / 32 test product cards, two rounds, LoRA r8
     "market": _preset("market"),
     "control": _preset("control"),
+    # the market whose voters count every distinct number (linear, not log): a pitch outscores the card's own
+    # figures only by adding figures; its control is the same control (no weight on numbers)
+    "figures": _preset("market", audience=AudienceConfig(kind="market", numbers="linear")),
     # spec 6A: the embedded model is agent and audience; plumbing, not a result (it votes near chance)
     "llm": _preset("llm", data=DataConfig(num_train=8, num_test=4), rounds=1,
                    audience=AudienceConfig(kind="llm", personas=6, max_tokens=80, constrained=True)),

@@ -81,7 +81,8 @@ def build_audience(config: AudienceConfig, held_out: bool = False, llm: Any = No
     unless `llm` is given."""
     personas = (held_out_personas if held_out else generate_personas)(config.personas, config.seed)
     if config.kind in ("market", "control"):
-        return MarketAudience(personas, noise=config.noise, seed=config.seed, control=config.kind == "control")
+        return MarketAudience(personas, noise=config.noise, seed=config.seed, control=config.kind == "control",
+                              numbers=config.numbers)
     if llm is None:
         from reasonlab.llm import load_llm
 
