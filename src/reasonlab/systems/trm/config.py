@@ -93,6 +93,8 @@ class TRMTrainConfig(BaseModel):
     threads: int | None = Field(None, description="torch CPU threads (None: the global `reasonlab --threads` / REASONLAB_THREADS).")
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu' or 'cuda'.")
     bf16: bool = Field(True, description="bfloat16 autocast on CUDA (the paper); CPU runs use float32.")
+    compile: bool = Field(False, description="torch.compile the recursed network(s) (the official code compiles "
+                          "its whole model); worth it on a GPU, costs a minute of compilation first.")
     out: str = Field("runs", description="Root folder of run directories.")
     name: str | None = Field(None, description="Run name (default: trm-<task>-<time>).")
     resume: bool = Field(False, description="Continue the run `name` from its last checkpoint (same config; "

@@ -1,8 +1,10 @@
 """Building blocks of the TRM/HRM network: weightless RMSNorm, SwiGLU, RoPE attention, the MLP token mixer.
 
 As in the official code (SamsungSAILMontreal/TinyRecursiveModels, layers.py): no biases, LeCun truncated-
-normal init, post-norm blocks. Attention has a fast path (torch SDPA) and a plain reference
-(`attention_reference`, explicit softmax) that the tests compare against each other.
+normal init, post-norm blocks. Each fast piece has a plain reference beside it that the tests compare it
+against: attention (torch SDPA / `attention_reference`, explicit softmax), RoPE (a signed sine table /
+`Rotary.reference`, rotate-half) and RMSNorm (`F.rms_norm` / `rms_norm_reference`); `fast=False` on a
+Block selects the references.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "SwiGLU",
     "attention_reference",
     "rms_norm",
+    "rms_norm_reference",
     "swiglu_inner_size",
     "trunc_normal_",
 ]
@@ -38,7 +41,13 @@ def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
 
 
 def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """RMSNorm without a weight, computed in float32 over the last axis."""
+    """RMSNorm without a weight, computed in float32 over the last axis (`F.rms_norm`: one fused kernel on
+    CUDA; on CPU torch composes it from the same elementwise ops as the reference)."""
+    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+def rms_norm_reference(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """x / sqrt(mean(x^2) + eps) in float32, written out as in the official code."""
     dtype = x.dtype
     x32 = x.float()
     return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(dtype)
@@ -84,9 +93,18 @@ class Rotary(nn.Module):
         emb = torch.cat([freqs, freqs], dim=-1)  # (S, hd)
         self.register_buffer("cos", emb.cos(), persistent=False)
         self.register_buffer("sin", emb.sin(), persistent=False)
+        # rotate_half(x) * sin = swap_halves(x) * [-sin, sin]: the sign lives in the table, not in a neg per call
+        half = head_dim // 2
+        self.register_buffer("signed_sin", torch.cat([-emb[:, :half].sin(), emb[:, half:].sin()], -1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, heads, S, hd)
+        # x: (..., S, hd), e.g. q and k stacked as (2, B, heads, S, hd)
+        half = x.shape[-1] // 2
+        swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1)
+        return x * self.cos.to(x.dtype) + swapped * self.signed_sin.to(x.dtype)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """x * cos + rotate_half(x) * sin, written as in the official code."""
         half = x.shape[-1] // 2
         rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
         return x * self.cos.to(x.dtype) + rotated * self.sin.to(x.dtype)
@@ -99,7 +117,8 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> to
 
 
 class Attention(nn.Module):
-    """Non-causal multi-head self-attention with fused QKV and RoPE; `fast=False` uses the reference."""
+    """Non-causal multi-head self-attention with fused QKV and RoPE; `fast=False` uses the references
+    (explicit softmax, RoPE as the official code writes it)."""
 
     def __init__(self, hidden: int, heads: int, seq_len: int, fast: bool = True) -> None:
         super().__init__()
@@ -112,50 +131,53 @@ class Attention(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         batch, seq, hidden = h.shape
         qkv = self.qkv(h).view(batch, seq, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, heads, S, hd)
-        q, k = self.rotary(q), self.rotary(k)
         if self.fast:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+            q, k = self.rotary(qkv[:2])  # one rotation of q and k together: (2, B, heads, S, hd)
+            y = F.scaled_dot_product_attention(q, k, qkv[2], is_causal=False)
         else:
-            y = attention_reference(q, k, v)
+            q, k = self.rotary.reference(qkv[0]), self.rotary.reference(qkv[1])  # (B, heads, S, hd)
+            y = attention_reference(q, k, qkv[2])
         return self.out(y.transpose(1, 2).reshape(batch, seq, hidden))
 
 
 class MLPMixer(nn.Module):
     """TRM-MLP token mixer: SwiGLU over the position axis (size seq_len); residual + norm over positions."""
 
-    def __init__(self, seq_len: int, expansion: float, multiple: int, eps: float) -> None:
+    def __init__(self, seq_len: int, expansion: float, multiple: int, eps: float, fast: bool = True) -> None:
         super().__init__()
         self.mlp = SwiGLU(seq_len, expansion, multiple)
         self.eps = eps
+        self.norm = rms_norm if fast else rms_norm_reference
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         # the residual and norm happen here, over positions, so Block skips its own for this mixer
         t = h.transpose(1, 2)  # (B, D, S)
-        t = rms_norm(t + self.mlp(t), self.eps)
+        t = self.norm(t + self.mlp(t), self.eps)
         return t.transpose(1, 2)  # (B, S, D)
 
 
 class Block(nn.Module):
-    """Post-norm block: h = norm(h + mixer(h)); h = norm(h + SwiGLU(h))."""
+    """Post-norm block: h = norm(h + mixer(h)); h = norm(h + SwiGLU(h)); `fast=False` uses the references."""
 
     def __init__(
-        self, hidden: int, heads: int, seq_len: int, mixer: str, expansion: float, multiple: int, eps: float
+        self, hidden: int, heads: int, seq_len: int, mixer: str, expansion: float, multiple: int, eps: float,
+        fast: bool = True,
     ) -> None:
         super().__init__()
         if mixer == "attention":
-            self.mixer: nn.Module = Attention(hidden, heads, seq_len)
+            self.mixer: nn.Module = Attention(hidden, heads, seq_len, fast)
         elif mixer == "mlp":
-            self.mixer = MLPMixer(seq_len, expansion, multiple, eps)
+            self.mixer = MLPMixer(seq_len, expansion, multiple, eps, fast)
         else:
             raise ValueError(f"mixer must be 'attention' or 'mlp', got {mixer!r}")
         self.mixer_kind = mixer
         self.mlp = SwiGLU(hidden, expansion, multiple)
         self.eps = eps
+        self.norm = rms_norm if fast else rms_norm_reference
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        h = self.mixer(h) if self.mixer_kind == "mlp" else rms_norm(h + self.mixer(h), self.eps)
-        return rms_norm(h + self.mlp(h), self.eps)
+        h = self.mixer(h) if self.mixer_kind == "mlp" else self.norm(h + self.mixer(h), self.eps)
+        return self.norm(h + self.mlp(h), self.eps)
 
 
 class ReasoningModule(nn.Module):

@@ -12,6 +12,13 @@ Notation: x = embedded question, y = answer state (code z_H), z = latent (code z
 
 HRM (arch="hrm") has two networks f_L (z) and f_H (y) and back-propagates through only the last f_L and
 f_H call ("1-step gradient"). One forward call is one supervision step; the caller keeps the carry.
+
+Fast path and plain reference: `RecursiveReasoner(config, fast=True)` (the default) runs the no-grad cycles
+under `torch.inference_mode`, adds y + x once per cycle instead of once per latent update (y is fixed during
+the n z-updates) and scales the (V, D) token table by sqrt(D) instead of the (B, L, D) embeddings.
+`fast=False` runs `embed_reference`, `recursion_reference` (the loop above written out) and the layers' plain
+attention, RoPE and RMSNorm (layers.py); tests/systems/trm/test_trm_fast_path.py checks that both give the same
+values and gradients. `compile_networks()` wraps each network in `torch.compile` (`compile: true` in training).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from reasonlab.systems.trm.layers import Block, Linear, ReasoningModule, trunc_normal_
@@ -83,11 +91,16 @@ class StepOutput:
 
 
 class RecursiveReasoner(nn.Module):
-    """One supervision step of TRM or HRM: forward(inputs, puzzle_ids, y, z) -> StepOutput."""
+    """One supervision step of TRM or HRM: forward(inputs, puzzle_ids, y, z) -> StepOutput.
 
-    def __init__(self, config: ModelConfig) -> None:
+    `fast=False` runs the plain reference (`embed_reference`, `recursion_reference`, explicit-softmax attention)
+    with the same weights and state_dict keys.
+    """
+
+    def __init__(self, config: ModelConfig, fast: bool = True) -> None:
         super().__init__()
         self.config = c = config
+        self.fast = fast
         if c.prefix_len < 1:
             raise ValueError("prefix_len must be >= 1: position 0 holds the puzzle embedding read by the q head")
         seq = c.prefix_len + c.seq_len
@@ -99,7 +112,7 @@ class RecursiveReasoner(nn.Module):
         def make_net() -> ReasoningModule:
             return ReasoningModule(
                 [
-                    Block(c.hidden_size, c.num_heads, seq, c.mixer, c.expansion, c.ffn_multiple, c.norm_eps)
+                    Block(c.hidden_size, c.num_heads, seq, c.mixer, c.expansion, c.ffn_multiple, c.norm_eps, fast)
                     for _ in range(c.num_layers)
                 ]
             )
@@ -128,8 +141,27 @@ class RecursiveReasoner(nn.Module):
         shape = (batch, self.config.prefix_len + self.config.seq_len, self.config.hidden_size)
         return self.y_init.expand(shape).clone(), self.z_init.expand(shape).clone()
 
+    def networks(self) -> list[nn.Module]:
+        """The recursed networks: [net] for TRM, [f_L, f_H] for HRM."""
+        return [self.net] if self.config.arch == "trm" else [self.low, self.high]
+
+    def compile_networks(self, **options) -> None:
+        """`torch.compile` each network in place (state_dict keys and deep copies stay as they were)."""
+        for network in self.networks():
+            network.compile(**options)
+
     def embed(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:
         """Tokens (B, L) and puzzle ids (B,) -> x (B, P+L, D), scaled by sqrt(D)."""
+        if not self.fast:
+            return self.embed_reference(inputs, puzzle_ids)
+        # scale the (V, D) table rather than the (B, L, D) lookups, and build the prefix in one cat
+        tokens = F.embedding(inputs, self.embed_scale * self.embed_tokens.weight)  # (B, L, D)
+        puzzle = self.embed_scale * self.puzzle_emb(puzzle_ids).unsqueeze(1).to(tokens.dtype)  # (B, 1, D)
+        blank = tokens.new_zeros(inputs.shape[0], self.config.prefix_len - 1, self.config.hidden_size)  # (B, P-1, D)
+        return torch.cat([puzzle, blank, tokens], dim=1)
+
+    def embed_reference(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:
+        """The plain embedding: look up, build the prefix, scale the whole (B, P+L, D) result."""
         tokens = self.embed_tokens(inputs)  # (B, L, D)
         prefix = tokens.new_zeros(inputs.shape[0], self.config.prefix_len, self.config.hidden_size)
         prefix = torch.cat([self.puzzle_emb(puzzle_ids).unsqueeze(1).to(tokens.dtype), prefix[:, 1:]], dim=1)
@@ -138,27 +170,76 @@ class RecursiveReasoner(nn.Module):
     def latent_recursion(
         self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, n: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        question_and_answer = y + x  # y is fixed during the n latent updates: one add, not n
         for _ in range(n):
-            z = self.net(z, y + x)  # the latent sees the question
+            z = self.net(z, question_and_answer)  # the latent sees the question
         y = self.net(y, z)  # the answer never sees x directly
+        return y, z
+
+    def latent_recursion_reference(
+        self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, n: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        for _ in range(n):
+            z = self.net(z, y + x)
+        y = self.net(y, z)
         return y, z
 
     def recursion(
         self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Deep recursion of one supervision step; only the last cycle (or last call) keeps gradient."""
+        """Deep recursion of one supervision step; only the last cycle (or last call) keeps gradient.
+
+        The no-grad part runs under inference_mode. Its inference tensors then enter the differentiable
+        part only through additions (y + x, z + injection), which save no input for backward.
+        """
+        if not self.fast:
+            return self.recursion_reference(x, y, z)
+        if self.config.arch == "hrm":
+            return self._hrm_recursion(x, y, z)
+        c = self.config
+        with torch.inference_mode():
+            for _ in range(c.T - 1):
+                y, z = self.latent_recursion(x, y, z, c.n)
+            if c.one_step_gradient:
+                question_and_answer = y + x
+                for _ in range(c.n - 1):
+                    z = self.net(z, question_and_answer)
+        if c.one_step_gradient:
+            z = self.net(z, y + x)
+            return self.net(y, z), z
+        return self.latent_recursion(x, y, z, c.n)
+
+    def _hrm_recursion(
+        self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        with torch.inference_mode():
+            for cycle in range(c.T):
+                question_and_answer = y + x  # y is fixed during the cycle's f_L calls
+                last_cycle = cycle == c.T - 1
+                for _ in range(c.n - 1 if last_cycle else c.n):
+                    z = self.low(z, question_and_answer)
+                if not last_cycle:
+                    y = self.high(y, z)
+        z = self.low(z, y + x)
+        return self.high(y, z), z
+
+    def recursion_reference(
+        self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The plain deep recursion (no_grad, one add per call), kept to test `recursion` against."""
         c = self.config
         if c.arch == "trm":
             with torch.no_grad():
                 for _ in range(c.T - 1):
-                    y, z = self.latent_recursion(x, y, z, c.n)
+                    y, z = self.latent_recursion_reference(x, y, z, c.n)
                 if c.one_step_gradient:
                     for _ in range(c.n - 1):
                         z = self.net(z, y + x)
             if c.one_step_gradient:
                 z = self.net(z, y + x)
                 return self.net(y, z), z
-            return self.latent_recursion(x, y, z, c.n)
+            return self.latent_recursion_reference(x, y, z, c.n)
         # hrm: T cycles of (n f_L calls, one f_H call); all but the very last f_L and f_H under no_grad
         with torch.no_grad():
             for cycle in range(c.T):

@@ -75,10 +75,11 @@ def initial_carry(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Te
 
 def _refill(model: torch.nn.Module, carry: Carry, inputs: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor) -> Carry:
     h = carry.halted
-    y0, z0 = _core(model).initial_state(h.shape[0])
+    core = _core(model)
+    # the (D,) initial states broadcast in torch.where: no (B, P+L, D) copies of them per step
     return Carry(
-        torch.where(h[:, None, None], y0, carry.y),
-        torch.where(h[:, None, None], z0, carry.z),
+        torch.where(h[:, None, None], core.y_init, carry.y),
+        torch.where(h[:, None, None], core.z_init, carry.z),
         torch.where(h, 0, carry.steps),
         h,
         torch.where(h[:, None], inputs, carry.inputs),

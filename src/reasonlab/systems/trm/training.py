@@ -90,8 +90,8 @@ def load_model(state: dict[str, Any], use_ema: bool = True) -> RecursiveReasoner
     return model.eval()
 
 
-# keys a resumed run may change: a longer budget, another output root spelling, the progress bar
-RESUMABLE = ("out", "max_steps", "time_budget_s", "progress")
+# keys a resumed run may change: a longer budget, another output root spelling, the progress bar, compilation
+RESUMABLE = ("out", "max_steps", "time_budget_s", "progress", "compile")
 REPORT_SECONDS = 15.0  # at most this long (wall) between two progress lines while training or evaluating
 
 
@@ -282,6 +282,8 @@ def _build_learner(session: _Session) -> _Learner:
     config = session.config
     torch.manual_seed(config.seed)
     model = RecursiveReasoner(session.model_config).to(session.device)
+    if config.compile:
+        model.compile_networks()
     ema = EMA(model, config.ema) if config.ema else None
     params = list(model.parameters())
     betas = (config.beta1, config.beta2)
