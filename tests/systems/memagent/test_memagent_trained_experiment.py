@@ -23,8 +23,9 @@ from reasonlab.systems.memagent.config import PRESETS, SFT_PRESETS
 from reasonlab.systems.memagent.experiment import arm_row, run_experiment, trained_bar
 
 OUT = Path(os.environ.get("MEMAGENT_EXPERIMENT_OUT", "runs/memagent"))
-BASE_CORRECT = 0  # the untrained 270M agent (llama.cpp, few-shot prompt) on the 20 generated tasks
-HANDWRITTEN_CORRECT = 4  # the SFT agent on the 32 hand-written tasks
+BASE_CORRECT = 0  # the untrained 270M agent (llama.cpp, few-shot prompt) on the 20 generated tasks (b7378a6; its
+# code path is unchanged since)
+HANDWRITTEN_CORRECT = 0  # the SFT agent (906d9bd) on the 32 hand-written tasks
 pytestmark = [pytest.mark.experiment, pytest.mark.timeout(4 * 3600)]
 
 
@@ -67,12 +68,12 @@ def test_the_sft_agent_scores_what_results_says_on_held_out_generated_tasks(runs
     assert rows["scripted"]["correct"] == 20 and rows["MiniLM-RAG"]["correct"] == 4
     assert rows["base 270M"]["correct"] == BASE_CORRECT
     sft = rows["SFT"]
-    assert (sft["correct"], {c: v["correct"] for c, v in sft["categories"].items()}) == (5, {
-        "retrieval": 2, "update": 0, "clarification": 0, "filter": 3})
+    assert (sft["correct"], {c: v["correct"] for c, v in sft["categories"].items()}) == (2, {
+        "retrieval": 0, "update": 0, "clarification": 0, "filter": 2})
 
 
-@pytest.mark.xfail(strict=True, reason="the issue's bar is not met: SFT 0.25 (5/20), ahead of MiniLM-RAG in "
-                                       "retrieval only; the model takes the benchmark's questions for updates")
+@pytest.mark.xfail(strict=True, reason="the issue's bar is not met: SFT 0.10 (2/20), behind MiniLM-RAG; the model "
+                                       "names the intent but reads on instead of replying")
 def test_the_sft_agent_meets_the_issues_bar(runs):
     assert trained_bar(_rows(runs))["holds"]
 
@@ -91,7 +92,7 @@ def test_sft_cost_and_held_out_loss_are_recorded(runs):
     sft = json.loads((runs["sft"] / "summary.json").read_text())
     assert (sft["episodes"], sft["examples"], sft["steps"]) == (154, 484, 121)
     assert sft["held_out_loss_before"] > 2.5 and sft["held_out_loss_after"] < 0.05
-    assert sft["tokens_per_epoch"] == 189_306 and sft["peak_rss_gb"] > 0
+    assert sft["tokens_per_epoch"] == 191_185 and sft["peak_rss_gb"] > 0
 
 
 def test_the_trained_agent_works_through_the_mcp_server_and_keeps_the_memory_valid(runs, tmp_path):
