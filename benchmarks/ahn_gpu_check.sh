@@ -18,7 +18,7 @@ GGUF=${2:+$(realpath "$2")}
 cd "$(dirname "$0")/.."  # the repository root: the tests and src/ are found from there
 PY=${PYTHON:-python3}
 PARTS=${PARTS:-fla distill}
-RUNS=${RUNS:-/tmp/ahn-gpu-runs}
+RUNS=${RUNS:-runs/ahn-gpu}  # relative to the repository root (the cd above)
 mkdir -p "$OUT" "$RUNS"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export USE_HUB_KERNELS=${USE_HUB_KERNELS:-NO}  # transformers would fetch kernels from the Hub: none offline

@@ -3,7 +3,7 @@
     python benchmarks/trm_step.py --threads 1          # CPU: a laptop-size config and the paper-size models
     python benchmarks/trm_step.py --device cuda --sizes paper --batch-paper 768 --bf16   # a GPU
     # ours beside the official model code, interleaved in one process (PATH: a checkout of
-    # SamsungSAILMontreal/TinyRecursiveModels, e.g. `git clone ... /tmp/trm_official`)
+    # SamsungSAILMontreal/TinyRecursiveModels, e.g. `git clone ... ../TinyRecursiveModels`)
     python benchmarks/trm_step.py --official PATH --models trm-mlp trm-att --sizes cpu paper --threads 1
     python benchmarks/trm_step.py --official PATH --device cuda --bf16 --compile --batch 768
 
