@@ -91,10 +91,11 @@ def make_batch(batch: int, device: str) -> Batch:
     return Batch(inputs.to(device), labels.to(device), torch.zeros(batch, dtype=torch.long, device=device))
 
 
-def our_arm(variant: str, size: str, data: Batch, device: str, bf16: bool, compile_: bool, fast: bool) -> Arm:
+def our_arm(variant: str, size: str, data: Batch, device: str, bf16: bool, compile_: bool, fast: bool,
+            chunk: int | None = None) -> Arm:
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=VOCAB, seq_len=SEQ_LEN, **SIZES[size], **VARIANTS[variant])
-    model = RecursiveReasoner(config, fast=fast).to(device).train()
+    model = RecursiveReasoner(config, fast=fast, chunk_samples=chunk).to(device).train()
     if compile_:
         model.compile_networks()
     optimizer = AdamATan2(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
@@ -115,7 +116,8 @@ def our_arm(variant: str, size: str, data: Batch, device: str, bf16: bool, compi
         sign_sgd.step()
         ema.update(model)
 
-    return Arm("ours" if fast else "ours-reference", step, model.num_parameters())
+    name = "ours-reference" if not fast else "ours" if chunk is None else f"ours-chunk{chunk}"
+    return Arm(name, step, model.num_parameters())
 
 
 def install_flash_attn_shim() -> list[str]:
@@ -246,6 +248,7 @@ def compare(variant: str, size: str, batch: int, args: argparse.Namespace,
     bf16 = args.bf16 and args.device.startswith("cuda")
     data = make_batch(batch, args.device)
     arms = [our_arm(variant, size, data, args.device, bf16, args.compile, fast=True)]
+    arms += [our_arm(variant, size, data, args.device, bf16, args.compile, True, chunk) for chunk in args.chunks]
     if args.reference:
         arms.append(our_arm(variant, size, data, args.device, bf16, args.compile, fast=False))
     if official is not None and variant in OFFICIAL_VARIANTS:
@@ -282,6 +285,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bf16", action="store_true", help="bfloat16 on CUDA (ours autocast, theirs native)")
     parser.add_argument("--compile", action="store_true", help="torch.compile (see the docstring for the scope)")
     parser.add_argument("--reference", action="store_true", help="also time our plain reference path")
+    parser.add_argument("--chunks", nargs="*", type=int, default=[],
+                        help="also time ours with these samples per chunk (the default arm picks its own)")
     parser.add_argument("--official", type=Path, default=None,
                         help="checkout of SamsungSAILMontreal/TinyRecursiveModels: also time its TRM model code")
     return parser.parse_args()

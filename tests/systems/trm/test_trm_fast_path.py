@@ -1,11 +1,12 @@
 """The fast training step (inference-mode cycles, one y + x per cycle, a scaled token table, SDPA, a signed RoPE
-table, fused RMSNorm) against the plain reference model: equal values and gradients, float32, seeded tiny models."""
+table, fused RMSNorm, in-place inference buffers, the batch in cache-sized chunks) against the plain reference
+model: equal values and gradients, float32, seeded tiny models."""
 
 import pytest
 import torch
 
 from reasonlab.systems.trm.layers import Rotary, rms_norm, rms_norm_reference
-from reasonlab.systems.trm.model import RecursiveReasoner
+from reasonlab.systems.trm.model import CACHE_BYTES, ModelConfig, RecursiveReasoner
 from reasonlab.systems.trm.supervision import SupervisionConfig, initial_carry, supervision_step
 
 VARIANTS = {
@@ -77,6 +78,30 @@ def test_fast_step_equals_the_reference_in_values_and_gradients(tiny, overrides)
         assert all(want[name] is not None for name in grads), "every parameter gets a gradient"
         for name in grads:
             assert_close(f"step {step}: grad {name}", got[name], want[name], GRAD_RATIO)
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+@pytest.mark.parametrize("overrides", list(VARIANTS.values()), ids=list(VARIANTS))
+def test_the_batch_run_in_chunks_equals_the_reference_in_values_and_gradients(tiny, overrides, chunk):
+    # batch 3 in chunks of 1 or 2 samples (the last chunk shorter): the cache-blocked CPU path
+    fast, reference = _pair(tiny, **overrides)
+    fast.chunk_samples = chunk
+    assert fast.samples_per_chunk(3, torch.device("cpu")) == chunk
+    for step, (got, want) in enumerate(zip(_supervision_steps(fast, 2), _supervision_steps(reference, 2), strict=True)):
+        for name in want:
+            ratio = VALUE_RATIO if name in OUTPUTS else GRAD_RATIO
+            assert_close(f"step {step}: {name}", got[name], want[name], ratio)
+
+
+def test_chunks_are_sized_to_the_cache_on_cpu_only():
+    paper = RecursiveReasoner(ModelConfig(vocab_size=11, seq_len=81, mixer="mlp", hidden_size=512, num_heads=8))
+    small = RecursiveReasoner(ModelConfig(vocab_size=11, seq_len=81, mixer="attention", hidden_size=128, num_heads=4))
+    # D=512: one sample's SwiGLU activations (97 x 3072 floats, 1.2 MB) fill the budget; D=128: several fit
+    assert paper.samples_per_chunk(32, torch.device("cpu")) == max(1, CACHE_BYTES // paper.activation_bytes_per_sample())
+    assert small.activation_bytes_per_sample() == 4 * 97 * 2 * 512
+    assert small.samples_per_chunk(32, torch.device("cpu")) == CACHE_BYTES // (4 * 97 * 2 * 512)
+    assert small.samples_per_chunk(2, torch.device("cpu")) == 2  # never more than the batch
+    assert small.samples_per_chunk(32, torch.device("meta")) == 32  # accelerators take the whole batch
 
 
 @pytest.mark.parametrize("mixer", ["mlp", "attention"])

@@ -91,7 +91,7 @@ def train_command(
 @app.command("experiment")
 @help_defaults(_experiment_preset, seed="seeds", arm="arms")
 def experiment_command(
-    preset: str = typer.Option("main", help="main (run of record) | hard | equal-steps | nine | quick"),
+    preset: str = typer.Option("main", help="main (run of record) | hard | equal-steps | nine | nine-steps | quick"),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     seed: Optional[list[int]] = typer.Option(None, "--seed", help="Seeds (repeatable; replaces the preset's)."),
@@ -102,6 +102,7 @@ def experiment_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the experiment in OUT (same config)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete OUT if it exists and start again."),
     report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Arms trained at once, one process each (e.g. the cores)."),
 ) -> None:
     """TRM vs. deep supervision alone vs. neither, over seeds: the small-scale reproduction."""
     from reasonlab.config import lookup_preset, resolve_config
@@ -116,7 +117,7 @@ def experiment_command(
         from reasonlab.runs import Run
 
         Run.require_existing(out)
-    summary = run_experiment(experiment, out, resume=resume, overwrite=overwrite)
+    summary = run_experiment(experiment, out, resume=resume, overwrite=overwrite, jobs=jobs)
     typer.echo(f"run: {out}")
     for name, numbers in summary["arms"].items():
         per_seed = " ".join(f"{r['test_exact']:.3f}" for r in summary["per_seed"][name].values())

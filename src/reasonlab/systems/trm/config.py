@@ -212,6 +212,10 @@ PRESETS: dict[str, ExperimentConfig] = {
     "equal-steps": _preset({"givens": 9}, arms=TWO_ARMS, steps=1500),
     # 9x9 with 28 givens, one seed, 300 CPU-seconds per arm (a pilot: far too short for 9x9)
     "nine": _preset({"size": 9, "givens": 28}, arms=TWO_ARMS, seeds=[0], budget_s=300.0),
+    # issue 25's run of record: the paper's protocol (equal optimizer steps) on 9x9 with 30 givens, where deep
+    # supervision alone does not saturate; 15000 steps per arm, validated every 1000; about 50 min with --jobs 3
+    "nine-steps": _preset({"size": 9, "givens": 30, "eval_every": 1000, "checkpoint_every": 1000},
+                          arms=TWO_ARMS, steps=15_000),
     # `reasonlab demo --only trm`: the run of record's data and net, TRM vs. deep supervision alone at equal
     # optimizer steps (the paper's protocol), one seed, 1000 steps per arm; the last step is tested (validated
     # once, no checkpoint choice) on 1000 held-out puzzles at N_sup, so the test interval is about +-3 points

@@ -26,7 +26,9 @@ and the CPU cost of one TRM step against one deep-supervision step, measured sid
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -51,25 +53,44 @@ def arm_run_name(arm: str, seed: int, config: TRMTrainConfig) -> str:
 
 
 def run_experiment(
-    config: ExperimentConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False
+    config: ExperimentConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False, jobs: int = 1
 ) -> dict[str, Any]:
-    """Train every arm for every seed (one after another) into the run directory `out`; returns its summary.
+    """Train every arm for every seed into the run directory `out`; returns its summary.
 
-    `resume` continues an experiment made with the same config: finished arms are reused, a partly trained
-    arm continues from its last checkpoint. `overwrite` deletes `out` first."""
+    `jobs` > 1 trains that many arms at once, each in its own process with the recipe's threads (arms are
+    independent, so the result is the same as one after another). `resume` continues an experiment made with
+    the same config: finished arms are reused, a partly trained arm continues from its last checkpoint.
+    `overwrite` deletes `out` first."""
+    if jobs < 1:
+        raise ValueError(f"jobs {jobs} must be at least 1")
     out = Path(out)
     run = Run.create(out.parent, out.name, config, resume=resume, overwrite=overwrite)
     arms_dir = run.dir / "arms"
     per_seed: dict[str, dict[str, dict[str, Any]]] = {}
-    jobs = [(seed, arm) for seed in config.seeds for arm in config.arms]
+    todo = [(seed, arm) for arm in config.arms for seed in config.seeds]  # the costliest arm (trm) first
     started = time.monotonic()
-    for index, (seed, arm) in enumerate(jobs, start=1):
-        with phase(f"trm experiment [{index}/{len(jobs)}] {arm}, seed {seed} ({_budget_text(config)})"):
-            summary = _train_arm(config.arm_config(arm, seed, str(arms_dir)), arm, seed)
+
+    def record_arm(index: int, seed: int, arm: str, summary: dict[str, Any]) -> None:
         record = {key: summary.get(key) for key in _PER_SEED}
         per_seed.setdefault(arm, {})[str(seed)] = record
         say(f"{arm} seed {seed}: test exact {_rate_text(record)} after {record['train_steps']} steps and "
-            f"{record['train_seconds']:.1f} s of training; experiment {eta(index, len(jobs), started)}")
+            f"{record['train_seconds']:.1f} s of training; experiment {eta(index, len(todo), started)}")
+
+    if jobs == 1:
+        for index, (seed, arm) in enumerate(todo, start=1):
+            with phase(f"trm experiment [{index}/{len(todo)}] {arm}, seed {seed} ({_budget_text(config)})"):
+                summary = _train_arm(config.arm_config(arm, seed, str(arms_dir)), arm, seed)
+            record_arm(index, seed, arm, summary)
+    else:
+        say(f"trm experiment: {len(todo)} arm runs ({_budget_text(config)}), {jobs} at a time")
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter per arm: no forked torch state
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(_train_arm, config.arm_config(arm, seed, str(arms_dir)), arm, seed): (seed, arm)
+                       for seed, arm in todo}
+            for index, future in enumerate(as_completed(futures), start=1):
+                seed, arm = futures[future]
+                record_arm(index, seed, arm, future.result())
+    per_seed = {arm: dict(sorted(per_seed[arm].items(), key=lambda item: int(item[0]))) for arm in config.arms}
     summary = summarize(per_seed, config.recipe.n_sup)
     run.write_summary(summary)
     _plot(run, summary, config.recipe.n_sup)

@@ -4,7 +4,8 @@ As in the official code (SamsungSAILMontreal/TinyRecursiveModels, layers.py): no
 normal init, post-norm blocks. Each fast piece has a plain reference beside it that the tests compare it
 against: attention (torch SDPA / `attention_reference`, explicit softmax), RoPE (a signed sine table /
 `Rotary.reference`, rotate-half) and RMSNorm (`F.rms_norm` / `rms_norm_reference`); `fast=False` on a
-Block selects the references.
+Block selects the references. Under `torch.inference_mode` (the no-grad recursion cycles) SwiGLU and the residual
+adds write into buffers they own instead of allocating new ones; with autograd on they run out of place.
 """
 
 from __future__ import annotations
@@ -41,9 +42,30 @@ def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
 
 
 def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """RMSNorm without a weight, computed in float32 over the last axis (`F.rms_norm`: one fused kernel on
-    CUDA; on CPU torch composes it from the same elementwise ops as the reference)."""
+    """RMSNorm without a weight, computed in float32 over the last axis: `F.rms_norm` (one fused kernel on CUDA),
+    and on CPU with autograd `_CpuRMSNorm`, whose backward makes three passes where torch's makes about ten."""
+    if x.device.type == "cpu" and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        return _CpuRMSNorm.apply(x.float(), eps).to(x.dtype)
     return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+class _CpuRMSNorm(torch.autograd.Function):
+    """y = x * r with r = 1 / sqrt(mean(x^2) + eps) per row; saves y and r, and dx = r * (g - y * mean(g * y))."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
+        # one reduction pass (vector_norm) and one multiply; no x^2 buffer
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        r = torch.rsqrt(norm.square_().div_(x.shape[-1]).add_(eps))
+        y = x * r
+        ctx.save_for_backward(y, r)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        y, r = ctx.saved_tensors
+        mean = torch.linalg.vecdot(grad, y, dim=-1).unsqueeze(-1).div_(y.shape[-1])  # mean(g * y) per row
+        return torch.addcmul(grad, y, mean, value=-1.0).mul_(r), None
 
 
 def rms_norm_reference(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -70,17 +92,45 @@ class Linear(nn.Linear):
 
 
 class SwiGLU(nn.Module):
-    """W_down(silu(W_gate h) * W_up h), gate and up fused in one matmul."""
+    """W_down(silu(W_gate h) * W_up h), gate and up fused in one matmul; `fast=False` is the plain autograd."""
 
-    def __init__(self, hidden: int, expansion: float, multiple: int = 256) -> None:
+    def __init__(self, hidden: int, expansion: float, multiple: int = 256, fast: bool = True) -> None:
         super().__init__()
         inner = swiglu_inner_size(hidden, expansion, multiple)
         self.gate_up = Linear(hidden, 2 * inner)
         self.down = Linear(inner, hidden)
+        self.fast = fast
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(h).chunk(2, dim=-1)
+        gate_up = self.gate_up(h)
+        if self.fast and _may_write_in_place():  # nothing is saved for backward: gate in place, one buffer not three
+            gate, up = gate_up.chunk(2, dim=-1)
+            return self.down(F.silu(gate, inplace=True).mul_(up))
+        if self.fast and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            return self.down(_SiluGate.apply(gate_up))
+        gate, up = gate_up.chunk(2, dim=-1)
         return self.down(F.silu(gate) * up)
+
+
+class _SiluGate(torch.autograd.Function):
+    """silu(gate) * up from the fused gate-and-up output. Saves that output only (autograd would also keep
+    silu(gate)) and writes both halves of the gradient straight into one buffer (autograd concatenates them)."""
+
+    @staticmethod
+    def forward(ctx, gate_up: torch.Tensor) -> torch.Tensor:
+        gate, up = gate_up.chunk(2, dim=-1)
+        ctx.save_for_backward(gate_up)
+        return F.silu(gate).mul_(up)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (gate_up,) = ctx.saved_tensors
+        gate, up = gate_up.chunk(2, dim=-1)
+        grad_gate_up = torch.empty_like(gate_up)
+        grad_gate, grad_up = grad_gate_up.chunk(2, dim=-1)
+        torch.mul(F.silu(gate), grad, out=grad_up)  # d/d up = silu(gate)
+        torch.ops.aten.silu_backward.grad_input(grad * up, gate, grad_input=grad_gate)  # d/d gate: silu'(gate) up
+        return grad_gate_up
 
 
 class Rotary(nn.Module):
@@ -145,14 +195,14 @@ class MLPMixer(nn.Module):
 
     def __init__(self, seq_len: int, expansion: float, multiple: int, eps: float, fast: bool = True) -> None:
         super().__init__()
-        self.mlp = SwiGLU(seq_len, expansion, multiple)
+        self.mlp = SwiGLU(seq_len, expansion, multiple, fast)
         self.eps = eps
         self.norm = rms_norm if fast else rms_norm_reference
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         # the residual and norm happen here, over positions, so Block skips its own for this mixer
         t = h.transpose(1, 2)  # (B, D, S)
-        t = self.norm(t + self.mlp(t), self.eps)
+        t = self.norm(_residual(t, self.mlp(t)), self.eps)
         return t.transpose(1, 2)  # (B, S, D)
 
 
@@ -171,13 +221,24 @@ class Block(nn.Module):
         else:
             raise ValueError(f"mixer must be 'attention' or 'mlp', got {mixer!r}")
         self.mixer_kind = mixer
-        self.mlp = SwiGLU(hidden, expansion, multiple)
+        self.mlp = SwiGLU(hidden, expansion, multiple, fast)
         self.eps = eps
         self.norm = rms_norm if fast else rms_norm_reference
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        h = self.mixer(h) if self.mixer_kind == "mlp" else self.norm(h + self.mixer(h), self.eps)
-        return self.norm(h + self.mlp(h), self.eps)
+        h = self.mixer(h) if self.mixer_kind == "mlp" else self.norm(_residual(h, self.mixer(h)), self.eps)
+        return self.norm(_residual(h, self.mlp(h)), self.eps)
+
+
+def _residual(h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """h + out; in inference mode added into `out` (a fresh sublayer output nothing else holds), not a new buffer."""
+    return out.add_(h) if _may_write_in_place() else h + out
+
+
+def _may_write_in_place() -> bool:
+    """Eager inference mode: no autograd to save inputs for. (Compiled code fuses these ops itself, and inductor
+    refuses in-place writes to inference tensors.)"""
+    return not torch.compiler.is_compiling() and torch.is_inference_mode_enabled()
 
 
 class ReasoningModule(nn.Module):

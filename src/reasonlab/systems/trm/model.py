@@ -31,9 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reasonlab.systems.trm.layers import Block, Linear, ReasoningModule, trunc_normal_
+from reasonlab.systems.trm.layers import Block, Linear, ReasoningModule, swiglu_inner_size, trunc_normal_
 
-__all__ = ["ModelConfig", "PuzzleEmbedding", "RecursiveReasoner", "StepOutput"]
+__all__ = ["CACHE_BYTES", "ModelConfig", "PuzzleEmbedding", "RecursiveReasoner", "StepOutput"]
+
+# Activation bytes per chunk of the CPU fast path: about half of one core's L2 cache on the Xeons we measured
+# (benchmarks/trm_step.py --chunk), so a chunk's widest activation and its neighbours stay in cache.
+CACHE_BYTES = 2 * 2**20
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,11 @@ class RecursiveReasoner(nn.Module):
     with the same weights and state_dict keys.
     """
 
-    def __init__(self, config: ModelConfig, fast: bool = True) -> None:
+    def __init__(self, config: ModelConfig, fast: bool = True, chunk_samples: int | None = None) -> None:
         super().__init__()
         self.config = c = config
         self.fast = fast
+        self.chunk_samples = chunk_samples  # None: from CACHE_BYTES on CPU, the whole batch elsewhere
         if c.prefix_len < 1:
             raise ValueError("prefix_len must be >= 1: position 0 holds the puzzle embedding read by the q head")
         seq = c.prefix_len + c.seq_len
@@ -184,16 +189,46 @@ class RecursiveReasoner(nn.Module):
         y = self.net(y, z)
         return y, z
 
+    def activation_bytes_per_sample(self) -> int:
+        """Bytes of the widest activation one sample makes in a block: the SwiGLU gate-and-up output over
+        channels, or over positions in TRM-MLP's token mixer (float32)."""
+        c = self.config
+        seq = c.prefix_len + c.seq_len
+        widest = seq * 2 * swiglu_inner_size(c.hidden_size, c.expansion, c.ffn_multiple)
+        if c.mixer == "mlp":
+            widest = max(widest, c.hidden_size * 2 * swiglu_inner_size(seq, c.expansion, c.ffn_multiple))
+        return 4 * widest
+
+    def samples_per_chunk(self, batch: int, device: torch.device) -> int:
+        """How many samples the fast recursion runs at a time (see `recursion`)."""
+        if self.chunk_samples is not None:
+            return max(1, min(self.chunk_samples, batch))
+        if device.type != "cpu":
+            return batch
+        return max(1, min(CACHE_BYTES // self.activation_bytes_per_sample(), batch))
+
     def recursion(
         self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Deep recursion of one supervision step; only the last cycle (or last call) keeps gradient.
 
-        The no-grad part runs under inference_mode. Its inference tensors then enter the differentiable
-        part only through additions (y + x, z + injection), which save no input for backward.
+        Samples never interact, so the fast path runs the batch a few samples at a time (`samples_per_chunk`):
+        on a CPU each chunk's activations then stay in cache through the whole recursion, where the whole
+        batch's would stream through memory at every elementwise op. The no-grad part runs under
+        inference_mode. Its inference tensors then enter the differentiable part only through additions
+        (y + x, z + injection), which save no input for backward.
         """
         if not self.fast:
             return self.recursion_reference(x, y, z)
+        chunk = self.samples_per_chunk(x.shape[0], x.device)
+        if chunk >= x.shape[0]:
+            return self._recursion_fast(x, y, z)
+        parts = [self._recursion_fast(*p) for p in zip(x.split(chunk), y.split(chunk), z.split(chunk), strict=True)]
+        return torch.cat([y for y, _ in parts]), torch.cat([z for _, z in parts])
+
+    def _recursion_fast(
+        self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.arch == "hrm":
             return self._hrm_recursion(x, y, z)
         c = self.config
