@@ -89,6 +89,21 @@ def test_an_experiment_is_a_run_that_reuses_only_matching_finished_arms(tmp_path
         run_experiment(config.model_copy(update={"steps": 3}), out, resume=True)
 
 
+def test_arms_trained_in_parallel_processes_give_the_same_results(tmp_path):
+    config = ExperimentConfig(recipe=TRMTrainConfig(**TINY_RECIPE), arms=["trm", "deep_supervision"], seeds=[0, 1],
+                              steps=2)
+    one, two = run_experiment(config, tmp_path / "one"), run_experiment(config, tmp_path / "two", jobs=2)
+
+    def exact(summary: dict) -> dict:
+        return {arm: {seed: (r["test_exact"], r["train_steps"]) for seed, r in seeds.items()}
+                for arm, seeds in summary["per_seed"].items()}
+
+    assert exact(two) == exact(one)
+    assert list(two["per_seed"]) == ["trm", "deep_supervision"] and list(two["per_seed"]["trm"]) == ["0", "1"]
+    with pytest.raises(ValueError, match="jobs 0 must be at least 1"):
+        run_experiment(config, tmp_path / "three", jobs=0)
+
+
 @pytest.fixture
 def fake_arms(monkeypatch):
     """Arms that return a fixed summary instantly: the CLI's config resolution and the run directory alone."""

@@ -202,6 +202,7 @@ def _preset(recipe: dict[str, Any] | None = None, **fields: Any) -> ExperimentCo
 
 
 TWO_ARMS = ["trm", "deep_supervision"]
+NINE = {"size": 9, "givens": 30, "eval_every": 1000, "checkpoint_every": 1000}  # 9x9 Sudoku, 30 clues
 QUICK_STEPS = 1000  # optimizer steps per arm of the demo: about 70 CPU-s for both arms on one thread
 PRESETS: dict[str, ExperimentConfig] = {
     # the run of record: 6x6, 12 givens, three arms, 3 seeds, 120 CPU-seconds per arm
@@ -214,8 +215,9 @@ PRESETS: dict[str, ExperimentConfig] = {
     "nine": _preset({"size": 9, "givens": 28}, arms=TWO_ARMS, seeds=[0], budget_s=300.0),
     # issue 25's run of record: the paper's protocol (equal optimizer steps) on 9x9 with 30 givens, where deep
     # supervision alone does not saturate; 15000 steps per arm, validated every 1000; about 50 min with --jobs 3
-    "nine-steps": _preset({"size": 9, "givens": 30, "eval_every": 1000, "checkpoint_every": 1000},
-                          arms=TWO_ARMS, steps=15_000),
+    "nine-steps": _preset(NINE, arms=TWO_ARMS, steps=15_000),
+    # the same data and network at equal CPU time: 480 process-CPU-seconds per arm (one thread)
+    "nine-time": _preset(NINE, arms=TWO_ARMS, budget_s=480.0),
     # `reasonlab demo --only trm`: the run of record's data and net, TRM vs. deep supervision alone at equal
     # optimizer steps (the paper's protocol), one seed, 1000 steps per arm; the last step is tested (validated
     # once, no checkpoint choice) on 1000 held-out puzzles at N_sup, so the test interval is about +-3 points
