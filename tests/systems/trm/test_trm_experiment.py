@@ -73,6 +73,8 @@ def test_an_experiment_is_a_run_that_reuses_only_matching_finished_arms(tmp_path
     assert {arm: (numbers["n"], numbers["std"]) for arm, numbers in summary["arms"].items()} == {
         "trm": (1, 0.0), "deep_supervision": (1, 0.0)}
     assert summary["per_seed"]["trm"]["0"]["train_steps"] == 2
+    # the learning curve: validation every 2 steps, so one point at step 2
+    assert [step for step, _ in summary["per_seed"]["trm"]["0"]["val_exact_by_train_step"]] == [2]
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert (saved["steps"], saved["seeds"], saved["recipe"]["size"]) == (2, [0], 4)
     assert (out / "plots" / "arms.png").is_file()

@@ -72,6 +72,8 @@ def run_experiment(
 
     def record_arm(index: int, seed: int, arm: str, summary: dict[str, Any]) -> None:
         record = {key: summary.get(key) for key in _PER_SEED}
+        arm_dir = arms_dir / arm_run_name(arm, seed, config.arm_config(arm, seed, str(arms_dir)))
+        record["val_exact_by_train_step"] = _validation_curve(Run(arm_dir))
         per_seed.setdefault(arm, {})[str(seed)] = record
         say(f"{arm} seed {seed}: test exact {_rate_text(record)} after {record['train_steps']} steps and "
             f"{record['train_seconds']:.1f} s of training; experiment {eta(index, len(todo), started)}")
@@ -112,6 +114,11 @@ def _train_arm(arm_config: TRMTrainConfig, arm: str, seed: int) -> dict[str, Any
     return Run(train(arm_config.model_copy(update=options))).summary()
 
 
+def _validation_curve(run: Run) -> list[list[float]]:
+    """[[optimizer step, validation exact accuracy], ...] of one arm's run, in step order."""
+    return [[row["step"], row["val_exact"]] for row in run.metrics() if "val_exact" in row]
+
+
 def summarize(per_seed: dict[str, dict[str, dict[str, Any]]], n_sup: int) -> dict[str, Any]:
     """`arms`: each arm's mean, spread (sample std) and n of test exact accuracy; `per_seed`: every seed's
     numbers; TRM minus deep supervision alone, and TRM's gain from supervision step 1 to N_sup, by seed."""
@@ -146,15 +153,16 @@ def _rate_text(record: dict[str, Any]) -> str:
 
 
 def _plot(run: Run, summary: dict[str, Any], n_sup: int) -> None:
-    """plots/arms.png: test accuracy after each supervision step (every arm and seed), and each arm's test exact
-    accuracy per seed with its 95% Wilson interval and its CPU seconds per optimizer step."""
+    """plots/arms.png: test accuracy after each supervision step (every arm and seed), each arm's test exact
+    accuracy per seed with its 95% Wilson interval and its CPU seconds per optimizer step, and validation accuracy
+    against optimizer steps (the learning curves, with the checkpoint that was tested)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     arms = summary["per_seed"]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, ax = plt.subplots(1, 3, figsize=(15, 3.8))
     colors = {"trm": "C0", "deep_supervision": "C1", "neither": "C2"}
     labels = []
     for position, (arm, seeds) in enumerate(arms.items()):
@@ -162,6 +170,13 @@ def _plot(run: Run, summary: dict[str, Any], n_sup: int) -> None:
             curve = record["test_exact_by_step"]
             ax[0].plot(range(1, len(curve) + 1), curve, "o-", ms=3, color=colors[arm], alpha=0.8,
                        label=arm if index == 0 else None)
+            validation = record.get("val_exact_by_train_step") or []
+            if validation:
+                steps, values = zip(*validation, strict=True)
+                ax[2].plot(steps, values, "-", color=colors[arm], alpha=0.8, label=arm if index == 0 else None)
+                if record.get("best_step") in steps:  # the checkpoint that was tested
+                    ax[2].plot([record["best_step"]], [values[steps.index(record["best_step"])]], "*", ms=9,
+                               color=colors[arm])
             offset = position + 0.08 * (index - (len(seeds) - 1) / 2)
             count = record.get("test_count")
             if count:
@@ -176,6 +191,9 @@ def _plot(run: Run, summary: dict[str, Any], n_sup: int) -> None:
     ax[0].axvline(n_sup, color="gray", linestyle=":")
     ax[0].set(xlabel="supervision steps at test time", ylabel="test exact accuracy", ylim=(0, 1.02))
     ax[0].legend()
+    ax[2].set(xlabel="optimizer steps", ylabel="validation exact accuracy\n(* = checkpoint tested)", ylim=(0, 1.02))
+    if ax[2].lines:
+        ax[2].legend()
     ax[1].set_xticks(range(len(arms)), labels)
     ax[1].set(ylabel=f"test exact accuracy at N_sup={n_sup}\n(per seed, 95% CI)", ylim=(0, 1.02),
               xlim=(-0.5, len(arms) - 0.5))
