@@ -83,6 +83,6 @@ def test_experiment_every_option_and_set_key_reaches_the_saved_config(tmp_path):
         Case(("--report-to", "tensorboard"), "report_to", ["tensorboard"]),
     ]
     check_every_option(app, "experiment", ["--preset", "quick", "--out", tmp_path / "exp", "--overwrite"], cases,
-                       not_config={"--out"})
+                       not_config={"--out", "--jobs"})
     check_order(app, "experiment", ["--preset", "quick", "--out", tmp_path / "exp", "--overwrite"], tmp_path,
                 "recipe.lr", (0.01, 0.02, 0.02), [])
