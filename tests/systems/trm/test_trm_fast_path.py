@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reasonlab.systems.trm.layers import Rotary, rms_norm, rms_norm_reference
-from reasonlab.systems.trm.model import CACHE_BYTES, ModelConfig, RecursiveReasoner
+from reasonlab.systems.trm.model import CACHE_BYTES, MIN_CHUNK_SAMPLES, ModelConfig, RecursiveReasoner
 from reasonlab.systems.trm.supervision import SupervisionConfig, initial_carry, supervision_step
 
 VARIANTS = {
@@ -96,10 +96,13 @@ def test_the_batch_run_in_chunks_equals_the_reference_in_values_and_gradients(ti
 def test_chunks_are_sized_to_the_cache_on_cpu_only():
     paper = RecursiveReasoner(ModelConfig(vocab_size=11, seq_len=81, mixer="mlp", hidden_size=512, num_heads=8))
     small = RecursiveReasoner(ModelConfig(vocab_size=11, seq_len=81, mixer="attention", hidden_size=128, num_heads=4))
-    # D=512: one sample's SwiGLU activations (97 x 3072 floats, 1.2 MB) fill the budget; D=128: several fit
-    assert paper.samples_per_chunk(32, torch.device("cpu")) == max(1, CACHE_BYTES // paper.activation_bytes_per_sample())
+    # D=512: a sample's token-mixer activations (512 x 1024 floats, 2 MiB) leave room for fewer than
+    # MIN_CHUNK_SAMPLES, so the batch runs whole; D=128: 10 samples' SwiGLU activations fit
+    assert paper.activation_bytes_per_sample() == 4 * 512 * 2 * 512
+    assert CACHE_BYTES // paper.activation_bytes_per_sample() < MIN_CHUNK_SAMPLES
+    assert paper.samples_per_chunk(32, torch.device("cpu")) == 32
     assert small.activation_bytes_per_sample() == 4 * 97 * 2 * 512
-    assert small.samples_per_chunk(32, torch.device("cpu")) == CACHE_BYTES // (4 * 97 * 2 * 512)
+    assert small.samples_per_chunk(32, torch.device("cpu")) == CACHE_BYTES // (4 * 97 * 2 * 512) == 10
     assert small.samples_per_chunk(2, torch.device("cpu")) == 2  # never more than the batch
     assert small.samples_per_chunk(32, torch.device("meta")) == 32  # accelerators take the whole batch
 

@@ -33,11 +33,13 @@ from torch import nn
 
 from reasonlab.systems.trm.layers import Block, Linear, ReasoningModule, swiglu_inner_size, trunc_normal_
 
-__all__ = ["CACHE_BYTES", "ModelConfig", "PuzzleEmbedding", "RecursiveReasoner", "StepOutput"]
+__all__ = ["CACHE_BYTES", "MIN_CHUNK_SAMPLES", "ModelConfig", "PuzzleEmbedding", "RecursiveReasoner", "StepOutput"]
 
 # Bytes of the widest activation in one chunk of the CPU fast path (benchmarks/trm_step.py --chunks: on our 2 MiB-L2
-# Xeon, chunks of 8 samples at D=128 beat 2, 4, 16 and the whole batch of 32)
+# Xeon, chunks of 8 samples at D=128 beat 2, 4, 16 and the whole batch of 32). Where fewer than MIN_CHUNK_SAMPLES
+# samples fit, the batch runs whole: at D=512 (1.2 MB per sample) chunks of 3 and 8 were 5-10% slower than none.
 CACHE_BYTES = 4 * 2**20
+MIN_CHUNK_SAMPLES = 4
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,10 @@ class RecursiveReasoner(nn.Module):
         """At most how many samples the fast recursion runs at a time (see `recursion`)."""
         if self.chunk_samples is not None:
             return max(1, min(self.chunk_samples, batch))
-        if device.type != "cpu":
+        fitting = CACHE_BYTES // self.activation_bytes_per_sample()
+        if device.type != "cpu" or fitting < MIN_CHUNK_SAMPLES:
             return batch
-        return max(1, min(CACHE_BYTES // self.activation_bytes_per_sample(), batch))
+        return min(fitting, batch)
 
     def recursion(
         self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor
