@@ -75,8 +75,10 @@ def run_experiment(
         arm_dir = arms_dir / arm_run_name(arm, seed, config.arm_config(arm, seed, str(arms_dir)))
         record["val_exact_by_train_step"] = _validation_curve(Run(arm_dir))
         per_seed.setdefault(arm, {})[str(seed)] = record
+        # arms finishing together say nothing of the time left, so parallel runs count instead of an ETA
+        progress = eta(index, len(todo), started) if jobs == 1 else f"{index}/{len(todo)} arm runs done"
         say(f"{arm} seed {seed}: test exact {_rate_text(record)} after {record['train_steps']} steps and "
-            f"{record['train_seconds']:.1f} s of training; experiment {eta(index, len(todo), started)}")
+            f"{record['train_seconds']:.1f} s of training; experiment {progress}")
 
     if jobs == 1:
         for index, (seed, arm) in enumerate(todo, start=1):
