@@ -43,7 +43,8 @@ def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
 
 def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """RMSNorm without a weight, computed in float32 over the last axis: `F.rms_norm` (one fused kernel on CUDA),
-    and on CPU with autograd `_CpuRMSNorm`, whose backward makes three passes where torch's makes about ten."""
+    and on CPU with autograd `_CpuRMSNorm`, whose backward makes three passes over memory (torch's composite
+    backward makes several more)."""
     if x.device.type == "cpu" and torch.is_grad_enabled() and not torch.compiler.is_compiling():
         return _CpuRMSNorm.apply(x.float(), eps).to(x.dtype)
     return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
@@ -236,8 +237,9 @@ def _residual(h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 def _may_write_in_place() -> bool:
-    """Eager inference mode: no autograd to save inputs for. (Compiled code fuses these ops itself, and inductor
-    refuses in-place writes to inference tensors.)"""
+    """Eager inference mode: no autograd to save inputs for. Compiled code fuses these ops itself; the compiling
+    check comes first so that dynamo never traces the inference-mode query (that broke the graph, and the pieces
+    then failed to compile)."""
     return not torch.compiler.is_compiling() and torch.is_inference_mode_enabled()
 
 

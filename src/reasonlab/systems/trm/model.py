@@ -16,9 +16,10 @@ f_H call ("1-step gradient"). One forward call is one supervision step; the call
 Fast path and plain reference: `RecursiveReasoner(config, fast=True)` (the default) runs the no-grad cycles
 under `torch.inference_mode`, adds y + x once per cycle instead of once per latent update (y is fixed during
 the n z-updates) and scales the (V, D) token table by sqrt(D) instead of the (B, L, D) embeddings.
-`fast=False` runs `embed_reference`, `recursion_reference` (the loop above written out) and the layers' plain
-attention, RoPE and RMSNorm (layers.py); tests/systems/trm/test_trm_fast_path.py checks that both give the same
-values and gradients. `compile_networks()` wraps each network in `torch.compile` (`compile: true` in training).
+On a CPU the fast recursion also runs the batch a few samples at a time, so that activations stay in cache
+(`samples_per_chunk`). `fast=False` runs `embed_reference`, `recursion_reference` (the loop above written out)
+and the layers' plain attention, RoPE and RMSNorm (layers.py); tests/systems/trm/test_trm_fast_path.py checks
+that both give the same values and gradients. `compile_networks()` wraps each network in `torch.compile` (`compile: true` in training).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from reasonlab.systems.trm.layers import Block, Linear, ReasoningModule, swiglu_
 __all__ = ["CACHE_BYTES", "MIN_CHUNK_SAMPLES", "ModelConfig", "PuzzleEmbedding", "RecursiveReasoner", "StepOutput"]
 
 # Bytes of the widest activation in one chunk of the CPU fast path (benchmarks/trm_step.py --chunks: on our 2 MiB-L2
-# Xeon, chunks of 8 samples at D=128 beat 2, 4, 16 and the whole batch of 32). Where fewer than MIN_CHUNK_SAMPLES
-# samples fit, the batch runs whole: at D=512 (1.2 MB per sample) chunks of 3 and 8 were 5-10% slower than none.
+# Xeon, chunks of 8 samples at D=128 beat 2, 16 and the whole batch of 32, and matched 4). Where fewer than
+# MIN_CHUNK_SAMPLES samples fit, the batch runs whole: at D=512 (1.2 to 2 MiB per sample) chunks of 2, 3 and 8
+# were 1 to 9% slower than none.
 CACHE_BYTES = 4 * 2**20
 MIN_CHUNK_SAMPLES = 4
 
