@@ -242,6 +242,14 @@ def time_interleaved(arms: list[Arm], warmup: int, repeats: int, steps: int, dev
     return seconds
 
 
+def print_profile(arm: Arm, variant: str, size: str) -> None:
+    """The ops that took most of one step of `arm` (torch.profiler, self CPU time), to stderr."""
+    with torch.profiler.profile() as profile:
+        arm.step()
+    table = profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+    print(f"profile of one step: {variant} {size} {arm.name}\n{table}", file=sys.stderr)
+
+
 def compare(variant: str, size: str, batch: int, args: argparse.Namespace,
             official: dict[str, types.ModuleType] | None) -> list[dict]:
     """Build the arms of one model and size, measure memory and interleaved time; one record per arm."""
@@ -254,6 +262,9 @@ def compare(variant: str, size: str, batch: int, args: argparse.Namespace,
     if official is not None and variant in OFFICIAL_VARIANTS:
         arms.append(official_arm(official, variant, size, data, args.device, bf16, args.compile))
     seconds = time_interleaved(arms, args.warmup, args.repeats, args.steps, args.device)
+    if args.profile:
+        for arm in arms:
+            print_profile(arm, variant, size)
     memory = {arm.name: peak_step_memory_mib(arm.step, args.device) for arm in arms}
     records = []
     for arm in arms:
@@ -285,6 +296,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bf16", action="store_true", help="bfloat16 on CUDA (ours autocast, theirs native)")
     parser.add_argument("--compile", action="store_true", help="torch.compile (see the docstring for the scope)")
     parser.add_argument("--reference", action="store_true", help="also time our plain reference path")
+    parser.add_argument("--profile", action="store_true", help="also print each arm's top ops of one step (stderr)")
     parser.add_argument("--chunks", nargs="*", type=int, default=[],
                         help="also time ours with these samples per chunk (the default arm picks its own)")
     parser.add_argument("--official", type=Path, default=None,
