@@ -11,7 +11,9 @@ Shapes are Sudoku-Extreme's (L = 81 cells, V = 11). "paper" = D 512, 8 heads, TR
 HRM 4+4 layers, T=2 n=2 (P=1). "cpu" = the same recursion at D 128, 4 heads. One step is the full
 recursion, stablemax + halting loss, backward through the last cycle, AdamATan2, sign-SGD on the puzzle
 embedding and EMA. Arms: `ours` (the fast path training uses), `ours-reference` (with `--reference`:
-`RecursiveReasoner(fast=False)`, the plain loop and layers) and `official` (with `--official PATH`, TRM only).
+`RecursiveReasoner(fast=False)`, the plain loop and layers), `ours-chunkK` (with `--chunks K ...`: the fast path
+running K samples at a time instead of its own choice) and `official` (with `--official PATH`, TRM only).
+`--profile` also prints each arm's top ops of one step (torch.profiler) to stderr.
 Every arm gets the same seed, batch, threads and device; after `--warmup` steps per arm, `--repeats`
 rounds run `--steps` steps of each arm in turn (A B A B ...), so a load change on a shared machine hits all
 arms alike. Reported: the median seconds per step over the rounds and batch / that median; the peak memory

@@ -214,7 +214,8 @@ PRESETS: dict[str, ExperimentConfig] = {
     # 9x9 with 28 givens, one seed, 300 CPU-seconds per arm (a pilot: far too short for 9x9)
     "nine": _preset({"size": 9, "givens": 28}, arms=TWO_ARMS, seeds=[0], budget_s=300.0),
     # issue 25's run of record: the paper's protocol (equal optimizer steps) on 9x9 with 30 givens, where deep
-    # supervision alone does not saturate; 15000 steps per arm, validated every 1000; about 50 min with --jobs 3
+    # supervision alone does not saturate; 15000 steps per arm, validated every 1000; 1 h 45 min with --jobs 3
+    # on 2 cores shared with another run
     "nine-steps": _preset(NINE, arms=TWO_ARMS, steps=15_000),
     # the same data and network at equal CPU time: 480 process-CPU-seconds per arm (one thread)
     "nine-time": _preset(NINE, arms=TWO_ARMS, budget_s=480.0),

@@ -44,7 +44,7 @@ __all__ = ["arm_run_name", "demo_headline", "difference_interval", "quick", "run
 _LOCATION = ("out", "name", "resume", "overwrite", "progress")
 # per-seed numbers kept in the experiment's summary
 _PER_SEED = ("test_exact", "val_exact", "best_step", "train_steps", "train_seconds", "test_exact_by_step",
-             "test_halted_exact", "test_mean_halt_step", "test_count")
+             "test_halted_exact", "test_mean_halt_step", "test_count", "val_exact_by_train_step")
 
 
 def arm_run_name(arm: str, seed: int, config: TRMTrainConfig) -> str:
@@ -72,8 +72,6 @@ def run_experiment(
 
     def record_arm(index: int, seed: int, arm: str, summary: dict[str, Any]) -> None:
         record = {key: summary.get(key) for key in _PER_SEED}
-        arm_dir = arms_dir / arm_run_name(arm, seed, config.arm_config(arm, seed, str(arms_dir)))
-        record["val_exact_by_train_step"] = _validation_curve(Run(arm_dir))
         per_seed.setdefault(arm, {})[str(seed)] = record
         # arms finishing together say nothing of the time left, so parallel runs count instead of an ETA
         progress = eta(index, len(todo), started) if jobs == 1 else f"{index}/{len(todo)} arm runs done"
@@ -102,18 +100,20 @@ def run_experiment(
 
 
 def _train_arm(arm_config: TRMTrainConfig, arm: str, seed: int) -> dict[str, Any]:
-    """The summary of one arm's run: reused when finished, continued from its checkpoint, or trained."""
+    """The summary of one arm's run (reused when finished, continued from its checkpoint, or trained), with its
+    validation curve added as `val_exact_by_train_step`."""
     from reasonlab.systems.trm.training import train
 
     name = arm_run_name(arm, seed, arm_config)
-    run_dir = Path(arm_config.out) / name
-    if (run_dir / "summary.json").is_file():
-        say(f"reusing {arm} seed {seed} from {run_dir} (its config hash matches)")
-        return Run(run_dir).summary()
-    resume = (run_dir / "checkpoints" / "last.pt").is_file()
-    say(f"{'continuing' if resume else 'training'} {arm} seed {seed} in {run_dir}")
-    options = {"name": name, "resume": resume, "overwrite": run_dir.exists() and not resume}
-    return Run(train(arm_config.model_copy(update=options))).summary()
+    run = Run(Path(arm_config.out) / name)
+    if (run.dir / "summary.json").is_file():
+        say(f"reusing {arm} seed {seed} from {run.dir} (its config hash matches)")
+    else:
+        resume = (run.dir / "checkpoints" / "last.pt").is_file()
+        say(f"{'continuing' if resume else 'training'} {arm} seed {seed} in {run.dir}")
+        options = {"name": name, "resume": resume, "overwrite": run.dir.exists() and not resume}
+        run = Run(train(arm_config.model_copy(update=options)))
+    return {**run.summary(), "val_exact_by_train_step": _validation_curve(run)}
 
 
 def _validation_curve(run: Run) -> list[list[float]]:

@@ -197,13 +197,13 @@ class MLPMixer(nn.Module):
     def __init__(self, seq_len: int, expansion: float, multiple: int, eps: float, fast: bool = True) -> None:
         super().__init__()
         self.mlp = SwiGLU(seq_len, expansion, multiple, fast)
-        self.eps = eps
+        self.eps, self.fast = eps, fast
         self.norm = rms_norm if fast else rms_norm_reference
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         # the residual and norm happen here, over positions, so Block skips its own for this mixer
         t = h.transpose(1, 2)  # (B, D, S)
-        t = self.norm(_residual(t, self.mlp(t)), self.eps)
+        t = self.norm(_residual(t, self.mlp(t), self.fast), self.eps)
         return t.transpose(1, 2)  # (B, S, D)
 
 
@@ -223,17 +223,17 @@ class Block(nn.Module):
             raise ValueError(f"mixer must be 'attention' or 'mlp', got {mixer!r}")
         self.mixer_kind = mixer
         self.mlp = SwiGLU(hidden, expansion, multiple, fast)
-        self.eps = eps
+        self.eps, self.fast = eps, fast
         self.norm = rms_norm if fast else rms_norm_reference
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        h = self.mixer(h) if self.mixer_kind == "mlp" else self.norm(_residual(h, self.mixer(h)), self.eps)
-        return self.norm(_residual(h, self.mlp(h)), self.eps)
+        h = self.mixer(h) if self.mixer_kind == "mlp" else self.norm(_residual(h, self.mixer(h), self.fast), self.eps)
+        return self.norm(_residual(h, self.mlp(h), self.fast), self.eps)
 
 
-def _residual(h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """h + out; in inference mode added into `out` (a fresh sublayer output nothing else holds), not a new buffer."""
-    return out.add_(h) if _may_write_in_place() else h + out
+def _residual(h: torch.Tensor, out: torch.Tensor, fast: bool) -> torch.Tensor:
+    """h + out; on the fast path in inference mode added into `out` (a fresh sublayer output nothing else holds)."""
+    return out.add_(h) if fast and _may_write_in_place() else h + out
 
 
 def _may_write_in_place() -> bool:
