@@ -412,6 +412,17 @@ def test_anchor_files_replace_the_generated_anchors(tmp_path):
     assert one.train == both.train and one.test == generated.test
 
 
+def test_brief_cards_apply_to_generated_and_loaded_anchors(tmp_path):
+    own = split_anchors("sales", 3, 2, seed=9)
+    save_anchors(tmp_path / "train.jsonl", renamed(own.train, "mine"))
+    full = build_anchors(DataConfig(num_train=4, num_test=2, train_file=str(tmp_path / "train.jsonl")))
+    brief = build_anchors(DataConfig(num_train=4, num_test=2, train_file=str(tmp_path / "train.jsonl"),
+                                     card="brief"))
+    for short, long in zip(brief.train + brief.test, full.train + full.test, strict=True):
+        assert short.anchor_id == long.anchor_id and short.fields == long.fields
+        assert "price_usd" in short.attributes and short.attributes.items() < long.attributes.items()
+
+
 @pytest.mark.parametrize("bad_line", ["{not json", '{"arena": "sales", "anchor_id": "x", "fields": {}}'])
 def test_a_malformed_anchor_file_is_a_user_error_naming_it(tmp_path, bad_line):
     path = tmp_path / "broken.jsonl"

@@ -5,7 +5,8 @@ generated offline from a seed, so every run is reproducible without a download:
 
 - sales: an electronics product card (12 kinds, from power banks to microphones) with 4-6 numeric
   attributes in plausible ranges, an invented brand and model, and a two-sentence description that quotes
-  two of the attributes (never the price); the spec list in the prompt shows them all.
+  two of the attributes (never the price); the spec list in the prompt shows them all (`brief_anchor`: only
+  the two quoted attributes and the price).
 - elections: a candidate for a local office, with a 3-5 sentence bio holding 2-5 numbers (years in town,
   years of service, a record) and three policy priorities.
 - social: a short local news item (3-4 sentences, 2-6 numbers) about an invented town; some items are about
@@ -36,7 +37,7 @@ import math
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,6 +55,7 @@ __all__ = [
     "TASK_ACTIONS",
     "AnchorSplit",
     "agent_prompt",
+    "brief_anchor",
     "extract_message",
     "format_quantity",
     "format_value",
@@ -472,6 +474,15 @@ def make_anchors(arena: str, count: int, seed: int = 0) -> list[Anchor]:
     if len(anchors) < count:
         raise ValueError(f"only {len(anchors)} distinct {arena} anchors were drawn of {count}: ask for fewer")
     return anchors
+
+
+def brief_anchor(anchor: Anchor) -> Anchor:
+    """The anchor with only the attributes its own text quotes (and a product's price): a card whose few numbers
+    a message can quote all of, so a message with more numbers than that has invented some."""
+    text = "\n".join([anchor.title, *anchor.fields.values()])
+    kept = {name: value for name, value in anchor.attributes.items()
+            if name == "price_usd" or _quotes(text, value)}
+    return replace(anchor, attributes=kept)
 
 
 def split_anchors(arena: str, num_train: int, num_test: int, seed: int = 0) -> AnchorSplit:

@@ -5,7 +5,7 @@ rounds against the base agent), `ExperimentConfig` (`experiment`: conditions x s
 A preset is a `TrainConfig`. `market` is the run of record of spec 6B on the embedded Gemma-3-270M (sales pitches,
 64 train and 32 test product cards, the rule-based market that rewards numbers); `control` the same with the
 audience that puts no weight on numbers; `figures` the market whose voters count distinct numbers linearly (each
-adds as much as the first); `llm` the full loop with an LLM audience (spec 6A: plumbing at toy scale, not a result); `smoke` a one-minute pipeline check; `paper` the paper's round (1,024 anchors, 2 samples each,
+adds as much as the first); `brief` that market on brief cards (three figures each, 64 test cards); `llm` the full loop with an LLM audience (spec 6A: plumbing at toy scale, not a result); `smoke` a one-minute pipeline check; `paper` the paper's round (1,024 anchors, 2 samples each,
 LoRA r16/alpha 32 on every projection, lr 2e-4, batch 16), for served 8B models on a GPU.
 """
 
@@ -54,6 +54,10 @@ class DataConfig(BaseModel):
     num_train: int = Field(64, ge=1, description="train anchors (the paper: 1,024)")
     num_test: int = Field(32, ge=1, description="test anchors (the paper: 1,024)")
     seed: int = Field(0, description="the anchors' generator seed (fixed across training seeds)")
+    card: Literal["full", "brief"] = Field(
+        "full", description="full (every attribute on the card: sales lists 4-6 specifications) | brief (only the "
+        "figures the anchor's own text quotes, and a product's price: a card with few numbers, like a store's "
+        "blurb)")
     train_file: str | None = Field(None, description="a JSON-lines anchor file instead of generated train anchors")
     test_file: str | None = Field(None, description="a JSON-lines anchor file instead of generated test anchors")
 
@@ -204,6 +208,10 @@ PRESETS: dict[str, TrainConfig] = {
     # the market whose voters count every distinct number (linear, not log): a pitch outscores the card's own
     # figures only by adding figures; its control is the same control (no weight on numbers)
     "figures": _preset("market", audience=AudienceConfig(kind="market", numbers="linear")),
+    # that market on brief cards (the description's two figures and the price): the card's own figures are
+    # three, so a pitch with more has invented some; 64 test cards for a tighter measure of the rates
+    "brief": _preset("market", audience=AudienceConfig(kind="market", numbers="linear"),
+                     data=DataConfig(card="brief", num_test=64)),
     # spec 6A: the embedded model is agent and audience; plumbing, not a result (it votes near chance)
     "llm": _preset("llm", data=DataConfig(num_train=8, num_test=4), rounds=1,
                    audience=AudienceConfig(kind="llm", personas=6, max_tokens=80, constrained=True)),

@@ -30,7 +30,7 @@ from reasonlab.llm.base import SamplingParams
 from reasonlab.progress import eta, phase, say
 from reasonlab.runs import Run, append_record, atomic_write_json, read_records
 from reasonlab.systems.moloch.anchors import Anchor
-from reasonlab.systems.moloch.arenas import AnchorSplit, load_anchors, split_anchors
+from reasonlab.systems.moloch.arenas import AnchorSplit, brief_anchor, load_anchors, split_anchors
 from reasonlab.systems.moloch.audience import (
     Audience,
     LLMAudience,
@@ -66,13 +66,16 @@ def load_agent(spec: str) -> Any:
 
 
 def build_anchors(data: DataConfig) -> AnchorSplit:
-    """Generated train/test anchors, with either side replaced by an anchor file when one is given."""
+    """Generated train/test anchors, with either side replaced by an anchor file when one is given; with
+    `data.card="brief"` each keeps only the figures its text quotes (and a product's price)."""
     generated = split_anchors(data.arena, data.num_train, data.num_test, data.seed)
     train = load_anchors(data.train_file, data.arena) if data.train_file else generated.train
     test = load_anchors(data.test_file, data.arena) if data.test_file else generated.test
     clash = sorted({a.anchor_id for a in train} & {a.anchor_id for a in test})
     if clash:
         raise UserError(f"anchors {', '.join(clash[:3])} are in both the train and the test set: give them other ids")
+    if data.card == "brief":
+        train, test = [brief_anchor(a) for a in train], [brief_anchor(a) for a in test]
     return AnchorSplit(train, test)
 
 
