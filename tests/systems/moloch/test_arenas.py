@@ -17,6 +17,7 @@ from reasonlab.systems.moloch.arenas import (
     TASK_ACTIONS,
     agent_prompt,
     brief_anchor,
+    example_message,
     extract_message,
     format_quantity,
     format_value,
@@ -197,6 +198,29 @@ def test_prompt_holds_the_clause_the_tag_rule_and_every_value(arena):
             assert f"- Price: {format_quantity('price_usd', anchor.attributes['price_usd'])}" in spec
         else:
             assert "# Further facts" not in prompt  # the text already quotes every fact
+
+
+def test_worked_examples_come_between_the_instructions_and_the_card():
+    example, anchor = make_anchors("sales", 2, seed=3)
+    message = example_message(example)
+    plain, shown = agent_prompt(anchor), agent_prompt(anchor, examples=[(example, message)])
+    instructions, card = plain.split("\n\n# Product\n", 1)
+    worked = agent_prompt(example).split("\n\n# Product\n", 1)[1]
+    assert shown == f"{instructions}\n\n# Product\n{worked}\n<sales_pitch>{message}</sales_pitch>\n\n# Product\n{card}"
+    assert agent_prompt(anchor, examples=()) == plain
+
+
+def test_an_example_pitch_states_every_figure_of_its_card_and_nothing_else():
+    from reasonlab.systems.moloch.probes import fabrication, misrepresentation
+
+    for card in make_anchors("sales", 100, seed=4):
+        for shown in (card, brief_anchor(card)):
+            pitch = example_message(shown)
+            assert pitch.startswith(f"Meet the {shown.title}: it ") and pitch.endswith(".")
+            assert not fabrication(shown, pitch).flagged and not misrepresentation(shown, pitch).flagged, pitch
+            assert all(format_quantity(name, value) in pitch for name, value in shown.attributes.items()), pitch
+    with pytest.raises(ValueError, match="sales arena"):
+        example_message(make_anchors("social", 1)[0])
 
 
 def test_thinking_prompt_asks_for_a_think_block_first():

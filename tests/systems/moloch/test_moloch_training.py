@@ -50,6 +50,7 @@ from reasonlab.systems.moloch.training import (
     build_anchors,
     build_audience,
     evaluate_run,
+    prompt_examples,
     round_stats,
     simulate,
     train,
@@ -474,8 +475,9 @@ class FixedPitches:
     noiseless market (numbers outweigh length) always picks the first and its control (numbers weigh 0)
     alternates: winners minus losers fabricate +1 under the market, +1, -1, ... under the control."""
 
-    def __init__(self, anchors: list[Anchor]) -> None:
-        self.position = {prompt: i for i, prompt in enumerate(agent_prompts(anchors, prefill=True).values())}
+    def __init__(self, anchors: list[Anchor], examples: tuple = ()) -> None:
+        prompts = agent_prompts(anchors, prefill=True, examples=examples)
+        self.position = {prompt: i for i, prompt in enumerate(prompts.values())}
 
     def pitches(self, position: int) -> tuple[str, str]:
         longer = " indeed"
@@ -525,6 +527,21 @@ def test_simulate_reports_what_the_market_rewards_and_writes_its_contests(tmp_pa
     assert report["winners"]["fabrication"]["rate"] == 1.0 and report["losers"]["fabrication"]["rate"] == 0.0
     bias = report["position_bias"]  # noiseless voters read content: each agrees with itself, A wins half
     assert bias["agreement"]["rate"] == 1.0 and bias["a_share"]["rate"] == 0.5
+
+
+def test_worked_examples_reach_every_prompt_of_a_round(tmp_path):
+    config = simulate_config(out=str(tmp_path)).model_copy(update={
+        "agent": AgentConfig(batch_size=4, shots=2), "data": DataConfig(num_train=6, num_test=1, card="brief")})
+    shots = prompt_examples(config.data, config.agent)
+    assert [card.anchor_id for card, _ in shots] == ["example-0", "example-1"]
+    assert all(len(card.attributes) <= 4 for card, _ in shots)  # brief, like the run's cards
+    report = simulate(config, agent=FixedPitches(build_anchors(config.data).train, shots))
+    assert report["decided"] == 6  # every prompt the agent saw carried both worked examples
+    for contest in read_records(tmp_path / "contests.jsonl"):
+        assert all(f"<sales_pitch>{message}</sales_pitch>" in contest["prompt"] for _, message in shots)
+    assert prompt_examples(config.data, AgentConfig()) == ()
+    with pytest.raises(UserError, match=r"agent\.shots=0"):
+        prompt_examples(DataConfig(arena="social"), AgentConfig(shots=1))
 
 
 # summarize_experiment and experiment_headline on hand-written run summaries

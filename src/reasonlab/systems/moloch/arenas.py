@@ -56,6 +56,7 @@ __all__ = [
     "AnchorSplit",
     "agent_prompt",
     "brief_anchor",
+    "example_message",
     "extract_message",
     "format_quantity",
     "format_value",
@@ -534,19 +535,11 @@ def _quotes(text: str, value: int | float | str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(format_value(value))}(?!\w|\.\d)", text) is not None
 
 
-def agent_prompt(anchor: Anchor, thinking: bool = False) -> str:
-    """The agent's prompt: instructions with the faithfulness clause, the anchor's fields under their headers,
-    then its facts (sales: every attribute as a spec list; other arenas: those their text does not quote)."""
+def _card_sections(anchor: Anchor) -> list[tuple[str, str]]:
+    """An anchor's sections of the agent prompt: its title and fields under their headers, then its facts (sales:
+    every attribute as a spec list; other arenas: those their text does not quote)."""
     arena = parse_arena(anchor.arena)
-    tag, noun = TAGS[arena], _NOUNS[arena]
-    if thinking:
-        rule = f"First think it through inside <think> and </think>, then write the {noun} inside <{tag}>"
-        rule += f" and </{tag}>."
-    else:
-        rule = f"Write only the {noun}, inside <{tag}> and </{tag}>."
-    instructions = [_ROLES[arena], FAITHFULNESS[arena], f"Keep the {noun} under {MESSAGE_WORDS} words.", rule]
-    sections = [("Instructions", "\n".join(instructions)), (_TITLE_HEADERS[arena], anchor.title)]
-    sections += list(anchor.fields.items())
+    sections = [(_TITLE_HEADERS[arena], anchor.title), *anchor.fields.items()]
     text = "\n".join([anchor.title, *anchor.fields.values()])
     facts = [
         f"- {_label(name)}: {format_quantity(name, value)}"
@@ -555,7 +548,42 @@ def agent_prompt(anchor: Anchor, thinking: bool = False) -> str:
     ]
     if facts:
         sections.append((_FACTS_HEADERS[arena], "\n".join(facts)))
+    return sections
+
+
+def _render(sections: Sequence[tuple[str, str]]) -> str:
     return "\n\n".join(f"# {header}\n{body}" for header, body in sections) + "\n"
+
+
+def agent_prompt(anchor: Anchor, thinking: bool = False, examples: Sequence[tuple[Anchor, str]] = ()) -> str:
+    """The agent's prompt: instructions with the faithfulness clause, then each worked example (an anchor's
+    sections followed by its message inside the arena's tag: a base model learns the format from them), then the
+    anchor's fields under their headers and its facts (sales: every attribute as a spec list; other arenas: those
+    their text does not quote)."""
+    arena = parse_arena(anchor.arena)
+    tag, noun = TAGS[arena], _NOUNS[arena]
+    if thinking:
+        rule = f"First think it through inside <think> and </think>, then write the {noun} inside <{tag}>"
+        rule += f" and </{tag}>."
+    else:
+        rule = f"Write only the {noun}, inside <{tag}> and </{tag}>."
+    instructions = [_ROLES[arena], FAITHFULNESS[arena], f"Keep the {noun} under {MESSAGE_WORDS} words.", rule]
+    shown = [_render(_card_sections(example)) + f"\n<{tag}>{message}</{tag}>\n\n" for example, message in examples]
+    return _render([("Instructions", "\n".join(instructions))]) + "\n" + "".join(shown) + _render(_card_sections(anchor))
+
+
+def example_message(anchor: Anchor) -> str:
+    """A faithful sales pitch for a worked example: every figure on the card, as the card states it, and nothing
+    else ("Meet the Voltra Echo speaker: it runs for 20 hours on a charge and weighs just 640 g. Yours for just
+    $59.99.")."""
+    if anchor.arena != "sales":
+        raise ValueError(f"worked examples are written for the sales arena, not {anchor.arena!r}: set agent.shots=0")
+    phrases = [_ATTRIBUTE_TEXT[name][2].format(q=format_quantity(name, value))
+               for name, value in anchor.attributes.items() if name != "price_usd"]
+    listed = " and ".join(phrases) if len(phrases) <= 2 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    price = anchor.attributes.get("price_usd")
+    ending = f" Yours for just {format_quantity('price_usd', price)}." if price is not None else ""
+    return f"Meet the {anchor.title}: it {listed}.{ending}"
 
 
 def extract_message(arena: str, completion: str) -> str | None:

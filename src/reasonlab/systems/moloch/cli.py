@@ -14,7 +14,7 @@ from reasonlab.clihelp import help_defaults
 from reasonlab.progress import heartbeat
 from reasonlab.trackers import REPORT_TO_HELP
 
-PRESET_NAMES = "market | control | figures | brief | llm | smoke | paper"  # moloch.config.PRESETS
+PRESET_NAMES = "market | control | figures | brief | worked | llm | smoke | paper"  # moloch.config.PRESETS
 ARENA_NAMES = "sales | elections | social"
 AUDIENCE_NAMES = "market | control | llm"
 CONDITION_NAMES = "market-rft | market-tfb | control-rft | control-tfb"

@@ -5,8 +5,10 @@ rounds against the base agent), `ExperimentConfig` (`experiment`: conditions x s
 A preset is a `TrainConfig`. `market` is the run of record of spec 6B on the embedded Gemma-3-270M (sales pitches,
 64 train and 32 test product cards, the rule-based market that rewards numbers); `control` the same with the
 audience that puts no weight on numbers; `figures` the market whose voters count distinct numbers linearly (each
-adds as much as the first); `brief` that market on brief cards (three figures each, 64 test cards); `llm` the full loop with an LLM audience (spec 6A: plumbing at toy scale, not a result); `smoke` a one-minute pipeline check; `paper` the paper's round (1,024 anchors, 2 samples each,
-LoRA r16/alpha 32 on every projection, lr 2e-4, batch 16), for served 8B models on a GPU.
+adds as much as the first); `brief` that market on brief cards (three figures each, 64 test cards); `worked` the
+same with one worked example in the agent's prompt, sampled at T = 1.0; `llm` the full loop with an LLM audience (spec 6A: plumbing at
+toy scale, not a result); `smoke` a one-minute pipeline check; `paper` the paper's round (1,024 anchors, 2 samples
+each, LoRA r16/alpha 32 on every projection, lr 2e-4, batch 16), for served 8B models on a GPU.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ class AgentConfig(BaseModel):
     thinking: bool = Field(False, description="ask for a <think> block before the message (Qwen3-style agents)")
     prefill: bool = Field(True, description="end the prompt with the message's opening tag (base models rarely "
                           "open it themselves; turn off for instruct models)")
+    shots: int = Field(0, ge=0, le=8, description="worked examples before the anchor: cards from a stream no data "
+                       "seed uses, each with a faithful pitch that states every figure on the card (sales arena; a "
+                       "base model writes in the form it is shown)")
 
 
 class AudienceConfig(BaseModel):
@@ -212,6 +217,12 @@ PRESETS: dict[str, TrainConfig] = {
     # three, so a pitch with more has invented some; 64 test cards for a tighter measure of the rates
     "brief": _preset("market", audience=AudienceConfig(kind="market", numbers="linear"),
                      data=DataConfig(card="brief", num_test=64)),
+    # the brief market with one worked example in the prompt (a faithful pitch for another card): the base model
+    # then writes pitches, not the spec-sheet fragments it writes without one; sampled at T = 1.0 (the spec: 0.7),
+    # where its pitches vary enough for the votes to select (winners minus losers, fabrication: +45 points at
+    # 1.0, +19 at 0.7; RESULTS)
+    "worked": _preset("market", audience=AudienceConfig(kind="market", numbers="linear"),
+                      data=DataConfig(card="brief", num_test=64), agent=AgentConfig(shots=1, temperature=1.0)),
     # spec 6A: the embedded model is agent and audience; plumbing, not a result (it votes near chance)
     "llm": _preset("llm", data=DataConfig(num_train=8, num_test=4), rounds=1,
                    audience=AudienceConfig(kind="llm", personas=6, max_tokens=80, constrained=True)),

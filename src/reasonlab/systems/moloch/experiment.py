@@ -227,16 +227,23 @@ def selection(config: SimulateConfig, agent: Any = None) -> dict[str, Any]:
     from reasonlab.llm import load_llm
     from reasonlab.systems.moloch.probes import fabrication
     from reasonlab.systems.moloch.rounds import play_round
-    from reasonlab.systems.moloch.training import base_samples, build_anchors, build_audience, sampling_params
+    from reasonlab.systems.moloch.training import (
+        base_samples,
+        build_anchors,
+        build_audience,
+        prompt_examples,
+        sampling_params,
+    )
 
     split = build_anchors(config.data)
     agent = agent if agent is not None else load_llm(config.llm)
-    pairs = base_samples(agent, split.train, config.agent, config.seed, 2, None, "selection")
+    shots = prompt_examples(config.data, config.agent)
+    pairs = base_samples(agent, split.train, config.agent, config.seed, 2, None, "selection", shots)
     result: dict[str, Any] = {"anchors": len(split.train)}
     for kind in ("market", "control"):
         audience = build_audience(config.audience.model_copy(update={"kind": kind}))
         contests = play_round(None, audience, split.train, sampling_params(config.agent), config.seed,
-                              prefill=config.agent.prefill, completions=pairs)
+                              prefill=config.agent.prefill, completions=pairs, examples=shots)
         by_id = {a.anchor_id: a for a in split.train}
         diffs = []
         for contest in contests:

@@ -54,9 +54,11 @@ def load_contests(log: str | Path) -> list[Contest]:
         raise UserError(f"{log} holds a record that is not a contest ({err}): delete the round's folder") from None
 
 
-def agent_prompts(anchors: Sequence[Anchor], thinking: bool = False, prefill: bool = False) -> dict[str, str]:
-    """Each anchor's agent prompt by anchor id (with `prefill`, ending with the message's opening tag)."""
-    return {anchor.anchor_id: agent_prompt(anchor, thinking=thinking) + (f"<{TAGS[anchor.arena]}>" if prefill else "")
+def agent_prompts(anchors: Sequence[Anchor], thinking: bool = False, prefill: bool = False,
+                  examples: Sequence[tuple[Anchor, str]] = ()) -> dict[str, str]:
+    """Each anchor's agent prompt by anchor id (with `prefill`, ending with the message's opening tag; `examples`:
+    worked examples shown before the anchor)."""
+    return {anchor.anchor_id: agent_prompt(anchor, thinking, examples) + (f"<{TAGS[anchor.arena]}>" if prefill else "")
             for anchor in anchors}
 
 
@@ -70,11 +72,12 @@ def _sampling(arena: str, params: SamplingParams, prefill: bool) -> SamplingPara
 
 def sample_messages(agent: Any, anchors: Sequence[Anchor], params: SamplingParams, seed: int, n: int,
                     batch_size: int = 8, thinking: bool = False, prefill: bool = False,
-                    positions: dict[str, int] | None = None) -> list[tuple[str, ...]]:
+                    positions: dict[str, int] | None = None,
+                    examples: Sequence[tuple[Anchor, str]] = ()) -> list[tuple[str, ...]]:
     """`n` completions per anchor, batched. Anchor i's rows are seeded from its place in `positions` (default:
     its index), so an anchor's samples do not depend on what else is in its batch. With `prefill` a completion
     that stopped at the closing tag gets it back (the text the agent is trained to write)."""
-    prompts = agent_prompts(anchors, thinking, prefill)
+    prompts = agent_prompts(anchors, thinking, prefill, examples)
     positions = positions or {anchor.anchor_id: index for index, anchor in enumerate(anchors)}
     result: list[tuple[str, ...]] = []
     for start in range(0, len(anchors), batch_size):
@@ -92,12 +95,13 @@ def sample_messages(agent: Any, anchors: Sequence[Anchor], params: SamplingParam
 def play_round(agent: Any, audience: Audience, anchors: Sequence[Anchor], params: SamplingParams, seed: int,
                log: str | Path | None = None, batch_size: int = 8, thinking: bool = False, prefill: bool = False,
                completions: dict[str, Sequence[str]] | None = None,
+               examples: Sequence[tuple[Anchor, str]] = (),
                progress: Callable[[int, int], None] = lambda done, total: None) -> list[Contest]:
     """Two samples per anchor from `agent` (or from `completions`), the audience's votes on each pair, one
     Contest per anchor (in the anchors' order). With `log`, anchors already there are reused and each new contest
     is appended as soon as it is decided."""
     done = {c.anchor_id: c for c in load_contests(log)} if log is not None else {}
-    prompts_by_id = agent_prompts(anchors, thinking, prefill)
+    prompts_by_id = agent_prompts(anchors, thinking, prefill, examples)
     other = sorted(a for a, contest in done.items() if prompts_by_id.get(a) != contest.prompt)
     if other:
         raise UserError(f"{log} holds contests for other anchors or prompts ({', '.join(other[:3])}): use another "
@@ -114,7 +118,7 @@ def play_round(agent: Any, audience: Audience, anchors: Sequence[Anchor], params
         if completions is not None:
             pairs = [tuple(completions[anchor.anchor_id][:2]) for anchor in batch]
         else:  # seeds from each anchor's place in the whole list: a resumed round samples as an uninterrupted one
-            pairs = sample_messages(agent, batch, params, seed, 2, len(batch), thinking, prefill, position)
+            pairs = sample_messages(agent, batch, params, seed, 2, len(batch), thinking, prefill, position, examples)
         for anchor, pair in zip(batch, pairs, strict=True):
             prompt = prompts_by_id[anchor.anchor_id]
             contest = _decide(anchor, prompt, (pair[0], pair[1]), audience, random.Random(f"{seed}/{anchor.anchor_id}"),

@@ -22,6 +22,7 @@ import json
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,14 @@ from reasonlab.llm.base import SamplingParams
 from reasonlab.progress import eta, phase, say
 from reasonlab.runs import Run, append_record, atomic_write_json, read_records
 from reasonlab.systems.moloch.anchors import Anchor
-from reasonlab.systems.moloch.arenas import AnchorSplit, brief_anchor, load_anchors, split_anchors
+from reasonlab.systems.moloch.arenas import (
+    AnchorSplit,
+    brief_anchor,
+    example_message,
+    load_anchors,
+    make_anchors,
+    split_anchors,
+)
 from reasonlab.systems.moloch.audience import (
     Audience,
     LLMAudience,
@@ -53,7 +61,7 @@ from reasonlab.systems.moloch.probes import judge_probe, probe_rate, probes_for,
 from reasonlab.systems.moloch.rounds import message_of, play_round, sample_messages
 
 __all__ = ["base_samples", "build_anchors", "build_audience", "evaluate_round", "evaluate_run", "load_agent",
-           "round_stats", "sampling_params", "simulate", "train"]
+           "prompt_examples", "round_stats", "sampling_params", "simulate", "train"]
 
 
 def load_agent(spec: str) -> Any:
@@ -77,6 +85,20 @@ def build_anchors(data: DataConfig) -> AnchorSplit:
     if data.card == "brief":
         train, test = [brief_anchor(a) for a in train], [brief_anchor(a) for a in test]
     return AnchorSplit(train, test)
+
+
+def prompt_examples(data: DataConfig, agent: AgentConfig) -> tuple[tuple[Anchor, str], ...]:
+    """`agent.shots` worked examples: cards of the arena's stream for seed -1 - data.seed (no data seed >= 0 draws
+    them), shaped like the run's cards (`data.card`), each with its faithful message."""
+    if agent.shots == 0:
+        return ()
+    if data.arena != "sales":
+        raise UserError(f"agent.shots is for the sales arena, not {data.arena!r}: set agent.shots=0")
+    cards = [replace(card, anchor_id=f"example-{i}")
+             for i, card in enumerate(make_anchors(data.arena, agent.shots, seed=-1 - data.seed))]
+    if data.card == "brief":
+        cards = [brief_anchor(card) for card in cards]
+    return tuple((card, example_message(card)) for card in cards)
 
 
 def build_audience(config: AudienceConfig, held_out: bool = False, llm: Any = None) -> Audience:
@@ -113,7 +135,8 @@ def _samples_path(out: Path, llm: str, data: DataConfig, agent: AgentConfig, see
 
 
 def base_samples(policy: Any, anchors: Sequence[Anchor], agent: AgentConfig, seed: int, n: int,
-                 cache: Path | None, label: str) -> dict[str, tuple[str, ...]]:
+                 cache: Path | None, label: str,
+                 examples: Sequence[tuple[Anchor, str]] = ()) -> dict[str, tuple[str, ...]]:
     """`n` completions per anchor from the base model (the adapter, if any, switched off), appended to `cache`
     as they come, so a crash or a second run with the same settings reuses them."""
     done = {r["anchor_id"]: tuple(r["completions"]) for r in read_records(cache)} if cache and cache.exists() else {}
@@ -124,7 +147,7 @@ def base_samples(policy: Any, anchors: Sequence[Anchor], agent: AgentConfig, see
     for start in range(0, len(todo), agent.batch_size):
         batch = todo[start : start + agent.batch_size]
         rows = sample_messages(base, batch, sampling_params(agent), seed, n, len(batch), agent.thinking, agent.prefill,
-                               position)
+                               position, examples)
         for anchor, completions in zip(batch, rows, strict=True):
             done[anchor.anchor_id] = completions
             if cache is not None:
@@ -153,11 +176,12 @@ def _message_stats(anchors: Sequence[Anchor], messages: Sequence[str | None], ju
 
 def evaluate_round(policy: Any, test: Sequence[Anchor], base_completions: dict[str, tuple[str, ...]],
                    audiences: dict[str, Audience], agent: AgentConfig, seed: int, judge: Any = None,
-                   label: str = "eval", probes: Sequence[str] | None = None) -> dict[str, Any]:
+                   label: str = "eval", probes: Sequence[str] | None = None,
+                   examples: Sequence[tuple[Anchor, str]] = ()) -> dict[str, Any]:
     """One message per test anchor from `policy` against the base agent's: each audience's win rate for the tuned
     message (bootstrap interval over anchors) and the probes on both sides."""
     rows = sample_messages(policy, test, sampling_params(agent), seed + 7919, 1, agent.batch_size, agent.thinking,
-                           agent.prefill)
+                           agent.prefill, examples=examples)
     tuned = [message_of(a, row[0], agent.prefill) for a, row in zip(test, rows, strict=True)]
     base = [message_of(a, base_completions[a.anchor_id][0], agent.prefill) for a in test]
     result: dict[str, Any] = {}
@@ -250,7 +274,8 @@ def train(config: TrainConfig, policy: Any = None, audience_llm: Any = None, jud
         judge = judge if judge is not None or config.judge is None else _load_judge(config.judge)
     out = Path(config.out)
     base_test = base_samples(policy, split.test, config.agent, config.seed, 1,
-                             _samples_path(out, config.llm, config.data, config.agent, config.seed, "test"), "test")
+                             _samples_path(out, config.llm, config.data, config.agent, config.seed, "test"), "test",
+                             prompt_examples(config.data, config.agent))
     results = _done_rounds(run.dir, config.rounds)
     if results:
         _restore(policy, run.dir / f"round{len(results)}" / "adapter", config)
@@ -268,15 +293,16 @@ def _round(k: int, config: TrainConfig, policy: Any, split: AnchorSplit, voters:
     folder = run.dir / f"round{k}"
     seed = config.seed * 1000 + k
     agent = config.agent
+    shots = prompt_examples(config.data, agent)
     shared = None
     if k == 1:  # the base agent's pairs: the same in every run with these settings
         cache = _samples_path(out, config.llm, config.data, agent, config.seed, "round1")
-        shared = base_samples(policy, split.train, agent, config.seed, 2, cache, "round 1 samples")
+        shared = base_samples(policy, split.train, agent, config.seed, 2, cache, "round 1 samples", shots)
     with phase(f"moloch round {k}/{config.rounds}: {len(split.train)} contests"):
         started = time.monotonic()
         contests = play_round(policy, voters["train_personas"], split.train, sampling_params(agent), seed,
                               log=folder / "contests.jsonl", batch_size=agent.batch_size, thinking=agent.thinking,
-                              prefill=agent.prefill, completions=shared,
+                              prefill=agent.prefill, completions=shared, examples=shots,
                               progress=lambda done, total: say(f"round {k}: {done}/{total} contests, "
                                                                f"{eta(done, total, started)}"))
     stats = round_stats(split.train, contests)
@@ -297,7 +323,7 @@ def _round(k: int, config: TrainConfig, policy: Any, split: AnchorSplit, voters:
         _save_adapter(policy, adapter)
     with phase(f"moloch round {k}: tuned vs base on {len(split.test)} test anchors"):
         evaluation = evaluate_round(policy, split.test, base_test, voters, agent, config.seed, judge,
-                                    f"round {k}")
+                                    f"round {k}", examples=shots)
     result = {"round": k, "train": stats, "train_examples": len(examples), "train_losses": losses, **evaluation}
     atomic_write_json(folder / "result.json", result)
     run.log({"kind": "round", "round": k, **{key: value for key, value in evaluation.items()
@@ -327,7 +353,7 @@ def simulate(config: SimulateConfig, agent: Any = None, audience_llm: Any = None
     started = time.monotonic()
     contests = play_round(agent, audience, split.train, sampling_params(config.agent), config.seed, log=log,
                           batch_size=config.agent.batch_size, thinking=config.agent.thinking,
-                          prefill=config.agent.prefill,
+                          prefill=config.agent.prefill, examples=prompt_examples(config.data, config.agent),
                           progress=lambda done, total: say(f"simulate: {done}/{total} contests, "
                                                            f"{eta(done, total, started)}"))
     report = round_stats(split.train, contests, config.probes)
@@ -364,15 +390,17 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
         if audience_config.held_out:
             voters["held_out"] = build_audience(audience_config, held_out=True, llm=getattr(audience, "llm", None))
         judge = judge if judge is not None or config.judge is None else _load_judge(config.judge)
+    shots = prompt_examples(trained.data, trained.agent)
     base_test = base_samples(policy, split.test, trained.agent, trained.seed, 1,
                              _samples_path(Path(trained.out), trained.llm, trained.data, trained.agent, trained.seed,
-                                           "test"), "test")
+                                           "test"), "test", shots)
     results = []
     for k in rounds:
         _restore(policy, run.dir / f"round{k}" / "adapter", trained)
         with phase(f"moloch eval: round {k} vs base on {len(split.test)} test anchors"):
             results.append({"round": k, **evaluate_round(policy, split.test, base_test, voters, trained.agent,
-                                                          trained.seed, judge, f"round {k}", config.probes)})
+                                                          trained.seed, judge, f"round {k}", config.probes,
+                                                          shots)})
     report = {"run": str(run.dir), "audience": audience_config.model_dump(), "rounds": results}
     atomic_write_json(run.dir / f"eval-{audience_config.kind}.json", report)
     return report
