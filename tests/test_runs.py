@@ -63,6 +63,24 @@ def test_create_with_another_config_names_the_differing_keys(tmp_path: Path) -> 
         Run.create(tmp_path, "run", {"seed": 2, "rl": {"lr": 0.2, "steps": 3}, "task": "a"}, resume=True)
 
 
+class NewerToyConfig(ToyConfig):
+    """ToyConfig with a field added after a run was made with it."""
+
+    shots: int = 0
+
+
+def test_a_field_added_since_the_run_was_made_differs_only_off_its_default(tmp_path: Path) -> None:
+    Run.create(tmp_path, "run", ToyConfig(steps=7))
+    assert Run.create(tmp_path, "run", NewerToyConfig(steps=7), resume=True).config()["steps"] == 7
+    with pytest.raises(UserError, match=r"differs in shots\)"):
+        Run.create(tmp_path, "run", NewerToyConfig(steps=7, shots=1), resume=True)
+    with pytest.raises(UserError, match=r"differs in shots\)"):  # a dict has no defaults to tell
+        Run.create(tmp_path, "run", NewerToyConfig(steps=7).model_dump(), resume=True)
+    assert config_diff({"a": {"b": 1}}, {"a": {"b": 1, "c": 0}}, explicit={}) == []
+    assert config_diff({"a": {"b": 1}}, {"a": {"b": 1, "c": 2}}, explicit={"a": {"c": 2}}) == ["a.c"]
+    assert config_diff({"a": {"b": 1, "c": 0}}, {"a": {"b": 1}}, explicit={}) == ["a.c"]  # a field since removed
+
+
 def test_create_on_existing_empty_dir_is_allowed(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     assert Run.create(tmp_path, "run", {"seed": 2}).config()["seed"] == 2

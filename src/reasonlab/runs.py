@@ -97,9 +97,13 @@ def config_hash(config: BaseModel | dict[str, Any] | None, ignore: Iterable[str]
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def config_diff(saved: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = ()) -> list[str]:
-    """Dotted keys whose values differ between two configs (keys starting with '_' and `ignore` left out)."""
-    return _diff(_identity(saved, ignore), _identity(new, ignore), "")
+def config_diff(saved: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = (),
+                explicit: dict[str, Any] | None = None) -> list[str]:
+    """Dotted keys whose values differ between two configs (keys starting with '_' and `ignore` left out). With
+    `explicit` (the new config's values that are not its defaults, nested like it), a key the saved config lacks
+    and the new one holds at its default is no difference: a field added to the config class after the run was
+    made, at its default, computes what the run computed."""
+    return _diff(_identity(saved, ignore), _identity(new, ignore), "", explicit)
 
 
 def _identity(config: dict[str, Any], ignore: Iterable[str]) -> dict[str, Any]:
@@ -118,10 +122,14 @@ def _without_run_flags(value: Any) -> Any:
     return value
 
 
-def _diff(saved: Any, new: Any, prefix: str) -> list[str]:
+def _diff(saved: Any, new: Any, prefix: str, explicit: Any = None) -> list[str]:
     if isinstance(saved, dict) and isinstance(new, dict):
+        chosen = explicit if isinstance(explicit, dict) else None
         keys = sorted(set(saved) | set(new))
-        return [key for name in keys for key in _diff(saved.get(name), new.get(name), f"{prefix}{name}.")]
+        return [key for name in keys
+                if not (chosen is not None and name not in saved and name not in chosen)  # a newer field at its default
+                for key in _diff(saved.get(name), new.get(name), f"{prefix}{name}.",
+                                 chosen.get(name, {}) if chosen is not None else None)]
     return [] if saved == new else [prefix.rstrip(".")]
 
 
@@ -154,7 +162,8 @@ class Run:
         if overwrite:
             _remove_run(run_dir)
         elif run_dir.exists() and any(run_dir.iterdir()):
-            _check_reopen(run_dir, config_dict, resume, ignore)
+            explicit = config.model_dump(mode="json", exclude_defaults=True) if isinstance(config, BaseModel) else None
+            _check_reopen(run_dir, config_dict, resume, ignore, explicit)
         run_dir.mkdir(parents=True, exist_ok=True)
         run = cls(run_dir)
         if not run.config_path.exists():
@@ -258,12 +267,13 @@ class Run:
         return json.loads(self.summary_path.read_text())
 
 
-def _check_reopen(run_dir: Path, config: dict[str, Any], resume: bool, ignore: Iterable[str]) -> None:
+def _check_reopen(run_dir: Path, config: dict[str, Any], resume: bool, ignore: Iterable[str],
+                  explicit: dict[str, Any] | None = None) -> None:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise UserError(f"{run_dir} exists and is not a run directory (no config.yaml): pass another --out/--name")
     saved = yaml.safe_load(config_path.read_text()) or {}
-    differing = config_diff(saved, config, ignore)
+    differing = config_diff(saved, config, ignore, explicit)
     if differing:
         shown = ", ".join(differing[:6]) + (f" and {len(differing) - 6} more" if len(differing) > 6 else "")
         raise UserError(f"run directory {run_dir} was made with another config (differs in {shown}): "
