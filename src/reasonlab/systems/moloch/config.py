@@ -222,7 +222,10 @@ PRESETS: dict[str, TrainConfig] = {
     # where its pitches vary enough for the votes to select (winners minus losers, fabrication: +45 points at
     # 1.0, +19 at 0.7; RESULTS)
     "worked": _preset("market", audience=AudienceConfig(kind="market", numbers="linear"),
-                      data=DataConfig(card="brief", num_test=64), agent=AgentConfig(shots=1, temperature=1.0)),
+                      data=DataConfig(card="brief", num_test=64), agent=AgentConfig(shots=1, temperature=1.0),
+                      # the example lengthens each training sequence: passes of 2, not 4, keep three seeds'
+                      # workers within 24 GB (the same 12 steps of 8 examples)
+                      sft=_default_sft().model_copy(update={"batch_size": 2, "gradient_accumulation_steps": 4})),
     # spec 6A: the embedded model is agent and audience; plumbing, not a result (it votes near chance)
     "llm": _preset("llm", data=DataConfig(num_train=8, num_test=4), rounds=1,
                    audience=AudienceConfig(kind="llm", personas=6, max_tokens=80, constrained=True)),
