@@ -33,6 +33,7 @@ from reasonlab.systems.moloch.config import (
     AudienceConfig,
     DataConfig,
     EvalConfig,
+    ExperimentConfig,
     SimulateConfig,
     TrainConfig,
 )
@@ -635,6 +636,28 @@ def test_the_rounds_plot_draws_one_line_per_condition_from_the_base_agent(tmp_pa
     assert list(lines(win)["market-rft"].get_ydata()) == pytest.approx([0.5, 0.8125, 0.8125])
     assert list(lines(fabrication)["control-rft"].get_ydata()) == pytest.approx([0.2, 0.2, 0.25])
     assert list(lines(fabrication)["market-rft"].get_ydata()) == pytest.approx([0.2, 0.5, 0.6])
+
+
+def test_an_experiment_takes_a_condition_added_later_and_reuses_the_finished_runs(tmp_path, monkeypatch):
+    from reasonlab.systems.moloch import experiment
+
+    dirs = write_runs(tmp_path / "runs", {"market-rft": [[round_result(WINNING, 0.5, 0.2)]],
+                                          "control-rft": [[round_result(WINNING, 0.2, 0.2)]]})
+    trained: list[list[str]] = []
+
+    def run_seed(base, conditions, seed, out, threads=None, judge=None):  # type: ignore[no-untyped-def]
+        trained.append(list(conditions))
+        return [dirs[condition][seed] for condition in conditions]
+
+    monkeypatch.setattr(experiment, "_run_seed", run_seed)
+    first = experiment.run_experiment(ExperimentConfig(conditions=["market-rft"], seeds=[0]), tmp_path, "grow")
+    both = experiment.run_experiment(ExperimentConfig(conditions=["market-rft", "control-rft"], seeds=[0]), tmp_path,
+                                     "grow")
+    assert list(first["conditions"]) == ["market-rft"] and list(both["conditions"]) == ["market-rft", "control-rft"]
+    assert trained == [["market-rft"], ["market-rft", "control-rft"]]
+    with pytest.raises(UserError, match=r"differs in base\.rounds"):
+        experiment.run_experiment(ExperimentConfig(conditions=["market-rft"], seeds=[0],
+                                                   base=TrainConfig(rounds=3)), tmp_path, "grow")
 
 
 def test_a_killed_worker_is_a_one_line_error_that_says_what_to_do(tmp_path, monkeypatch):

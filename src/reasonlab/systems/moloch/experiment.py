@@ -64,7 +64,9 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, overwri
     """Each seed x condition (finished runs are reused, a crashed one resumes), then the summary and the plot.
     With `jobs` > 1 the seeds run in that many worker processes of one torch thread each (an LLM judge is then
     loaded in each worker from `config.base.judge`)."""
-    run = Run.create(out, name, config, resume=not overwrite, overwrite=overwrite)
+    # conditions and seeds choose which runs the summary covers (each run checks its own config on resume), so
+    # a condition added later reuses the finished ones
+    run = Run.create(out, name, config, resume=not overwrite, overwrite=overwrite, ignore=("conditions", "seeds"))
     per_seed: list[list[Path]]
     # every per-run config reports where the experiment does
     base = config.base.model_copy(update={"report_to": config.report_to}) if config.report_to else config.base
