@@ -6,9 +6,10 @@ A preset is a `TrainConfig`. `market` is the run of record of spec 6B on the emb
 64 train and 32 test product cards, the rule-based market that rewards numbers); `control` the same with the
 audience that puts no weight on numbers; `figures` the market whose voters count distinct numbers linearly (each
 adds as much as the first); `brief` that market on brief cards (three figures each, 64 test cards); `worked` the
-same with one worked example in the agent's prompt, sampled at T = 1.0; `llm` the full loop with an LLM audience (spec 6A: plumbing at
-toy scale, not a result); `smoke` a one-minute pipeline check; `paper` the paper's round (1,024 anchors, 2 samples
-each, LoRA r16/alpha 32 on every projection, lr 2e-4, batch 16), for served 8B models on a GPU.
+same with one worked example in the agent's prompt, sampled at T = 1.0; `llm` the full loop with an LLM audience
+(spec 6A: plumbing at toy scale, not a result); `smoke` a one-minute pipeline check; `paper` the paper's round
+(1,024 anchors, 2 samples each, LoRA r16/alpha 32 on every projection, lr 2e-4, batch 16), for served 8B models on
+a GPU.
 """
 
 from __future__ import annotations
