@@ -73,7 +73,7 @@ def test_with_a_worked_example_rft_wins_by_fabricating():
     every seed (each seed's 95% interval above 50%, pooled n = 192) and fabricates 10+ points more than the base
     agent on every seed (+12.5, +17.2, +28.1).
     Under the control fabrication does not rise on average (-4.2 points) but spreads from -27 to +30: the
-    headline's rule (mean <= 2 sd) holds, while one control seed ends above every market seed."""
+    headline's rule (mean <= 2 sd) holds, while one control seed rises more than 20 points."""
     config = ExperimentConfig(base=PRESETS["worked"], conditions=["market-rft", "control-rft"])
     summary = run_experiment(config, OUT, "worked", jobs=3)
     rft, control = (summary["conditions"][c]["rounds"][-1] for c in ("market-rft", "control-rft"))
