@@ -543,6 +543,9 @@ def test_worked_examples_reach_every_prompt_of_a_round(tmp_path):
     assert prompt_examples(config.data, AgentConfig()) == ()
     with pytest.raises(UserError, match=r"agent\.shots=0"):
         prompt_examples(DataConfig(arena="social"), AgentConfig(shots=1))
+    for config_class in (SimulateConfig, TrainConfig):  # a config asking for them elsewhere fails before any load
+        with pytest.raises(ValueError, match=r"agent\.shots is for the sales arena, not 'social'"):
+            config_class(data=DataConfig(arena="social"), agent=AgentConfig(shots=1))
 
 
 # summarize_experiment and experiment_headline on hand-written run summaries

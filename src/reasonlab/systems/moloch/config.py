@@ -142,6 +142,7 @@ class TrainConfig(BaseModel):
     def _lora_needed(self) -> TrainConfig:
         if self.sft.lora is None:
             raise ValueError("sft.lora is required: the rounds save and reload a LoRA adapter")
+        _check_shots(self.data, self.agent)
         return self
 
     @property
@@ -164,6 +165,12 @@ class _ProbeChoice(BaseModel):
         return values
 
 
+def _check_shots(data: DataConfig, agent: AgentConfig) -> None:
+    """Worked examples exist for sales pitches only: a config asking for them elsewhere fails before any load."""
+    if agent.shots and data.arena != "sales":
+        raise ValueError(f"agent.shots is for the sales arena, not {data.arena!r}: set agent.shots=0")
+
+
 class SimulateConfig(_ProbeChoice):
     """One round of the base agent on the train anchors: votes, winners, probe rates of winners and losers, and
     the audience's agreement with itself when every voter's order is swapped."""
@@ -174,6 +181,11 @@ class SimulateConfig(_ProbeChoice):
     audience: AudienceConfig = Field(default_factory=AudienceConfig, description="who votes")
     seed: int = Field(0, description="sampling and votes")
     out: str | None = Field(None, description="write the contests (JSON lines) and the report here")
+
+    @model_validator(mode="after")
+    def _shots_for_sales(self) -> SimulateConfig:
+        _check_shots(self.data, self.agent)
+        return self
 
 
 class EvalConfig(_ProbeChoice):
