@@ -4,6 +4,7 @@ and a tiny model trained for a few steps on them makes the expert turns more lik
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -118,6 +119,32 @@ def test_the_recorder_plays_the_scripted_agent_exactly(tmp_path):
         examples = trajectory_examples([trajectory], TRAINED_AGENT, script)
         assert [script.detokenize(e.prompt) for e in examples] == script.prompts
         assert [script.detokenize(e.completion) for e in examples] == [r.completion for r in trajectory.turns]
+
+
+def _think(completion: str) -> str:
+    return completion.split("</think>", 1)[0].removeprefix("<think>")
+
+
+def test_each_thought_after_the_first_quotes_the_line_of_the_last_result_that_decides_the_move():
+    memories, tasks = training_tasks([1003], tasks_per_category=3)
+    for trajectory in record_trajectories(tasks, memories, TRAINED_AGENT):
+        task, turns = trajectory.task, trajectory.turns
+        assert "`" not in _think(turns[0].completion)  # nothing read yet, nothing to quote
+        for previous, record in itertools.pairwise(turns):
+            think, result = _think(record.completion), previous.feedback()
+            quotes = re.findall(r"`([^`]+)`", think)
+            if record.turn.reply is not None and task.category in ("clarification", "update"):
+                assert quotes == []  # no line answers it (so it asks) / the update's result is True
+                assert think.endswith("so I ask." if task.category == "clarification" else "the new fact.")
+                continue
+            # the quoted line is a line of the result that led here
+            assert len(quotes) == 1 and quotes[0] in result, (think, result)
+            if record.turn.reply is not None and task.category == "retrieval":
+                assert task.answer in quotes[0] and think.endswith("I found it.")
+            elif record.turn.reply is None:
+                target = re.search(r'"(?:\[\[)?([^"\]]+)', record.turn.python or "").group(1)
+                # a read quotes the link to the file it opens; an update quotes the line it replaces
+                assert target in quotes[0] or quotes[0] in (record.turn.python or ""), (think, record.turn.python)
 
 
 def test_prompts_drop_older_thinks_and_keep_results_out_of_completions():

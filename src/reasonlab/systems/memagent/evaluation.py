@@ -67,14 +67,19 @@ def _last_result_value(prompt: str, key: str) -> str | None:
 
 # the scripted agent's thoughts say what the request asks for and what each call does, so a model trained on its
 # episodes learns to tell a question from an update in words before it acts (the earlier fixed thought,
-# "I should look this up in the memory step by step.", taught it nothing of the kind)
+# "I should look this up in the memory step by step.", taught it nothing of the kind). After the first call
+# each thought also quotes the line of the last <result> that decides the next move: the link that names the
+# next file, the old line an update replaces, the line that answers the question (then it replies). Without the
+# quote (commit 906d9bd) the reply's thought was a constant and the trained model read on until the turn cap.
 INTENTS = {"update": "The user gives a new fact to save.", "filter": "The user asks for a fact under a privacy rule."}
 QUESTION_INTENT = "The user asks for a fact."
-REPLY_THINKS = {"retrieval": "I found it.", "clarification": "The memory does not have it, so I ask.",
+REPLY_THINKS = {"retrieval": "I found it.", "clarification": "No line of the result answers it, so I ask.",
                 "update": "The memory now has the new fact.", "filter": "I answer within the privacy rule."}
 _CALL = re.compile(r'(read_file|go_to_link|update_file|list_files|create_file)\("(?:\[\[)?([^"\]]*)')
 _STEPS = {"read_file": "Read {}.", "go_to_link": "Follow the link to {}.", "update_file": "Replace the old line in {}.",
           "list_files": "List the files.", "create_file": "Create {}."}
+_VARIABLE = re.compile(r"^[{ ,]*'\w+': ['\"]")  # "{'entity_1': '" before a file's first line
+_OLD_LINE = re.compile(r'update_file\("[^"]*", "([^"]*)"')
 
 
 def _intent(task: BenchTask) -> str:
@@ -85,6 +90,49 @@ def _step(code: str) -> str:
     """'Read user.md.' for `x = read_file("user.md")`: what one scripted call does."""
     match = _CALL.search(code)
     return _STEPS[match.group(1)].format(match.group(2)) if match else "Run the next call."
+
+
+def result_lines(prompt: str) -> list[str]:
+    """The lines of the last <result> block of a prompt (its variables are reprs, so a file's newlines are the
+    two characters backslash-n there)."""
+    if "<result>" not in prompt:
+        return []
+    block = prompt.rsplit("<result>", 1)[-1].split("</result>", 1)[0]
+    lines = (_VARIABLE.sub("", line).strip(" {}'\"") for line in re.split(r"\\n|\n", block))
+    return [line for line in lines if line]
+
+
+def quoted_line(prompt: str, needles: Sequence[str]) -> str | None:
+    """The first line of the last result that holds one of `needles` (tried in order), or None."""
+    lines = result_lines(prompt)
+    for needle in filter(None, needles):
+        for line in lines:
+            if needle in line:
+                return line
+    return None
+
+
+def _call_thought(task: BenchTask, code: str, prompt: str, turn: int) -> str:
+    """The intent, the line of the last result that leads to this call (none on the first turn), the call."""
+    if turn == 0:
+        return f"{_intent(task)} {_step(code)}"
+    old = _OLD_LINE.search(code)
+    target = _CALL.search(code)
+    needle = old.group(1) if old else (target.group(2) if target else "")
+    line = quoted_line(prompt, [needle])
+    if line is None:
+        return f"{_intent(task)} {_step(code)}"
+    why = "is the old line" if old else "points there"
+    return f"{_intent(task)} `{line}` {why}. {_step(code)}"
+
+
+def _reply_thought(task: BenchTask, prompt: str) -> str:
+    """The line of the last result that answers the question, quoted, then what the reply does."""
+    if task.category in ("retrieval", "filter"):
+        line = quoted_line(prompt, [task.answer or "", *task.blocked, *task.allowed])
+        if line is not None:
+            return f"`{line}` answers it. {REPLY_THINKS[task.category]}"
+    return REPLY_THINKS[task.category]
 
 
 class ScriptedAgent:
@@ -106,8 +154,8 @@ class ScriptedAgent:
             return self._read_back(prompt, prompt[followup_at:].count("<result>"))
         turn = prompt[prompt.rfind(task.question):].count("<result>")
         if turn < len(self.code):
-            return turn_text(f"{_intent(task)} {_step(self.code[turn])}", self.code[turn])
-        return turn_text(REPLY_THINKS[task.category], reply=self.reply)
+            return turn_text(_call_thought(task, self.code[turn], prompt, turn), self.code[turn])
+        return turn_text(_reply_thought(task, prompt), reply=self.reply)
 
     def _read_back(self, prompt: str, turn: int) -> str:
         path, key, _ = self.task.expected_facts[0]
