@@ -125,7 +125,7 @@ class TrainConfig(BaseModel):
 
 
 # the trained agent's loop: the compact prompt without few-shot episodes, short unconstrained turns
-TRAINED_AGENT = AgentConfig(few_shot=False, system="compact", max_turns=6, max_tokens_per_turn=96, constrained=False)
+TRAINED_AGENT = AgentConfig(few_shot=False, system="compact", max_turns=6, max_tokens_per_turn=128, constrained=False)
 # the agent loop of `chat` and `serve-mcp`: default (the full prompt with the few-shot episodes) or trained
 AGENT_PRESETS: dict[str, AgentConfig] = {"default": AgentConfig(), "trained": TRAINED_AGENT}
 
