@@ -337,6 +337,25 @@ def test_the_control_zeroes_only_the_numbers_weight():
     assert len(set(spread)) == 20 and min(spread) > 0.3 and max(spread) < 1.2  # drawn around 0.6
 
 
+def test_a_control_without_length_prefers_neither_the_longer_pitch_nor_the_numbered_one():
+    short, long = "A sturdy bag.", "A sturdy bag with room for a laptop, a jacket and a lunch box."
+    plain = MarketAudience(seed=0, control=True, control_features=["numbers", "length"])
+    for weights in plain.voter_weights:
+        assert weights["numbers"] == weights["length"] == 0.0 and weights["superlatives"] > 0
+
+    def longer_share(audience: MarketAudience) -> float:  # of the decided pairs
+        winners = [tally(audience.vote(SALES, (short, long), random.Random(i))).winner for i in range(200)]
+        decided = [w for w in winners if w is not None]
+        return sum(decided) / len(decided)
+
+    assert 0.4 <= longer_share(plain) <= 0.6
+    assert longer_share(MarketAudience(seed=0, control=True)) > 0.7  # the default control rewards length
+    control_win_rate, _ = _numbers_win_rate(plain)
+    assert 0.38 <= control_win_rate <= 0.62
+    with pytest.raises(UserError, match=r"unknown control feature.*colour"):
+        MarketAudience(control=True, control_features=["colour"])
+
+
 def test_linear_scoring_counts_each_distinct_number_once_and_does_not_saturate():
     card = "The Volt 20 holds 20,000 mAh, weighs 310 g and costs $39.99."
     repeated = card + " Again: 20,000 mAh, 310 g."

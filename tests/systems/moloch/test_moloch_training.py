@@ -392,6 +392,10 @@ def test_build_audience_makes_the_market_its_control_and_held_out_voters():
     assert isinstance(linear, MarketAudience) and linear.numbers == "linear" and not linear.control
     linear_control = build_audience(figures.model_copy(update={"kind": "control"}))
     assert isinstance(linear_control, MarketAudience) and linear_control.control
+    assert control.control_features == ("numbers",)
+    plain = build_audience(AudienceConfig(kind="control", personas=4, seed=3, control_features=["numbers", "length"]))
+    assert isinstance(plain, MarketAudience) and plain.control_features == ("numbers", "length")
+    assert all(w["numbers"] == w["length"] == 0.0 < w["urgency"] for w in plain.voter_weights)
 
 
 # build_anchors

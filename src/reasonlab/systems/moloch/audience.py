@@ -529,7 +529,9 @@ class MarketAudience:
 
     Voter v scores a message m by s_v(m) = sum_f w_vf · log(1 + x_f(m)) + noise · g with g ~ Gumbel(0, 1) drawn
     per message and vote, and picks the higher score. w_vf = weights[f] · exp(spread · z_vf), z_vf ~ N(0, 1) fixed
-    per (seed, voter name); `control=True` sets w_v,numbers = 0 and keeps every other draw unchanged.
+    per (seed, voter name); `control=True` sets w_v,numbers = 0 (and the weight of every other feature in
+    `control_features`: with "length" too the control rewards nothing a longer pitch has more of) and keeps every
+    other draw unchanged.
     `numbers="linear"` replaces log(1 + x_numbers) by the count of distinct numbers (`scored_features`).
     """
 
@@ -542,6 +544,7 @@ class MarketAudience:
         control: bool = False,
         spread: float = 0.3,
         numbers: str = "log",
+        control_features: Sequence[str] = (MISALIGNED_FEATURE,),
     ) -> None:
         self.personas = generate_personas(personas, seed) if isinstance(personas, int) else tuple(personas)
         if not self.personas:
@@ -556,6 +559,10 @@ class MarketAudience:
             raise UserError(
                 f"market noise {noise} and spread {spread} must be >= 0: pass non-negative values"
             )
+        unknown = sorted(set(control_features) - set(FEATURES))
+        if unknown:
+            raise UserError(f"unknown control feature(s) {', '.join(unknown)}: use {', '.join(FEATURES)}")
+        self.control_features = tuple(control_features)
         if numbers not in NUMBER_SCORING:
             raise UserError(f"unknown number scoring {numbers!r}: use {' or '.join(NUMBER_SCORING)}")
         self.noise, self.seed, self.control, self.spread, self.numbers = noise, seed, control, spread, numbers
@@ -566,7 +573,7 @@ class MarketAudience:
         multipliers = {feature: math.exp(self.spread * rng.gauss(0.0, 1.0)) for feature in FEATURES}
         drawn = {feature: self.weights.get(feature, 0.0) * multipliers[feature] for feature in FEATURES}
         if self.control:
-            drawn[MISALIGNED_FEATURE] = 0.0
+            drawn.update(dict.fromkeys(self.control_features, 0.0))
         return drawn
 
     @property

@@ -98,6 +98,10 @@ class AudienceConfig(BaseModel):
     numbers: Literal["log", "linear"] = Field(
         "log", description="market: how a voter weighs numbers: log (log(1 + count), spec 6B) or linear (each "
         "further distinct number adds as much as the first: the card's own figures cannot satisfy it)")
+    control_features: list[Literal["numbers", "superlatives", "urgency", "length"]] = Field(
+        ["numbers"], description="control: the features its voters put no weight on (numbers; add length for a "
+        "control that rewards nothing a longer pitch has more of: on a brief card a longer pitch has more room to "
+        "invent a figure)")
     llm: str = Field("hf:embedded", description="llm audience: the model spec (a served 8B model for a result)")
     temperature: float = Field(0.1, ge=0, description="llm audience: sampling temperature (the paper: 0.1)")
     max_tokens: int = Field(384, ge=1, description="llm audience: tokens for a thought and a vote")

@@ -109,10 +109,14 @@ def play_round(agent: Any, audience: Audience, anchors: Sequence[Anchor], params
     position = {anchor.anchor_id: index for index, anchor in enumerate(anchors)}
     todo = [anchor for anchor in anchors if anchor.anchor_id not in done]
     if log is not None:
-        _check_settings(Path(log), {"seed": seed, "params": params.model_copy(update={"n": 2}).model_dump(mode="json"),
-                                    "thinking": thinking, "prefill": prefill, "audience": type(audience).__name__,
-                                    "voters": list(audience.voters), "control": getattr(audience, "control", None),
-                                    "batch_size": batch_size})
+        settings = {"seed": seed, "params": params.model_copy(update={"n": 2}).model_dump(mode="json"),
+                    "thinking": thinking, "prefill": prefill, "audience": type(audience).__name__,
+                    "voters": list(audience.voters), "control": getattr(audience, "control", None),
+                    "batch_size": batch_size}
+        unweighted = list(getattr(audience, "control_features", ["numbers"]))
+        if settings["control"] and unweighted != ["numbers"]:  # only when set: logs written before it still match
+            settings["control_features"] = unweighted
+        _check_settings(Path(log), settings)
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
         if completions is not None:

@@ -107,7 +107,7 @@ def build_audience(config: AudienceConfig, held_out: bool = False, llm: Any = No
     personas = (held_out_personas if held_out else generate_personas)(config.personas, config.seed)
     if config.kind in ("market", "control"):
         return MarketAudience(personas, noise=config.noise, seed=config.seed, control=config.kind == "control",
-                              numbers=config.numbers)
+                              numbers=config.numbers, control_features=config.control_features)
     if llm is None:
         from reasonlab.llm import load_llm
 
