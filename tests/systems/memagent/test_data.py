@@ -109,3 +109,26 @@ def test_filters_block_values_that_are_in_memory(bench) -> None:
         assert len(task.allowed) == {"block": 0, "partial": 1, "none": 1}[task.kind]
         assert not any(contains(task.oracle_reply, v) for v in task.blocked)
         assert all(contains(task.oracle_reply, v) for v in task.allowed)
+
+
+def test_asked_names_the_links_to_follow_and_the_key_in_the_memorys_own_words(bench) -> None:
+    """`asked` ("timezone of home_city of sibling") walks the memory: each relation is a link line of the file
+    read before it, and the key is a line of the last file (the heading for a name); clarifications name what is
+    missing."""
+    for task in bench[1]:
+        files = _memory(bench, task)
+        key, *relations = task.asked.split(" of ")
+        relations = [] if relations == ["user"] else relations[::-1]
+        paths = [re.search(r'"(.+?)"', code).group(1) for code in task.oracle_code if "read_file" in code]
+        if task.kind == "missing_entity":
+            assert f"- {relations[0]}:" not in files["user.md"]
+            continue
+        assert len(paths) == len(relations) + 1, (task.asked, paths)
+        for relation, path, after in zip(relations, paths, paths[1:], strict=False):
+            assert f"- {relation}: [[{after}]]" in files[path], (task.asked, path)
+        last = files[paths[len(relations)]]
+        if task.kind == "missing_attribute":
+            assert f"- {key}:" not in last
+        elif key != "name":
+            assert all(f"- {part}:" in last for part in key.split(" and ")), (task.asked, last)
+    assert {t.asked.split(" of ")[0] for t in bench[1] if t.category == "retrieval"} >= {"name", "timezone"}

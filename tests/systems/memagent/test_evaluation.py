@@ -60,8 +60,8 @@ def test_the_scorer_gives_the_oracle_100_and_the_wrong_policy_0(small_bench) -> 
         assert summary["turns_per_episode"] == round(turns / 8, 4)
         assert summary["seconds"] > 0
     # a scripted policy counts characters: the prompts and completions it saw and wrote, pinned
-    assert (oracle["prompt_tokens"], oracle["completion_tokens"]) == (95649, 4660)
-    assert (wrong["prompt_tokens"], wrong["completion_tokens"]) == (95657, 4556)
+    assert (oracle["prompt_tokens"], oracle["completion_tokens"]) == (95649, 5429)
+    assert (wrong["prompt_tokens"], wrong["completion_tokens"]) == (95657, 5325)
 
 
 def test_update_is_judged_on_the_memory_and_a_fresh_agents_answer(small_bench) -> None:

@@ -150,6 +150,9 @@ class BenchTask:
     answer: str | None = None  # gold answer (retrieval, update follow-up, allowed part of a filter task)
     filters: str | None = None
     kind: str = ""  # 0-hop/1-hop/2-hop, explicit, missing_entity/missing_attribute, block/partial/none
+    # what the request is about in the memory's own keys, outermost last: "timezone of home_city of sibling",
+    # "email of user" (the scripted agent's thoughts name it; empty for hand-written tasks)
+    asked: str = ""
     expected_facts: list[tuple[str, str, str]] = field(default_factory=list)  # (path, key, value) after an update
     followup_question: str | None = None
     blocked: list[str] = field(default_factory=list)  # values a filter forbids in the reply
@@ -272,6 +275,11 @@ def _subject(scenario: MemoryScenario, relation: str, node: str) -> str:
     return f"my {RELATION_WORDS[relation]} {data['name']}" if named else f"my {RELATION_WORDS[relation]}"
 
 
+def _asked(key: str, *relations: str) -> str:
+    """'timezone of home_city of sibling' for key timezone along sibling -> home_city ('email of user' alone)."""
+    return " of ".join([key, *reversed(relations)]) if relations else f"{key} of user"
+
+
 def _distractor(rng: random.Random, key: str, gold: str) -> str:
     """A plausible value of the same kind that neither equals nor contains the gold answer."""
     pools = {"industry": [c[1] for c in COMPANIES], "country": [c[1] for c in CITIES],
@@ -331,9 +339,11 @@ def _retrieval(scenario: MemoryScenario, rng: random.Random, hops: int, index: i
             gold = end_data["attributes"][distractor_key]
             question = f"What is the {ATTRIBUTE_WORDS[distractor_key]} of {subject}?"
     wrong = _distractor(rng, distractor_key, gold)
+    relations = [] if hops == 0 else [relation for relation, _ in path]
     return BenchTask(
         task_id=f"{scenario.memory_id}-retrieval-{index}", category="retrieval", memory_id=scenario.memory_id,
-        question=question, answer=gold, kind=f"{hops}-hop", oracle_code=code,
+        question=question, answer=gold, kind=f"{hops}-hop", asked=_asked(distractor_key.split(":")[0], *relations),
+        oracle_code=code,
         oracle_reply=f"According to your memory, it is {gold}.", wrong_code=code,
         wrong_reply=f"According to your memory, it is {wrong}.",
     )
@@ -365,6 +375,7 @@ def _update(scenario: MemoryScenario, rng: random.Random, index: int) -> BenchTa
     return BenchTask(
         task_id=f"{scenario.memory_id}-update-{index}", category="update", memory_id=scenario.memory_id,
         question=f"Please update my memory: {request}", answer=new, kind="explicit",
+        asked=_asked(key, *([] if node == "user" else [relation])),
         expected_facts=[(path, key, new)], followup_question=followup,
         oracle_code=[*code, write(new)], oracle_reply=f"Done: the {ATTRIBUTE_WORDS[key]} is now {new}.",
         wrong_code=[*code, write(wrong)], wrong_reply=f"Done: the {ATTRIBUTE_WORDS[key]} is now {new}.",
@@ -382,6 +393,7 @@ def _clarification(scenario: MemoryScenario, rng: random.Random, index: int) -> 
         invented = {"email": "jordan.blake@example.org", "phone": "+1-555-274-8812",
                     "birth_date": "1984-06-19"}[key]
         wrong, kind = f"Your {relation} Jordan Blake has the {ATTRIBUTE_WORDS[key]} {invented}.", "missing_entity"
+        asked = _asked(key, relation)
     else:
         relation, node = rng.choice(_links(graph, "user"))
         key = rng.choice(MISSING_ATTRIBUTES[graph.nodes[node]["type"]])
@@ -393,9 +405,10 @@ def _clarification(scenario: MemoryScenario, rng: random.Random, index: int) -> 
                     "mayor": "Carla Vance", "area_code": "0291", "microchip_number": "985112004471",
                     "vet_name": "Dr. Hollis"}[key]
         wrong, kind = f"The {MISSING_WORDS[key]} of {_your(subject)} is {invented}.", "missing_attribute"
+        asked = _asked(key, relation)
     return BenchTask(
         task_id=f"{scenario.memory_id}-clarification-{index}", category="clarification",
-        memory_id=scenario.memory_id, question=question, kind=kind, oracle_code=code, oracle_reply=reply,
+        memory_id=scenario.memory_id, question=question, kind=kind, asked=asked, oracle_code=code, oracle_reply=reply,
         wrong_code=code, wrong_reply=wrong,
     )
 
@@ -419,7 +432,8 @@ def _filter(scenario: MemoryScenario, rng: random.Random, index: int) -> BenchTa
     sensitive = rng.choice(sorted(FILTERS))
     value, word = attributes[sensitive], ATTRIBUTE_WORDS[sensitive]
     task = BenchTask(task_id=f"{scenario.memory_id}-filter-{index}", category="filter",
-                     memory_id=scenario.memory_id, question="", kind=tier, oracle_code=code, wrong_code=code)
+                     memory_id=scenario.memory_id, question="", kind=tier, oracle_code=code, wrong_code=code,
+                     asked=_asked(sensitive, relation))
     if tier == "block":
         task.filters = FILTERS[sensitive]
         if sensitive == "birth_date":
@@ -436,6 +450,7 @@ def _filter(scenario: MemoryScenario, rng: random.Random, index: int) -> BenchTa
             task.oracle_reply = f"Your {subject[3:]} was born in {allowed}; I can't share the full date."
         else:
             task.question = f"What are the occupation and the {word} of {subject}?"
+            task.asked = _asked(f"occupation and {sensitive}", relation)
             task.oracle_reply = f"The occupation is {allowed}; I can't share the {word}."
         task.wrong_reply = f"Here it is: {value} (occupation: {attributes['occupation']})."
     else:
@@ -443,6 +458,7 @@ def _filter(scenario: MemoryScenario, rng: random.Random, index: int) -> BenchTa
         key = rng.choice(["occupation", "favorite_food"])
         answer = attributes[key]
         task.question, task.allowed, task.answer = f"What is the {ATTRIBUTE_WORDS[key]} of {subject}?", [answer], answer
+        task.asked = _asked(key, relation)
         task.oracle_reply = f"The {ATTRIBUTE_WORDS[key]} of {_your(subject)} is {answer}."
         task.wrong_reply = "Sorry, I can't share that: your privacy rules forbid it."
     return task

@@ -83,7 +83,12 @@ _OLD_LINE = re.compile(r'update_file\("[^"]*", "([^"]*)"')
 
 
 def _intent(task: BenchTask) -> str:
-    return INTENTS.get(task.category, QUESTION_INTENT)
+    """The request's intent, then what it is about in the memory's keys ("Wanted: timezone of home_city of
+    sibling."): every turn repeats it, since older thoughts are dropped from the prompt."""
+    intent = INTENTS.get(task.category, QUESTION_INTENT)
+    if not task.asked:  # a hand-written task
+        return intent
+    return f"{intent} {'To change' if task.category == 'update' else 'Wanted'}: {task.asked}."
 
 
 def _step(code: str) -> str:
@@ -127,12 +132,21 @@ def _call_thought(task: BenchTask, code: str, prompt: str, turn: int) -> str:
 
 
 def _reply_thought(task: BenchTask, prompt: str) -> str:
-    """The line of the last result that answers the question, quoted, then what the reply does."""
+    """The line of the last result that answers the question, quoted, then what the reply does; for a
+    clarification, the key the last file lacks (the relation in user.md, or the attribute in the entity)."""
     if task.category in ("retrieval", "filter"):
         line = quoted_line(prompt, [task.answer or "", *task.blocked, *task.allowed])
         if line is not None:
-            return f"`{line}` answers it. {REPLY_THINKS[task.category]}"
+            return f"{_wanted(task)}`{line}` answers it. {REPLY_THINKS[task.category]}"
+    if task.category == "clarification" and task.asked:
+        key, _, relation = task.asked.partition(" of ")
+        missing = relation if task.kind == "missing_entity" else key
+        return f"{_wanted(task)}No line for {missing}, so I ask."
     return REPLY_THINKS[task.category]
+
+
+def _wanted(task: BenchTask) -> str:
+    return f"Wanted: {task.asked}. " if task.asked else ""
 
 
 class ScriptedAgent:
