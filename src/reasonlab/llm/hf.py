@@ -362,27 +362,23 @@ class HFPolicy(BaseLLM):
     def logprobs(
         self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]], temperature: float = 1.0
     ) -> list[torch.Tensor]:
-        """Differentiable log-probabilities of each completion token given its prompt (right padding)."""
-        rows = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids, strict=True)]
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = torch.tensor(row)
-            attention_mask[i, : len(row)] = 1
-        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
-        # project onto the vocabulary only where some row predicts a completion token: with a 262k-row head the
-        # full (B, W, V) logits cost far more than the model itself on long prompts
-        spans = [(len(p) - 1, len(p) + len(c) - 1) for p, c in zip(prompt_ids, completion_ids, strict=True)]
-        kept = sorted({j for start, end in spans for j in range(start, end)})
-        keep = {"logits_to_keep": torch.tensor(kept, device=self.device)} if self._keeps_logits() else {}
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **keep).logits
-        column = {j: k for k, j in enumerate(kept)} if keep else {j: j for j in range(width)}  # position -> logits col
+        """Differentiable log-probabilities of each completion token given its prompt.
+
+        One forward per row, projecting onto the vocabulary only that row's completion positions: with a
+        262k-row head the logits cost far more than the model itself, and a batched forward would have to project
+        the union of every row's positions for every row (a 6-turn mem-agent episode: ~5 GB of logits, twice that
+        with their gradient, OOM on 24 GB). Rows are unpadded, so the numbers are those of a padded batch."""
         scale = temperature if temperature > 0 else 1.0
+        keeps = self._keeps_logits()
         result = []
-        for i, ((start, end), completion) in enumerate(zip(spans, completion_ids, strict=True)):
-            columns = torch.tensor([column[j] for j in range(start, end)], dtype=torch.long, device=self.device)
-            log_dist = F.log_softmax(logits[i, columns].float() / scale, dim=-1)  # (|c|, V)
+        for prompt, completion in zip(prompt_ids, completion_ids, strict=True):
+            row = list(prompt) + list(completion)
+            start, end = len(prompt) - 1, len(prompt) + len(completion) - 1  # positions predicting the completion
+            input_ids = torch.tensor([row], dtype=torch.long, device=self.device)
+            keep = {"logits_to_keep": torch.arange(start, end, device=self.device)} if keeps else {}
+            logits = self.model(input_ids=input_ids, use_cache=False, **keep).logits[0]
+            logits = logits if keeps else logits[start:end]
+            log_dist = F.log_softmax(logits.float() / scale, dim=-1)  # (|c|, V)
             targets = torch.tensor(list(completion), dtype=torch.long, device=self.device)
             result.append(log_dist.gather(-1, targets[:, None]).squeeze(-1))
         return result
