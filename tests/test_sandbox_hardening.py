@@ -101,6 +101,7 @@ def exchange(result: bytes, returncode: int = 0, stopped: Any = None, seconds: f
          stopped=None, with_workdir=True)
 @example(data=b'{"ok": false, "error": "\\udc80 lone"}\n' + b"9" * 5000, returncode=137, stopped=None,
          with_workdir=False)
+@example(data=b'{"error":""}', returncode=0, stopped=None, with_workdir=False)  # found by hypothesis (a fresh-clone make test)
 def test_any_result_channel_becomes_a_result(data: bytes, returncode: int, stopped: Any, with_workdir: bool,
                                              tmp_path_factory: pytest.TempPathFactory) -> None:
     limits = SandboxLimits(cpu_seconds=1)

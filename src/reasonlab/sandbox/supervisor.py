@@ -160,9 +160,9 @@ def interpret(exchange: Exchange, limits: SandboxLimits, snapshot: Snapshot) -> 
     kind = kind if kind is not None or header.get("ok") is True else "crash"
     error = header.get("error")
     # the text is the child's: keep it printable wherever the caller sends it (no lone surrogates)
-    error = error.encode("utf-8", "replace").decode("utf-8") if isinstance(error, str) else None
+    error = error.encode("utf-8", "replace").decode("utf-8") if isinstance(error, str) and error.strip() else None
     ok = header.get("ok") is True and kind is None
-    if not ok and error is None:
+    if not ok and error is None:  # none, or an empty one: a failure always says something
         error = f"the sandboxed process reported a failure ({kind}) without a message"
     changed: tuple[str, ...] = ()
     if snapshot.root is not None and header.get("files") is True and kind in COMMIT_KINDS:
