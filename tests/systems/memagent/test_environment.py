@@ -205,3 +205,36 @@ def test_cli_train_saves_its_config_checkpoints_and_resumes(one_torch_thread, ti
     assert isinstance(typo.exception, UserError) and "has no option 'rl.iteration'" in str(typo.exception)
     nested = CliRunner().invoke(app, ["train", "--set", "rl.sampling.temprature=0.5", "--out", str(tmp_path)])
     assert isinstance(nested.exception, UserError) and "'rl.sampling.temprature'" in str(nested.exception)
+
+
+@pytest.mark.slow
+def test_cli_train_with_lora_trains_only_the_adapter_and_saves_a_merged_model(one_torch_thread, tiny_gemma_dir,
+                                                                             tmp_path) -> None:
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from reasonlab.llm import load_llm
+    from reasonlab.runs import Run
+    from reasonlab.systems.memagent.cli import app
+    from reasonlab.train.rl import CHECKPOINT_NAME
+
+    args = ["train", "--policy", f"hf:{tiny_gemma_dir}", "--set", "rl.iterations=1", "--set", "rl.beta=0.04",
+            "--set", "rl.learning_rate=0.01", "--set", "lora.r=4", "--set", "lora.alpha=8", "--seed", "1002",
+            "--out", str(tmp_path), "--name", "lora"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = Run.open(tmp_path / "lora")
+    (metrics,) = run.metrics()
+    assert metrics["kl"] >= 0 and math.isfinite(metrics["kl"]) and metrics["grad_norm"] > 0
+    state = torch.load(run.checkpoint_dir / CHECKPOINT_NAME, weights_only=False)
+    assert state["parameters"] and all("lora_" in name for name in state["parameters"])  # the adapter alone
+    base, trained = load_file(tiny_gemma_dir / "model.safetensors"), load_file(tmp_path / "lora" / "model" / "model.safetensors")
+    assert set(trained) == set(base)  # merged: a plain model folder, no adapter keys
+    embedding = next(name for name in base if "embed_tokens" in name)
+    assert torch.equal(trained[embedding], base[embedding])  # the tied 262k-row embedding is untouched
+    changed = [name for name in base if not torch.equal(trained[name], base[name])]
+    assert changed and all("proj" in name for name in changed)
+    policy = load_llm(f"hf:{tmp_path / 'lora' / 'model'}")
+    assert sum(p.numel() for p in policy.module.parameters()) == 4_199_088
+    typo = CliRunner().invoke(app, ["train", "--set", "lora.rank=4", "--out", str(tmp_path)])
+    assert "'lora.rank'" in str(typo.exception) and not (tmp_path / "train").exists()

@@ -21,7 +21,7 @@ from reasonlab.runs import Run
 from reasonlab.systems.memagent.config import SFTTrainConfig, TrainConfig
 from reasonlab.threads import current_threads
 
-__all__ = ["expert_trajectories", "rl_config", "rl_cost", "sft_config", "split_held_out", "train", "train_sft", "training_setup"]
+__all__ = ["expert_trajectories", "lora_config", "rl_config", "rl_cost", "sft_config", "split_held_out", "train", "train_sft", "training_setup"]
 
 
 def rl_config(config: TrainConfig, resume: bool = False) -> Any:
@@ -39,15 +39,36 @@ def rl_config(config: TrainConfig, resume: bool = False) -> Any:
         raise config_error(err, "rl") from None
 
 
+def lora_config(config: TrainConfig) -> Any:
+    """`config.lora` as a validated `LoRAConfig` (unknown keys refused), or None for full-weight training."""
+    from pydantic import ValidationError
+
+    from reasonlab.config import check_keys, config_error
+    from reasonlab.train.sft import LoRAConfig
+
+    if config.lora is None:
+        return None
+    check_keys(LoRAConfig, config.lora, "lora", prefix="lora.")
+    try:
+        return LoRAConfig.model_validate(config.lora)
+    except ValidationError as err:
+        raise config_error(err, "lora") from None
+
+
 def training_setup(config: TrainConfig, policy: Any = None) -> tuple[Any, Any, list[Any]]:
-    """(policy, environment, tasks): the policy loaded through `reasonlab.llm` unless given."""
+    """(policy, environment, tasks): the policy loaded through `reasonlab.llm` unless given, with a fresh LoRA
+    adapter when `config.lora` is set."""
     from reasonlab.llm import TrainablePolicy, load_llm
     from reasonlab.systems.memagent.environment import MemAgentEnvironment
     from reasonlab.systems.memagent.trajectories import training_tasks
+    from reasonlab.train.sft import add_lora
 
+    lora = lora_config(config)
     policy = policy if policy is not None else load_llm(config.policy)
     if not isinstance(policy, TrainablePolicy):
         raise UserError(f"--policy {config.policy} is not a trainable model: use hf:embedded or hf:PATH")
+    if lora is not None:
+        add_lora(policy, lora, config.seed)
     # training memories and wordings, never the benchmark's (trajectories.py)
     memories, tasks = training_tasks([config.seed], config.memories, config.tasks_per_category)
     tasks = [task for task in tasks if task.category in config.categories]
@@ -63,7 +84,8 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
     from reasonlab.train.rl import train as rl_train
     from reasonlab.train.sft import save_model
 
-    rl = rl_config(config, resume)  # bad rl options fail before a model is loaded
+    rl = rl_config(config, resume)  # bad rl and lora options fail before a model is loaded
+    lora_config(config)
     checkpoint = Path(out) / name / "checkpoints" / CHECKPOINT_NAME
     if resume and not overwrite and not checkpoint.is_file():
         raise UserError(f"--resume: {Path(out) / name} has no RL checkpoint to continue: drop --resume to start it")
