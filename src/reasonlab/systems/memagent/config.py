@@ -163,6 +163,12 @@ def _gspo_rl() -> dict[str, Any]:
             "checkpoint_every": 2}
 
 
+def _gspo_full_rl() -> dict[str, Any]:
+    # the first recipe: 16 iterations of 1 task x 4 episodes, full weights, no KL term (it broke the SFT agent)
+    rl = {key: value for key, value in _gspo_rl().items() if key != "beta"}
+    return {**rl, "iterations": 16, "tasks_per_iteration": 1, "learning_rate": 5e-6, "checkpoint_every": 4}
+
+
 def _gspo_lora() -> dict[str, Any]:
     # the attention and MLP projections; the embedding (tied to the output layer) stays as SFT left it
     return {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
@@ -175,6 +181,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                         categories=list(CATEGORY_NAMES), environment=MemAgentEnvConfig(agent=TRAINED_AGENT.model_copy()),
                         rl=_gspo_rl(), lora=_gspo_lora()),
 }
+# the first recipe, kept to reproduce what RESULTS reports of it: full-weight steps, no KL term
+TRAIN_PRESETS["gspo-full"] = TRAIN_PRESETS["gspo"].model_copy(update={"rl": _gspo_full_rl(), "lora": None})
 
 
 def _sft_defaults() -> dict[str, Any]:
