@@ -261,8 +261,10 @@ app.command("experiment", help="The mini benchmark as the system's experiment (t
 @app.command("train")
 @help_defaults(_train_preset)
 def train_command(
-    preset: str = typer.Option("smoke", "--preset", help="smoke (2 GSPO iterations: checks the pipeline) or gspo "
-                                                         "(16 iterations from the SFT model in runs/memagent/sft/model)"),
+    preset: str = typer.Option("smoke", "--preset", help="smoke (2 GSPO iterations: checks the pipeline), gspo "
+                                                         "(24 iterations of a LoRA adapter with a KL term, from the SFT "
+                                                         "model in runs/memagent/sft/model) or gspo-full (the first "
+                                                         "recipe: 16 full-weight iterations, no KL term)"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig options"),
     set_: list[str] = typer.Option([], "--set", help="any other option as KEY=VALUE (repeatable; dotted keys: "
                                                      "rl.iterations=10, environment.agent.max_turns=4)"),
@@ -275,7 +277,10 @@ def train_command(
     report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
     unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help=UNSAFE_SANDBOX_HELP),
 ) -> None:
-    """Train the agent with GSPO on generated memory tasks (one segment per turn, tool output never trained)."""
+    """Train the agent with GSPO on generated memory tasks (one segment per turn, tool output never trained).
+
+    Several processes: start this command with `torchrun --nproc_per_node N "$(which reasonlab)" memagent train ...`
+    (or `accelerate launch`); rank 0 writes the run."""
     from reasonlab.config import lookup_preset, resolve_config
     from reasonlab.systems.memagent.config import TRAIN_PRESETS, TrainConfig
     from reasonlab.systems.memagent.training import train

@@ -77,9 +77,12 @@ def training_setup(config: TrainConfig, policy: Any = None) -> tuple[Any, Any, l
 
 def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: bool = False,
           overwrite: bool = False, policy: Any = None) -> Path:
-    """Train with RL into the run `out/name` (checkpointed every iteration); returns the run directory."""
+    """Train with RL into the run `out/name` (checkpointed every `rl.checkpoint_every` iterations); returns the run
+    directory. Under `torchrun` / `accelerate launch` every process rolls out its share of each iteration's tasks
+    and rank 0 alone writes the run, the checkpoints and the model."""
     import torch
 
+    from reasonlab.train.distributed import barrier, init_distributed, is_main_process
     from reasonlab.train.rl import CHECKPOINT_NAME
     from reasonlab.train.rl import train as rl_train
     from reasonlab.train.sft import save_model
@@ -89,7 +92,8 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
     checkpoint = Path(out) / name / "checkpoints" / CHECKPOINT_NAME
     if resume and not overwrite and not checkpoint.is_file():
         raise UserError(f"--resume: {Path(out) / name} has no RL checkpoint to continue: drop --resume to start it")
-    run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
+    init_distributed()
+    run = _open_run(config, Path(out), name, resume, overwrite)
     torch.set_num_threads(config.torch_threads or current_threads())
     started = time.monotonic()
     with heartbeat("memagent train"):
@@ -103,12 +107,30 @@ def train(config: TrainConfig, out: str | Path, name: str = "train", *, resume: 
         finally:
             environment.close()
         model = None
-        if hasattr(policy, "use_module"):  # an hf policy: saved as a model folder that hf:PATH loads
+        if hasattr(policy, "use_module") and is_main_process():  # an hf policy: a model folder that hf:PATH loads
             with phase(f"mem-agent: saving the trained model to {run.dir / 'model'}"):
                 model = str(save_model(policy, run.dir / "model"))
-    run.write_summary({"iterations": len(history), "last": history[-1] if history else None,
-                       **rl_cost(history, time.monotonic() - started), "model": model})
+    if is_main_process():
+        run.write_summary({"iterations": len(history), "last": history[-1] if history else None,
+                           **rl_cost(history, time.monotonic() - started), "model": model})
+    barrier()  # every process returns once the model and the summary are written
     return run.dir
+
+
+def _open_run(config: TrainConfig, out: Path, name: str, resume: bool, overwrite: bool) -> Run:
+    """Rank 0 creates (or reopens) the run and the other processes open it after; an error on rank 0 (a run that
+    exists without --resume, say) stops every process instead of leaving them waiting."""
+    from reasonlab.train.distributed import all_reduce_max, is_main_process
+
+    run, error = None, None
+    if is_main_process():
+        try:
+            run = Run.create(out, name, config, resume=resume, overwrite=overwrite)
+        except UserError as err:
+            error = err
+    if all_reduce_max({"failed": float(error is not None)})["failed"]:
+        raise error or UserError(f"rank 0 could not open the run {out / name}: see its error above")
+    return run if run is not None else Run.open(out / name)
 
 
 def rl_cost(history: list[dict[str, Any]], wall_seconds: float) -> dict[str, Any]:
