@@ -237,4 +237,4 @@ def test_cli_train_with_lora_trains_only_the_adapter_and_saves_a_merged_model(on
     policy = load_llm(f"hf:{tmp_path / 'lora' / 'model'}")
     assert sum(p.numel() for p in policy.module.parameters()) == 4_199_088
     typo = CliRunner().invoke(app, ["train", "--set", "lora.rank=4", "--out", str(tmp_path)])
-    assert "'lora.rank'" in str(typo.exception) and not (tmp_path / "train").exists()
+    assert "'lora.rank'" in str(typo.exception) and not (tmp_path / "train-smoke").exists()  # refused before a run

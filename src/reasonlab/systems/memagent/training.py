@@ -67,7 +67,7 @@ def training_setup(config: TrainConfig, policy: Any = None) -> tuple[Any, Any, l
     policy = policy if policy is not None else load_llm(config.policy)
     if not isinstance(policy, TrainablePolicy):
         raise UserError(f"--policy {config.policy} is not a trainable model: use hf:embedded or hf:PATH")
-    if lora is not None:
+    if lora is not None and not hasattr(policy.module, "disable_adapter"):  # an adapter already there is trained on
         add_lora(policy, lora, config.seed)
     # training memories and wordings, never the benchmark's (trajectories.py)
     memories, tasks = training_tasks([config.seed], config.memories, config.tasks_per_category)
