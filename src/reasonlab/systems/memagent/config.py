@@ -155,8 +155,8 @@ PRESETS: dict[str, ExperimentConfig] = {
 
 def _gspo_rl() -> dict[str, Any]:
     # 24 iterations of 2 tasks x 4 episodes on a LoRA adapter, with a KL term to the SFT model (the adapter off);
-    # the paper's clip range. Full-weight Adam steps at 5e-6 broke the SFT agent in 16 iterations (RESULTS): every
-    # row of the tied 262k-token embedding moves by about the step size each step, whatever its gradient
+    # the paper's clip range. Full-weight Adam steps at 5e-6 broke the SFT agent in 16 iterations (RESULTS; our
+    # reading: every row of the tied 262k-token embedding moves by about the step size each step)
     return {"loss_type": "gspo", "iterations": 24, "tasks_per_iteration": 2, "group_size": 4,
             "sampling": SamplingParams(temperature=1.0, max_tokens=TRAINED_AGENT.max_tokens_per_turn, stop=["<result>"]),
             "learning_rate": 2e-5, "beta": 0.04, "epsilon_low": 3e-4, "epsilon_high": 4e-4, "micro_batch_size": 4,
