@@ -377,6 +377,30 @@ def test_base_samples_of_a_tuned_agent_come_from_its_base_model():
     assert base_samples(tuned, anchors, agent, seed=4, n=2, cache=None, label="tuned") == base
 
 
+def test_agent_bf16_decodes_the_base_samples_in_bf16_under_their_own_cache_name(tmp_path):
+    anchors = split_anchors("sales", 3, 1, seed=0).train
+    float32, bf16 = AgentConfig(max_tokens=6, batch_size=3), AgentConfig(max_tokens=6, batch_size=3, bf16=True)
+    policy = tiny_policy()
+    autocast: list[bool] = []  # whether each forward pass of the agent ran under bf16 autocast
+    policy.model.register_forward_hook(lambda *_: autocast.append(torch.is_autocast_enabled("cpu")
+                                                                  and torch.get_autocast_dtype("cpu") == torch.bfloat16))
+    assert training.set_decoding(policy, bf16) is policy and policy.decode_dtype == torch.bfloat16
+    base_samples(policy, anchors, bf16, seed=4, n=2, cache=None, label="bf16")
+    assert autocast and all(autocast)
+    autocast.clear()
+    assert training.set_decoding(policy, float32).decode_dtype is None
+    base_samples(policy, anchors, float32, seed=4, n=2, cache=None, label="float32")
+    assert autocast and not any(autocast)
+    data = DataConfig(num_train=3, num_test=1)
+    names = {agent.bf16: training._samples_path(tmp_path, "hf:tiny", data, agent, 4, "round1").name
+             for agent in (float32, bf16)}
+    assert names[False] != names[True]
+    # float32 keeps the name it had before the option existed, so earlier runs' caches are still found
+    worked = PRESETS["worked"]
+    assert training._samples_path(tmp_path, worked.llm, worked.data, worked.agent, 0, "round1").name == \
+        "round1-f84f3594593f.jsonl"
+
+
 def test_build_audience_makes_the_market_its_control_and_held_out_voters():
     market = build_audience(AudienceConfig(kind="market", personas=4, seed=3))
     control = build_audience(AudienceConfig(kind="control", personas=4, seed=3))

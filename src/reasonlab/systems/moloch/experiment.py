@@ -235,10 +235,11 @@ def selection(config: SimulateConfig, agent: Any = None) -> dict[str, Any]:
         build_audience,
         prompt_examples,
         sampling_params,
+        set_decoding,
     )
 
     split = build_anchors(config.data)
-    agent = agent if agent is not None else load_llm(config.llm)
+    agent = set_decoding(agent if agent is not None else load_llm(config.llm), config.agent)
     shots = prompt_examples(config.data, config.agent)
     pairs = base_samples(agent, split.train, config.agent, config.seed, 2, None, "selection", shots)
     result: dict[str, Any] = {"anchors": len(split.train)}

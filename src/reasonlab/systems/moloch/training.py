@@ -61,7 +61,7 @@ from reasonlab.systems.moloch.probes import judge_probe, probe_rate, probes_for,
 from reasonlab.systems.moloch.rounds import message_of, play_round, sample_messages
 
 __all__ = ["base_samples", "build_anchors", "build_audience", "evaluate_round", "evaluate_run", "load_agent",
-           "prompt_examples", "round_stats", "sampling_params", "simulate", "train"]
+           "prompt_examples", "round_stats", "sampling_params", "set_decoding", "simulate", "train"]
 
 
 def load_agent(spec: str) -> Any:
@@ -71,6 +71,15 @@ def load_agent(spec: str) -> Any:
     if not isinstance(policy, TrainablePolicy):
         raise UserError(f"--llm {spec} is not a trainable model: use hf:embedded or hf:PATH")
     return policy
+
+
+def set_decoding(agent_llm: Any, agent: AgentConfig) -> Any:
+    """`agent_llm`, decoding in bfloat16 when `agent.bf16` (in-process models; a served one keeps its own)."""
+    if hasattr(agent_llm, "decode_dtype"):
+        import torch
+
+        agent_llm.decode_dtype = torch.bfloat16 if agent.bf16 else None
+    return agent_llm
 
 
 def build_anchors(data: DataConfig) -> AnchorSplit:
@@ -129,8 +138,9 @@ def sampling_params(agent: AgentConfig) -> SamplingParams:
 
 
 def _samples_path(out: Path, llm: str, data: DataConfig, agent: AgentConfig, seed: int, label: str) -> Path:
-    key = json.dumps({"llm": llm, "data": data.model_dump(), "agent": agent.model_dump(), "seed": seed},
-                     sort_keys=True)
+    # bf16 enters the key only when set, so the caches of runs made before the option keep their names
+    agent_key = agent.model_dump(exclude={"bf16"} if not agent.bf16 else None)
+    key = json.dumps({"llm": llm, "data": data.model_dump(), "agent": agent_key, "seed": seed}, sort_keys=True)
     return out / "_samples" / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
 
 
@@ -265,7 +275,7 @@ def train(config: TrainConfig, policy: Any = None, audience_llm: Any = None, jud
     say(f"moloch: {config.data.arena}, {len(split.train)} train / {len(split.test)} test anchors, "
         f"{config.audience.kind} audience, {config.method}, {config.rounds} round(s), seed {config.seed}")
     with phase(f"moloch: loading {config.llm}"):
-        policy = policy if policy is not None else load_agent(config.llm)
+        policy = set_decoding(policy if policy is not None else load_agent(config.llm), config.agent)
         audience = build_audience(config.audience, llm=audience_llm)
         voters = {"train_personas": audience}
         if config.audience.held_out:
@@ -346,7 +356,7 @@ def simulate(config: SimulateConfig, agent: Any = None, audience_llm: Any = None
 
     split = build_anchors(config.data)
     with phase(f"moloch: loading {config.llm}"):
-        agent = agent if agent is not None else load_llm(config.llm)
+        agent = set_decoding(agent if agent is not None else load_llm(config.llm), config.agent)
         audience = build_audience(config.audience, llm=audience_llm)
         judge = judge if judge is not None or config.judge is None else _load_judge(config.judge)
     log = Path(config.out) / "contests.jsonl" if config.out else None
@@ -384,7 +394,7 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
     if not rounds:
         raise UserError(f"{run.dir} has no saved round (round*/adapter): train it first, or pass --resume to finish it")
     with phase(f"moloch: loading {trained.llm}"):
-        policy = policy if policy is not None else load_agent(trained.llm)
+        policy = set_decoding(policy if policy is not None else load_agent(trained.llm), trained.agent)
         audience = build_audience(audience_config, llm=audience_llm)
         voters = {"train_personas": audience}
         if audience_config.held_out:
