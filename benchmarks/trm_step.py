@@ -25,7 +25,8 @@ The official arm imports `models/recursive_reasoning/trm.py` and `models/losses.
 (nothing of it is copied here) and builds its config from ours: H_cycles=T, L_cycles=n, L_layers=2,
 hidden_size, num_heads, expansion 4, pos_encodings rope (TRM-Att) or none with mlp_t (TRM-MLP),
 puzzle_emb_ndim=D with puzzle_emb_len=16, halt_max_steps=16, halt_exploration_prob=0.1, no_ACT_continue,
-forward_dtype float32 (bfloat16 with --bf16 on CUDA: their native bf16 weights cast, where ours autocasts). It
+forward_dtype float32 (bfloat16 with --bf16, their config's default: their weights cast per call, where ours
+autocasts). It
 runs under their ACTLossHead (stablemax) with their sparse-embedding sign-SGD, as their pretrain.py does.
 Deviations from their pretrain.py: AdamATan2 is ours in plain PyTorch for both arms (theirs is the
 `adam-atan2` CUDA extension), and `--compile` compiles their whole loss head (as pretrain.py) but our
@@ -105,7 +106,7 @@ def our_arm(variant: str, size: str, data: Batch, device: str, bf16: bool, compi
     ema = EMA(model, EMA_DECAY)
     supervision = SupervisionConfig(n_sup=N_SUP, exploration=EXPLORATION, act_continue=False)
     carry = initial_carry(model, data.inputs, data.labels, data.puzzle_ids)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     batch = data.inputs.shape[0]
 
     def step() -> None:
@@ -255,7 +256,7 @@ def print_profile(arm: Arm, variant: str, size: str) -> None:
 def compare(variant: str, size: str, batch: int, args: argparse.Namespace,
             official: dict[str, types.ModuleType] | None) -> list[dict]:
     """Build the arms of one model and size, measure memory and interleaved time; one record per arm."""
-    bf16 = args.bf16 and args.device.startswith("cuda")
+    bf16 = args.bf16
     data = make_batch(batch, args.device)
     arms = [our_arm(variant, size, data, args.device, bf16, args.compile, fast=True)]
     arms += [our_arm(variant, size, data, args.device, bf16, args.compile, True, chunk) for chunk in args.chunks]
@@ -295,7 +296,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="rounds of interleaved timing (A B A B ...)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per arm first (compile needs 3+)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: torch's]")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 on CUDA (ours autocast, theirs native)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 (ours autocast, theirs native: their config's "
+                        "default forward_dtype); on a CPU with AMX its matrix multiplies run on the AMX tiles")
     parser.add_argument("--compile", action="store_true", help="torch.compile (see the docstring for the scope)")
     parser.add_argument("--reference", action="store_true", help="also time our plain reference path")
     parser.add_argument("--profile", action="store_true", help="also print each arm's top ops of one step (stderr)")

@@ -6,8 +6,8 @@ A preset is a `TrainConfig`. `market` is the run of record of spec 6B on the emb
 64 train and 32 test product cards, the rule-based market that rewards numbers); `control` the same with the
 audience that puts no weight on numbers; `figures` the market whose voters count distinct numbers linearly (each
 adds as much as the first); `brief` that market on brief cards (three figures each, 64 test cards); `worked` the
-same with one worked example in the agent's prompt, sampled at T = 1.0; `wide`, the run of record, that setting on 128
-training cards, decoded in bf16; `llm` the full loop with an LLM audience
+same with one worked example in the agent's prompt, sampled at T = 1.0; `wide` that setting on 128 training cards
+with 24 optimizer steps a round, decoded in bf16; `llm` the full loop with an LLM audience
 (spec 6A: plumbing at toy scale, not a result); `smoke` a one-minute pipeline check; `paper` the paper's round
 (1,024 anchors, 2 samples each, LoRA r16/alpha 32 on every projection, lr 2e-4, batch 16), for served 8B models on
 a GPU.
@@ -247,12 +247,14 @@ PRESETS: dict[str, TrainConfig] = {
                       # the example lengthens each training sequence: passes of 2, not 4, keep three seeds'
                       # workers within 24 GB (the same 12 steps of 8 examples)
                       sft=_default_sft().model_copy(update={"batch_size": 2, "gradient_accumulation_steps": 4})),
-    # the run of record: `worked` on twice the training cards (about 110 decided contests a round: at about 55 the
-    # selection's own noise moved a control seed's fabrication by 20 points), decoded in bf16 (1.6x faster here)
+    # `worked` on twice the training cards (about 123 decided contests a round: at about 55 the selection's own
+    # noise moved a control seed's fabrication by 20 points) and twice the steps (24 of 8: each winner seen about
+    # 1.6 times, as in `worked`; with 12 it was 0.8 and the agent hardly moved), decoded in bf16 (1.8x here)
     "wide": _preset("market", audience=AudienceConfig(kind="market", numbers="linear"),
                     data=DataConfig(card="brief", num_train=128, num_test=64),
                     agent=AgentConfig(shots=1, temperature=1.0, bf16=True),
-                    sft=_default_sft().model_copy(update={"batch_size": 2, "gradient_accumulation_steps": 4})),
+                    sft=_default_sft().model_copy(update={"batch_size": 2, "gradient_accumulation_steps": 4,
+                                                          "max_steps": 24})),
     # spec 6A: the embedded model is agent and audience; plumbing, not a result (it votes near chance)
     "llm": _preset("llm", data=DataConfig(num_train=8, num_test=4), rounds=1,
                    audience=AudienceConfig(kind="llm", personas=6, max_tokens=80, constrained=True)),
