@@ -119,3 +119,15 @@ def test_decode_dtype_generates_in_bf16_seeded_and_is_off_by_default(policy) -> 
     assert bf16_greedy.logprobs != fp32_greedy.logprobs
     assert [[g.token_ids for g in group] for group in policy.generate(PROMPTS, params)] == \
         [[g.token_ids for g in group] for group in float32]
+
+
+def test_a_callers_own_autocast_stays_in_force_when_decode_dtype_is_unset(policy) -> None:
+    seen: list[bool] = []  # whether each forward pass ran under bf16 autocast
+    policy.model.register_forward_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    params = SamplingParams(max_tokens=4, temperature=0.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as webscale-rl's bf16 evaluation wraps generate
+        policy.generate(PROMPTS, params)
+    assert seen and all(seen)
+    seen.clear()
+    policy.generate(PROMPTS, params)
+    assert seen and not any(seen)

@@ -13,13 +13,14 @@ that per-row seeds, stop strings, grammar masks and logprobs at the sampling tem
 
 Under autocast (SFT with `bf16`, or generation with `decode_dtype`) each frozen linear weight (a LoRA base
 layer, the tied output head) is cast once and the cast reused while the weight is unchanged: autocast itself
-caches casts of trainable weights only, and recasting 270M frozen parameters on every forward pass was a fifth
-of a Gemma-3-270M LoRA step on a CPU. The cached cast holds the values autocast would make, so results are
-bit-identical.
+caches casts of trainable weights only, and would recast the 270M frozen parameters on every forward pass
+(`benchmarks/hf_autocast.py` measures the difference). The cached cast holds the values autocast would make, so
+results are bit-identical.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import os
@@ -358,8 +359,10 @@ class HFPolicy(BaseLLM):
         kwargs: dict[str, Any] = {self._cache_argument: cache} if cache is not None else {}
         if self._takes_logits_to_keep:
             kwargs["logits_to_keep"] = 1
-        with torch.autocast(self.device.type, dtype=self.decode_dtype or torch.float32,
-                            enabled=self.decode_dtype is not None):
+        # no context without decode_dtype: a caller's own autocast (webscale-rl's bf16) must stay in force
+        decoding = (torch.autocast(self.device.type, dtype=self.decode_dtype) if self.decode_dtype is not None
+                    else contextlib.nullcontext())
+        with decoding:
             return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                               use_cache=True, **kwargs)
 
