@@ -78,7 +78,6 @@ def main() -> None:
     shots = prompt_examples(preset.data, preset.agent)
     params = sampling_params(preset.agent)
     policy = load_agent("hf:embedded")
-    modules, cast_once = _arms(policy)
 
     decode: dict[str, list[float]] = {"float32": [], "bf16": []}  # completion tokens per second, per round
     _decode(policy, anchors[:2], shots, params, torch.bfloat16)  # warm-up, both arms

@@ -26,8 +26,7 @@ The official arm imports `models/recursive_reasoning/trm.py` and `models/losses.
 hidden_size, num_heads, expansion 4, pos_encodings rope (TRM-Att) or none with mlp_t (TRM-MLP),
 puzzle_emb_ndim=D with puzzle_emb_len=16, halt_max_steps=16, halt_exploration_prob=0.1, no_ACT_continue,
 forward_dtype float32 (bfloat16 with --bf16, their config's default: their weights cast per call, where ours
-autocasts). It
-runs under their ACTLossHead (stablemax) with their sparse-embedding sign-SGD, as their pretrain.py does.
+autocasts). It runs under their ACTLossHead (stablemax) with their sparse-embedding sign-SGD, as their pretrain.py does.
 Deviations from their pretrain.py: AdamATan2 is ours in plain PyTorch for both arms (theirs is the
 `adam-atan2` CUDA extension), and `--compile` compiles their whole loss head (as pretrain.py) but our
 recursed networks only (as `reasonlab trm train --set compile=true`). Their current layers.py calls torch
@@ -296,8 +295,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="rounds of interleaved timing (A B A B ...)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per arm first (compile needs 3+)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: torch's]")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 (ours autocast, theirs native: their config's "
-                        "default forward_dtype); on a CPU with AMX its matrix multiplies run on the AMX tiles")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 on any device (ours autocast, theirs native: "
+                        "their config's default forward_dtype)")
     parser.add_argument("--compile", action="store_true", help="torch.compile (see the docstring for the scope)")
     parser.add_argument("--reference", action="store_true", help="also time our plain reference path")
     parser.add_argument("--profile", action="store_true", help="also print each arm's top ops of one step (stderr)")
