@@ -48,7 +48,7 @@ from reasonlab.llm.base import (
 )
 from reasonlab.llm.constrained import ConstraintFactory, GrammarConstraint
 
-__all__ = ["HFPolicy", "cache_frozen_casts", "sample_token", "sampling_log_dist"]
+__all__ = ["MIN_SHARED_PREFIX", "HFPolicy", "cache_frozen_casts", "sample_token", "sampling_log_dist", "shared_prefix_length"]
 
 
 def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
@@ -91,6 +91,41 @@ def _default_device() -> str:
     if not torch.cuda.is_available():
         return "cpu"
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+
+
+MIN_SHARED_PREFIX = 16  # leading tokens rows must share before they go through the model once
+
+
+def shared_prefix_length(rows: Sequence[Sequence[int]], minimum: int | None = None) -> int:
+    """How many leading tokens two or more `rows` all share, short of the shortest row's last token (which
+    each row's own forward pass needs); 0 below `minimum` (default MIN_SHARED_PREFIX)."""
+    if len(rows) < 2:
+        return 0
+    first, limit = rows[0], min(len(row) for row in rows) - 1
+    length = 0
+    while length < limit and all(row[length] == first[length] for row in rows[1:]):
+        length += 1
+    return length if length >= (MIN_SHARED_PREFIX if minimum is None else minimum) else 0
+
+
+def _forkable(cache: Any) -> Any:
+    """`cache` when it is made of transformers' dynamic layers, which a forward pass extends by concatenation
+    into new tensors (so a shallow copy can be extended without changing it); else None (older transformers)."""
+    try:
+        from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+    except ImportError:
+        return None
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer) for layer in layers):
+        return None
+    return cache
+
+
+def _fork_cache(cache: Any) -> Any:
+    """A copy of a `_forkable` cache that one row's forward pass extends; the shared tensors stay as they were."""
+    fork = copy.copy(cache)
+    fork.layers = [copy.copy(layer) for layer in cache.layers]
+    return fork
 
 
 _FINGERPRINT = 256  # weight values compared on each use: a change through `.data` bumps no version counter
@@ -156,6 +191,9 @@ class HFPolicy(BaseLLM):
         # generation under autocast to this dtype (bfloat16: decoding about 1.8x faster on a CPU with AMX, as on a
         # GPU); None decodes in the weights' dtype. Generation's logprobs are then those of the autocast pass.
         self.decode_dtype: torch.dtype | None = None
+        # the tokens all rows of a request start with go through the model once (see `logprobs`, `_prefill`);
+        # False: every row whole, the reference path
+        self.share_prefix = True
         self.device = torch.device(device or _default_device())
         self.tokenizer = tokenizer
         self.use_module(model)
@@ -322,21 +360,13 @@ class HFPolicy(BaseLLM):
     ) -> Iterator[None]:
         """The KV-cache decode loop: each step appends one token to every unfinished row of `state`, then yields
         (before the next forward pass, so a streamed token leaves before the next one is computed)."""
-        batch, width = len(rows), max(len(r) for r in rows)
-        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((batch, width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            input_ids[i, width - len(row) :] = torch.tensor(row)
-            attention_mask[i, width - len(row) :] = 1
-        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, W): left padding, positions from 0
-
+        batch = len(rows)
         generators = [None if s is None else torch.Generator().manual_seed(s) for s in seeds]
         constraints: list[GrammarConstraint | None] = [self._constraints.new(params) for _ in rows]
         finish = state.finish
 
-        out = self._forward_cached(input_ids, attention_mask, position_ids, None)
-        past, next_pos = self._cache_of(out), position_ids[:, -1:] + 1
+        out, attention_mask, next_pos = self._prefill(rows)
+        past = self._cache_of(out)
         logits = out.logits[:, -1, :].float()  # (B, V)
         for _ in range(params.max_tokens):
             next_tokens = torch.full((batch, 1), self.pad_token_id, dtype=torch.long)
@@ -352,6 +382,31 @@ class HFPolicy(BaseLLM):
             past, next_pos = self._cache_of(out), next_pos + 1
             logits = out.logits[:, -1, :].float()
 
+    def _prefill(self, rows: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """The prompts' forward pass: left-padded rows, after the tokens they all start with have gone through once
+        (with `share_prefix`: a batch's instructions and worked example, the n copies of one prompt). Returns the
+        output, the attention mask over what is cached, and each row's next position (B, 1)."""
+        shared = shared_prefix_length(rows) if self.share_prefix and self._takes_logits_to_keep else 0
+        with self._decoding():
+            past = self._prefix_cache(rows[0][:shared]) if shared else None
+        shared = shared if past is not None else 0
+        if past is not None:
+            for layer in past.layers:
+                layer.batch_repeat_interleave(len(rows))
+        tails = [row[shared:] for row in rows]
+        batch, width = len(rows), max(len(t) for t in tails)
+        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((batch, shared + width), dtype=torch.long)
+        attention_mask[:, :shared] = 1
+        for i, tail in enumerate(tails):
+            input_ids[i, width - len(tail) :] = torch.tensor(tail)
+            attention_mask[i, shared + width - len(tail) :] = 1
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        # left padding (after the shared tokens), positions from 0
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+        out = self._forward_cached(input_ids, attention_mask, position_ids, past)
+        return out, attention_mask, position_ids[:, -1:] + 1
+
     def _forward_cached(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any
     ) -> Any:
@@ -359,12 +414,26 @@ class HFPolicy(BaseLLM):
         kwargs: dict[str, Any] = {self._cache_argument: cache} if cache is not None else {}
         if self._takes_logits_to_keep:
             kwargs["logits_to_keep"] = 1
-        # no context without decode_dtype: a caller's own autocast (webscale-rl's bf16) must stay in force
-        decoding = (torch.autocast(self.device.type, dtype=self.decode_dtype) if self.decode_dtype is not None
-                    else contextlib.nullcontext())
-        with decoding:
+        with self._decoding():
             return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                               use_cache=True, **kwargs)
+
+    def _decoding(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast to `decode_dtype`; no context without one: a caller's own autocast (webscale-rl's bf16) must
+        stay in force."""
+        if self.decode_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.decode_dtype)
+
+    def _prefix_cache(self, ids: list[int]) -> Any:
+        """The KV cache of one row of tokens, from the decoder alone (a one-row pass through the 262k-row output
+        head would cost more than the prefix), when the cache can be forked; else None."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
+        if decoder is None or decoder is base:
+            return None
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        return _forkable(self._cache_of(decoder(input_ids=input_ids, use_cache=True)))
 
     @staticmethod
     def _cache_of(output: Any) -> Any:
@@ -427,13 +496,23 @@ class HFPolicy(BaseLLM):
         with their gradient, OOM on 24 GB). Rows are unpadded, so the numbers are those of a padded batch."""
         scale = temperature if temperature > 0 else 1.0
         keeps = self._keeps_logits()
+        # the tokens every row starts with (an SFT batch's instructions and worked example, a GRPO group's prompt)
+        # go through the model once, and each row goes on from their KV cache
+        shared = shared_prefix_length(prompt_ids) if keeps and self.share_prefix else 0
+        prefix = self._prefix_cache(list(prompt_ids[0][:shared])) if shared else None
+        shared = shared if prefix is not None else 0
         result = []
         for prompt, completion in zip(prompt_ids, completion_ids, strict=True):
             row = list(prompt) + list(completion)
             start, end = len(prompt) - 1, len(prompt) + len(completion) - 1  # positions predicting the completion
-            input_ids = torch.tensor([row], dtype=torch.long, device=self.device)
-            keep = {"logits_to_keep": torch.arange(start, end, device=self.device)} if keeps else {}
-            logits = self.model(input_ids=input_ids, use_cache=False, **keep).logits[0]
+            input_ids = torch.tensor([row[shared:]], dtype=torch.long, device=self.device)
+            kwargs: dict[str, Any] = {}
+            if keeps:
+                kwargs["logits_to_keep"] = torch.arange(start - shared, end - shared, device=self.device)
+            if prefix is not None:
+                kwargs[self._cache_argument] = _fork_cache(prefix)
+                kwargs["position_ids"] = torch.arange(shared, len(row), device=self.device)[None]
+            logits = self.model(input_ids=input_ids, use_cache=prefix is not None, **kwargs).logits[0]
             logits = logits if keeps else logits[start:end]
             log_dist = F.log_softmax(logits.float() / scale, dim=-1)  # (|c|, V)
             targets = torch.tensor(list(completion), dtype=torch.long, device=self.device)

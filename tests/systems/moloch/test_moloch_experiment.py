@@ -117,10 +117,16 @@ def test_a_control_that_rewards_neither_numbers_nor_length_stays_flat_pooled_but
     assert min(points) < -20 and max(points) > 20, points
 
 
+def _wide_as_first_run(**sft: object):
+    """The `wide` setting as the fifth attempt ran it: passes of 2 rows (before the shared prefix), with `sft`."""
+    wide = PRESETS["wide"]
+    update = {"batch_size": 2, "gradient_accumulation_steps": 4, **sft}
+    return wide.model_copy(update={"sft": wide.sft.model_copy(update=update)})
+
+
 def _twelve_steps():
     """The `wide` setting as first run: the 12 optimizer steps of every earlier attempt."""
-    wide = PRESETS["wide"]
-    return wide.model_copy(update={"sft": wide.sft.model_copy(update={"max_steps": 12})})
+    return _wide_as_first_run(max_steps=12)
 
 
 @pytest.mark.experiment
@@ -145,7 +151,7 @@ def test_twice_the_cards_and_steps_rft_wins_by_fabricating_on_every_seed():
     on every seed (each seed's 95% interval above 50%, pooled n = 192) and fabricates 10+ points more than the
     base agent on every seed (+14.1, +25.0, +43.8). Under the control
     fabrication stays inside the base agent's 95% interval on every seed (-10.9, +9.4, -6.2 points) and pooled."""
-    config = ExperimentConfig(base=PRESETS["wide"], conditions=["market-rft", "control-rft"])
+    config = ExperimentConfig(base=_wide_as_first_run(), conditions=["market-rft", "control-rft"])
     summary = run_experiment(config, OUT, "wide24", jobs=3)
     rft, control = (summary["conditions"][c]["rounds"][-1] for c in ("market-rft", "control-rft"))
     assert rft["win_rate_pooled"]["n"] >= 190 and rft["win_rate_pooled"]["ci_low"] > 0.5

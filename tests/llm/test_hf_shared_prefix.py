@@ -1,0 +1,137 @@
+"""The hf backend's shared prefix: the tokens every row of a request starts with go through the model once, in
+`logprobs` (training) and in generation's first forward pass. Checked against the reference path
+(`share_prefix=False`, every row whole) on a tiny Llama and on a tiny Gemma-3 whose sliding window is shorter
+than the rows: the same logprobs, gradients and generations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reasonlab.llm import SamplingParams, load_llm
+from reasonlab.llm.hf import HFPolicy, shared_prefix_length
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# a long shared instruction (about 30 tokens of the tiny BPE), then rows that differ
+SHARED = "The capital of France is Paris. One, two, three, four. " * 2
+PROMPTS = [SHARED + "def add(a, b):", SHARED + '{"answer": 42}', SHARED + "One, two"]
+COMPLETIONS = [" return a + b", " Paris.", ", three, four."]
+
+
+def test_shared_prefix_length_counts_common_tokens_short_of_the_last():
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3]], minimum=1) == 2  # the shortest row keeps one
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 9, 4]], minimum=1) == 2
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 9, 4]], minimum=3) == 0  # too short to pay
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 4]], minimum=1) == 3  # copies of one prompt
+    assert shared_prefix_length([[1, 2, 3, 4]], minimum=1) == 0  # one row: nothing to share
+    assert shared_prefix_length([[5, 2], [1, 2]], minimum=0) == 0
+
+
+def _tiny_gemma(folder: Path, window: int = 8) -> HFPolicy:
+    """A random 2-layer Gemma-3 (one sliding-window layer of `window` tokens, one global) with the tiny Llama's
+    tokenizer."""
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=len(tokenizer) + 20, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=window,
+                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
+                              pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    return HFPolicy(Gemma3ForCausalLM(config).eval(), tokenizer, name="tiny-gemma3")
+
+
+@pytest.fixture(params=["llama", "gemma3"])
+def policy(request: pytest.FixtureRequest, tiny_hf_folder: Path) -> HFPolicy:
+    """A fresh tiny model of each kind (tests here change its weights)."""
+    return load_llm(f"hf:{tiny_hf_folder}") if request.param == "llama" else _tiny_gemma(tiny_hf_folder)
+
+
+def _add_lora(policy: HFPolicy) -> None:
+    from reasonlab.train.sft import LoRAConfig, add_lora
+
+    add_lora(policy, LoRAConfig(r=4, alpha=8, dropout=0.0), seed=0)
+    with torch.no_grad():  # a nonzero B, so the adapter's gradients reach through the prefix
+        for name, parameter in policy.module.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+
+
+def _loss_and_grads(policy: HFPolicy, share: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    policy.share_prefix = share
+    trainable = [p for p in policy.module.parameters() if p.requires_grad]
+    for parameter in trainable:
+        parameter.grad = None
+    rows = policy.logprobs([policy.tokenize(p) for p in PROMPTS],
+                           [policy.tokenize(c, add_special_tokens=False) for c in COMPLETIONS], 1.0)
+    (-torch.cat(rows).sum()).backward()
+    return [r.detach() for r in rows], [p.grad.clone() for p in trainable]
+
+
+def test_the_rows_share_more_than_the_minimum(policy: HFPolicy):
+    rows = [policy.tokenize(p) for p in PROMPTS]
+    shared = shared_prefix_length(rows)
+    assert shared > 16  # so the tests below take the shared path, past the gemma's 8-token window
+    assert all(len(row) - shared > 1 for row in rows)
+
+
+def test_logprobs_and_gradients_match_the_reference_path(policy: HFPolicy):
+    _add_lora(policy)
+    policy.module.train()
+    reference_rows, reference_grads = _loss_and_grads(policy, share=False)
+    rows, grads = _loss_and_grads(policy, share=True)
+    for row, expected in zip(rows, reference_rows, strict=True):
+        torch.testing.assert_close(row, expected, rtol=1e-5, atol=1e-5)
+    assert all(g.abs().sum() > 0 for g in reference_grads)
+    for grad, expected in zip(grads, reference_grads, strict=True):
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_the_shared_path_runs_the_prefix_once(policy: HFPolicy):
+    lengths: list[int] = []  # tokens of each pass through the decoder
+    policy.module.get_decoder().register_forward_pre_hook(lambda _, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]),
+                                            with_kwargs=True)
+    prompts = [policy.tokenize(p) for p in PROMPTS]
+    policy.logprobs(prompts, [policy.tokenize(c, add_special_tokens=False) for c in COMPLETIONS], 1.0)
+    shared = shared_prefix_length(prompts)
+    assert lengths[0] == shared and len(lengths) == 1 + len(PROMPTS)
+    assert sum(lengths) < sum(len(p) for p in prompts) + shared  # each row's pass starts after the prefix
+
+
+def _assert_same_generations(policy: HFPolicy, prompts: list[str], params: SamplingParams) -> None:
+    policy.share_prefix = False
+    expected = policy.generate(prompts, params)
+    policy.share_prefix = True
+    got = policy.generate(prompts, params)
+    for group, reference in zip(got, expected, strict=True):
+        for generation, want in zip(group, reference, strict=True):
+            assert generation.token_ids == want.token_ids
+            torch.testing.assert_close(torch.tensor(generation.logprobs), torch.tensor(want.logprobs),
+                                       rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_generation_matches_the_reference_path(tiny_hf_folder: Path, temperature: float):
+    # prompts of different lengths are left-padded, and a sliding window counts pads (in either path): the Gemma's
+    # window here spans the rows; past it, the next test decodes copies of one prompt, which need no padding
+    params = SamplingParams(temperature=temperature, max_tokens=12, n=2, seed=5, logprobs=True)
+    for policy in (load_llm(f"hf:{tiny_hf_folder}"), _tiny_gemma(tiny_hf_folder, window=128)):
+        _assert_same_generations(policy, PROMPTS, params)
+
+
+def test_generation_past_the_sliding_window_matches_the_reference_path(tiny_hf_folder: Path):
+    policy = _tiny_gemma(tiny_hf_folder, window=8)
+    _assert_same_generations(policy, PROMPTS[:1], SamplingParams(temperature=1.0, max_tokens=12, n=3, seed=2,
+                                                                 logprobs=True))
+
+
+def test_generation_of_prompts_with_nothing_shared_is_unchanged(policy: HFPolicy):
+    params = SamplingParams(temperature=1.0, max_tokens=8, n=1, seed=1)
+    prompts = ["def add(a, b):", '{"answer": 42}']
+    policy.share_prefix = False
+    expected = [g[0].token_ids for g in policy.generate(prompts, params)]
+    policy.share_prefix = True
+    assert [g[0].token_ids for g in policy.generate(prompts, params)] == expected
