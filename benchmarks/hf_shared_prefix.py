@@ -6,8 +6,8 @@ The workload is Moloch's `wide` run, whose prompts share their instructions and 
 about 315 tokens): the embedded Gemma-3-270M writing two pitches for each of 16 product cards in bf16 (T = 1.0,
 at most 64 new tokens; the prompts' pass included), and one SFT step of 8 of its prompts with a pitch each (LoRA
 r8 on every linear layer, dropout off, bf16 autocast) in passes of 2 (the reference), 2, 4 and 8 rows. The
-gradients of a shared step are compared with the reference's, beside the reference's own bf16-vs-float32
-difference for scale.
+gradients of a shared step are compared with the reference's, under bf16 and in float32, beside the reference's
+own bf16-vs-float32 difference for scale.
 
     .venv/bin/python benchmarks/hf_shared_prefix.py --threads 1 --repeats 3
 """
@@ -110,6 +110,7 @@ def main() -> None:
             seconds, grads[name] = _sft_step(policy, encoded, rows_per_pass, share)
             sft[name].append(seconds)
     _, float32 = _sft_step(policy, encoded, 2, False, bf16=False)
+    _, float32_shared = _sft_step(policy, encoded, 4, True, bf16=False)
 
     reference = statistics.median(sft["whole rows, passes of 2"])
     report = {
@@ -120,7 +121,11 @@ def main() -> None:
         "decode_speedup": statistics.median(decode["whole rows"]) / statistics.median(decode["shared prefix"]),
         "sft_step_seconds": {k: statistics.median(v) for k, v in sft.items()},
         "sft_speedup": {k: reference / statistics.median(v) for k, v in sft.items()},
-        "grad_relative_difference": {k: _relative(g, grads["whole rows, passes of 2"]) for k, g in grads.items()},
+        # against whole rows: the shared arms under bf16, then shared passes of 4 in float32 (no autocast); and for
+        # scale, bf16 whole rows against float32 whole rows
+        "grad_relative_difference": {k: _relative(g, grads["whole rows, passes of 2"]) for k, g in grads.items()
+                                     if k != "whole rows, passes of 2"},
+        "grad_relative_difference_float32": _relative(float32_shared, float32),
         "grad_relative_difference_bf16_vs_float32": _relative(grads["whole rows, passes of 2"], float32),
         "rounds": {"decode": decode, "sft": sft},
     }
