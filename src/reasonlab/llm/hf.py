@@ -16,6 +16,11 @@ layer, the tied output head) is cast once and the cast reused while the weight i
 caches casts of trainable weights only, and would recast the 270M frozen parameters on every forward pass
 (`benchmarks/hf_autocast.py` measures the difference). The cached cast holds the values autocast would make, so
 results are bit-identical.
+
+The tokens every row of a request starts with (`share_prefix`, on by default) go through the decoder once, and
+each row goes on from a copy of their KV cache: in `logprobs` (an SFT pass whose prompts share instructions and
+a worked example, a GRPO group's prompt) and in generation's first pass (a batch of such prompts, the n samples
+of one). The values are those of whole rows up to float rounding (`benchmarks/hf_shared_prefix.py`).
 """
 
 from __future__ import annotations
@@ -386,7 +391,7 @@ class HFPolicy(BaseLLM):
         """The prompts' forward pass: left-padded rows, after the tokens they all start with have gone through once
         (with `share_prefix`: a batch's instructions and worked example, the n copies of one prompt). Returns the
         output, the attention mask over what is cached, and each row's next position (B, 1)."""
-        shared = shared_prefix_length(rows) if self.share_prefix and self._takes_logits_to_keep else 0
+        shared = shared_prefix_length(rows) if self.share_prefix else 0
         with self._decoding():
             past = self._prefix_cache(rows[0][:shared]) if shared else None
         shared = shared if past is not None else 0
