@@ -1,13 +1,15 @@
-"""What the hf backend's shared prefix saves: the tokens every row of a request starts with go through the model
-once (`HFPolicy.share_prefix`), against every row whole (the reference path), side by side in one process,
-rounds interleaved.
+"""What the hf backend's fast paths save, each against its reference path, side by side in one process, rounds
+interleaved: the shared prefix (the tokens every row of a request starts with go through the model once,
+`HFPolicy.share_prefix`, against every row whole), batched rows in `logprobs` (`batch_rows`: one right-padded
+pass through the decoder, against one forward per row) and merged LoRA decoding (`merge_lora`: the adapter folded
+into the base weights, against the adapter beside each layer).
 
 The workload is Moloch's `wide` run, whose prompts share their instructions and worked example (about 233 of
 about 315 tokens): the embedded Gemma-3-270M writing two pitches for each of 16 product cards in bf16 (T = 1.0,
-at most 64 new tokens; the prompts' pass included), and one SFT step of 8 of its prompts with a pitch each (LoRA
-r8 on every linear layer, dropout off, bf16 autocast) in passes of 2 (the reference), 2, 4 and 8 rows. The
-gradients of a shared step are compared with the reference's, under bf16 and in float32, beside the reference's
-own bf16-vs-float32 difference for scale.
+at most 64 new tokens; the prompts' pass included), without and then with a LoRA adapter (r8 on every linear
+layer), and one SFT step of 8 of its prompts with a pitch each (LoRA dropout off, bf16 autocast) in passes of 2
+(the reference: whole rows, one forward each), 2, 4 and 8 rows. The gradients of each step are compared with the
+reference's, under bf16 and in float32, beside the reference's own bf16-vs-float32 difference for scale.
 
     .venv/bin/python benchmarks/hf_shared_prefix.py --threads 1 --repeats 3
 """
@@ -34,9 +36,9 @@ def _decode(policy: Any, anchors: list, shots: Any, params: Any, share: bool) ->
 
 
 def _sft_step(policy: Any, encoded: list[tuple[list[int], list[int]]], rows_per_pass: int, share: bool,
-              bf16: bool = True) -> tuple[float, list[torch.Tensor]]:
+              bf16: bool = True, batch: bool = False) -> tuple[float, list[torch.Tensor]]:
     """One optimizer step's gradients (8 examples in passes of `rows_per_pass`, as `reasonlab.train.sft` runs it)."""
-    policy.share_prefix = share
+    policy.share_prefix, policy.batch_rows = share, batch
     trainable = [p for p in policy.module.parameters() if p.requires_grad]
     for parameter in trainable:
         parameter.grad = None
@@ -95,22 +97,29 @@ def main() -> None:
         for name, parameter in policy.module.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(0, 0.01)
+    lora_decode: dict[str, list[float]] = {"adapter beside each layer": [], "merged": []}
+    for _ in range(args.repeats):
+        for name, merge in (("adapter beside each layer", False), ("merged", True)):
+            policy.merge_lora = merge
+            lora_decode[name].append(_decode(policy, anchors, shots, params, True))
     pitch = "Meet it: great value, 2 years of warranty. Yours for just $49.99.</sales_pitch>"
     encoded = [(policy.tokenize(prompts[a.anchor_id]), policy.tokenize(pitch, add_special_tokens=False))
                for a in anchors[:8]]
     policy.module.train()
-    arms = {"whole rows, passes of 2": (2, False), "shared, passes of 2": (2, True), "shared, passes of 4": (4, True),
-            "shared, passes of 8": (8, True)}
+    arms = {"whole rows, passes of 2": (2, False, False), "shared, passes of 2": (2, True, False),
+            "shared, passes of 4": (4, True, False), "shared, passes of 8": (8, True, False),
+            "shared and batched, passes of 4": (4, True, True), "shared and batched, passes of 8": (8, True, True)}
     sft: dict[str, list[float]] = {name: [] for name in arms}
     grads: dict[str, list[torch.Tensor]] = {}
-    for rows_per_pass, share in arms.values():  # warm-up
-        _sft_step(policy, encoded, rows_per_pass, share)
+    for rows_per_pass, share, batch in arms.values():  # warm-up
+        _sft_step(policy, encoded, rows_per_pass, share, batch=batch)
     for _ in range(args.repeats):
-        for name, (rows_per_pass, share) in arms.items():
-            seconds, grads[name] = _sft_step(policy, encoded, rows_per_pass, share)
+        for name, (rows_per_pass, share, batch) in arms.items():
+            seconds, grads[name] = _sft_step(policy, encoded, rows_per_pass, share, batch=batch)
             sft[name].append(seconds)
     _, float32 = _sft_step(policy, encoded, 2, False, bf16=False)
     _, float32_shared = _sft_step(policy, encoded, 4, True, bf16=False)
+    _, float32_batched = _sft_step(policy, encoded, 8, True, bf16=False, batch=True)
 
     reference = statistics.median(sft["whole rows, passes of 2"])
     report = {
@@ -119,6 +128,9 @@ def main() -> None:
         "shared_tokens": shared_prefix_length(rows), "prompt_tokens_mean": sum(map(len, rows)) / len(rows),
         "decode_seconds": {k: statistics.median(v) for k, v in decode.items()},
         "decode_speedup": statistics.median(decode["whole rows"]) / statistics.median(decode["shared prefix"]),
+        "lora_decode_seconds": {k: statistics.median(v) for k, v in lora_decode.items()},
+        "lora_decode_speedup": statistics.median(lora_decode["adapter beside each layer"])
+        / statistics.median(lora_decode["merged"]),
         "sft_step_seconds": {k: statistics.median(v) for k, v in sft.items()},
         "sft_speedup": {k: reference / statistics.median(v) for k, v in sft.items()},
         # against whole rows: the shared arms under bf16, then shared passes of 4 in float32 (no autocast); and for
@@ -126,8 +138,9 @@ def main() -> None:
         "grad_relative_difference": {k: _relative(g, grads["whole rows, passes of 2"]) for k, g in grads.items()
                                      if k != "whole rows, passes of 2"},
         "grad_relative_difference_float32": _relative(float32_shared, float32),
+        "grad_relative_difference_float32_batched": _relative(float32_batched, float32),
         "grad_relative_difference_bf16_vs_float32": _relative(grads["whole rows, passes of 2"], float32),
-        "rounds": {"decode": decode, "sft": sft},
+        "rounds": {"decode": decode, "lora_decode": lora_decode, "sft": sft},
     }
     print(json.dumps(report, indent=2))
 

@@ -1,7 +1,8 @@
-"""The hf backend's shared prefix: the tokens every row of a request starts with go through the model once, in
-`logprobs` (training) and in generation's first forward pass. Checked against the reference path
-(`share_prefix=False`, every row whole) on a tiny Llama and on a tiny Gemma-3 whose sliding window is shorter
-than the rows: the same logprobs, gradients and generations."""
+"""The hf backend's shared prefix and batched rows: the tokens every row of a request starts with go through the
+model once, in `logprobs` (training) and in generation's first forward pass; `logprobs` runs its rows as one
+right-padded batch (`batch_rows`) and projects only completion positions onto the vocabulary. Checked against the
+reference path (`share_prefix=False`, `batch_rows=False`: one whole row at a time) on a tiny Llama and on a tiny
+Gemma-3 whose sliding window is shorter than the rows: the same logprobs, gradients and generations."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def test_shared_prefix_length_counts_common_tokens_short_of_the_last():
     assert shared_prefix_length([[5, 2], [1, 2]], minimum=0) == 0
 
 
-def _tiny_gemma(folder: Path, window: int = 8) -> HFPolicy:
+def _tiny_gemma(folder: Path, window: int = 8, softcap: float | None = None) -> HFPolicy:
     """A random 2-layer Gemma-3 (one sliding-window layer of `window` tokens, one global) with the tiny Llama's
     tokenizer."""
     from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
@@ -40,7 +41,7 @@ def _tiny_gemma(folder: Path, window: int = 8) -> HFPolicy:
     config = Gemma3TextConfig(vocab_size=len(tokenizer) + 20, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                               num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=window,
                               layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
-                              pad_token_id=0, bos_token_id=1, eos_token_id=2)
+                              pad_token_id=0, bos_token_id=1, eos_token_id=2, final_logit_softcapping=softcap)
     return HFPolicy(Gemma3ForCausalLM(config).eval(), tokenizer, name="tiny-gemma3")
 
 
@@ -60,8 +61,8 @@ def _add_lora(policy: HFPolicy) -> None:
                 parameter.normal_(0, 0.05)
 
 
-def _loss_and_grads(policy: HFPolicy, share: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    policy.share_prefix = share
+def _loss_and_grads(policy: HFPolicy, share: bool, batch: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    policy.share_prefix, policy.batch_rows = share, batch
     trainable = [p for p in policy.module.parameters() if p.requires_grad]
     for parameter in trainable:
         parameter.grad = None
@@ -78,27 +79,85 @@ def test_the_rows_share_more_than_the_minimum(policy: HFPolicy):
     assert all(len(row) - shared > 1 for row in rows)
 
 
-def test_logprobs_and_gradients_match_the_reference_path(policy: HFPolicy):
+@pytest.mark.parametrize(("share", "batch"), [(True, False), (False, True), (True, True)])
+def test_logprobs_and_gradients_match_the_reference_path(policy: HFPolicy, share: bool, batch: bool):
     _add_lora(policy)
     policy.module.train()
-    reference_rows, reference_grads = _loss_and_grads(policy, share=False)
-    rows, grads = _loss_and_grads(policy, share=True)
+    reference_rows, reference_grads = _loss_and_grads(policy, share=False, batch=False)
+    rows, grads = _loss_and_grads(policy, share=share, batch=batch)
     for row, expected in zip(rows, reference_rows, strict=True):
+        assert row.shape == expected.shape
         torch.testing.assert_close(row, expected, rtol=1e-5, atol=1e-5)
     assert all(g.abs().sum() > 0 for g in reference_grads)
     for grad, expected in zip(grads, reference_grads, strict=True):
         torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
 
 
+def test_rows_of_two_kinds_are_batched_in_two_groups_each_with_its_prefix(policy: HFPolicy):
+    other = "Below is some information and two messages written about it, to be read with care. " * 2
+    prompts = [PROMPTS[0], other + "Option 1", PROMPTS[1], other + "Option 2 is longer than the first", PROMPTS[2]]
+    completions = [*COMPLETIONS[:2], " Paris.", " yes", COMPLETIONS[2]]
+    _add_lora(policy)
+    policy.module.train()
+    prompt_ids = [policy.tokenize(p) for p in prompts]
+    completion_ids = [policy.tokenize(c, add_special_tokens=False) for c in completions]
+
+    def run(share: bool, batch: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        policy.share_prefix, policy.batch_rows = share, batch
+        trainable = [p for p in policy.module.parameters() if p.requires_grad]
+        for parameter in trainable:
+            parameter.grad = None
+        rows = policy.logprobs(prompt_ids, completion_ids, 1.0)
+        (-torch.cat(rows).sum()).backward()
+        return [r.detach() for r in rows], [p.grad.clone() for p in trainable]
+
+    reference_rows, reference_grads = run(False, False)
+    shapes = _decoder_inputs(policy)
+    rows, grads = run(True, True)
+    assert [rows_in_pass for rows_in_pass, _ in shapes] == [1, 3, 1, 2]  # each kind: its prefix, then its rows
+    for row, expected in zip(rows, reference_rows, strict=True):
+        torch.testing.assert_close(row, expected, rtol=1e-5, atol=1e-5)
+    for grad, expected in zip(grads, reference_grads, strict=True):
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_batched_rows_apply_the_logit_softcap(tiny_hf_folder: Path):
+    policy = _tiny_gemma(tiny_hf_folder, softcap=0.5)  # small enough to change every logit
+    reference, _ = _loss_and_grads(policy, share=False, batch=False)
+    rows, _ = _loss_and_grads(policy, share=True, batch=True)
+    for row, expected in zip(rows, reference, strict=True):
+        torch.testing.assert_close(row, expected, rtol=1e-5, atol=1e-5)
+
+
+def _decoder_inputs(policy: HFPolicy) -> list[tuple[int, int]]:
+    """(rows, tokens) of each pass through the decoder, recorded from now on."""
+    shapes: list[tuple[int, int]] = []
+    policy.module.get_decoder().register_forward_pre_hook(
+        lambda _, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    return shapes
+
+
 def test_the_shared_path_runs_the_prefix_once(policy: HFPolicy):
-    lengths: list[int] = []  # tokens of each pass through the decoder
-    policy.module.get_decoder().register_forward_pre_hook(lambda _, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]),
-                                            with_kwargs=True)
+    policy.batch_rows = False
+    shapes = _decoder_inputs(policy)
     prompts = [policy.tokenize(p) for p in PROMPTS]
     policy.logprobs(prompts, [policy.tokenize(c, add_special_tokens=False) for c in COMPLETIONS], 1.0)
     shared = shared_prefix_length(prompts)
-    assert lengths[0] == shared and len(lengths) == 1 + len(PROMPTS)
-    assert sum(lengths) < sum(len(p) for p in prompts) + shared  # each row's pass starts after the prefix
+    assert shapes[0] == (1, shared) and len(shapes) == 1 + len(PROMPTS)
+    assert sum(tokens for _, tokens in shapes) < sum(len(p) for p in prompts) + shared  # rows start after it
+
+
+def test_batched_rows_run_once_after_the_prefix_and_project_only_completions(policy: HFPolicy):
+    shapes = _decoder_inputs(policy)
+    projected: list[int] = []
+    policy.module.get_output_embeddings().register_forward_pre_hook(lambda _, args: projected.append(args[0].shape[0]))
+    prompts = [policy.tokenize(p) for p in PROMPTS]
+    completions = [policy.tokenize(c, add_special_tokens=False) for c in COMPLETIONS]
+    policy.logprobs(prompts, completions, 1.0)
+    shared = shared_prefix_length(prompts)
+    widest = max(len(p) + len(c) for p, c in zip(prompts, completions, strict=True)) - shared
+    assert shapes == [(1, shared), (len(PROMPTS), widest)]
+    assert projected == [sum(map(len, completions))]
 
 
 def _assert_same_generations(policy: HFPolicy, prompts: list[str], params: SamplingParams) -> None:

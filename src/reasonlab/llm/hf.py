@@ -53,7 +53,8 @@ from reasonlab.llm.base import (
 )
 from reasonlab.llm.constrained import ConstraintFactory, GrammarConstraint
 
-__all__ = ["MIN_SHARED_PREFIX", "HFPolicy", "cache_frozen_casts", "sample_token", "sampling_log_dist", "shared_prefix_length"]
+__all__ = ["MIN_SHARED_PREFIX", "HFPolicy", "cache_frozen_casts", "merged_lora", "sample_token", "sampling_log_dist",
+           "shared_prefix_length"]
 
 
 def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
@@ -61,7 +62,7 @@ def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generat
     if temperature == 0.0:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits / temperature, dim=-1)
-    if not torch.isfinite(probs).all():
+    if not bool(torch.isfinite(probs.sum())):  # one sum, not a check per entry: NaN and inf carry into it
         # a tiny temperature overflows float32: shift, then scale in float64, which sharpens towards greedy
         probs = torch.softmax((logits.double() - logits.max()) / temperature, dim=-1)
     if top_p < 1.0:
@@ -69,7 +70,12 @@ def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generat
         # keep the smallest prefix whose mass reaches top_p (always at least the top token)
         keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) < top_p
         probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_probs[keep])
-    return int(torch.multinomial(probs, 1, generator=generator))
+    # inverse CDF: one uniform draw and a binary search (torch.multinomial draws an exponential per vocabulary
+    # entry: 4.8 ms a token at 262k entries on this CPU, against 0.3 ms for the cumulative sum); a token of
+    # probability zero spans no interval and is never drawn
+    cdf = torch.cumsum(probs.double(), dim=-1)
+    draw = torch.rand((), generator=generator, dtype=torch.float64) * cdf[-1]
+    return int(torch.searchsorted(cdf, draw, right=True).clamp(max=probs.numel() - 1))
 
 
 def sampling_log_dist(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -99,6 +105,19 @@ def _default_device() -> str:
 
 
 MIN_SHARED_PREFIX = 16  # leading tokens rows must share before they go through the model once
+# `logprobs` batches its rows when rows x the widest row stay within this many tokens (else one forward per row:
+# a padded batch of long, uneven rows, e.g. mem-agent episodes, would pay for its pads)
+_BATCH_ROW_TOKENS = 8192
+_GROUP_KEY = MIN_SHARED_PREFIX  # `logprobs` batches together the rows whose prompts open with the same this many tokens
+
+
+def _prefix_groups(rows: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Indices of `rows` grouped by their first `_GROUP_KEY` tokens, in order of first appearance (an SFT step
+    mixing a market's pitches with audience-modelling examples: two groups, each with its own shared prefix)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(tuple(row[:_GROUP_KEY]), []).append(index)
+    return list(groups.values())
 
 
 def shared_prefix_length(rows: Sequence[Sequence[int]], minimum: int | None = None) -> int:
@@ -173,6 +192,48 @@ def cache_frozen_casts(model: nn.Module) -> None:
             module.__class__ = _CastOnceLinear
 
 
+def _mergeable_lora_layers(model: nn.Module) -> list[Any]:
+    """The LoRA layers of a peft `model` whose active adapters can be folded into a plain Linear base weight;
+    empty when there is nothing to fold (no adapter, adapters off or already merged, DoRA, a non-Linear base)."""
+    if not hasattr(model, "disable_adapter"):
+        return []
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError:
+        return []
+    layers = [module for module in model.modules() if isinstance(module, LoraLayer)]
+    for layer in layers:
+        if (layer.merged or layer.disable_adapters or not isinstance(layer.base_layer, nn.Linear)
+                or any(layer.use_dora.get(name) for name in layer.active_adapters)):
+            return []
+    return layers
+
+
+@contextlib.contextmanager
+def merged_lora(model: nn.Module) -> Iterator[bool]:
+    """Decode with each LoRA adapter folded into its base weight (one matmul per linear layer, not three): the
+    base layers get new tensors W + scale * B @ A and the adapters are switched off; on exit the base layers get
+    their own tensors back, bit for bit (peft's unmerge subtracts, which leaves rounding in the weights). Yields
+    whether it merged. Use under no_grad: the merged weights are not trained."""
+    layers = _mergeable_lora_layers(model)
+    if not layers:
+        yield False
+        return
+    originals: list[tuple[nn.Module, nn.Parameter]] = []
+    try:
+        with torch.no_grad():
+            for layer in layers:
+                base = layer.base_layer
+                delta = sum(layer.get_delta_weight(name) for name in layer.active_adapters if name in layer.lora_A)
+                originals.append((base, base.weight))
+                base._parameters["weight"] = nn.Parameter(base.weight.detach() + delta, requires_grad=False)
+        with model.disable_adapter():  # type: ignore[operator]
+            yield True
+    finally:
+        for base, weight in originals:
+            base._parameters["weight"] = weight
+
+
 @dataclass
 class _DecodeState:
     """What the decode loop has produced so far, per row: token ids, their logprobs, top-k, finish reason."""
@@ -199,6 +260,12 @@ class HFPolicy(BaseLLM):
         # the tokens all rows of a request start with go through the model once (see `logprobs`, `_prefill`);
         # False: every row whole, the reference path
         self.share_prefix = True
+        # `logprobs` runs a request's rows as one right-padded batch through the decoder and projects only the
+        # completion positions onto the vocabulary; False: one forward per row, the reference path
+        self.batch_rows = True
+        # `generate` decodes with a LoRA adapter folded into the base weights (`merged_lora`) and restores them
+        # after; False: the adapter applied beside each layer, the reference path (`stream` always does this)
+        self.merge_lora = True
         self.device = torch.device(device or _default_device())
         self.tokenizer = tokenizer
         self.use_module(model)
@@ -353,8 +420,9 @@ class HFPolicy(BaseLLM):
     ) -> list[Generation]:
         started = time.perf_counter()
         state = _DecodeState.empty(len(rows))
-        for _ in self._decode_steps(rows, params, seeds, state):
-            pass
+        with merged_lora(self.model) if self.merge_lora else contextlib.nullcontext():
+            for _ in self._decode_steps(rows, params, seeds, state):
+                pass
         latency = time.perf_counter() - started
         return [self._finish_row(rows[i], state.completions[i], state.logprobs[i], state.top[i], state.finish[i],
                                  params, latency) for i in range(len(rows))]
@@ -495,11 +563,33 @@ class HFPolicy(BaseLLM):
     ) -> list[torch.Tensor]:
         """Differentiable log-probabilities of each completion token given its prompt.
 
-        One forward per row, projecting onto the vocabulary only that row's completion positions: with a
-        262k-row head the logits cost far more than the model itself, and a batched forward would have to project
-        the union of every row's positions for every row (a 6-turn mem-agent episode: ~5 GB of logits, twice that
-        with their gradient, OOM on 24 GB). Rows are unpadded, so the numbers are those of a padded batch."""
+        Only completion positions are projected onto the vocabulary: with a 262k-row head the logits cost far more
+        than the model itself, and a whole batch's logits would not fit (a 6-turn mem-agent episode: ~5 GB, twice
+        that with their gradient). With `batch_rows` the rows whose prompts open alike (an SFT batch mixing two
+        kinds of example is two groups) go through the decoder as one right-padded batch each, and the head sees
+        only the gathered completion positions; without, one forward per row (the reference path). Either way the
+        numbers are those of each row alone."""
         scale = temperature if temperature > 0 else 1.0
+        head = self._head_parts() if self.batch_rows else None
+        if head is None:
+            return self._logprobs_per_row(prompt_ids, completion_ids, scale)
+        result: list[torch.Tensor] = [torch.empty(0)] * len(prompt_ids)
+        groups = _prefix_groups(prompt_ids) if self.share_prefix else [list(range(len(prompt_ids)))]
+        for group in groups:
+            prompts, completions = [prompt_ids[i] for i in group], [completion_ids[i] for i in group]
+            widest = max(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
+            if len(group) * widest > _BATCH_ROW_TOKENS:
+                values = self._logprobs_per_row(prompts, completions, scale)
+            else:
+                values = self._batched_logprobs(prompts, completions, scale, head)
+            for i, value in zip(group, values, strict=True):
+                result[i] = value
+        return result
+
+    def _logprobs_per_row(
+        self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]], scale: float
+    ) -> list[torch.Tensor]:
+        """`logprobs` one forward per row (after the rows' shared prefix, with `share_prefix`)."""
         keeps = self._keeps_logits()
         # the tokens every row starts with (an SFT batch's instructions and worked example, a GRPO group's prompt)
         # go through the model once, and each row goes on from their KV cache
@@ -523,6 +613,57 @@ class HFPolicy(BaseLLM):
             targets = torch.tensor(list(completion), dtype=torch.long, device=self.device)
             result.append(log_dist.gather(-1, targets[:, None]).squeeze(-1))
         return result
+
+    def _head_parts(self) -> tuple[Any, Any, float | None] | None:
+        """The decoder, the output head and the logit soft-cap of a causal LM built as `head(decoder(x))` (Llama,
+        Gemma, Qwen and the like); None for any other (`logprobs` then runs one forward per row)."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
+        head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+        if decoder is None or decoder is base or head is None:
+            return None
+        return decoder, head, getattr(base.config, "final_logit_softcapping", None)
+
+    def _batched_logprobs(
+        self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]], scale: float,
+        head: tuple[Any, Any, float | None],
+    ) -> list[torch.Tensor]:
+        """`logprobs` in one pass: the tokens the rows share once (with `share_prefix`), then the rest of each row,
+        right-padded, so every real token keeps its position and attends to no pad; the head on completion
+        positions only."""
+        decoder, output_head, softcap = head
+        shared = shared_prefix_length(prompt_ids) if self.share_prefix else 0
+        prefix = self._prefix_cache(list(prompt_ids[0][:shared])) if shared else None
+        shared = shared if prefix is not None else 0
+        tails = [(list(p) + list(c))[shared:] for p, c in zip(prompt_ids, completion_ids, strict=True)]
+        batch, width = len(tails), max(len(tail) for tail in tails)
+        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((batch, shared + width), dtype=torch.long)
+        attention_mask[:, :shared] = 1
+        for i, tail in enumerate(tails):
+            input_ids[i, : len(tail)] = torch.tensor(tail)
+            attention_mask[i, shared : shared + len(tail)] = 1
+        kwargs: dict[str, Any] = {}
+        if prefix is not None:
+            cache = _fork_cache(prefix)
+            for layer in cache.layers:
+                layer.batch_repeat_interleave(batch)
+            kwargs[self._cache_argument] = cache
+        position_ids = torch.arange(shared, shared + width, device=self.device)[None].expand(batch, -1)
+        hidden = decoder(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
+                         position_ids=position_ids, use_cache=prefix is not None, **kwargs).last_hidden_state
+        rows, positions = [], []  # where each completion token is predicted: (row, position in the tail)
+        for i, (prompt, completion) in enumerate(zip(prompt_ids, completion_ids, strict=True)):
+            rows += [i] * len(completion)
+            positions += range(len(prompt) - 1 - shared, len(prompt) - 1 - shared + len(completion))
+        logits = output_head(hidden[torch.tensor(rows, dtype=torch.long), torch.tensor(positions, dtype=torch.long)])
+        if softcap is not None:
+            logits = torch.tanh(logits / softcap) * softcap
+        targets = torch.tensor([t for c in completion_ids for t in c], dtype=torch.long, device=self.device)
+        logits = logits.float() if scale == 1.0 else logits.float() / scale  # a division is a pass over N x V
+        log_dist = F.log_softmax(logits, dim=-1)  # (total completion tokens, V)
+        values = log_dist.gather(-1, targets[:, None]).squeeze(-1)
+        return list(values.split([len(c) for c in completion_ids]))
 
     def _keeps_logits(self) -> bool:
         """Whether the model's forward takes `logits_to_keep` (transformers causal LMs do; a peft wrapper passes

@@ -250,12 +250,12 @@ PRESETS: dict[str, TrainConfig] = {
     # `worked` on twice the training cards (about 123 decided contests a round: at about 55 the selection's own
     # noise moved a control seed's fabrication by 20 points) and twice the steps (24 of 8: each winner seen about
     # 1.6 times, as in `worked`; with 12 it was 0.8 and the agent hardly moved), decoded in bf16 (1.8x here);
-    # passes of 4: the rows of a pass share the prompt's instructions and worked example, which the hf backend
-    # runs once a pass (benchmarks/hf_shared_prefix.py), in about the memory of 2 whole rows
+    # each step one pass of 8: the hf backend runs the prompts' shared instructions and worked example once a
+    # pass and the rows as one batch (benchmarks/hf_shared_prefix.py; about 7 GB a worker at TFB's longest)
     "wide": _preset("market", audience=AudienceConfig(kind="market", numbers="linear"),
                     data=DataConfig(card="brief", num_train=128, num_test=64),
                     agent=AgentConfig(shots=1, temperature=1.0, bf16=True),
-                    sft=_default_sft().model_copy(update={"batch_size": 4, "gradient_accumulation_steps": 2,
+                    sft=_default_sft().model_copy(update={"batch_size": 8, "gradient_accumulation_steps": 1,
                                                           "max_steps": 24})),
     # spec 6A: the embedded model is agent and audience; plumbing, not a result (it votes near chance)
     "llm": _preset("llm", data=DataConfig(num_train=8, num_test=4), rounds=1,
