@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reasonlab.errors import UserError
+from reasonlab.heap import release_memory
 from reasonlab.llm.base import (
     BaseLLM,
     Generation,
@@ -423,6 +424,8 @@ class HFPolicy(BaseLLM):
         with merged_lora(self.model) if self.merge_lora else contextlib.nullcontext():
             for _ in self._decode_steps(rows, params, seeds, state):
                 pass
+        if self.device.type == "cpu":  # the KV cache's freed pages go back to the system, not the heap
+            release_memory()
         latency = time.perf_counter() - started
         return [self._finish_row(rows[i], state.completions[i], state.logprobs[i], state.top[i], state.finish[i],
                                  params, latency) for i in range(len(rows))]

@@ -31,6 +31,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from reasonlab.errors import UserError
+from reasonlab.heap import release_memory
 from reasonlab.llm.base import TrainablePolicy
 from reasonlab.runs import Run
 from reasonlab.trackers import TrackerName
@@ -319,6 +320,8 @@ def _train_plain(
                 torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            if policy.device.type == "cpu":  # the step's freed activations go back to the system, not the heap
+                release_memory()
             result.train_losses.append(step_loss)
             if run is not None:
                 run.log({"kind": "sft", "loss": step_loss}, step=step)

@@ -12,12 +12,14 @@ the same anchors, in points, and relative (the paper's headline form). The plot 
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 from typing import Any
 
 from reasonlab.demo import Headline, register_demo, write_headline
 from reasonlab.errors import UserError
+from reasonlab.heap import release_memory
 from reasonlab.progress import say
 from reasonlab.runs import Run, atomic_write_json
 from reasonlab.stats import mean_spread
@@ -56,6 +58,8 @@ def _run_seed(base: TrainConfig, conditions: list[str], seed: int, out: Path, th
     for condition in conditions:
         say(f"moloch experiment: {condition}, seed {seed}")
         dirs.append(train(condition_config(base, condition, seed, out), judge=judge))
+        gc.collect()  # the finished condition's model, before the next one loads its own
+        release_memory()
     return dirs
 
 
