@@ -72,8 +72,8 @@ def sample_token(logits: torch.Tensor, temperature: float, top_p: float, generat
         keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) < top_p
         probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_probs[keep])
     # inverse CDF: one uniform draw and a binary search (torch.multinomial draws an exponential per vocabulary
-    # entry: 4.8 ms a token at 262k entries on this CPU, against 0.3 ms for the cumulative sum); a token of
-    # probability zero spans no interval and is never drawn
+    # entry: a token at 262k entries costs 2.3x as much, benchmarks/hf_sampling.py); a token of probability zero
+    # spans no interval and is never drawn
     cdf = torch.cumsum(probs.double(), dim=-1)
     draw = torch.rand((), generator=generator, dtype=torch.float64) * cdf[-1]
     return int(torch.searchsorted(cdf, draw, right=True).clamp(max=probs.numel() - 1))
