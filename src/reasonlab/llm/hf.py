@@ -659,7 +659,9 @@ class HFPolicy(BaseLLM):
         for i, (prompt, completion) in enumerate(zip(prompt_ids, completion_ids, strict=True)):
             rows += [i] * len(completion)
             positions += range(len(prompt) - 1 - shared, len(prompt) - 1 - shared + len(completion))
-        logits = output_head(hidden[torch.tensor(rows, dtype=torch.long), torch.tensor(positions, dtype=torch.long)])
+        where = (torch.tensor(rows, dtype=torch.long, device=self.device),
+                 torch.tensor(positions, dtype=torch.long, device=self.device))
+        logits = output_head(hidden[where])
         if softcap is not None:
             logits = torch.tanh(logits / softcap) * softcap
         targets = torch.tensor([t for c in completion_ids for t in c], dtype=torch.long, device=self.device)
