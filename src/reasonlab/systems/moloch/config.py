@@ -251,7 +251,7 @@ PRESETS: dict[str, TrainConfig] = {
     # noise moved a control seed's fabrication by 20 points) and twice the steps (24 of 8: each winner seen about
     # 1.6 times, as in `worked`; with 12 it was 0.8 and the agent hardly moved), decoded in bf16 (1.8x here);
     # each step one pass of 8: the hf backend runs the prompts' shared instructions and worked example once a
-    # pass and the rows as one batch (benchmarks/hf_shared_prefix.py; about 7 GB a worker at TFB's longest)
+    # pass and the rows as one batch (benchmarks/hf_shared_prefix.py; at most 8.5 GB a worker, RESULTS)
     "wide": _preset("market", audience=AudienceConfig(kind="market", numbers="linear"),
                     data=DataConfig(card="brief", num_train=128, num_test=64),
                     agent=AgentConfig(shots=1, temperature=1.0, bf16=True),
