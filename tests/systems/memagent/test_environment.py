@@ -187,7 +187,7 @@ def test_cli_train_saves_its_config_checkpoints_and_resumes(one_torch_thread, ti
             "environment.success_reward=3", "--seed", "1002", "--out", str(tmp_path), "--name", "t"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "1 iterations; last reward 0.838, loss 0.0000\nrun: " in result.output
+    assert "1 iterations; last reward 0.037, loss 0.0000\nrun: " in result.output
     run = Run.open(tmp_path / "t")
     saved = yaml.safe_load(run.config_path.read_text())
     assert (saved["policy"], saved["seed"], saved["rl"]["iterations"], saved["rl"]["loss_type"]) == (
