@@ -61,13 +61,14 @@ def _add_lora(policy: HFPolicy) -> None:
                 parameter.normal_(0, 0.05)
 
 
-def _loss_and_grads(policy: HFPolicy, share: bool, batch: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _loss_and_grads(policy: HFPolicy, share: bool, batch: bool = False, prompts: list[str] = PROMPTS,
+                    completions: list[str] = COMPLETIONS) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     policy.share_prefix, policy.batch_rows = share, batch
     trainable = [p for p in policy.module.parameters() if p.requires_grad]
     for parameter in trainable:
         parameter.grad = None
-    rows = policy.logprobs([policy.tokenize(p) for p in PROMPTS],
-                           [policy.tokenize(c, add_special_tokens=False) for c in COMPLETIONS], 1.0)
+    rows = policy.logprobs([policy.tokenize(p) for p in prompts],
+                           [policy.tokenize(c, add_special_tokens=False) for c in completions], 1.0)
     (-torch.cat(rows).sum()).backward()
     return [r.detach() for r in rows], [p.grad.clone() for p in trainable]
 
@@ -99,21 +100,9 @@ def test_rows_of_two_kinds_are_batched_in_two_groups_each_with_its_prefix(policy
     completions = [*COMPLETIONS[:2], " Paris.", " yes", COMPLETIONS[2]]
     _add_lora(policy)
     policy.module.train()
-    prompt_ids = [policy.tokenize(p) for p in prompts]
-    completion_ids = [policy.tokenize(c, add_special_tokens=False) for c in completions]
-
-    def run(share: bool, batch: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        policy.share_prefix, policy.batch_rows = share, batch
-        trainable = [p for p in policy.module.parameters() if p.requires_grad]
-        for parameter in trainable:
-            parameter.grad = None
-        rows = policy.logprobs(prompt_ids, completion_ids, 1.0)
-        (-torch.cat(rows).sum()).backward()
-        return [r.detach() for r in rows], [p.grad.clone() for p in trainable]
-
-    reference_rows, reference_grads = run(False, False)
+    reference_rows, reference_grads = _loss_and_grads(policy, False, False, prompts, completions)
     shapes = _decoder_inputs(policy)
-    rows, grads = run(True, True)
+    rows, grads = _loss_and_grads(policy, True, True, prompts, completions)
     assert [rows_in_pass for rows_in_pass, _ in shapes] == [1, 3, 1, 2]  # each kind: its prefix, then its rows
     for row, expected in zip(rows, reference_rows, strict=True):
         torch.testing.assert_close(row, expected, rtol=1e-5, atol=1e-5)

@@ -594,11 +594,7 @@ class HFPolicy(BaseLLM):
     ) -> list[torch.Tensor]:
         """`logprobs` one forward per row (after the rows' shared prefix, with `share_prefix`)."""
         keeps = self._keeps_logits()
-        # the tokens every row starts with (an SFT batch's instructions and worked example, a GRPO group's prompt)
-        # go through the model once, and each row goes on from their KV cache
-        shared = shared_prefix_length(prompt_ids) if keeps and self.share_prefix else 0
-        prefix = self._prefix_cache(list(prompt_ids[0][:shared])) if shared else None
-        shared = shared if prefix is not None else 0
+        shared, prefix = self._shared_prefix(prompt_ids) if keeps else (0, None)
         result = []
         for prompt, completion in zip(prompt_ids, completion_ids, strict=True):
             row = list(prompt) + list(completion)
@@ -616,6 +612,14 @@ class HFPolicy(BaseLLM):
             targets = torch.tensor(list(completion), dtype=torch.long, device=self.device)
             result.append(log_dist.gather(-1, targets[:, None]).squeeze(-1))
         return result
+
+    def _shared_prefix(self, prompt_ids: Sequence[Sequence[int]]) -> tuple[int, Any]:
+        """How many leading tokens the rows share and their KV cache, with `share_prefix` (an SFT batch's
+        instructions and worked example, a GRPO group's prompt: they go through the model once and each row goes
+        on from the cache); (0, None) when nothing is shared or the cache cannot be forked."""
+        shared = shared_prefix_length(prompt_ids) if self.share_prefix else 0
+        prefix = self._prefix_cache(list(prompt_ids[0][:shared])) if shared else None
+        return (shared, prefix) if prefix is not None else (0, None)
 
     def _head_parts(self) -> tuple[Any, Any, float | None] | None:
         """The decoder, the output head and the logit soft-cap of a causal LM built as `head(decoder(x))` (Llama,
@@ -635,9 +639,7 @@ class HFPolicy(BaseLLM):
         right-padded, so every real token keeps its position and attends to no pad; the head on completion
         positions only."""
         decoder, output_head, softcap = head
-        shared = shared_prefix_length(prompt_ids) if self.share_prefix else 0
-        prefix = self._prefix_cache(list(prompt_ids[0][:shared])) if shared else None
-        shared = shared if prefix is not None else 0
+        shared, prefix = self._shared_prefix(prompt_ids)
         tails = [(list(p) + list(c))[shared:] for p, c in zip(prompt_ids, completion_ids, strict=True)]
         batch, width = len(tails), max(len(tail) for tail in tails)
         input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
