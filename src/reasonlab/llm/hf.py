@@ -53,6 +53,7 @@ from reasonlab.llm.base import (
     truncate_at_stop,
 )
 from reasonlab.llm.constrained import ConstraintFactory, GrammarConstraint
+from reasonlab.llm.head import token_logprobs
 
 __all__ = ["MIN_SHARED_PREFIX", "HFPolicy", "cache_frozen_casts", "merged_lora", "sample_token", "sampling_log_dist",
            "shared_prefix_length"]
@@ -185,6 +186,18 @@ class _CastOnceLinear(nn.Linear):
         return cached[2]
 
 
+def _frozen_head_weight(head: Any) -> torch.Tensor | None:
+    """The output head's weight as its matrix multiply would use it (cast to the autocast dtype, once, for a
+    `_CastOnceLinear`), if the head is a plain bias-free linear layer no gradient reaches; else None."""
+    if not isinstance(head, nn.Linear) or head.bias is not None or head.weight.requires_grad:
+        return None
+    device = head.weight.device.type
+    if torch.is_autocast_enabled(device) and head.weight.dtype != torch.get_autocast_dtype(device):
+        dtype = torch.get_autocast_dtype(device)
+        return head._cast(dtype) if isinstance(head, _CastOnceLinear) else head.weight.detach().to(dtype)
+    return head.weight.detach()
+
+
 def cache_frozen_casts(model: nn.Module) -> None:
     """Make every plain `nn.Linear` of `model` a `_CastOnceLinear` (parameters and state dict untouched; without
     autocast, or for a trainable weight, it computes exactly what nn.Linear does)."""
@@ -264,6 +277,9 @@ class HFPolicy(BaseLLM):
         # `logprobs` runs a request's rows as one right-padded batch through the decoder and projects only the
         # completion positions onto the vocabulary; False: one forward per row, the reference path
         self.batch_rows = True
+        # batched `logprobs` through a frozen head take the log-softmax a block of the vocabulary at a time and
+        # recompute the blocks in backward (`reasonlab.llm.head`); False: the whole (tokens x vocabulary) logits
+        self.head_blocks = True
         # `generate` decodes with a LoRA adapter folded into the base weights (`merged_lora`) and restores them
         # after; False: the adapter applied beside each layer, the reference path (`stream` always does this)
         self.merge_lora = True
@@ -663,10 +679,14 @@ class HFPolicy(BaseLLM):
             positions += range(len(prompt) - 1 - shared, len(prompt) - 1 - shared + len(completion))
         where = (torch.tensor(rows, dtype=torch.long, device=self.device),
                  torch.tensor(positions, dtype=torch.long, device=self.device))
+        targets = torch.tensor([t for c in completion_ids for t in c], dtype=torch.long, device=self.device)
+        weight = _frozen_head_weight(output_head) if self.head_blocks else None
+        if weight is not None:  # the vocabulary a block at a time (`reasonlab.llm.head`)
+            values = token_logprobs(hidden[where], weight, targets, softcap, scale)
+            return list(values.split([len(c) for c in completion_ids]))
         logits = output_head(hidden[where])
         if softcap is not None:
             logits = torch.tanh(logits / softcap) * softcap
-        targets = torch.tensor([t for c in completion_ids for t in c], dtype=torch.long, device=self.device)
         logits = logits.float() if scale == 1.0 else logits.float() / scale  # a division is a pass over N x V
         log_dist = F.log_softmax(logits, dim=-1)  # (total completion tokens, V)
         values = log_dist.gather(-1, targets[:, None]).squeeze(-1)
