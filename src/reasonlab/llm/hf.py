@@ -198,6 +198,12 @@ def _frozen_head_weight(head: Any) -> torch.Tensor | None:
     return head.weight.detach()
 
 
+def _can_select_rows(cache: Any) -> bool:
+    """Whether each layer of a KV cache can keep a subset of its rows (transformers' dynamic cache layers)."""
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(hasattr(layer, "batch_select_indices") for layer in layers)
+
+
 def cache_frozen_casts(model: nn.Module) -> None:
     """Make every plain `nn.Linear` of `model` a `_CastOnceLinear` (parameters and state dict untouched; without
     autocast, or for a trainable weight, it computes exactly what nn.Linear does)."""
@@ -283,6 +289,9 @@ class HFPolicy(BaseLLM):
         # `generate` decodes with a LoRA adapter folded into the base weights (`merged_lora`) and restores them
         # after; False: the adapter applied beside each layer, the reference path (`stream` always does this)
         self.merge_lora = True
+        # `generate` drops a finished row from the batch (and its KV cache) rather than decoding pad tokens for it
+        # until the longest row ends; False: every row stays to the end, the reference path
+        self.drop_finished = True
         self.device = torch.device(device or _default_device())
         self.tokenizer = tokenizer
         self.use_module(model)
@@ -459,17 +468,26 @@ class HFPolicy(BaseLLM):
 
         out, attention_mask, next_pos = self._prefill(rows)
         past = self._cache_of(out)
-        logits = out.logits[:, -1, :].float()  # (B, V)
+        logits = out.logits[:, -1, :].float()  # (rows in the batch, V)
+        active = list(range(batch))  # the rows of `state` in the batch, in batch order
         for _ in range(params.max_tokens):
-            next_tokens = torch.full((batch, 1), self.pad_token_id, dtype=torch.long)
-            for i in range(batch):
+            next_tokens = torch.full((len(active), 1), self.pad_token_id, dtype=torch.long)
+            for j, i in enumerate(active):
                 if finish[i] is None:
-                    next_tokens[i, 0] = self._step_row(i, logits[i].cpu(), params, generators, constraints,
+                    next_tokens[j, 0] = self._step_row(i, logits[j].cpu(), params, generators, constraints,
                                                        state.completions, state.logprobs, state.top, finish)
             yield
             if all(f is not None for f in finish):
                 break
-            attention_mask = torch.cat([attention_mask, torch.ones((batch, 1), dtype=torch.long, device=self.device)], 1)
+            keep = [j for j, i in enumerate(active) if finish[i] is None]
+            if self.drop_finished and len(keep) < len(active) and _can_select_rows(past):
+                index = torch.tensor(keep, dtype=torch.long, device=self.device)
+                for layer in past.layers:
+                    layer.batch_select_indices(index)
+                attention_mask, next_pos, next_tokens = attention_mask[index], next_pos[index], next_tokens[keep]
+                active = [active[j] for j in keep]
+            ones = torch.ones((len(active), 1), dtype=torch.long, device=self.device)
+            attention_mask = torch.cat([attention_mask, ones], 1)
             out = self._forward_cached(next_tokens.to(self.device), attention_mask, next_pos, past)
             past, next_pos = self._cache_of(out), next_pos + 1
             logits = out.logits[:, -1, :].float()
