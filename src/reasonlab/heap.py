@@ -1,8 +1,8 @@
 """Give the C heap's free pages back to the system. glibc keeps the pages of freed tensors smaller than its mmap
 threshold (up to 32 MB) in its heap, so a process holds on to the high-water mark of its largest step: three
 Moloch workers each held 7-8 GB after fine-tuning, 22 of the machine's 24 GB, with TFB's longer steps still to come.
-`release_memory()` at the end of a phase (a fine-tuning run, a generation call) bounds a process between phases by
-what it holds live. Not after every step: the pages it returns, the next step faults in again. A no-op off glibc."""
+`release_memory()` after each fine-tuning step and generation call bounds a process between them by what it holds
+live; the pages it returns, the next step faults in again. A no-op off glibc."""
 
 from __future__ import annotations
 

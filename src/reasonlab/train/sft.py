@@ -320,6 +320,11 @@ def _train_plain(
                 torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            if policy.device.type == "cpu":
+                # the step's freed activations go back to the system, not the heap: three Moloch workers that
+                # kept theirs until the end of a TFB round held 9 GB each and ran the machine out of memory. The
+                # price, pages faulted in again by the next step, is 8% of a step (benchmarks/heap_release.py)
+                release_memory()
             result.train_losses.append(step_loss)
             if run is not None:
                 run.log({"kind": "sft", "loss": step_loss}, step=step)
@@ -334,10 +339,6 @@ def _train_plain(
                     break
     result.steps = len(result.train_losses)
     policy.module.eval()
-    if policy.device.type == "cpu":
-        # the steps' freed activations go back to the system now, not after every step: the pages a step gives
-        # back, the next faults in again (40% of a one-thread step's time, benchmarks/heap_release.py)
-        release_memory()
 
 
 def _checkpoint_path(config: SFTConfig, run: Run | None) -> Path | None:
