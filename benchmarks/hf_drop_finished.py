@@ -40,28 +40,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from reasonlab.systems.moloch.config import PRESETS
-    from reasonlab.systems.moloch.training import (
-        build_anchors,
-        load_agent,
-        prompt_examples,
-        sampling_params,
-        set_decoding,
-    )
+    from hf_shared_prefix import add_trained_lora, wide_workload  # beside this script
 
-    preset = PRESETS["wide"]
-    anchors = build_anchors(preset.data).train[: args.cards]
-    shots = prompt_examples(preset.data, preset.agent)
-    params = sampling_params(preset.agent)
-    policy = set_decoding(load_agent("hf:embedded"), preset.agent)
+    policy, anchors, shots, params = wide_workload(args.cards)
     if args.lora:
-        from reasonlab.train.sft import LoRAConfig, add_lora
-
-        add_lora(policy, LoRAConfig(r=8, alpha=16, dropout=0.0), seed=0)
-        with torch.no_grad():
-            for name, parameter in policy.module.named_parameters():
-                if "lora_B" in name:
-                    parameter.normal_(0, 0.01)
+        add_trained_lora(policy)
     _decode(policy, anchors[:2], shots, params, True)  # warm-up
     seconds: dict[str, list[float]] = {"every row to the end": [], "finished rows dropped": []}
     texts: dict[str, list[str | None]] = {}

@@ -52,6 +52,35 @@ def _sft_step(policy: Any, encoded: list[tuple[list[int], list[int]]], rows_per_
     return time.perf_counter() - started, [p.grad.clone() for p in trainable]
 
 
+def wide_workload(cards: int) -> tuple[Any, list, Any, Any]:
+    """The embedded agent as Moloch's `wide` preset decodes it (bf16), the first `cards` training cards, the worked
+    example and the sampling parameters."""
+    from reasonlab.systems.moloch.config import PRESETS
+    from reasonlab.systems.moloch.training import (
+        build_anchors,
+        load_agent,
+        prompt_examples,
+        sampling_params,
+        set_decoding,
+    )
+
+    preset = PRESETS["wide"]
+    policy = set_decoding(load_agent("hf:embedded"), preset.agent)
+    return (policy, build_anchors(preset.data).train[:cards], prompt_examples(preset.data, preset.agent),
+            sampling_params(preset.agent))
+
+
+def add_trained_lora(policy: Any) -> None:
+    """An r8 LoRA adapter on every linear layer with a nonzero B, as after a round of training."""
+    from reasonlab.train.sft import LoRAConfig, add_lora
+
+    add_lora(policy, LoRAConfig(r=8, alpha=16, dropout=0.0), seed=0)
+    with torch.no_grad():
+        for name, parameter in policy.module.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.01)
+
+
 def _relative(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     difference = sum(float(((x - y) ** 2).sum()) for x, y in zip(a, b, strict=True))
     return (difference / sum(float((x**2).sum()) for x in b)) ** 0.5
@@ -66,22 +95,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from reasonlab.llm.hf import shared_prefix_length
-    from reasonlab.systems.moloch.config import PRESETS
     from reasonlab.systems.moloch.rounds import agent_prompts
-    from reasonlab.systems.moloch.training import (
-        build_anchors,
-        load_agent,
-        prompt_examples,
-        sampling_params,
-        set_decoding,
-    )
-    from reasonlab.train.sft import LoRAConfig, add_lora
 
-    preset = PRESETS["wide"]
-    anchors = build_anchors(preset.data).train[: args.cards]
-    shots = prompt_examples(preset.data, preset.agent)
-    params = sampling_params(preset.agent)
-    policy = set_decoding(load_agent("hf:embedded"), preset.agent)
+    policy, anchors, shots, params = wide_workload(args.cards)
     prompts = agent_prompts(anchors, False, True, shots)
     rows = [policy.prompt_ids(prompts[a.anchor_id]) for a in anchors]
 
@@ -92,11 +108,7 @@ def main() -> None:
         for name, share in (("whole rows", False), ("shared prefix", True)):
             decode[name].append(_decode(policy, anchors, shots, params, share))
 
-    add_lora(policy, LoRAConfig(r=8, alpha=16, dropout=0.0), seed=0)
-    with torch.no_grad():  # a nonzero B, as after a round of training
-        for name, parameter in policy.module.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.01)
+    add_trained_lora(policy)
     lora_decode: dict[str, list[float]] = {"adapter beside each layer": [], "merged": []}
     for _ in range(args.repeats):
         for name, merge in (("adapter beside each layer", False), ("merged", True)):
