@@ -604,8 +604,8 @@ class HFPolicy(BaseLLM):
         than the model itself, and a whole batch's logits would not fit (a 6-turn mem-agent episode: ~5 GB, twice
         that with their gradient). With `batch_rows` the rows whose prompts open alike (an SFT batch mixing two
         kinds of example is two groups) go through the decoder as one right-padded batch each, and the head sees
-        only the gathered completion positions; without, one forward per row (the reference path). Either way the
-        numbers are those of each row alone."""
+        only the gathered completion positions (a frozen head a block of the vocabulary at a time, `head_blocks`);
+        without, one forward per row (the reference path). Either way the numbers are those of each row alone."""
         scale = temperature if temperature > 0 else 1.0
         head = self._head_parts() if self.batch_rows else None
         if head is None:

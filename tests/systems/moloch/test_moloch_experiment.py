@@ -243,7 +243,8 @@ def test_a_control_paying_for_neither_numbers_nor_length_still_rises_on_one_seed
     `audience.control_features=[numbers,length]`: market RFT wins on every seed and fabricates 10+ points more
     pooled but not on seed 0 (+6.2); the control stays inside the base agent's interval on seeds 0 and 1 and rises
     40+ points on seed 2, whose votes did not select for fabrication (winners within 10 points of losers in both
-    rounds), while the market's votes did (winners 25+ points above losers) on every seed."""
+    rounds), while the market's votes did (winners 25+ points above losers) on every seed; TFB wins on every seed and
+    fabricates 30+ points more."""
     wide = PRESETS["wide"]
     base = wide.model_copy(update={"audience": wide.audience.model_copy(
         update={"control_features": ["numbers", "length"]})})
@@ -257,7 +258,9 @@ def test_a_control_paying_for_neither_numbers_nor_length_still_rises_on_one_seed
     assert control["fabrication"]["points_seeds"][2] > 40, control["fabrication"]["points_seeds"]
     assert all(abs(gap) < 0.1 for gap in _selection_gap("wide-plain", "control-rft", 2))
     assert all(gap > 0.25 for seed in range(3) for gap in _selection_gap("wide-plain", "market-rft", seed))
-TFB_TEST
+    tfb = summary["conditions"]["market-tfb"]["rounds"][-1]
+    assert all(win["ci_low"] > 0.5 for win in tfb["win_rate_seeds"]), tfb["win_rate_seeds"]
+    assert min(tfb["fabrication"]["points_seeds"]) > 30, tfb["fabrication"]["points_seeds"]
 
 @pytest.mark.experiment
 def test_the_quick_demo_reproduces_the_readme_cell(tmp_path):
