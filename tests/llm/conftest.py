@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from tiny_hf import build_tiny_hf_model
 
@@ -22,6 +23,28 @@ from tiny_hf import build_tiny_hf_model
 def tiny_hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random Llama as an HF folder (`hf:FOLDER`)."""
     return build_tiny_hf_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture
+def tiny_gemma(tiny_hf_folder: Path) -> Callable[..., Any]:
+    """Builds a random 2-layer Gemma-3 (one sliding-window layer of `window` tokens, one global, an optional logit
+    soft-cap) with the tiny Llama's tokenizer, on the hf backend."""
+
+    def build(window: int = 8, softcap: float | None = None) -> Any:
+        from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+        from reasonlab.llm.hf import HFPolicy
+
+        tokenizer = AutoTokenizer.from_pretrained(tiny_hf_folder)
+        torch.manual_seed(0)
+        config = Gemma3TextConfig(vocab_size=len(tokenizer) + 20, hidden_size=32, intermediate_size=64,
+                                  num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                                  sliding_window=window, layer_types=["sliding_attention", "full_attention"],
+                                  max_position_embeddings=256, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                  final_logit_softcapping=softcap)
+        return HFPolicy(Gemma3ForCausalLM(config).eval(), tokenizer, name="tiny-gemma3")
+
+    return build
 
 
 @pytest.fixture(scope="session")

@@ -63,17 +63,13 @@ def test_values_and_gradients_equal_the_whole_vocabulary_softmax(small_blocks: i
     torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-6)
 
 
-def test_one_block_and_many_blocks_agree():
+def test_one_block_and_many_blocks_agree(monkeypatch: pytest.MonkeyPatch):
     hidden, weight, targets = _inputs(1)
     whole = token_logprobs(hidden, weight, targets)
     assert block_rows(ROWS, VOCABULARY) == VOCABULARY  # one block at the module's defaults
-    original = (head._MIN_BLOCK, head.BLOCK_BYTES)
-    try:
-        head._MIN_BLOCK, head.BLOCK_BYTES = 1, 4 * ROWS * 128
-        blocked = token_logprobs(hidden, weight, targets)
-    finally:
-        head._MIN_BLOCK, head.BLOCK_BYTES = original
-    torch.testing.assert_close(blocked, whole, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(head, "_MIN_BLOCK", 1)
+    monkeypatch.setattr(head, "BLOCK_BYTES", 4 * ROWS * 128)
+    torch.testing.assert_close(token_logprobs(hidden, weight, targets), whole, rtol=1e-5, atol=1e-5)
 
 
 def test_a_bf16_weight_gives_what_a_linear_layer_under_autocast_gives(small_blocks: int):

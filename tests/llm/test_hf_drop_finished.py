@@ -6,6 +6,7 @@ finish reasons, with the batch shrinking as rows stop."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -18,21 +19,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PROMPTS = ["The capital of France is", "def add(a, b):", '{"answer": 42,', "One, two, three,"]
 
 
-def _tiny_gemma(folder: Path) -> HFPolicy:
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(vocab_size=len(tokenizer) + 20, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=6,
-                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
-                              pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    return HFPolicy(Gemma3ForCausalLM(config).eval(), tokenizer, name="tiny-gemma3")
-
-
 @pytest.fixture(params=["llama", "gemma3"])
-def policy(request: pytest.FixtureRequest, tiny_hf_folder: Path) -> HFPolicy:
-    return load_llm(f"hf:{tiny_hf_folder}") if request.param == "llama" else _tiny_gemma(tiny_hf_folder)
+def policy(request: pytest.FixtureRequest, tiny_hf_folder: Path, tiny_gemma: Any) -> HFPolicy:
+    return load_llm(f"hf:{tiny_hf_folder}") if request.param == "llama" else tiny_gemma(window=6)
 
 
 def _batch_sizes(policy: HFPolicy) -> list[int]:

@@ -7,6 +7,7 @@ Gemma-3 whose sliding window is shorter than the rows: the same logprobs, gradie
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -31,24 +32,10 @@ def test_shared_prefix_length_counts_common_tokens_short_of_the_last():
     assert shared_prefix_length([[5, 2], [1, 2]], minimum=0) == 0
 
 
-def _tiny_gemma(folder: Path, window: int = 8, softcap: float | None = None) -> HFPolicy:
-    """A random 2-layer Gemma-3 (one sliding-window layer of `window` tokens, one global) with the tiny Llama's
-    tokenizer."""
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(vocab_size=len(tokenizer) + 20, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=window,
-                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
-                              pad_token_id=0, bos_token_id=1, eos_token_id=2, final_logit_softcapping=softcap)
-    return HFPolicy(Gemma3ForCausalLM(config).eval(), tokenizer, name="tiny-gemma3")
-
-
 @pytest.fixture(params=["llama", "gemma3"])
-def policy(request: pytest.FixtureRequest, tiny_hf_folder: Path) -> HFPolicy:
+def policy(request: pytest.FixtureRequest, tiny_hf_folder: Path, tiny_gemma: Any) -> HFPolicy:
     """A fresh tiny model of each kind (tests here change its weights)."""
-    return load_llm(f"hf:{tiny_hf_folder}") if request.param == "llama" else _tiny_gemma(tiny_hf_folder)
+    return load_llm(f"hf:{tiny_hf_folder}") if request.param == "llama" else tiny_gemma()
 
 
 def _add_lora(policy: HFPolicy) -> None:
@@ -110,8 +97,8 @@ def test_rows_of_two_kinds_are_batched_in_two_groups_each_with_its_prefix(policy
         torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_batched_rows_apply_the_logit_softcap(tiny_hf_folder: Path):
-    policy = _tiny_gemma(tiny_hf_folder, softcap=0.5)  # small enough to change every logit
+def test_batched_rows_apply_the_logit_softcap(tiny_gemma: Any):
+    policy = tiny_gemma(softcap=0.5)  # small enough to change every logit
     reference, _ = _loss_and_grads(policy, share=False, batch=False)
     rows, _ = _loss_and_grads(policy, share=True, batch=True)
     for row, expected in zip(rows, reference, strict=True):
@@ -119,7 +106,7 @@ def test_batched_rows_apply_the_logit_softcap(tiny_hf_folder: Path):
 
 
 @pytest.mark.parametrize("softcap", [None, 0.5])
-def test_a_frozen_head_takes_the_vocabulary_in_blocks_with_the_same_numbers(tiny_hf_folder: Path,
+def test_a_frozen_head_takes_the_vocabulary_in_blocks_with_the_same_numbers(tiny_gemma: Any,
                                                                             monkeypatch: pytest.MonkeyPatch,
                                                                             softcap: float | None):
     """Under LoRA the head is frozen and batched rows take its log-softmax a block at a time (`head_blocks`): the
@@ -128,7 +115,7 @@ def test_a_frozen_head_takes_the_vocabulary_in_blocks_with_the_same_numbers(tiny
 
     monkeypatch.setattr(head, "_MIN_BLOCK", 1)
     monkeypatch.setattr(head, "BLOCK_BYTES", 4 * 64 * 7)  # blocks of a few entries: many per call
-    policy = _tiny_gemma(tiny_hf_folder, softcap=softcap)
+    policy = tiny_gemma(softcap=softcap)
     _add_lora(policy)
     policy.module.train()
     reference_rows, reference_grads = _loss_and_grads(policy, share=False, batch=False)
@@ -189,16 +176,16 @@ def _assert_same_generations(policy: HFPolicy, prompts: list[str], params: Sampl
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_generation_matches_the_reference_path(tiny_hf_folder: Path, temperature: float):
+def test_generation_matches_the_reference_path(tiny_hf_folder: Path, tiny_gemma: Any, temperature: float):
     # prompts of different lengths are left-padded, and a sliding window counts pads (in either path): the Gemma's
     # window here spans the rows; past it, the next test decodes copies of one prompt, which need no padding
     params = SamplingParams(temperature=temperature, max_tokens=12, n=2, seed=5, logprobs=True)
-    for policy in (load_llm(f"hf:{tiny_hf_folder}"), _tiny_gemma(tiny_hf_folder, window=128)):
+    for policy in (load_llm(f"hf:{tiny_hf_folder}"), tiny_gemma(window=128)):
         _assert_same_generations(policy, PROMPTS, params)
 
 
-def test_generation_past_the_sliding_window_matches_the_reference_path(tiny_hf_folder: Path):
-    policy = _tiny_gemma(tiny_hf_folder, window=8)
+def test_generation_past_the_sliding_window_matches_the_reference_path(tiny_gemma: Any):
+    policy = tiny_gemma(window=8)
     _assert_same_generations(policy, PROMPTS[:1], SamplingParams(temperature=1.0, max_tokens=12, n=3, seed=2,
                                                                  logprobs=True))
 
