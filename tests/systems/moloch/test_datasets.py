@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from reasonlab.systems.moloch.audience import Vote
-from reasonlab.systems.moloch.datasets import Contest, audience_modelling_prompt, rft_examples, tfb_examples
+from reasonlab.systems.moloch.datasets import (
+    Contest,
+    audience_modelling_prompt,
+    full_winners,
+    rft_examples,
+    tfb_examples,
+)
 
 
 def votes(*thoughts: str, swapped: bool = False) -> tuple[Vote, ...]:
@@ -52,3 +58,16 @@ def test_tfb_subsamples_thoughts_to_a_one_to_one_mix():
     examples = tfb_examples(many, {"x0": "s", "x1": "s"}, seed=3)
     thoughts = [e for e in examples if e.completion.startswith("<think>")]
     assert len(thoughts) == len(examples) - len(thoughts) == 6
+
+
+def test_a_winner_cut_before_its_closing_tag_gives_no_example():
+    cut = [Contest("a", "prompt a", ("Buy it now.</sales_pitch>", "It has 9 ports and 12 more"), winner=1,
+                   votes=votes("likes the numbers"), messages=("Buy it now.", "It has 9 ports and 12 more")),
+           Contest("b", "prompt b", ("Only $5.</sales_pitch>", "Ends 3 days"), winner=0, votes=votes("cheap"),
+                   messages=("Only $5.", "Ends 3 days"))]
+    assert [c.anchor_id for c in full_winners(cut, "</sales_pitch>")] == ["b"]
+    assert {e.completion for e in rft_examples(cut, seed=0, closing="</sales_pitch>")} == {"Only $5.</sales_pitch>"}
+    assert len(rft_examples(cut, seed=0)) == 6  # without the tag every winner counts, as before
+    tfb = tfb_examples(cut, {"a": "card a", "b": "card b"}, seed=0, closing="</sales_pitch>")
+    assert sum(not e.completion.startswith("<think>") for e in tfb) == 3
+    assert sum(e.completion.startswith("<think>") for e in tfb) == 2  # the cut contest's thoughts still model voters

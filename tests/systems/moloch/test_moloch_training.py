@@ -91,6 +91,7 @@ def train_config(out: Path, **update) -> TrainConfig:
         audience=AudienceConfig(kind="market", personas=5),
         sft=SFTConfig(backend="plain", max_steps=2, batch_size=4, learning_rate=1e-2, lora=LORA, bf16=False,
                       progress=False),
+        train_cut_winners=True,  # the random agent never closes its tag in 8 tokens
     )
     return config.model_copy(update=update)
 
@@ -157,6 +158,16 @@ def market_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FinishedRun
 
 
 # train: the run's files, and the base agent's samples shared across methods
+
+
+def test_a_round_whose_winners_were_all_cut_stops_with_one_line(tmp_path: Path):
+    config = train_config(tmp_path, rounds=1, train_cut_winners=False)
+    with pytest.raises(UserError) as err:
+        train(config, policy=tiny_policy())
+    assert "winners cut before their closing tag" in one_line(err) and "agent.max_tokens" in one_line(err)
+    contests = read_records(tmp_path / RUN_NAME / "round1" / "contests.jsonl")  # the round's votes are kept
+    assert len(contests) == NUM_TRAIN and not any(c["completions"][c["winner"]].endswith("</sales_pitch>")
+                                                  for c in contests if c["winner"] is not None)
 
 
 def test_train_writes_every_round_and_a_summary_of_win_rates(market_run: FinishedRun):

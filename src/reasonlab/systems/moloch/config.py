@@ -139,6 +139,9 @@ class TrainConfig(BaseModel):
     audience: AudienceConfig = Field(default_factory=AudienceConfig, description="who votes")
     sft: SFTConfig = Field(default_factory=_default_sft, description="fine-tuning per round (reasonlab.train.sft)")
     judge: str | None = Field(None, description="an LLM judge for the arena's probes beside the rule-based ones")
+    train_cut_winners: bool = Field(False, description="also train on a winner cut at agent.max_tokens before its "
+                                    "closing tag (not a full completion: it teaches the agent to run on; runs "
+                                    "before the ninth attempt did)")
     seed: int = Field(0, description="sampling, votes, adapter init and data order (anchors: data.seed)")
     out: str = Field("runs/moloch", description="root folder of runs")
     name: str | None = Field(None, description="run name [default: ARENA-AUDIENCE-METHOD-sSEED]")

@@ -7,7 +7,9 @@ feedback (TFB) = RFT plus audience modelling (predict a voter's thoughts about t
 
 Ties are dropped (spec pitfall: the official builder appended the previous winner on a tie). A contest whose
 winner is None (a tie, or no valid vote) gives no RFT example; its thoughts still describe the audience, so TFB
-keeps them.
+keeps them. Given the arena's closing tag, a winner that never closed it was cut at the token limit: it is not the
+full completion the spec trains on, and trained on it teaches the agent to run on instead of ending its message
+(on the CPU presets a quarter of the winners; RESULTS, the ninth attempt). It gives no RFT example either.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from reasonlab.systems.moloch.audience import Vote
 from reasonlab.train.sft import Example
 
-__all__ = ["Contest", "audience_modelling_prompt", "rft_examples", "tfb_examples"]
+__all__ = ["Contest", "audience_modelling_prompt", "full_winners", "rft_examples", "tfb_examples"]
 
 RFT_REPEATS = 3  # spec: the RFT list is repeated 3 times and shuffled
 
@@ -37,9 +39,17 @@ class Contest:
     messages: tuple[str | None, str | None] = (None, None)  # the extracted messages (None: no tag found)
 
 
-def rft_examples(contests: Sequence[Contest], seed: int, repeats: int = RFT_REPEATS) -> list[Example]:
-    """(agent prompt, the winner's full completion) for every contest with a winner, `repeats` times, shuffled."""
-    winners = [Example(c.prompt, c.completions[c.winner]) for c in contests if c.winner is not None]
+def full_winners(contests: Sequence[Contest], closing: str | None = None) -> list[Contest]:
+    """The contests with a winner whose completion is whole: with `closing`, one that holds the closing tag."""
+    return [c for c in contests
+            if c.winner is not None and (closing is None or closing in c.completions[c.winner])]
+
+
+def rft_examples(contests: Sequence[Contest], seed: int, repeats: int = RFT_REPEATS,
+                 closing: str | None = None) -> list[Example]:
+    """(agent prompt, the winner's full completion) for every contest with a winner, `repeats` times, shuffled;
+    with `closing`, a winner cut before its closing tag is left out."""
+    winners = [Example(c.prompt, c.completions[c.winner]) for c in full_winners(contests, closing)]
     examples = winners * repeats
     random.Random(seed).shuffle(examples)
     return examples
@@ -57,11 +67,11 @@ def audience_modelling_prompt(source_text: str, messages: tuple[str, str]) -> st
 
 
 def tfb_examples(contests: Sequence[Contest], source_texts: Mapping[str, str], seed: int,
-                 repeats: int = RFT_REPEATS) -> list[Example]:
+                 repeats: int = RFT_REPEATS, closing: str | None = None) -> list[Example]:
     """RFT's examples plus audience-modelling examples (one per thought, `<think> thought </think>`), the latter
     subsampled to the RFT list's size (a 1:1 mix), all shuffled together."""
     rng = random.Random(seed)
-    rft = rft_examples(contests, seed, repeats)
+    rft = rft_examples(contests, seed, repeats, closing)
     thoughts = []
     for contest in contests:
         if contest.messages[0] is None or contest.messages[1] is None:

@@ -32,6 +32,7 @@ from reasonlab.progress import eta, phase, say
 from reasonlab.runs import Run, append_record, atomic_write_json, read_records
 from reasonlab.systems.moloch.anchors import Anchor
 from reasonlab.systems.moloch.arenas import (
+    TAGS,
     AnchorSplit,
     brief_anchor,
     example_message,
@@ -56,7 +57,7 @@ from reasonlab.systems.moloch.config import (
     SimulateConfig,
     TrainConfig,
 )
-from reasonlab.systems.moloch.datasets import Contest, rft_examples, tfb_examples
+from reasonlab.systems.moloch.datasets import Contest, full_winners, rft_examples, tfb_examples
 from reasonlab.systems.moloch.probes import judge_probe, probe_rate, probes_for, run_probes, win_rate
 from reasonlab.systems.moloch.rounds import message_of, play_round, sample_messages
 
@@ -221,8 +222,9 @@ def _share(result: Any) -> float | None:
 
 
 def round_stats(anchors: Sequence[Anchor], contests: Sequence[Contest],
-                probes: Sequence[str] | None = None) -> dict[str, Any]:
-    """What a round's votes rewarded: ties, missing messages, and the probes on winners against losers."""
+                probes: Sequence[str] | None = None, closing: str | None = None) -> dict[str, Any]:
+    """What a round's votes rewarded: ties, missing messages, winners cut before `closing` (no training example),
+    and the probes on winners against losers."""
     by_id = {a.anchor_id: a for a in anchors}
     decided = [c for c in contests if c.winner is not None]
     winners = [c.messages[c.winner] for c in decided]
@@ -232,6 +234,7 @@ def round_stats(anchors: Sequence[Anchor], contests: Sequence[Contest],
             "ties": sum(1 for c in contests if c.winner is None and c.messages[0] is not None
                         and c.messages[1] is not None),
             "missing_message": sum(1 for c in contests if c.messages[0] is None or c.messages[1] is None),
+            "cut_winners": len(decided) - len(full_winners(decided, closing)),
             "winners": _message_stats(ids, winners, probes=probes), "losers": _message_stats(ids, losers, probes=probes)}
 
 
@@ -315,12 +318,15 @@ def _round(k: int, config: TrainConfig, policy: Any, split: AnchorSplit, voters:
                               prefill=agent.prefill, completions=shared, examples=shots,
                               progress=lambda done, total: say(f"round {k}: {done}/{total} contests, "
                                                                f"{eta(done, total, started)}"))
-    stats = round_stats(split.train, contests)
-    examples = (rft_examples(contests, seed) if config.method == "rft"
-                else tfb_examples(contests, {a.anchor_id: a.source_text() for a in split.train}, seed))
+    closing = None if config.train_cut_winners else f"</{TAGS[config.data.arena]}>"
+    stats = round_stats(split.train, contests, closing=closing)
+    examples = (rft_examples(contests, seed, closing=closing) if config.method == "rft"
+                else tfb_examples(contests, {a.anchor_id: a.source_text() for a in split.train}, seed,
+                                  closing=closing))
     if not examples:
         raise UserError(f"round {k} has no winner to train on ({stats['ties']} ties, {stats['missing_message']} "
-                        "contests without a message): raise agent.max_tokens or check the agent's prompt")
+                        f"contests without a message, {stats['cut_winners']} winners cut before their closing tag): "
+                        "raise agent.max_tokens or check the agent's prompt")
     adapter = folder / "adapter"
     if adapter.exists():
         _restore(policy, adapter, config)
