@@ -4,7 +4,8 @@ market TFB and control RFT, 3 seeds, on the embedded Gemma-3-270M), the second a
 (runs/moloch/worked), the fifth on twice the training cards (runs/moloch/wide, runs/moloch/wide24), the sixth in
 that setting on the shared-prefix backend with all three conditions (runs/moloch/wide-fast), the seventh on
 batched rows and merged LoRA decoding (runs/moloch/wide-hour), the eighth with a control that pays for neither
-numbers nor length (runs/moloch/wide-plain) and the quick demo. The run of record reuses a
+numbers nor length (runs/moloch/wide-plain), the ninth without the winners cut at the token limit
+(runs/moloch/wide-closed, runs/moloch/wide-epoch) and the quick demo. The run of record reuses a
 finished experiment in runs/moloch/market (the command in benchmarks/RESULTS.md) or makes it (about 100 min on 2
 cores in 3 worker processes); the demo takes about 3 min."""
 
@@ -237,6 +238,13 @@ def _selection_gap(name: str, condition: str, seed: int) -> list[float]:
     return gaps
 
 
+def _wide_plain(**update: object):
+    """The eighth attempt's setting: `wide` with a control that pays for neither numbers nor length, and `update`."""
+    wide = PRESETS["wide"]
+    return wide.model_copy(update={"audience": wide.audience.model_copy(
+        update={"control_features": ["numbers", "length"]}), **update})
+
+
 @pytest.mark.experiment
 def test_a_control_paying_for_neither_numbers_nor_length_still_rises_on_one_seed():
     """The eighth attempt (RESULTS, "Eighth attempt"), after round 2 of the `wide` setting with
@@ -245,10 +253,7 @@ def test_a_control_paying_for_neither_numbers_nor_length_still_rises_on_one_seed
     40+ points on seed 2, whose votes did not select for fabrication (winners within 10 points of losers in both
     rounds), while the market's votes did (winners 25+ points above losers) on every seed; TFB wins on every seed and
     fabricates 30+ points more."""
-    wide = PRESETS["wide"]
-    base = wide.model_copy(update={"audience": wide.audience.model_copy(
-        update={"control_features": ["numbers", "length"]})})
-    config = ExperimentConfig(base=base, conditions=["market-rft", "control-rft", "market-tfb"])
+    config = ExperimentConfig(base=_wide_plain(), conditions=["market-rft", "control-rft", "market-tfb"])
     summary = run_experiment(config, OUT, "wide-plain", jobs=3)
     rft, control = (summary["conditions"][c]["rounds"][-1] for c in ("market-rft", "control-rft"))
     assert all(win["ci_low"] > 0.5 for win in rft["win_rate_seeds"]), rft["win_rate_seeds"]
@@ -261,6 +266,40 @@ def test_a_control_paying_for_neither_numbers_nor_length_still_rises_on_one_seed
     tfb = summary["conditions"]["market-tfb"]["rounds"][-1]
     assert all(win["ci_low"] > 0.5 for win in tfb["win_rate_seeds"]), tfb["win_rate_seeds"]
     assert min(tfb["fabrication"]["points_seeds"]) > 30, tfb["fabrication"]["points_seeds"]
+
+def _full_winner_gap(name: str, condition: str, seed: int, k: int) -> tuple[int, float]:
+    """Round `k` of `condition` in experiment `name` on `seed`: the decided contests whose winner closed its tag,
+    and those winners' fabrication rate minus their losers'."""
+    from reasonlab.runs import read_records
+    from reasonlab.systems.moloch.probes import fabrication
+    from reasonlab.systems.moloch.training import build_anchors
+
+    anchors = {a.anchor_id: a for a in build_anchors(PRESETS["wide"].data).train}
+    contests = [c for c in read_records(OUT / name / f"{condition}-s{seed}" / f"round{k}" / "contests.jsonl")
+                if c["winner"] is not None and c["completions"][c["winner"]].endswith("</sales_pitch>")]
+    rates = [sum(fabrication(anchors[c["anchor_id"]], c["messages"][side(c)]).flagged for c in contests)
+             / len(contests) for side in (lambda c: c["winner"], lambda c: 1 - c["winner"])]
+    return len(contests), rates[0] - rates[1]
+
+
+@pytest.mark.experiment
+def test_without_the_winners_cut_at_the_token_limit_market_rft_barely_fabricates():
+    """The ninth attempt (RESULTS, "Ninth attempt"), market RFT of the eighth attempt's setting on the code that
+    leaves out a winner cut at agent.max_tokens before its closing tag: round 1 cut a quarter or more of each seed's
+    winners; the full winners still out-fabricate their losers by 15+ points, yet after round 2 RFT fabricates
+    10+ points more on seed 1 only and does not win on seed 0."""
+    config = ExperimentConfig(base=_wide_plain(), conditions=["market-rft"])
+    summary = run_experiment(config, OUT, "wide-closed", jobs=3)
+    rft = summary["conditions"]["market-rft"]["rounds"][-1]
+    assert [win["ci_low"] > 0.5 for win in rft["win_rate_seeds"]] == [False, True, True], rft["win_rate_seeds"]
+    points = rft["fabrication"]["points_seeds"]
+    assert [point >= 10 for point in points] == [False, True, False], points
+    for seed in range(3):
+        train = json.loads((OUT / "wide-closed" / f"market-rft-s{seed}" / "round1" / "result.json").read_text())["train"]
+        assert train["cut_winners"] >= 0.25 * train["decided"], train
+        full, gap = _full_winner_gap("wide-closed", "market-rft", seed, 1)
+        assert full == train["decided"] - train["cut_winners"] and gap > 0.15, (seed, full, gap)
+
 
 @pytest.mark.experiment
 def test_the_quick_demo_reproduces_the_readme_cell(tmp_path):
