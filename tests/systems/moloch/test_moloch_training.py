@@ -191,7 +191,13 @@ def test_train_writes_every_round_and_a_summary_of_win_rates(market_run: Finishe
         assert train_stats["decided"] + train_stats["ties"] + train_stats["missing_message"] == NUM_TRAIN
         assert len(result["train_losses"]) == 2  # sft.max_steps
         assert result["tuned"]["messages"] + result["tuned"]["missing"] == NUM_TEST
-    # RFT trains on each round's winners, each repeated 3 times
+    # RFT trains on each round's winners, each repeated 3 times (with train_cut_winners, the cut ones too; they are
+    # still counted)
+    for r in summary["rounds"]:
+        logged = read_records(market_run.dir / f"round{r['round']}" / "contests.jsonl")
+        cut = [c for c in logged if c["winner"] is not None and "</sales_pitch>" not in c["completions"][c["winner"]]]
+        assert r["train"]["cut_winners"] == len(cut)
+    assert sum(r["train"]["cut_winners"] for r in summary["rounds"]) > 0
     assert market_run.trained == [(SEED * 1000 + r["round"], 3 * r["train"]["decided"]) for r in summary["rounds"]]
     # pairs of both rounds (round 1 from the base agent) and one test message per anchor: the base agent's
     # and each round's tuned one

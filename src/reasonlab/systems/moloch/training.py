@@ -318,8 +318,9 @@ def _round(k: int, config: TrainConfig, policy: Any, split: AnchorSplit, voters:
                               prefill=agent.prefill, completions=shared, examples=shots,
                               progress=lambda done, total: say(f"round {k}: {done}/{total} contests, "
                                                                f"{eta(done, total, started)}"))
-    closing = None if config.train_cut_winners else f"</{TAGS[config.data.arena]}>"
-    stats = round_stats(split.train, contests, closing=closing)
+    tag = f"</{TAGS[config.data.arena]}>"
+    stats = round_stats(split.train, contests, closing=tag)  # cut winners counted even where trained on
+    closing = None if config.train_cut_winners else tag
     examples = (rft_examples(contests, seed, closing=closing) if config.method == "rft"
                 else tfb_examples(contests, {a.anchor_id: a.source_text() for a in split.train}, seed,
                                   closing=closing))
