@@ -149,7 +149,11 @@ def load_official(path: Path) -> dict[str, types.ModuleType]:
     sys.path.insert(0, str(path.resolve()))
     names = {"trm": "models.recursive_reasoning.trm", "losses": "models.losses",
              "sparse_embedding": "models.sparse_embedding"}
-    return {key: importlib.import_module(name) for key, name in names.items()}
+    try:
+        return {key: importlib.import_module(name) for key, name in names.items()}
+    except ModuleNotFoundError as err:  # the official code imports einops (and more) that reasonlab does not need
+        raise SystemExit(f"--official {path}: its code needs the module {err.name!r}, which is not installed: "
+                         f"`.venv/bin/pip install {err.name}`, then run again") from None
 
 
 def official_config(variant: str, size: str, batch: int, bf16: bool) -> dict:
