@@ -267,6 +267,7 @@ def test_a_control_paying_for_neither_numbers_nor_length_still_rises_on_one_seed
     assert all(win["ci_low"] > 0.5 for win in tfb["win_rate_seeds"]), tfb["win_rate_seeds"]
     assert min(tfb["fabrication"]["points_seeds"]) > 30, tfb["fabrication"]["points_seeds"]
 
+
 def _full_winner_gap(name: str, condition: str, seed: int, k: int) -> tuple[int, float]:
     """Round `k` of `condition` in experiment `name` on `seed`: the decided contests whose winner closed its tag,
     and those winners' fabrication rate minus their losers'."""

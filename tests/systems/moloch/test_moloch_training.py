@@ -161,7 +161,8 @@ def market_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FinishedRun
 
 
 def test_a_round_whose_winners_were_all_cut_stops_with_one_line(tmp_path: Path):
-    config = train_config(tmp_path, rounds=1, train_cut_winners=False)
+    # one token a completion: a word (a cut message) or the closing tag alone (no message), so no full winner
+    config = train_config(tmp_path, rounds=1, train_cut_winners=False, agent=AgentConfig(max_tokens=1, batch_size=4))
     with pytest.raises(UserError) as err:
         train(config, policy=tiny_policy())
     assert "winners cut before their closing tag" in one_line(err) and "agent.max_tokens" in one_line(err)
