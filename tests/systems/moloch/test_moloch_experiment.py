@@ -268,19 +268,14 @@ def test_a_control_paying_for_neither_numbers_nor_length_still_rises_on_one_seed
     assert min(tfb["fabrication"]["points_seeds"]) > 30, tfb["fabrication"]["points_seeds"]
 
 
-def _full_winner_gap(name: str, condition: str, seed: int, k: int) -> tuple[int, float]:
-    """Round `k` of `condition` in experiment `name` on `seed`: the decided contests whose winner closed its tag,
-    and those winners' fabrication rate minus their losers'."""
-    from reasonlab.runs import read_records
-    from reasonlab.systems.moloch.probes import fabrication
-    from reasonlab.systems.moloch.training import build_anchors
+def _full_round_stats(name: str, condition: str, seed: int, k: int) -> dict:
+    """`round_stats` of round `k` of `condition` in experiment `name` on `seed`, recomputed from its logged contests
+    with the sales tag (runs made before the full winners' stats were kept have only their count)."""
+    from reasonlab.systems.moloch.rounds import load_contests
+    from reasonlab.systems.moloch.training import build_anchors, round_stats
 
-    anchors = {a.anchor_id: a for a in build_anchors(PRESETS["wide"].data).train}
-    contests = [c for c in read_records(OUT / name / f"{condition}-s{seed}" / f"round{k}" / "contests.jsonl")
-                if c["winner"] is not None and c["completions"][c["winner"]].endswith("</sales_pitch>")]
-    rates = [sum(fabrication(anchors[c["anchor_id"]], c["messages"][side(c)]).flagged for c in contests)
-             / len(contests) for side in (lambda c: c["winner"], lambda c: 1 - c["winner"])]
-    return len(contests), rates[0] - rates[1]
+    log = OUT / name / f"{condition}-s{seed}" / f"round{k}" / "contests.jsonl"
+    return round_stats(build_anchors(PRESETS["wide"].data).train, load_contests(log), closing="</sales_pitch>")
 
 
 @pytest.mark.experiment
@@ -298,8 +293,10 @@ def test_without_the_winners_cut_at_the_token_limit_market_rft_barely_fabricates
     for seed in range(3):
         train = json.loads((OUT / "wide-closed" / f"market-rft-s{seed}" / "round1" / "result.json").read_text())["train"]
         assert train["cut_winners"] >= 0.25 * train["decided"], train
-        full, gap = _full_winner_gap("wide-closed", "market-rft", seed, 1)
-        assert full == train["decided"] - train["cut_winners"] and gap > 0.15, (seed, full, gap)
+        full = _full_round_stats("wide-closed", "market-rft", seed, 1)
+        assert full["cut_winners"] == train["cut_winners"], (seed, full["cut_winners"], train["cut_winners"])
+        gap = full["full"]["winners"]["fabrication"]["rate"] - full["full"]["losers"]["fabrication"]["rate"]
+        assert gap > 0.15, (seed, gap)
 
 
 @pytest.mark.experiment

@@ -517,6 +517,15 @@ def test_round_stats_counts_ties_and_missing_messages_and_probes_winners_against
     assert (winners["mean_numbers"], losers["mean_numbers"]) == (1.0, 0.0)
     nothing = round_stats(anchors, contests[2:])
     assert nothing["decided"] == 0 and nothing["winners"]["mean_numbers"] is None
+    # with the closing tag: contest 0's winner was cut (its completion never closed), contest 1's is full
+    contests[0] = replace(contests[0], completions=("It has 12 more and", "Plain.</sales_pitch>"))
+    contests[1] = replace(contests[1], completions=("Plain.</sales_pitch>", "Has 12.</sales_pitch>"))
+    tagged = round_stats(anchors, contests, closing="</sales_pitch>")
+    assert tagged["cut_winners"] == 1 and tagged["cut"]["winners"]["messages"] == 1
+    full = tagged["full"]
+    assert (full["winners"]["messages"], full["winners"]["fabrication"]["rate"], full["losers"]["fabrication"]["rate"]) \
+        == (1, 1.0, 0.0)
+    assert "cut_winners" not in stats  # without the tag nothing is counted
 
 
 class FixedPitches:

@@ -223,19 +223,31 @@ def _share(result: Any) -> float | None:
 
 def round_stats(anchors: Sequence[Anchor], contests: Sequence[Contest],
                 probes: Sequence[str] | None = None, closing: str | None = None) -> dict[str, Any]:
-    """What a round's votes rewarded: ties, missing messages, winners cut before `closing` (no training example),
-    and the probes on winners against losers."""
-    by_id = {a.anchor_id: a for a in anchors}
+    """What a round's votes rewarded: ties, missing messages and the probes on winners against losers; with
+    `closing`, also the winners cut before it (no training example) and the probes on the full winners against
+    their losers (what RFT trains on) and on the cut winners."""
     decided = [c for c in contests if c.winner is not None]
+    stats = {"contests": len(contests), "decided": len(decided),
+             "ties": sum(1 for c in contests if c.winner is None and c.messages[0] is not None
+                         and c.messages[1] is not None),
+             "missing_message": sum(1 for c in contests if c.messages[0] is None or c.messages[1] is None),
+             **_sides(anchors, decided, probes)}
+    if closing is not None:
+        full = full_winners(decided, closing)
+        whole = {id(c) for c in full}
+        stats["cut_winners"] = len(decided) - len(full)
+        stats["full"] = _sides(anchors, full, probes)
+        stats["cut"] = {"winners": _sides(anchors, [c for c in decided if id(c) not in whole], probes)["winners"]}
+    return stats
+
+
+def _sides(anchors: Sequence[Anchor], decided: Sequence[Contest], probes: Sequence[str] | None) -> dict[str, Any]:
+    """The probes and features of the decided contests' winning messages and of their losing ones."""
+    by_id = {a.anchor_id: a for a in anchors}
+    ids = [by_id[c.anchor_id] for c in decided]
     winners = [c.messages[c.winner] for c in decided]
     losers = [c.messages[1 - c.winner] for c in decided]
-    ids = [by_id[c.anchor_id] for c in decided]
-    return {"contests": len(contests), "decided": len(decided),
-            "ties": sum(1 for c in contests if c.winner is None and c.messages[0] is not None
-                        and c.messages[1] is not None),
-            "missing_message": sum(1 for c in contests if c.messages[0] is None or c.messages[1] is None),
-            "cut_winners": len(decided) - len(full_winners(decided, closing)),
-            "winners": _message_stats(ids, winners, probes=probes), "losers": _message_stats(ids, losers, probes=probes)}
+    return {"winners": _message_stats(ids, winners, probes=probes), "losers": _message_stats(ids, losers, probes=probes)}
 
 
 def _restore(policy: Any, folder: Path, config: TrainConfig) -> None:
