@@ -104,6 +104,15 @@ def test_resume_may_differ_in_ignored_keys_and_in_the_resume_flag(tmp_path: Path
     assert again.config()["max_steps"] == 10
 
 
+def test_ignored_keys_may_be_nested_and_update_config_records_the_new_value(tmp_path: Path) -> None:
+    Run.create(tmp_path, "run", {"base": {"rounds": 2, "seed": 1}})
+    again = Run.create(tmp_path, "run", {"base": {"rounds": 3, "seed": 1}}, resume=True, ignore=["base.rounds"])
+    again.update_config({"base.rounds": 3})
+    assert again.config()["base"] == {"rounds": 3, "seed": 1} and "_created" in again.config()
+    with pytest.raises(UserError, match=r"differs in base\.seed"):
+        Run.create(tmp_path, "run", {"base": {"rounds": 3, "seed": 2}}, resume=True, ignore=["base.rounds"])
+
+
 def test_resume_on_a_missing_run_creates_it(tmp_path: Path) -> None:
     assert Run.create(tmp_path, "fresh", {"seed": 1}, resume=True).config()["seed"] == 1
 

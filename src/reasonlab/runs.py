@@ -107,8 +107,17 @@ def config_diff(saved: dict[str, Any], new: dict[str, Any], ignore: Iterable[str
 
 
 def _identity(config: dict[str, Any], ignore: Iterable[str]) -> dict[str, Any]:
+    """The config without what may differ on reopening: `ignore` holds top-level keys and dotted nested ones
+    (`base.rounds`)."""
     skip = set(ignore) | {"resume", "overwrite", "report_to"}  # where a run reports changes nothing it computes
     data = json.loads(json.dumps(config, default=str))  # tuples -> lists, paths -> str: as saved in YAML
+    for dotted in (key for key in skip if "." in key):
+        *parents, last = dotted.split(".")
+        node: Any = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
     return {key: _without_run_flags(value) for key, value in data.items()
             if not key.startswith("_") and key not in skip}
 
@@ -219,6 +228,18 @@ class Run:
 
     def config(self) -> dict[str, Any]:
         return yaml.safe_load(self.config_path.read_text()) or {}
+
+    def update_config(self, values: dict[str, Any]) -> None:
+        """Set keys of the saved config, dotted for nested ones (`base.rounds`), in one atomic write: a run
+        reopened with a setting its resume check ignores (more rounds) records the value it now runs with."""
+        config = self.config()
+        for dotted, value in values.items():
+            *parents, last = dotted.split(".")
+            node = config
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         """Append one JSON line to metrics.jsonl (a line is one write call, flushed and synced)."""

@@ -9,6 +9,7 @@ The agent is a 2-layer random Llama over a word-level vocabulary: the prompt end
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -279,6 +280,28 @@ def test_a_run_that_crashed_in_round_2_resumes_to_the_uninterrupted_result(marke
         for key in ("win_rate_train_personas", "win_rate_held_out", "tuned", "base", "train"):
             assert mine[key] == theirs[key], key
     assert resumed == uninterrupted  # a reloaded adapter brings its round's losses (train_losses.json)
+
+
+def test_more_rounds_extend_a_finished_run_to_the_uninterrupted_result(market_run, tmp_path, monkeypatch):
+    """A finished 2-round run given rounds=3 keeps its rounds, trains only the third from round 2's adapter, records
+    its new round count, and ends where a 3-round run trained in one go ends; fewer rounds than it finished is a
+    one-line error."""
+    shutil.copytree(market_run.out, tmp_path / "extended")
+    run_dir = tmp_path / "extended" / RUN_NAME
+    (run_dir / "config.yaml").write_text((run_dir / "config.yaml").read_text().replace(str(market_run.out),
+                                                                                      str(tmp_path / "extended")))
+    saved = saved_files(run_dir)
+    trained = count_sft(monkeypatch)
+    train(train_config(tmp_path / "extended", rounds=3, resume=True), policy=tiny_policy())
+    assert [seed for seed, _ in trained] == [SEED * 1000 + 3]
+    assert {path: saved_files(run_dir)[path] for path in saved} == saved  # rounds 1 and 2 were not written again
+    assert Run.open(run_dir).config()["rounds"] == 3
+
+    in_one_go = train(train_config(tmp_path / "one-go", rounds=3), policy=tiny_policy())
+    assert Run.open(run_dir).summary()["rounds"] == Run.open(in_one_go).summary()["rounds"]
+    with pytest.raises(UserError) as err:
+        train(train_config(tmp_path / "extended", rounds=2, resume=True), policy=tiny_policy())
+    assert "has 3 finished rounds: pass --set rounds=3 or more" in one_line(err)
 
 
 # the adapter: add_lora and load_lora
@@ -716,9 +739,13 @@ def test_an_experiment_takes_a_condition_added_later_and_reuses_the_finished_run
                                      "grow")
     assert list(first["conditions"]) == ["market-rft"] and list(both["conditions"]) == ["market-rft", "control-rft"]
     assert trained == [["market-rft"], ["market-rft", "control-rft"]]
-    with pytest.raises(UserError, match=r"differs in base\.rounds"):
+    # more rounds extend every run (each run extends itself) and the experiment records them; other settings differ
+    experiment.run_experiment(ExperimentConfig(conditions=["market-rft"], seeds=[0], base=TrainConfig(rounds=3)),
+                              tmp_path, "grow")
+    assert trained[-1] == ["market-rft"] and Run.open(tmp_path / "grow").config()["base"]["rounds"] == 3
+    with pytest.raises(UserError, match=r"differs in base\.seed"):
         experiment.run_experiment(ExperimentConfig(conditions=["market-rft"], seeds=[0],
-                                                   base=TrainConfig(rounds=3)), tmp_path, "grow")
+                                                   base=TrainConfig(seed=5)), tmp_path, "grow")
 
 
 def test_a_killed_worker_is_a_one_line_error_that_says_what_to_do(tmp_path, monkeypatch):

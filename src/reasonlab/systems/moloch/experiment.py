@@ -69,8 +69,11 @@ def run_experiment(config: ExperimentConfig, out: str | Path, name: str, overwri
     With `jobs` > 1 the seeds run in that many worker processes of one torch thread each (an LLM judge is then
     loaded in each worker from `config.base.judge`)."""
     # conditions and seeds choose which runs the summary covers (each run checks its own config on resume), so
-    # a condition added later reuses the finished ones
-    run = Run.create(out, name, config, resume=not overwrite, overwrite=overwrite, ignore=("conditions", "seeds"))
+    # a condition added later reuses the finished ones; more rounds extend each finished run
+    run = Run.create(out, name, config, resume=not overwrite, overwrite=overwrite,
+                     ignore=("conditions", "seeds", "base.rounds"))
+    if run.config().get("base", {}).get("rounds") != config.base.rounds:
+        run.update_config({"base.rounds": config.base.rounds})
     per_seed: list[list[Path]]
     # every per-run config reports where the experiment does
     base = config.base.model_copy(update={"report_to": config.report_to}) if config.report_to else config.base
