@@ -285,11 +285,12 @@ def train(config: TrainConfig, policy: Any = None, audience_llm: Any = None, jud
     # more rounds extend a run: its finished rounds are kept and the next ones start from the last adapter
     run = Run.create(config.out, config.run_name, config, resume=config.resume, overwrite=config.overwrite,
                      ignore=("resume", "overwrite", "rounds"))
-    finished = len(_done_rounds(run.dir, max(config.rounds, int(run.config().get("rounds", 0)))))
+    saved_rounds = int(run.config().get("rounds", config.rounds))
+    finished = len(_done_rounds(run.dir, max(config.rounds, saved_rounds)))
     if finished > config.rounds:
         raise UserError(f"{run.dir} has {finished} finished rounds: pass --set rounds={finished} or more (more rounds "
                         "extend the run), or --overwrite to train it again")
-    if run.config().get("rounds") != config.rounds:
+    if saved_rounds != config.rounds:
         run.update_config({"rounds": config.rounds})
     if config.resume and run.summary_path.exists() and finished == config.rounds:
         say(f"reusing the finished run {run.dir} (pass --overwrite to train it again)")
