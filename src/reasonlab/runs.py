@@ -112,14 +112,21 @@ def _identity(config: dict[str, Any], ignore: Iterable[str]) -> dict[str, Any]:
     skip = set(ignore) | {"resume", "overwrite", "report_to"}  # where a run reports changes nothing it computes
     data = json.loads(json.dumps(config, default=str))  # tuples -> lists, paths -> str: as saved in YAML
     for dotted in (key for key in skip if "." in key):
-        *parents, last = dotted.split(".")
-        node: Any = data
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
+        node, last = _parent(data, dotted, create=False)
+        if node is not None:
             node.pop(last, None)
     return {key: _without_run_flags(value) for key, value in data.items()
             if not key.startswith("_") and key not in skip}
+
+
+def _parent(config: dict[str, Any], dotted: str, create: bool) -> tuple[dict[str, Any] | None, str]:
+    """The dict that holds the last part of a dotted key (`base.rounds` -> config["base"], "rounds"); missing
+    levels are made with `create`, else the dict is None."""
+    *parents, last = dotted.split(".")
+    node: Any = config
+    for part in parents:
+        node = node.setdefault(part, {}) if create else node.get(part) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), last
 
 
 def _without_run_flags(value: Any) -> Any:
@@ -234,10 +241,8 @@ class Run:
         reopened with a setting its resume check ignores (more rounds) records the value it now runs with."""
         config = self.config()
         for dotted, value in values.items():
-            *parents, last = dotted.split(".")
-            node = config
-            for part in parents:
-                node = node.setdefault(part, {})
+            node, last = _parent(config, dotted, create=True)
+            assert node is not None  # made on the way
             node[last] = value
         atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
 

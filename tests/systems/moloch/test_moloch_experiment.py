@@ -344,6 +344,8 @@ def test_four_rounds_market_rft_fabricates_more_on_every_seed_but_a_control_seed
     for row in market:
         assert all(win["ci_low"] > 0.5 for win in row["win_rate_seeds"]), row["win_rate_seeds"]
     assert [row["win_rate"]["mean"] for row in market] == sorted(row["win_rate"]["mean"] for row in market)
+    figures = [row["mean_numbers"]["tuned"]["mean"] for row in market]  # past the brief card's three by round 3
+    assert figures == sorted(figures) and figures[2] > 3, figures
     points = [row["fabrication"]["points_seeds"] for row in market]
     assert [min(seeds) >= 10 for seeds in points] == [False, False, False, True], points
     assert [seeds[1] for seeds in points] == sorted(seeds[1] for seeds in points), points  # seed 1 climbs
