@@ -87,8 +87,34 @@ def test_an_experiment_is_a_run_that_reuses_only_matching_finished_arms(tmp_path
     assert f"reusing trm seed 0 from {out / 'arms'}" in capsys.readouterr().err
     with pytest.raises(UserError, match="already exists: pass --resume"):
         run_experiment(config, out)
-    with pytest.raises(UserError, match=r"another config \(differs in steps\)"):
-        run_experiment(config.model_copy(update={"steps": 3}), out, resume=True)
+    with pytest.raises(UserError, match=r"another config \(differs in seeds\)"):
+        run_experiment(config.model_copy(update={"seeds": [1]}), out, resume=True)
+
+
+def test_a_larger_budget_extends_finished_arms_as_if_given_from_the_start(tmp_path, capsys):
+    config = ExperimentConfig(recipe=TRMTrainConfig(**TINY_RECIPE), arms=["trm", "deep_supervision"], seeds=[0], steps=2)
+    longer = config.model_copy(update={"steps": 4})
+    run_experiment(config, tmp_path / "extended")
+    assert arm_run_name("trm", 0, config.arm_config("trm", 0, "x")) == arm_run_name("trm", 0, longer.arm_config("trm", 0, "x"))
+    capsys.readouterr()
+    extended = run_experiment(longer, tmp_path / "extended", resume=True)
+    err = capsys.readouterr().err
+    assert "extending trm seed 0 in" in err and "from 2 optimizer steps to 4 optimizer steps" in err
+    in_one_go = run_experiment(longer, tmp_path / "one-go")
+    for arm in ("trm", "deep_supervision"):
+        a, b = extended["per_seed"][arm]["0"], in_one_go["per_seed"][arm]["0"]
+        assert (a["train_steps"], a["test_exact_by_step"], a["best_step"]) == (4, b["test_exact_by_step"], b["best_step"])
+        assert a["val_exact_by_train_step"] == b["val_exact_by_train_step"]  # validated at steps 2 and 4, once each
+    arm_dir = next((tmp_path / "extended" / "arms").glob("trm-seed0-*"))
+    assert yaml.safe_load((arm_dir / "config.yaml").read_text())["max_steps"] == 4
+    assert yaml.safe_load((tmp_path / "extended" / "config.yaml").read_text())["steps"] == 4
+    capsys.readouterr()
+    assert run_experiment(longer, tmp_path / "extended", resume=True)["per_seed"] == extended["per_seed"]
+    assert "reusing trm seed 0" in capsys.readouterr().err
+    with pytest.raises(UserError, match=r"trained for 4 optimizer steps, and 3 optimizer steps would not extend it"):
+        run_experiment(config.model_copy(update={"steps": 3}), tmp_path / "extended", resume=True)
+    with pytest.raises(UserError, match=r"trained for 4 optimizer steps, and 60 s would not extend it"):
+        run_experiment(config.model_copy(update={"steps": None, "budget_s": 60.0}), tmp_path / "extended", resume=True)
 
 
 def test_arms_trained_in_parallel_processes_give_the_same_results(tmp_path):

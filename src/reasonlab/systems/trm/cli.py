@@ -99,7 +99,7 @@ def experiment_command(
     budget_s: Optional[float] = typer.Option(None, help="CPU seconds of training per arm (equal compute)."),
     steps: Optional[int] = typer.Option(None, help="Equal optimizer steps per arm instead of equal CPU time."),
     out: Optional[Path] = typer.Option(None, help="Run directory of the experiment [default: runs/trm-PRESET]."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the experiment in OUT (same config)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the experiment in OUT (same config; a larger --steps or --budget-s trains its arms on)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete OUT if it exists and start again."),
     report_to: Optional[list[str]] = typer.Option(None, "--report-to", help=REPORT_TO_HELP),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Arms trained at once, one process each (e.g. the cores)."),

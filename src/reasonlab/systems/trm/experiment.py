@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonlab.demo import Headline, register_demo, write_headline
+from reasonlab.errors import UserError
 from reasonlab.progress import eta, phase, say
 from reasonlab.runs import Run, config_diff, config_hash
 from reasonlab.stats import format_mean, format_rate, mean_spread, wilson_interval
@@ -42,14 +43,17 @@ __all__ = ["arm_run_name", "demo_headline", "difference_interval", "quick", "run
 
 # run-location fields: they do not change what an arm computes
 _LOCATION = ("out", "name", "resume", "overwrite", "progress")
+# an arm's budget: a larger one continues the same run (constant learning rate after warmup), so it is not hashed
+_BUDGET = ("max_steps", "time_budget_s")
 # per-seed numbers kept in the experiment's summary
 _PER_SEED = ("test_exact", "val_exact", "best_step", "train_steps", "train_seconds", "test_exact_by_step",
              "test_halted_exact", "test_mean_halt_step", "test_count", "val_exact_by_train_step")
 
 
 def arm_run_name(arm: str, seed: int, config: TRMTrainConfig) -> str:
-    """`<arm>-seed<seed>-<config_hash>`: the folder of one arm's run, unique to the config that trains it."""
-    return f"{arm}-seed{seed}-{config_hash(config, ignore=_LOCATION)}"
+    """`<arm>-seed<seed>-<config_hash>`: the folder of one arm's run, unique to the config that trains it but
+    for its budget (steps or CPU seconds), which a longer experiment extends."""
+    return f"{arm}-seed{seed}-{config_hash(config, ignore=_LOCATION + _BUDGET)}"
 
 
 def run_experiment(
@@ -59,12 +63,14 @@ def run_experiment(
 
     `jobs` > 1 trains that many arms at once, each in its own process with the recipe's threads (arms are
     independent, so the result is the same as one after another). `resume` continues an experiment made with
-    the same config: finished arms are reused, a partly trained arm continues from its last checkpoint.
-    `overwrite` deletes `out` first."""
+    the same config: finished arms are reused, a partly trained arm continues from its last checkpoint. Resumed
+    with a larger budget (`steps` or `budget_s`), finished arms train on from where they stopped, as if they had
+    been given that budget from the start. `overwrite` deletes `out` first."""
     if jobs < 1:
         raise ValueError(f"jobs {jobs} must be at least 1")
     out = Path(out)
-    run = Run.create(out.parent, out.name, config, resume=resume, overwrite=overwrite)
+    run = Run.create(out.parent, out.name, config, resume=resume, overwrite=overwrite, ignore=("steps", "budget_s"))
+    run.update_config({"steps": config.steps, "budget_s": config.budget_s})
     arms_dir = run.dir / "arms"
     per_seed: dict[str, dict[str, dict[str, Any]]] = {}
     todo = [(seed, arm) for arm in config.arms for seed in config.seeds]  # the costliest arm (trm) first
@@ -106,14 +112,40 @@ def _train_arm(arm_config: TRMTrainConfig, arm: str, seed: int) -> dict[str, Any
 
     name = arm_run_name(arm, seed, arm_config)
     run = Run(Path(arm_config.out) / name)
-    if (run.dir / "summary.json").is_file():
+    finished = (run.dir / "summary.json").is_file()
+    if finished and _budget(run.config()) == _budget(arm_config.model_dump()):
         say(f"reusing {arm} seed {seed} from {run.dir} (its config hash matches)")
+    elif finished:
+        trained, asked = _arm_budget_text(run.config()), _arm_budget_text(arm_config.model_dump())
+        if not _extends(run.config(), arm_config):
+            raise UserError(f"{arm} seed {seed} in {run.dir} was trained for {trained}, and {asked} would not "
+                            "extend it: ask for a larger budget of the same kind, or give another --out")
+        say(f"extending {arm} seed {seed} in {run.dir} from {trained} to {asked}")
+        run = Run(train(arm_config.model_copy(update={"name": name, "resume": True, "overwrite": False})))
     else:
         resume = (run.dir / "checkpoints" / "last.pt").is_file()
         say(f"{'continuing' if resume else 'training'} {arm} seed {seed} in {run.dir}")
         options = {"name": name, "resume": resume, "overwrite": run.dir.exists() and not resume}
         run = Run(train(arm_config.model_copy(update=options)))
     return {**run.summary(), "val_exact_by_train_step": _validation_curve(run)}
+
+
+def _budget(config: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(config.get(key) for key in _BUDGET)
+
+
+def _arm_budget_text(config: dict[str, Any]) -> str:
+    if config.get("time_budget_s") is not None:
+        return f"{config['time_budget_s']:g} s"
+    return f"{config.get('max_steps')} optimizer steps"
+
+
+def _extends(trained: dict[str, Any], asked: TRMTrainConfig) -> bool:
+    """Whether `asked` is the finished run's budget made longer: more steps, or more seconds (same step cap)."""
+    if trained.get("time_budget_s") is None:
+        return asked.time_budget_s is None and asked.max_steps > trained["max_steps"]
+    return (asked.time_budget_s is not None and asked.time_budget_s > trained["time_budget_s"]
+            and asked.max_steps >= trained["max_steps"])
 
 
 def _validation_curve(run: Run) -> list[list[float]]:

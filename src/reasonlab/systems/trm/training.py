@@ -271,6 +271,8 @@ def _open_session(config: TRMTrainConfig) -> _Session:
                         "drop --resume to start a new run, or pass --overwrite to start this one again")
     if rank == 0:
         run = Run.create(config.out, name, config, resume=config.resume, overwrite=config.overwrite, ignore=RESUMABLE)
+        if config.resume:  # a longer budget: the saved config says what the run now trains for
+            run.update_config({"max_steps": config.max_steps, "time_budget_s": config.time_budget_s})
     else:
         run = Run(run_dir)
     barrier()
