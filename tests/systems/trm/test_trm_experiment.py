@@ -115,6 +115,7 @@ def test_a_larger_budget_extends_finished_arms_as_if_given_from_the_start(tmp_pa
         run_experiment(config.model_copy(update={"steps": 3}), tmp_path / "extended", resume=True)
     with pytest.raises(UserError, match=r"trained for 4 optimizer steps, and 60 s would not extend it"):
         run_experiment(config.model_copy(update={"steps": None, "budget_s": 60.0}), tmp_path / "extended", resume=True)
+    assert yaml.safe_load((tmp_path / "extended" / "config.yaml").read_text())["steps"] == 4  # refused: unchanged
 
 
 def test_arms_trained_in_parallel_processes_give_the_same_results(tmp_path):

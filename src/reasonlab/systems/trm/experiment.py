@@ -70,7 +70,6 @@ def run_experiment(
         raise ValueError(f"jobs {jobs} must be at least 1")
     out = Path(out)
     run = Run.create(out.parent, out.name, config, resume=resume, overwrite=overwrite, ignore=("steps", "budget_s"))
-    run.update_config({"steps": config.steps, "budget_s": config.budget_s})
     arms_dir = run.dir / "arms"
     per_seed: dict[str, dict[str, dict[str, Any]]] = {}
     todo = [(seed, arm) for arm in config.arms for seed in config.seeds]  # the costliest arm (trm) first
@@ -100,6 +99,7 @@ def run_experiment(
                 record_arm(index, seed, arm, future.result())
     per_seed = {arm: dict(sorted(per_seed[arm].items(), key=lambda item: int(item[0]))) for arm in config.arms}
     summary = summarize(per_seed, config.recipe.n_sup)
+    run.update_config({"steps": config.steps, "budget_s": config.budget_s})  # the budget every arm now has
     run.write_summary(summary)
     _plot(run, summary, config.recipe.n_sup)
     return summary
