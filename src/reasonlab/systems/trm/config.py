@@ -217,6 +217,9 @@ PRESETS: dict[str, ExperimentConfig] = {
     # supervision alone does not saturate; 15000 steps per arm, validated every 1000; 1 h 45 min with --jobs 3
     # on 2 cores shared with another run
     "nine-steps": _preset(NINE, arms=TWO_ARMS, steps=15_000),
+    # the same at the paper's N_sup = 16 in training and at test, 20000 steps per arm (a larger --steps on
+    # --resume trains the finished arms on); about 2 h with --jobs 3 on 2 cores (AMD EPYC, 2026-12-06)
+    "nine-steps-16": _preset({**NINE, "n_sup": 16}, arms=TWO_ARMS, steps=20_000),
     # the same data and network at equal CPU time: 480 process-CPU-seconds per arm (one thread)
     "nine-time": _preset(NINE, arms=TWO_ARMS, budget_s=480.0),
     # `reasonlab demo --only trm`: the run of record's data and net, TRM vs. deep supervision alone at equal
