@@ -65,7 +65,8 @@ def run_experiment(
     independent, so the result is the same as one after another). `resume` continues an experiment made with
     the same config: finished arms are reused, a partly trained arm continues from its last checkpoint. Resumed
     with a larger budget (`steps` or `budget_s`), finished arms train on from where they stopped (as if given
-    that budget from the start, when the smaller step budget was a multiple of the validation interval). `overwrite` deletes `out` first."""
+    that budget from the start, when the smaller step budget was a multiple of the validation interval).
+    `overwrite` deletes `out` first."""
     if jobs < 1:
         raise ValueError(f"jobs {jobs} must be at least 1")
     out = Path(out)
