@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import tempfile
 from pathlib import Path
 
 import torch
-import yaml
 
-from reasonlab.runs import atomic_write_json
-from reasonlab.systems.trm.config import TRMTrainConfig
-from reasonlab.systems.trm.experiment import difference_interval
+from reasonlab.runs import Run, atomic_write_json
+from reasonlab.systems.trm.config import ExperimentConfig, TRMTrainConfig
+from reasonlab.systems.trm.experiment import arm_run_name, difference_interval
 from reasonlab.systems.trm.inference import eval_checkpoint
 from reasonlab.tasks import sudoku as sudoku_task
 
@@ -56,19 +54,21 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    summary = json.loads((args.experiment / "summary.json").read_text())
-    arm_dirs = {path.name.rsplit("-", 1)[0]: path for path in (args.experiment / "arms").iterdir() if path.is_dir()}
-    first = next(iter(arm_dirs.values()))
-    saved = yaml.safe_load((first / "config.yaml").read_text())
-    recipe = TRMTrainConfig(**{key: value for key, value in saved.items() if not key.startswith("_")})
+    if not (args.experiment / "summary.json").is_file():
+        raise SystemExit(f"{args.experiment} holds no finished experiment (summary.json): run `reasonlab trm "
+                         "experiment` to the end first")
+    run = Run.open(args.experiment)
+    experiment = ExperimentConfig.model_validate({k: v for k, v in run.config().items() if not k.startswith("_")})
+    recipe = experiment.recipe
     puzzles = fresh_puzzles(recipe, args.puzzles, args.data_seed)
     results: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fresh.csv"
         write_csv(puzzles, path)
-        for arm, seeds in summary["per_seed"].items():
+        for arm, seeds in run.summary()["per_seed"].items():
             for seed in seeds:
-                checkpoint = arm_dirs[f"{arm}-seed{seed}"] / "checkpoints" / "best.pt"
+                arm_config = experiment.arm_config(arm, int(seed), str(run.dir / "arms"))
+                checkpoint = run.dir / "arms" / arm_run_name(arm, int(seed), arm_config) / "checkpoints" / "best.pt"
                 result = eval_checkpoint(checkpoint, str(path))
                 results.setdefault(arm, {})[seed] = {"exact": result["exact"], "count": result["count"],
                                                      "exact_by_step": result["exact_by_step"]}
