@@ -66,6 +66,17 @@ def test_arms_share_the_network_and_their_runs_are_keyed_by_the_config():
     assert arm_run_name("trm", 0, configs["trm"].model_copy(update={"lr": 1e-3})) != name
 
 
+def test_the_trm_arms_depth_is_set_apart_and_the_other_arms_keep_their_runs():
+    shallow, deep = PRESETS["nine-steps-16"], PRESETS["nine-steps-16-deep"]
+    assert (shallow.trm_T, shallow.trm_n, deep.trm_T, deep.trm_n) == (2, 3, 3, 6)
+    assert [(c.T, c.n, c.n_sup) for c in (deep.arm_config(arm, 0, "runs") for arm in deep.arms)] == [(3, 6, 16), (1, 1, 16)]
+    # deep supervision alone is the same run in both presets (so its finished arms are reused), the trm arm is not
+    names = [{arm_run_name(arm, 1, e.arm_config(arm, 1, "runs")) for e in (shallow, deep)} for arm in deep.arms]
+    assert [len(both) for both in names] == [2, 1]
+    with pytest.raises(ValueError, match="trm_n"):
+        ExperimentConfig(trm_n=0)
+
+
 def test_an_experiment_is_a_run_that_reuses_only_matching_finished_arms(tmp_path, capsys):
     config = ExperimentConfig(recipe=TRMTrainConfig(**TINY_RECIPE), arms=["trm", "deep_supervision"], seeds=[0], steps=2)
     out = tmp_path / "tiny"
@@ -85,6 +96,10 @@ def test_an_experiment_is_a_run_that_reuses_only_matching_finished_arms(tmp_path
     again = run_experiment(config, out, resume=True)
     assert again == summary
     assert f"reusing trm seed 0 from {out / 'arms'}" in capsys.readouterr().err
+    # an experiment saved before the trm arm's depth was a setting reopens: the setting is at its default
+    saved = {key: value for key, value in saved.items() if key not in ("trm_T", "trm_n")}
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert run_experiment(config, out, resume=True) == summary
     with pytest.raises(UserError, match="already exists: pass --resume"):
         run_experiment(config, out)
     with pytest.raises(UserError, match=r"another config \(differs in seeds\)"):

@@ -174,6 +174,10 @@ class ExperimentConfig(BaseModel):
         "thread: equal compute on a shared CPU). Ignored when `steps` is set.")
     steps: int | None = Field(
         None, description="Equal optimizer steps per arm (the paper's protocol) instead of equal CPU time.")
+    trm_T: int = Field(ARMS["trm"]["T"], ge=1, description="Cycles per supervision step of the trm arm (the "
+                       "paper: 3).")
+    trm_n: int = Field(ARMS["trm"]["n"], ge=1, description="Latent recursions per cycle of the trm arm (the "
+                       "paper: 6).")
     report_to: list[TrackerName] = Field(default_factory=list, description=REPORT_TO_DESCRIPTION)
 
     @model_validator(mode="after")
@@ -193,7 +197,8 @@ class ExperimentConfig(BaseModel):
             raise ValueError(f"arm must be one of {sorted(ARMS)}, got {arm!r}")
         budget = {"time_budget_s": None, "max_steps": self.steps} if self.steps else {"time_budget_s": self.budget_s}
         report_to = self.report_to or self.recipe.report_to
-        return TRMTrainConfig(**{**self.recipe.model_dump(), **ARMS[arm], **budget, "seed": seed, "out": out,
+        recursion = {"T": self.trm_T, "n": self.trm_n} if arm == "trm" else ARMS[arm]
+        return TRMTrainConfig(**{**self.recipe.model_dump(), **recursion, **budget, "seed": seed, "out": out,
                                  "report_to": report_to})
 
 
@@ -220,6 +225,9 @@ PRESETS: dict[str, ExperimentConfig] = {
     # the same at the paper's N_sup = 16 in training and at test, 20000 steps per arm (a larger --steps on
     # --resume trains the finished arms on); about 2 h with --jobs 3 on 2 cores (AMD EPYC, 2026-12-06)
     "nine-steps-16": _preset({**NINE, "n_sup": 16}, arms=TWO_ARMS, steps=20_000),
+    # the same with the trm arm at the paper's depth, T = 3 and n = 6 (42 network calls per supervision step
+    # against 16; about 2x the CPU per optimizer step); the deep-supervision arms are those of `nine-steps-16`
+    "nine-steps-16-deep": _preset({**NINE, "n_sup": 16}, arms=TWO_ARMS, steps=20_000, trm_T=3, trm_n=6),
     # the same data and network at equal CPU time: 480 process-CPU-seconds per arm (one thread)
     "nine-time": _preset(NINE, arms=TWO_ARMS, budget_s=480.0),
     # `reasonlab demo --only trm`: the run of record's data and net, TRM vs. deep supervision alone at equal

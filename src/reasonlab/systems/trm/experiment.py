@@ -8,6 +8,7 @@ Arms (`ARMS` in config.py; identical network, data, optimizer, EMA, so parameter
   trm               T=2, n=3, N_sup=8 (depth per step 2*(3+1)*2 = 16): recursion + deep supervision
   deep_supervision  T=1, n=1, N_sup=8: deep supervision without recursion (n=1 so that y still sees x via z)
   neither           T=1, n=1, N_sup=1: one pass, no recursion, no deep supervision
+The trm arm's T and n are the experiment's `trm_T` and `trm_n` (preset `nine-steps-16-deep`: the paper's 3 and 6).
 Each arm trains for the same budget of process CPU seconds with one torch thread (on a CPU shared with other
 jobs, CPU time is the fair stand-in for wall-clock), or for the same number of optimizer steps (`steps`). The
 checkpoint is chosen on a validation split, and exact-puzzle accuracy is measured on held-out test puzzles
