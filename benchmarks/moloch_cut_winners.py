@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
+from reasonlab.runs import Run
 from reasonlab.systems.moloch.arenas import TAGS
 from reasonlab.systems.moloch.config import TrainConfig
 from reasonlab.systems.moloch.rounds import load_contests
@@ -31,8 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     print("run | round | decided | cut | figures cut/full | words cut/full | fabrication full W/L")
     for run in sorted(p for p in args.experiment.iterdir() if (p / "config.yaml").is_file() and p.name[0] != "_"):
-        saved = yaml.safe_load((run / "config.yaml").read_text())
-        config = TrainConfig.model_validate({k: v for k, v in saved.items() if not k.startswith("_")})
+        config = TrainConfig.model_validate(Run(run).settings())
         anchors = build_anchors(config.data).train
         for k in range(1, config.rounds + 1):
             log = run / f"round{k}" / "contests.jsonl"

@@ -58,7 +58,7 @@ def main() -> None:
         raise SystemExit(f"{args.experiment} holds no finished experiment (summary.json): run `reasonlab trm "
                          "experiment` to the end first")
     run = Run.open(args.experiment)
-    experiment = ExperimentConfig.model_validate({k: v for k, v in run.config().items() if not k.startswith("_")})
+    experiment = ExperimentConfig.model_validate(run.settings())
     recipe = experiment.recipe
     puzzles = fresh_puzzles(recipe, args.puzzles, args.data_seed)
     results: dict[str, dict[str, dict]] = {}

@@ -44,6 +44,9 @@ def test_create_writes_resolved_config(tmp_path: Path) -> None:
     assert saved["task"] == "sudoku"
     assert "_created" in saved
     assert run.config() == saved
+    # what the config class validates again: the saved values without the run's bookkeeping
+    assert ToyConfig.model_validate(run.settings()) == ToyConfig(steps=7)
+    assert "_created" not in run.settings()
 
 
 def test_create_from_dict_and_none(tmp_path: Path) -> None:

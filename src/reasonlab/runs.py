@@ -236,6 +236,11 @@ class Run:
     def config(self) -> dict[str, Any]:
         return yaml.safe_load(self.config_path.read_text()) or {}
 
+    def settings(self) -> dict[str, Any]:
+        """The saved config without the run's own bookkeeping (`_created` and any other key starting with '_'):
+        what the config class that made the run validates again."""
+        return {key: value for key, value in self.config().items() if not str(key).startswith("_")}
+
     def update_config(self, values: dict[str, Any]) -> None:
         """Set keys of the saved config, dotted for nested ones (`base.rounds`), in one atomic write: a run
         reopened with a setting its resume check ignores (more rounds) records the value it now runs with."""

@@ -106,7 +106,7 @@ def load_run(run_dir: str | Path) -> tuple[DocumentsConfig, Any, Any]:
     from reasonlab.systems.ahn.hf import load_hf_ahn
 
     run = Run.open(run_dir)
-    saved = {key: value for key, value in run.config().items() if not key.startswith("_")}
+    saved = run.settings()
     try:
         config = DocumentsConfig.model_validate(saved)
     except ValueError as error:

@@ -55,7 +55,7 @@ def export_assets(experiment_dir: str | Path, seed: int, dest: Path = ASSETS) ->
     from reasonlab.train.tinylm import TinyLM
 
     source = Run.open(experiment_dir)
-    setup = ExperimentConfig.model_validate({k: v for k, v in source.config().items() if not k.startswith("_")})
+    setup = ExperimentConfig.model_validate(source.settings())
     arms = {}
     for arm in ASSET_ARMS:
         found = sorted(source.dir.glob(f"{arm}-seed{seed}-*/model/model.pt"))

@@ -278,7 +278,7 @@ def finalize(run: Run, plan: ShardPlan, rejected: list[Record], counts: dict[str
     from reasonlab.systems.webscale_rl.dedup import dedup_stage
     from reasonlab.systems.webscale_rl.evaluation import pipeline_report
 
-    config = PipelineConfig.model_validate({k: v for k, v in run.config().items() if not k.startswith("_")})
+    config = PipelineConfig.model_validate(run.settings())
     results = _load_shards(run.dir, len(plan.shards))
     qa = [record for result in results for record in result["qa"]]
     all_rejected = list(rejected) + [record for result in results for record in result["rejected"]]
