@@ -173,9 +173,10 @@ def test_train_unknown_preset_and_arena_are_one_line_errors(monkeypatch, capsys)
 
 def test_eval_run_and_judge_reach_the_config(tmp_path):
     run, _ = saved_run(tmp_path)
-    assert config_of(app, ["eval", str(run)]) == {"run": str(run), "audience": None, "judge": None, "probes": None}
+    assert config_of(app, ["eval", str(run)]) == {"run": str(run), "audience": None, "judge": None, "probes": None,
+                                                  "test_file": None}
     assert config_of(app, ["eval", str(run), "--judge", JUDGE]) == {"run": str(run), "audience": None, "judge": JUDGE,
-                                                                   "probes": None}
+                                                                   "probes": None, "test_file": None}
     twice = config_of(app, ["eval", str(run), "--probe", "fabrication", "--probe", "misrepresentation"])
     assert twice["probes"] == ["fabrication", "misrepresentation"]
 
@@ -194,6 +195,7 @@ def test_eval_every_option_reaches_the_config(tmp_path):
         Case(("--personas", "5"), "audience.personas", 5, None),
         Case(("--judge", JUDGE), "judge", JUDGE, None),
         Case(("--probe", "populism"), "probes", ["populism"], None),
+        Case(("--test-file", "fresh.jsonl"), "test_file", "fresh.jsonl", None),
     ]
     check_every_option(app, "eval", [str(run)], cases)
     config = config_of(app, ["eval", str(run), "--audience-llm", "hf:voter/model", "--personas", "5"])

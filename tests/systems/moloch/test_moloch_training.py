@@ -26,7 +26,7 @@ from reasonlab.llm.hf import HFPolicy
 from reasonlab.runs import Run, read_records
 from reasonlab.systems.moloch import training
 from reasonlab.systems.moloch.anchors import Anchor
-from reasonlab.systems.moloch.arenas import save_anchors, split_anchors
+from reasonlab.systems.moloch.arenas import fresh_anchors, make_anchors, save_anchors, split_anchors
 from reasonlab.systems.moloch.audience import LLMAudience, MarketAudience
 from reasonlab.systems.moloch.config import (
     PRESETS,
@@ -377,6 +377,40 @@ def test_evaluate_run_scores_every_saved_round_as_training_did(market_run: Finis
         # each round's adapter restored into a fresh agent gives back the scores it had when trained
         for key in ("win_rate_train_personas", "win_rate_held_out", "tuned", "base"):
             assert row[key] == result[key], key
+
+
+def test_evaluate_run_on_fresh_anchors_scores_every_round_on_them_and_keeps_the_runs_own_report(market_run, tmp_path):
+    own = build_anchors(train_config(market_run.out).data)
+    fresh = fresh_anchors("sales", 4, seed=1, avoid=own.train + own.test)
+    save_anchors(tmp_path / "fresh-4.jsonl", fresh)
+    before = sorted(p.name for p in market_run.dir.glob("eval-*.json"))
+    samples_before = set((market_run.out / "_samples").glob("test-*.jsonl"))
+    report = evaluate_run(EvalConfig(run=str(market_run.dir), test_file=str(tmp_path / "fresh-4.jsonl")),
+                          policy=tiny_policy())
+    written = json.loads((market_run.dir / "eval-market-fresh-4.json").read_text())
+    assert written == json.loads(json.dumps(report)) and (written["test_anchors"], len(written["rounds"])) == (4, 2)
+    for row in written["rounds"]:
+        assert [m["anchor_id"] for m in row["messages"]] == [a.anchor_id for a in fresh]
+        assert [row[side]["messages"] + row[side]["missing"] for side in ("tuned", "base")] == [4, 4]
+    assert sorted(p.name for p in market_run.dir.glob("eval-*.json")) == sorted({*before, "eval-market-fresh-4.json"})
+    # the base agent's samples of those anchors are cached apart from the run's test samples
+    added = set((market_run.out / "_samples").glob("test-*.jsonl")) - samples_before
+    assert len(added) == 1 and read_records(added.pop())[0]["anchor_id"] == fresh[0].anchor_id
+    clashing = [replace(anchor, anchor_id=own.train[0].anchor_id) for anchor in fresh[:1]]
+    save_anchors(tmp_path / "clash.jsonl", clashing)
+    with pytest.raises(UserError) as err:
+        evaluate_run(EvalConfig(run=str(market_run.dir), test_file=str(tmp_path / "clash.jsonl")), policy=tiny_policy())
+    assert "in both the train and the test set" in one_line(err)
+
+
+def test_fresh_anchors_come_from_another_stream_under_their_own_ids():
+    own = split_anchors("sales", 40, 20, seed=0)
+    fresh = fresh_anchors("sales", 30, seed=1, avoid=own.train + own.test)
+    assert [a.anchor_id for a in fresh] == [f"fresh1-sales-{i:04d}" for i in range(30)]
+    assert not {a.title for a in fresh} & {a.title for a in own.train + own.test}
+    assert fresh == fresh_anchors("sales", 30, seed=1, avoid=own.train + own.test)  # the same arguments, the same
+    assert [a.title for a in fresh] == [a.title for a in make_anchors("sales", 30 + 60, seed=1)
+                                        if a.title not in {b.title for b in own.train + own.test}][:30]
 
 
 def test_evaluate_run_on_a_run_without_a_saved_round_is_a_user_error(tmp_path):
@@ -777,3 +811,35 @@ def test_a_killed_worker_is_a_one_line_error_that_says_what_to_do(tmp_path, monk
     with pytest.raises(UserError, match="worker process of --jobs 2 died") as error:
         run_experiment(ExperimentConfig(seeds=[0, 1]), tmp_path, "killed", jobs=2)
     assert "\n" not in str(error.value)
+
+
+def test_the_fresh_test_script_evaluates_every_run_of_an_experiment_on_fresh_cards(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from reasonlab.systems.moloch import experiment
+
+    spec = importlib.util.spec_from_file_location(
+        "moloch_fresh_test", Path(__file__).resolve().parents[3] / "benchmarks" / "moloch_fresh_test.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)  # type: ignore[union-attr]
+    monkeypatch.setattr(training, "load_agent", lambda llm: tiny_policy())
+    config = ExperimentConfig(conditions=["market-rft", "control-rft"], seeds=[0], base=train_config(tmp_path, rounds=1))
+    experiment.run_experiment(config, tmp_path, "exp")
+    args = [str(tmp_path / "exp"), "--cards", "4", "--data-seed", "1"]
+    script.main(args)
+    written = json.loads((tmp_path / "exp" / "fresh-test-4-seed1.json").read_text())
+    rows = written["seed_rows"]
+    assert [(row["condition"], row["round"], row["seed"]) for row in rows] == [("market-rft", 1, 0), ("control-rft", 1, 0)]
+    assert all(row["tuned"]["n"] + row["tuned"]["excluded"] <= 4 for row in rows)
+    assert sorted(written["summary"]["conditions"]) == ["control-rft", "market-rft"]
+    assert "| market-rft | 1 | 0 |" in capsys.readouterr().out
+    assert (tmp_path / "exp" / "market-rft-s0" / "eval-market-fresh-4-seed1.json").is_file()
+    assert (tmp_path / "exp" / "control-rft-s0" / "eval-control-fresh-4-seed1.json").is_file()
+    # a second call reuses the finished reports
+    monkeypatch.setattr(script, "evaluate_run", lambda config: pytest.fail("evaluated again"))
+    script.main(args)
+    assert json.loads((tmp_path / "exp" / "fresh-test-4-seed1.json").read_text()) == written
+    with pytest.raises(UserError, match="the experiment's own"):
+        script.main([str(tmp_path / "exp"), "--data-seed", "0"])
+    with pytest.raises(UserError, match="is not a moloch experiment"):
+        script.main([str(tmp_path / "exp" / "market-rft-s0")])

@@ -36,7 +36,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -60,6 +60,7 @@ __all__ = [
     "extract_message",
     "format_quantity",
     "format_value",
+    "fresh_anchors",
     "load_anchors",
     "make_anchors",
     "parse_arena",
@@ -475,6 +476,16 @@ def make_anchors(arena: str, count: int, seed: int = 0) -> list[Anchor]:
     if len(anchors) < count:
         raise ValueError(f"only {len(anchors)} distinct {arena} anchors were drawn of {count}: ask for fewer")
     return anchors
+
+
+def fresh_anchors(arena: str, count: int, seed: int, avoid: Iterable[Anchor] = ()) -> list[Anchor]:
+    """`count` anchors from the stream of another generator seed, for a test set a run never saw: none shares a
+    title with `avoid` (the run's own anchors), and their ids ("fresh<seed>-<arena>-0000" on) are not the
+    stream's own, so they never clash with a run's ids."""
+    titles = {anchor.title for anchor in avoid}
+    drawn = make_anchors(arena, count + len(titles), seed)  # at most len(titles) of them are left out
+    kept = [anchor for anchor in drawn if anchor.title not in titles][:count]
+    return [replace(anchor, anchor_id=f"fresh{seed}-{arena}-{i:04d}") for i, anchor in enumerate(kept)]
 
 
 def brief_anchor(anchor: Anchor) -> Anchor:

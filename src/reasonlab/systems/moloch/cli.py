@@ -186,8 +186,11 @@ def eval_command(
     personas: Optional[int] = typer.Option(None, "--personas", help="audience.personas [default: the run's]"),
     judge: Optional[str] = typer.Option(None, "--judge", help=JUDGE_HELP),
     probes: list[str] = typer.Option([], "--probe", help=f"probes to run (repeatable): {PROBE_HELP}"),
+    test_file: Optional[str] = typer.Option(None, "--test-file", help="JSON-lines anchors to evaluate on instead "
+                                            "of the run's test anchors [default: the run's]"),
 ) -> None:
-    """Every saved round of a run against the base agent on the test anchors (written to RUN/eval-AUDIENCE.json)."""
+    """Every saved round of a run against the base agent on the test anchors (written to RUN/eval-AUDIENCE.json;
+    with --test-file, RUN/eval-AUDIENCE-FILESTEM.json)."""
     from reasonlab.config import resolve_config
     from reasonlab.errors import UserError
     from reasonlab.runs import Run
@@ -199,7 +202,7 @@ def eval_command(
     override = _given(kind=audience, llm=audience_llm, personas=personas)
     run_audience = {**Run.open(run).config().get("audience", {}), **override} if override else None
     resolved = resolve_config(EvalConfig, {"run": str(run)}, None, (), audience=run_audience, judge=judge,
-                              probes=probes or None)
+                              probes=probes or None, test_file=test_file)
     with heartbeat("moloch eval"):
         report = evaluate_run(resolved)
     _print_rounds(report["rounds"])

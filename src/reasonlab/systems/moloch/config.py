@@ -204,6 +204,9 @@ class EvalConfig(_ProbeChoice):
 
     run: str = Field(..., description="the run folder written by `reasonlab moloch train`")
     audience: AudienceConfig | None = Field(None, description="who votes [default: the run's audience]")
+    test_file: str | None = Field(None, description="a JSON-lines anchor file to evaluate on instead of the "
+                                  "run's test anchors (cut to brief cards when the run's are), e.g. fresh cards of "
+                                  "another generator seed; ids must differ from the run's training anchors'")
 
 
 class ExperimentConfig(BaseModel):

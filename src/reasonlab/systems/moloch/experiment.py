@@ -35,7 +35,8 @@ from reasonlab.systems.moloch.config import (
 from reasonlab.systems.moloch.probes import win_rate
 from reasonlab.systems.moloch.training import train
 
-__all__ = ["condition_config", "experiment_headline", "quick", "run_experiment", "selection", "summarize_experiment"]
+__all__ = ["condition_config", "experiment_headline", "quick", "run_experiment", "selection", "summarize_experiment",
+           "summarize_reports"]
 
 
 def condition_config(base: TrainConfig, condition: str, seed: int, out: Path) -> TrainConfig:
@@ -134,10 +135,15 @@ def _round_row(results: list[dict[str, Any]], probes: list[str], seed: int) -> d
 
 def summarize_experiment(run_dirs: dict[str, list[Path]]) -> dict[str, Any]:
     """Per condition and round: the win rate against the base agent and the probe changes, over seeds."""
+    return summarize_reports({condition: [Run.open(d).summary() for d in dirs] for condition, dirs in run_dirs.items()})
+
+
+def summarize_reports(reports: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """`summarize_experiment` of each condition's per-seed reports: a run's summary, or its `evaluate_run`
+    report (every round again, e.g. on fresh anchors); each holds "seed" and "rounds"."""
     conditions: dict[str, Any] = {}
     probes: list[str] = []
-    for condition, dirs in run_dirs.items():
-        summaries = [Run.open(d).summary() for d in dirs]
+    for condition, summaries in reports.items():
         rounds = min(len(s["rounds"]) for s in summaries)
         first = summaries[0]["rounds"][0]
         probes = [key for key in first["tuned"] if isinstance(first["tuned"][key], dict)]

@@ -145,6 +145,11 @@ def _samples_path(out: Path, llm: str, data: DataConfig, agent: AgentConfig, see
     return out / "_samples" / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
 
 
+def _anchors_digest(anchors: Sequence[Anchor]) -> str:
+    text = json.dumps([anchor.as_dict() for anchor in anchors], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def base_samples(policy: Any, anchors: Sequence[Anchor], agent: AgentConfig, seed: int, n: int,
                  cache: Path | None, label: str,
                  examples: Sequence[tuple[Anchor, str]] = ()) -> dict[str, tuple[str, ...]]:
@@ -410,13 +415,15 @@ def simulate(config: SimulateConfig, agent: Any = None, audience_llm: Any = None
 
 def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = None, judge: Any = None) -> dict[str, Any]:
     """Every saved round of a trained run against the base agent again, with the run's audience or another
-    (e.g. an LLM audience for a run trained on the market); written to RUN/eval-AUDIENCE.json."""
+    (e.g. an LLM audience for a run trained on the market), on the run's test anchors or those of
+    `config.test_file`; written to RUN/eval-AUDIENCE.json (RUN/eval-AUDIENCE-FILESTEM.json with a test file)."""
     from reasonlab.config import resolve_config
 
     run = Run.open(config.run)
     trained = resolve_config(TrainConfig, run.config(), None, ())
     audience_config = config.audience or trained.audience
-    split = build_anchors(trained.data)
+    data = trained.data if config.test_file is None else trained.data.model_copy(update={"test_file": config.test_file})
+    split = build_anchors(data)
     rounds = sorted(int(p.parent.name.removeprefix("round")) for p in run.dir.glob("round*/adapter"))
     if not rounds:
         raise UserError(f"{run.dir} has no saved round (round*/adapter): train it first, or pass --resume to finish it")
@@ -428,9 +435,11 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
             voters["held_out"] = build_audience(audience_config, held_out=True, llm=getattr(audience, "llm", None))
         judge = judge if judge is not None or config.judge is None else _load_judge(config.judge)
     shots = prompt_examples(trained.data, trained.agent)
+    # the base agent's samples of another test set are cached under its anchors' contents, not only its path
+    label = "test" if config.test_file is None else f"test-{_anchors_digest(split.test)}"
     base_test = base_samples(policy, split.test, trained.agent, trained.seed, 1,
-                             _samples_path(Path(trained.out), trained.llm, trained.data, trained.agent, trained.seed,
-                                           "test"), "test", shots)
+                             _samples_path(Path(trained.out), trained.llm, data, trained.agent, trained.seed, label),
+                             "test", shots)
     results = []
     for k in rounds:
         _restore(policy, run.dir / f"round{k}" / "adapter", trained)
@@ -438,6 +447,8 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
             results.append({"round": k, **evaluate_round(policy, split.test, base_test, voters, trained.agent,
                                                           trained.seed, judge, f"round {k}", config.probes,
                                                           shots)})
-    report = {"run": str(run.dir), "audience": audience_config.model_dump(), "rounds": results}
-    atomic_write_json(run.dir / f"eval-{audience_config.kind}.json", report)
+    report = {"run": str(run.dir), "seed": trained.seed, "audience": audience_config.model_dump(), "test_file": config.test_file,
+              "test_anchors": len(split.test), "rounds": results}
+    suffix = "" if config.test_file is None else f"-{Path(config.test_file).stem}"
+    atomic_write_json(run.dir / f"eval-{audience_config.kind}{suffix}.json", report)
     return report
