@@ -58,7 +58,8 @@ def seed_rows(reports: dict[str, list[dict[str, Any]]], probe: str) -> list[dict
             for result in report["rounds"]:
                 key = "win_rate_held_out" if "win_rate_held_out" in result else "win_rate_train_personas"
                 tuned, base = result["tuned"][probe], result["base"][probe]
-                rows.append({"condition": condition, "round": result["round"], "seed": report["seed"],
+                cards = result["tuned"]["messages"] + result["tuned"]["missing"]  # a card with no message is missing
+                rows.append({"condition": condition, "round": result["round"], "seed": report["seed"], "cards": cards,
                              "win_rate": result[key], "tuned": tuned, "base": base,
                              "points": 100 * (tuned["rate"] - base["rate"]),
                              "tuned_above_base_interval": tuned["rate"] > base["ci_high"]})

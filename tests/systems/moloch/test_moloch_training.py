@@ -830,7 +830,7 @@ def test_the_fresh_test_script_evaluates_every_run_of_an_experiment_on_fresh_car
     written = json.loads((tmp_path / "exp" / "fresh-test-4-seed1.json").read_text())
     rows = written["seed_rows"]
     assert [(row["condition"], row["round"], row["seed"]) for row in rows] == [("market-rft", 1, 0), ("control-rft", 1, 0)]
-    assert all(row["tuned"]["n"] + row["tuned"]["excluded"] <= 4 for row in rows)
+    assert all(row["cards"] == 4 and row["tuned"]["n"] <= 4 for row in rows)
     assert sorted(written["summary"]["conditions"]) == ["control-rft", "market-rft"]
     assert "| market-rft | 1 | 0 |" in capsys.readouterr().out
     assert (tmp_path / "exp" / "market-rft-s0" / "eval-market-fresh-4-seed1.json").is_file()
