@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"--data-seed {args.data_seed} is the experiment's own: pass another generator seed")
     own = build_anchors(config.base.data)
     test_file = experiment.dir / f"fresh-{args.cards}-seed{args.data_seed}.jsonl"
-    save_anchors(test_file, fresh_anchors(config.base.data.arena, args.cards, args.data_seed, own.train + own.test))
+    try:
+        fresh = fresh_anchors(config.base.data.arena, args.cards, args.data_seed, own.train + own.test)
+    except ValueError as error:  # the stream holds too few distinct cards
+        raise UserError(f"--cards {args.cards}: {error}") from None
+    save_anchors(test_file, fresh)
     conditions = args.conditions or config.conditions
     runs = {seed: [experiment.dir / condition_config(config.base, c, seed, experiment.dir).name for c in conditions]
             for seed in config.seeds}

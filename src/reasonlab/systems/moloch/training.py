@@ -447,8 +447,8 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
             results.append({"round": k, **evaluate_round(policy, split.test, base_test, voters, trained.agent,
                                                           trained.seed, judge, f"round {k}", config.probes,
                                                           shots)})
-    report = {"run": str(run.dir), "seed": trained.seed, "audience": audience_config.model_dump(), "test_file": config.test_file,
-              "test_anchors": len(split.test), "rounds": results}
+    report = {"run": str(run.dir), "seed": trained.seed, "audience": audience_config.model_dump(),
+              "test_file": config.test_file, "test_anchors": len(split.test), "rounds": results}
     suffix = "" if config.test_file is None else f"-{Path(config.test_file).stem}"
     atomic_write_json(run.dir / f"eval-{audience_config.kind}{suffix}.json", report)
     return report
