@@ -13,7 +13,11 @@ recursion, stablemax + halting loss, backward through the last cycle, AdamATan2,
 embedding and EMA. Arms: `ours` (the fast path training uses), `ours-reference` (with `--reference`:
 `RecursiveReasoner(fast=False)`, the plain loop and layers), `ours-chunkK` (with `--chunks K ...`: the fast path
 running K samples at a time instead of its own choice) and `official` (with `--official PATH`, TRM only).
-`--profile` also prints each arm's top ops of one step (torch.profiler) to stderr.
+`--profile` also prints each arm's top ops of one step (torch.profiler) to stderr. `--gemm` (CPU) records the
+matrix multiplies of one step of each arm (torch.profiler with shapes), times each distinct shape under torch's
+BLAS (MKL on x86 builds) and under oneDNN (`torch.ops.mkldnn._linear_pointwise`), the two in turn, and prints
+one JSON line per arm: the step's GEMM seconds under each library and the step time they imply if everything
+but the GEMMs were free (the most any implementation with the same matrix multiplies could reach).
 Every arm gets the same seed, batch, threads and device; after `--warmup` steps per arm, `--repeats`
 rounds run `--steps` steps of each arm in turn (A B A B ...), so a load change on a shared machine hits all
 arms alike. Reported: the median seconds per step over the rounds and batch / that median; the peak memory
@@ -37,8 +41,10 @@ over torch SDPA put into sys.modules (nothing is installed).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
+import functools
 import gc
 import importlib
 import importlib.util
@@ -256,6 +262,54 @@ def print_profile(arm: Arm, variant: str, size: str) -> None:
     print(f"profile of one step: {variant} {size} {arm.name}\n{table}", file=sys.stderr)
 
 
+def step_gemms(arm: Arm) -> collections.Counter[tuple[int, int, int]]:
+    """(M, K, N) of every aten::mm and aten::addmm one step of `arm` makes, with their counts."""
+    with torch.profiler.profile(record_shapes=True) as profile:
+        arm.step()
+    shapes: collections.Counter[tuple[int, int, int]] = collections.Counter()
+    for event in profile.events():
+        if event.name in ("aten::mm", "aten::addmm"):
+            first = 1 if event.name == "aten::addmm" else 0  # addmm(bias, a, b, beta, alpha)
+            (m, k), (_, n) = event.input_shapes[first:first + 2]
+            shapes[(m, k, n)] += 1
+    return shapes
+
+
+def gemm_seconds(shapes: collections.Counter[tuple[int, int, int]], repeats: int) -> dict[str, float]:
+    """Seconds the multiplies of `shapes` take under torch's BLAS and under oneDNN (best of `repeats` each)."""
+    total = {"blas": 0.0, "onednn": 0.0}
+    for (m, k, n), count in shapes.items():
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        weight = b.t().contiguous()  # oneDNN's linear takes (N, K), as nn.Linear stores it
+        calls = {"blas": functools.partial(torch.mm, a, b),
+                 "onednn": functools.partial(torch.ops.mkldnn._linear_pointwise, a, weight, None, "none", [], "")}
+        best = {name: float("inf") for name in calls}
+        for _ in range(repeats + 1):  # the first round warms both up
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                best[name] = min(best[name], time.perf_counter() - start)
+        for name in total:
+            total[name] += count * best[name]
+    return total
+
+
+def gemm_records(arms: list[Arm], seconds: dict[str, list[float]], repeats: int) -> list[dict]:
+    """Per arm: its GEMM calls, their seconds under each library (its step time if all else were free), and
+    their share of its measured step."""
+    records = []
+    for arm in arms:
+        shapes = step_gemms(arm)
+        total = gemm_seconds(shapes, max(repeats, 3))
+        step = statistics.median(seconds[arm.name])
+        records.append({"arm": arm.name, "gemm_calls": sum(shapes.values()), "distinct_shapes": len(shapes),
+                        "median_seconds_per_step": round(step, 4),
+                        **{f"gemm_seconds_{name}": round(value, 4) for name, value in total.items()},
+                        "onednn_speedup_on_gemms": round(total["blas"] / total["onednn"], 3),
+                        "gemm_share_of_step": round(total["blas"] / step, 3)})
+    return records
+
+
 def compare(variant: str, size: str, batch: int, args: argparse.Namespace,
             official: dict[str, types.ModuleType] | None) -> list[dict]:
     """Build the arms of one model and size, measure memory and interleaved time; one record per arm."""
@@ -271,6 +325,9 @@ def compare(variant: str, size: str, batch: int, args: argparse.Namespace,
     if args.profile:
         for arm in arms:
             print_profile(arm, variant, size)
+    if args.gemm:
+        for record in gemm_records(arms, seconds, args.repeats):
+            print(json.dumps({"model": variant, "size": size, "gemm": True, **record}), flush=True)
     memory = {arm.name: peak_step_memory_mib(arm.step, args.device) for arm in arms}
     records = []
     for arm in arms:
@@ -304,6 +361,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile (see the docstring for the scope)")
     parser.add_argument("--reference", action="store_true", help="also time our plain reference path")
     parser.add_argument("--profile", action="store_true", help="also print each arm's top ops of one step (stderr)")
+    parser.add_argument("--gemm", action="store_true", help="also time each arm's matrix multiplies under torch's "
+                        "BLAS and oneDNN (CPU; one JSON line per arm)")
     parser.add_argument("--chunks", nargs="*", type=int, default=[],
                         help="also time ours with these samples per chunk (the default arm picks its own)")
     parser.add_argument("--official", type=Path, default=None,
@@ -315,6 +374,8 @@ def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.gemm and (args.device != "cpu" or args.bf16):
+        raise SystemExit("--gemm times float32 CPU matrix multiplies: run it with --device cpu and without --bf16")
     official = load_official(args.official) if args.official else None
     print(json.dumps({"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                       "cuda": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
