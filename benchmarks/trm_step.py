@@ -14,10 +14,11 @@ embedding and EMA. Arms: `ours` (the fast path training uses), `ours-reference` 
 `RecursiveReasoner(fast=False)`, the plain loop and layers), `ours-chunkK` (with `--chunks K ...`: the fast path
 running K samples at a time instead of its own choice) and `official` (with `--official PATH`, TRM only).
 `--profile` also prints each arm's top ops of one step (torch.profiler) to stderr. `--gemm` (CPU) records the
-matrix multiplies of one step of each arm (torch.profiler with shapes), times each distinct shape under torch's
-BLAS (MKL on x86 builds) and under oneDNN (`torch.ops.mkldnn._linear_pointwise`), the two in turn, and prints
-one JSON line per arm: the step's GEMM seconds under each library and the step time they imply if everything
-but the GEMMs were free (the most any implementation with the same matrix multiplies could reach).
+matrix multiplies (aten::mm and addmm) of one extra step of each arm (torch.profiler with shapes), times each
+distinct shape alone under torch's BLAS (MKL on x86 builds) and under oneDNN (`torch.ops.mkldnn._linear_pointwise`),
+the two in turn, with contiguous operands, and prints one JSON line per arm: the step's GEMM seconds under each
+library and their share of the measured step. Timed alone, a multiply runs faster than inside the step (warm
+cache, no transposed operands), so read the two libraries' ratio, not the seconds, as the finding.
 Every arm gets the same seed, batch, threads and device; after `--warmup` steps per arm, `--repeats`
 rounds run `--steps` steps of each arm in turn (A B A B ...), so a load change on a shared machine hits all
 arms alike. Reported: the median seconds per step over the rounds and batch / that median; the peak memory
@@ -276,7 +277,8 @@ def step_gemms(arm: Arm) -> collections.Counter[tuple[int, int, int]]:
 
 
 def gemm_seconds(shapes: collections.Counter[tuple[int, int, int]], repeats: int) -> dict[str, float]:
-    """Seconds the multiplies of `shapes` take under torch's BLAS and under oneDNN (best of `repeats` each)."""
+    """Seconds the multiplies of `shapes` take under torch's BLAS and under oneDNN: per shape the fastest of
+    `repeats` + 1 rounds (the first also warms both up), contiguous operands, times its count in the step."""
     total = {"blas": 0.0, "onednn": 0.0}
     for (m, k, n), count in shapes.items():
         a, b = torch.randn(m, k), torch.randn(k, n)
@@ -284,7 +286,7 @@ def gemm_seconds(shapes: collections.Counter[tuple[int, int, int]], repeats: int
         calls = {"blas": functools.partial(torch.mm, a, b),
                  "onednn": functools.partial(torch.ops.mkldnn._linear_pointwise, a, weight, None, "none", [], "")}
         best = {name: float("inf") for name in calls}
-        for _ in range(repeats + 1):  # the first round warms both up
+        for _ in range(repeats + 1):
             for name, call in calls.items():
                 start = time.perf_counter()
                 call()

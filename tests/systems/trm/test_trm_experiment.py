@@ -346,13 +346,13 @@ def test_on_9x9_at_the_papers_n_sup_trm_leads_by_10_points_on_every_seed():
     _assert_trm_leads_by(_experiment("nine-steps-16"), 0.10)
 
 
-
 @pytest.mark.experiment
-@pytest.mark.timeout(14400)
-def test_on_9x9_at_the_papers_depth_trm_leads_by_10_points_on_every_seeds_test_split():
+@pytest.mark.timeout(21600)
+def test_on_9x9_at_the_papers_depth_trm_leads_by_10_points_on_every_seed_of_the_test_split():
     """Measured (`--preset nine-steps-16-deep`: the trm arm at T=3, n=6, N_sup = 16, 20000 steps; RESULTS.md): TRM −
     deep supervision +10.2, +19.8, +27.0 points on the run's 500 test puzzles; TRM's best checkpoints at steps 6000,
-    5000, 6000, after which its validation accuracy falls back to deep supervision's level."""
+    5000, 6000, its last validation accuracy 6 to 25 points under its best (it overfits the 200 training puzzles).
+    Trained from scratch (one process) it takes about 5.3 CPU-hours."""
     summary = _experiment("nine-steps-16-deep")
     _assert_trm_leads_by(summary, 0.10)
     _assert_both_arms_stopped_improving(summary)
@@ -363,10 +363,10 @@ def test_on_9x9_at_the_papers_depth_trm_leads_by_10_points_on_every_seeds_test_s
 
 
 @pytest.mark.experiment
-@pytest.mark.timeout(14400)
+@pytest.mark.timeout(21600)
 def test_on_9x9_at_the_papers_depth_trm_leads_on_every_seed_on_2000_fresh_puzzles():
     """Measured (`benchmarks/trm_fresh_test.py`, the nine-steps-16-deep arms' best checkpoints on 2000 fresh
-    puzzles; RESULTS.md): TRM − deep supervision +8.5, +15.2, +24.5 points, each 95% interval above +5.4."""
+    puzzles; RESULTS.md): TRM − deep supervision +8.5, +15.2, +24.5 points, each 95% interval from +5.4 up."""
     margins = _margins_on_2000_fresh_puzzles("nine-steps-16-deep")
     for seed, margin in margins.items():
         assert margin > 0.05, f"seed {seed}: TRM leads by {margin:.3f} on fresh puzzles"
@@ -374,9 +374,10 @@ def test_on_9x9_at_the_papers_depth_trm_leads_on_every_seed_on_2000_fresh_puzzle
 
 
 @pytest.mark.experiment
-@pytest.mark.timeout(14400)
+@pytest.mark.timeout(21600)
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="open (issue 25): at the paper's depth TRM leads by +10.2, +19.8 and +27.0 points on the run's 500 test "
     "puzzles, but by +8.5 (95% CI +5.4 to +11.5), +15.2 and +24.5 on 2000 fresh puzzles: seed 0 under 10",
 )

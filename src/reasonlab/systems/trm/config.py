@@ -226,7 +226,8 @@ PRESETS: dict[str, ExperimentConfig] = {
     # --resume trains the finished arms on); about 2 h with --jobs 3 on 2 cores (AMD EPYC, 2026-12-06)
     "nine-steps-16": _preset({**NINE, "n_sup": 16}, arms=TWO_ARMS, steps=20_000),
     # the same with the trm arm at the paper's depth, T = 3 and n = 6 (42 network calls per supervision step
-    # against 16; about 2x the CPU per optimizer step); the deep-supervision arms are those of `nine-steps-16`
+    # against 16; 2.2x the CPU per optimizer step, about 3 h with --jobs 3 on 2 cores, AMD EPYC, 2026-12-06);
+    # the deep-supervision arms are those of `nine-steps-16`
     "nine-steps-16-deep": _preset({**NINE, "n_sup": 16}, arms=TWO_ARMS, steps=20_000, trm_T=3, trm_n=6),
     # the same data and network at equal CPU time: 480 process-CPU-seconds per arm (one thread)
     "nine-time": _preset(NINE, arms=TWO_ARMS, budget_s=480.0),
