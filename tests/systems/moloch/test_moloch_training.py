@@ -403,6 +403,32 @@ def test_evaluate_run_on_fresh_anchors_scores_every_round_on_them_and_keeps_the_
     assert "in both the train and the test set" in one_line(err)
 
 
+def test_evaluate_run_reuses_the_rounds_it_scored_and_rescores_a_changed_adapter(market_run, tmp_path, monkeypatch):
+    run = tmp_path / "first" / market_run.dir.name
+    shutil.copytree(market_run.dir, run)
+    for report in run.glob("eval-*.json"):
+        report.unlink()
+    first = evaluate_run(EvalConfig(run=str(run)), policy=tiny_policy())
+    assert all(row["adapter_digest"] for row in first["rounds"])
+    calls = count_generate(monkeypatch)
+    assert evaluate_run(EvalConfig(run=str(run)), policy=tiny_policy()) == first and not calls  # nothing sampled
+    # a copy of the run, its report naming the first folder and without digests (as reports before them were)
+    copy = tmp_path / "copy" / market_run.dir.name
+    shutil.copytree(run, copy)
+    written = copy / "eval-market.json"
+    legacy = json.loads(written.read_text())
+    for row in legacy["rounds"]:
+        del row["adapter_digest"]
+    written.write_text(json.dumps(legacy))
+    shutil.copy(copy / "round1" / "adapter" / "adapter_model.safetensors",
+                copy / "round2" / "adapter" / "adapter_model.safetensors")  # round 2 now holds other weights
+    again = evaluate_run(EvalConfig(run=str(copy)), policy=tiny_policy())
+    assert again["rounds"][0] == first["rounds"][0]  # round 1: the same adapter, reused
+    assert calls and again["rounds"][1]["adapter_digest"] == first["rounds"][0]["adapter_digest"]
+    assert again["rounds"][1]["tuned"] == first["rounds"][0]["tuned"]  # round 1's weights scored again, as round 2
+    assert json.loads(written.read_text())["run"] == str(copy)
+
+
 def test_fresh_anchors_come_from_another_stream_under_their_own_ids():
     own = split_anchors("sales", 40, 20, seed=0)
     fresh = fresh_anchors("sales", 30, seed=1, avoid=own.train + own.test)

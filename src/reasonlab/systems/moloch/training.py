@@ -435,20 +435,77 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
             voters["held_out"] = build_audience(audience_config, held_out=True, llm=getattr(audience, "llm", None))
         judge = judge if judge is not None or config.judge is None else _load_judge(config.judge)
     shots = prompt_examples(trained.data, trained.agent)
-    # the base agent's samples of another test set are cached under its anchors' contents, not only its path
+    # the base agent's samples of another test set are cached under its anchors' contents, not its path (a copied
+    # or moved experiment keeps them)
     label = "test" if config.test_file is None else f"test-{_anchors_digest(split.test)}"
+    key_data = data.model_copy(update={"test_file": None})
     base_test = base_samples(policy, split.test, trained.agent, trained.seed, 1,
-                             _samples_path(Path(trained.out), trained.llm, data, trained.agent, trained.seed, label),
-                             "test", shots)
+                             _samples_path(Path(trained.out), trained.llm, key_data, trained.agent, trained.seed,
+                                           label), "test", shots)
+    suffix = "" if config.test_file is None else f"-{Path(config.test_file).stem}"
+    written = run.dir / f"eval-{audience_config.kind}{suffix}.json"
+    base_messages = [message_of(a, base_test[a.anchor_id][0], trained.agent.prefill) for a in split.test]
+    probe_names = list(config.probes) if config.probes is not None else list(probes_for(split.test[0].arena))
+    probe_keys = set(probe_names) | ({f"judge:{name}" for name in probe_names} if judge is not None else set())
+    earlier = _scored_rounds(written, split.test, base_messages, audience_config.model_dump(mode="json"), probe_keys)
     results = []
     for k in rounds:
-        _restore(policy, run.dir / f"round{k}" / "adapter", trained)
+        adapter = run.dir / f"round{k}" / "adapter"
+        digest = _adapter_digest(adapter)
+        if k in earlier and earlier[k][0] == digest:
+            say(f"moloch eval: round {k} reused from {written.name} (the same adapter, anchors and base messages)")
+            results.append(earlier[k][1])
+            continue
+        _restore(policy, adapter, trained)
         with phase(f"moloch eval: round {k} vs base on {len(split.test)} test anchors"):
-            results.append({"round": k, **evaluate_round(policy, split.test, base_test, voters, trained.agent,
-                                                          trained.seed, judge, f"round {k}", config.probes,
-                                                          shots)})
-    report = {"run": str(run.dir), "seed": trained.seed, "audience": audience_config.model_dump(),
-              "test_file": config.test_file, "test_anchors": len(split.test), "rounds": results}
-    suffix = "" if config.test_file is None else f"-{Path(config.test_file).stem}"
-    atomic_write_json(run.dir / f"eval-{audience_config.kind}{suffix}.json", report)
+            results.append({"round": k, "adapter_digest": digest,
+                            **evaluate_round(policy, split.test, base_test, voters, trained.agent, trained.seed,
+                                             judge, f"round {k}", config.probes, shots)})
+        _write_eval_report(written, run.dir, trained.seed, audience_config.model_dump(), config.test_file,
+                           len(split.test), results)  # each finished round kept, should a later one crash
+    return _write_eval_report(written, run.dir, trained.seed, audience_config.model_dump(), config.test_file,
+                              len(split.test), results)
+
+
+def _write_eval_report(path: Path, run_dir: Path, seed: int, audience: dict[str, Any], test_file: str | None,
+                       test_anchors: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    report = {"run": str(run_dir), "seed": seed, "audience": audience, "test_file": test_file,
+              "test_anchors": test_anchors, "rounds": results}
+    atomic_write_json(path, report)
     return report
+
+
+def _adapter_digest(folder: Path) -> str | None:
+    """A digest of a saved adapter's weights (None when the folder holds none)."""
+    weights = folder / "adapter_model.safetensors"
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else None
+
+
+def _scored_rounds(path: Path, test: Sequence[Anchor], base_messages: list[str | None], audience: dict[str, Any],
+                   probe_keys: set[str]) -> dict[int, tuple[str | None, dict[str, Any]]]:
+    """The rounds of an earlier report at `path` that can stand for a new evaluation: scored by the same audience
+    with the same probes, on the same anchors against the same base messages; each with the digest of the adapter
+    it scored (recorded, or taken from the round folder of the run the report names, for a report written before
+    digests were recorded or copied from another run). Unreadable or different reports give nothing."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if json.loads(json.dumps(report.get("audience"))) != audience:
+        return {}
+    expected = [{"anchor_id": a.anchor_id, "base": m} for a, m in zip(test, base_messages, strict=True)]
+    scored = {}
+    for result in report.get("rounds", []):
+        try:
+            same_base = [{"anchor_id": m["anchor_id"], "base": m["base"]} for m in result["messages"]] == expected
+            probes = {key for key in result["tuned"] if key not in {"messages", "missing"}
+                      and not key.startswith("mean_")}
+            k = int(result["round"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not same_base or probes != probe_keys:
+            continue
+        digest = result.get("adapter_digest") or _adapter_digest(Path(report.get("run", "")) / f"round{k}" / "adapter")
+        if digest is not None:
+            scored[k] = (digest, {**result, "adapter_digest": digest})
+    return scored
