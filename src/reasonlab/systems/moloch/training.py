@@ -447,7 +447,8 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
     base_messages = [message_of(a, base_test[a.anchor_id][0], trained.agent.prefill) for a in split.test]
     probe_names = list(config.probes) if config.probes is not None else list(probes_for(split.test[0].arena))
     probe_keys = set(probe_names) | ({f"judge:{name}" for name in probe_names} if judge is not None else set())
-    earlier = _scored_rounds(written, split.test, base_messages, audience_config.model_dump(mode="json"), probe_keys)
+    earlier = _scored_rounds(written, split.test, base_messages, audience_config.model_dump(mode="json"), probe_keys,
+                             config.judge)
     results = []
     for k in rounds:
         adapter = run.dir / f"round{k}" / "adapter"
@@ -461,16 +462,16 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
             results.append({"round": k, "adapter_digest": digest,
                             **evaluate_round(policy, split.test, base_test, voters, trained.agent, trained.seed,
                                              judge, f"round {k}", config.probes, shots)})
-        _write_eval_report(written, run.dir, trained.seed, audience_config.model_dump(), config.test_file,
-                           len(split.test), results)  # each finished round kept, should a later one crash
-    return _write_eval_report(written, run.dir, trained.seed, audience_config.model_dump(), config.test_file,
-                              len(split.test), results)
+        _write_eval_report(written, run.dir, trained.seed, audience_config.model_dump(), config, len(split.test),
+                           results)  # each finished round kept, should a later one crash
+    return _write_eval_report(written, run.dir, trained.seed, audience_config.model_dump(), config, len(split.test),
+                              results)
 
 
-def _write_eval_report(path: Path, run_dir: Path, seed: int, audience: dict[str, Any], test_file: str | None,
+def _write_eval_report(path: Path, run_dir: Path, seed: int, audience: dict[str, Any], config: EvalConfig,
                        test_anchors: int, results: list[dict[str, Any]]) -> dict[str, Any]:
-    report = {"run": str(run_dir), "seed": seed, "audience": audience, "test_file": test_file,
-              "test_anchors": test_anchors, "rounds": results}
+    report = {"run": str(run_dir), "seed": seed, "audience": audience, "judge": config.judge,
+              "test_file": config.test_file, "test_anchors": test_anchors, "rounds": results}
     atomic_write_json(path, report)
     return report
 
@@ -482,19 +483,19 @@ def _adapter_digest(folder: Path) -> str | None:
 
 
 def _scored_rounds(path: Path, test: Sequence[Anchor], base_messages: list[str | None], audience: dict[str, Any],
-                   probe_keys: set[str]) -> dict[int, tuple[str | None, dict[str, Any]]]:
+                   probe_keys: set[str], judge: str | None) -> dict[int, tuple[str, dict[str, Any]]]:
     """The rounds of an earlier report at `path` that can stand for a new evaluation: scored by the same audience
-    with the same probes, on the same anchors against the same base messages; each with the digest of the adapter
+    and judge with the same probes, on the same anchors against the same base messages; each with the digest of the adapter
     it scored (recorded, or taken from the round folder of the run the report names, for a report written before
     digests were recorded or copied from another run). Unreadable or different reports give nothing."""
     try:
         report = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    if json.loads(json.dumps(report.get("audience"))) != audience:
+    if json.loads(json.dumps(report.get("audience"))) != audience or report.get("judge") != judge:
         return {}
     expected = [{"anchor_id": a.anchor_id, "base": m} for a, m in zip(test, base_messages, strict=True)]
-    scored = {}
+    scored: dict[int, tuple[str, dict[str, Any]]] = {}
     for result in report.get("rounds", []):
         try:
             same_base = [{"anchor_id": m["anchor_id"], "base": m["base"]} for m in result["messages"]] == expected
