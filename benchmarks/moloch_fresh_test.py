@@ -7,15 +7,14 @@ The cards come from another generator seed's stream, none sharing a title with t
 cards, under ids of their own (`arenas.fresh_anchors`), saved as EXPERIMENT/fresh-CARDS-seedS.jsonl. Each run is
 evaluated as `reasonlab moloch eval RUN --test-file THAT_FILE` does (its own audience and decoding; the tuned
 agent of every round against the base agent, one message each per card), writing RUN/eval-AUDIENCE-fresh-....json;
-a round scored before (the same adapter, cards and base messages) is reused, so after more rounds only the new ones
-are scored, in a copied experiment too. The table per condition and round is printed and written to
+a round scored before (the same adapter, agent, cards, base messages, audience and probes) is reused, so after more
+rounds only the new ones are scored, in a copied experiment too. The table per condition and round is printed and written to
 EXPERIMENT/fresh-test-CARDS-seedS.json, with each seed's tuned and base rates and their 95% intervals.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -35,16 +34,8 @@ def _evaluate_seed(runs: list[Path], test_file: Path, threads: int | None = None
         from reasonlab.threads import configure_threads
 
         configure_threads(threads)
-    reports = []
-    for run in runs:
-        written = run / f"eval-{Run.open(run).config()['audience']['kind']}-{test_file.stem}.json"
-        saved = json.loads(written.read_text()) if written.is_file() else None
-        rounds = len(list(run.glob("round*/adapter")))
-        if saved is not None and len(saved["rounds"]) == rounds:
-            reports.append(saved)  # this file's report of every saved round: reused
-            continue
-        reports.append(evaluate_run(EvalConfig(run=str(run), test_file=str(test_file))))
-    return reports
+    # evaluate_run reuses each round its report already scored on the same adapter, agent, cards and audience
+    return [evaluate_run(EvalConfig(run=str(run), test_file=str(test_file))) for run in runs]
 
 
 def _rate(stats: dict[str, Any]) -> str:

@@ -429,6 +429,34 @@ def test_evaluate_run_reuses_the_rounds_it_scored_and_rescores_a_changed_adapter
     assert json.loads(written.read_text())["run"] == str(copy)
 
 
+@pytest.mark.parametrize("change", ["lora alpha", "agent temperature", "audience", "cards"])
+def test_evaluate_run_scores_every_round_again_when_what_it_was_scored_with_changed(market_run, tmp_path, change):
+    import yaml
+
+    run = tmp_path / market_run.dir.name
+    shutil.copytree(market_run.dir, run)
+    own = build_anchors(train_config(market_run.out).data)
+    save_anchors(tmp_path / "fresh-4.jsonl", fresh_anchors("sales", 4, seed=1, avoid=own.train + own.test))
+    config = EvalConfig(run=str(run), test_file=str(tmp_path / "fresh-4.jsonl"))
+    first = evaluate_run(config, policy=tiny_policy())
+    settings = yaml.safe_load((run / "config.yaml").read_text())
+    if change == "lora alpha":  # the same weights, scaled otherwise: only the run's config tells
+        settings["sft"]["lora"]["alpha"] *= 2
+    elif change == "agent temperature":
+        settings["agent"]["temperature"] = 0.3
+    elif change == "audience":
+        config = config.model_copy(update={"audience": AudienceConfig(kind="market", noise=0.5)})
+    else:  # other cards under the same file name
+        save_anchors(tmp_path / "fresh-4.jsonl", fresh_anchors("sales", 4, seed=2, avoid=own.train + own.test))
+    (run / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    reused: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "say", reused.append)
+        again = evaluate_run(config, policy=tiny_policy())
+    assert not [line for line in reused if "reused" in line] and len(again["rounds"]) == 2
+    assert again["rounds"][0]["adapter_digest"] == first["rounds"][0]["adapter_digest"]
+
+
 def test_fresh_anchors_come_from_another_stream_under_their_own_ids():
     own = split_anchors("sales", 40, 20, seed=0)
     fresh = fresh_anchors("sales", 30, seed=1, avoid=own.train + own.test)

@@ -438,23 +438,26 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
     # the base agent's samples of another test set are cached under its anchors' contents, not its path (a copied
     # or moved experiment keeps them)
     label = "test" if config.test_file is None else f"test-{_anchors_digest(split.test)}"
-    key_data = data.model_copy(update={"test_file": None})
+    key_data = data if config.test_file is None else data.model_copy(update={"test_file": None})
     base_test = base_samples(policy, split.test, trained.agent, trained.seed, 1,
                              _samples_path(Path(trained.out), trained.llm, key_data, trained.agent, trained.seed,
                                            label), "test", shots)
     suffix = "" if config.test_file is None else f"-{Path(config.test_file).stem}"
     written = run.dir / f"eval-{audience_config.kind}{suffix}.json"
-    base_messages = [message_of(a, base_test[a.anchor_id][0], trained.agent.prefill) for a in split.test]
-    probe_names = list(config.probes) if config.probes is not None else list(probes_for(split.test[0].arena))
-    probe_keys = set(probe_names) | ({f"judge:{name}" for name in probe_names} if judge is not None else set())
-    earlier = _scored_rounds(written, split.test, base_messages, audience_config.model_dump(mode="json"), probe_keys,
-                             config.judge)
-    results = []
+    scored_with = _scoring(trained, audience_config, config.judge)
+    earlier: dict[int, tuple[str, dict[str, Any]]] = {}
+    if judge is None or config.judge is not None:  # a judge object passed in has no name to check a report against
+        base_messages = [message_of(a, base_test[a.anchor_id][0], trained.agent.prefill) for a in split.test]
+        names = list(config.probes) if config.probes is not None else list(probes_for(data.arena))
+        probe_keys = set(names) | ({f"judge:{name}" for name in names} if judge is not None else set())
+        earlier = _scored_rounds(written, split.test, base_messages, scored_with, probe_keys)
+    results: list[dict[str, Any]] = []
     for k in rounds:
         adapter = run.dir / f"round{k}" / "adapter"
         digest = _adapter_digest(adapter)
         if k in earlier and earlier[k][0] == digest:
-            say(f"moloch eval: round {k} reused from {written.name} (the same adapter, anchors and base messages)")
+            say(f"moloch eval: round {k} reused from {written.name} (the same adapter, agent, anchors, base messages, "
+                "audience and probes)")
             results.append(earlier[k][1])
             continue
         _restore(policy, adapter, trained)
@@ -462,16 +465,24 @@ def evaluate_run(config: EvalConfig, policy: Any = None, audience_llm: Any = Non
             results.append({"round": k, "adapter_digest": digest,
                             **evaluate_round(policy, split.test, base_test, voters, trained.agent, trained.seed,
                                              judge, f"round {k}", config.probes, shots)})
-        _write_eval_report(written, run.dir, trained.seed, audience_config.model_dump(), config, len(split.test),
-                           results)  # each finished round kept, should a later one crash
-    return _write_eval_report(written, run.dir, trained.seed, audience_config.model_dump(), config, len(split.test),
-                              results)
+        later = [earlier[j][1] for j in rounds if j > k and j in earlier]  # still reusable: kept, should this crash
+        _write_eval_report(written, run.dir, scored_with, config, len(split.test), results + later)
+    return _write_eval_report(written, run.dir, scored_with, config, len(split.test), results)
 
 
-def _write_eval_report(path: Path, run_dir: Path, seed: int, audience: dict[str, Any], config: EvalConfig,
-                       test_anchors: int, results: list[dict[str, Any]]) -> dict[str, Any]:
-    report = {"run": str(run_dir), "seed": seed, "audience": audience, "judge": config.judge,
-              "test_file": config.test_file, "test_anchors": test_anchors, "rounds": results}
+def _scoring(trained: TrainConfig, audience: AudienceConfig, judge: str | None) -> dict[str, Any]:
+    """What a round's scores depend on besides its adapter and the anchors: the agent that writes (model, decoding,
+    LoRA shape, seed), who votes and who judges."""
+    return {"llm": trained.llm, "agent": trained.agent.model_dump(mode="json"),
+            "lora": trained.sft.lora.model_dump(mode="json"), "seed": trained.seed,
+            "audience": audience.model_dump(mode="json"), "judge": judge}
+
+
+def _write_eval_report(path: Path, run_dir: Path, scored_with: dict[str, Any], config: EvalConfig, test_anchors: int,
+                       results: list[dict[str, Any]]) -> dict[str, Any]:
+    report = {"run": str(run_dir), "seed": scored_with["seed"], "audience": scored_with["audience"],
+              "judge": config.judge, "scored_with": scored_with, "test_file": config.test_file,
+              "test_anchors": test_anchors, "rounds": results}
     atomic_write_json(path, report)
     return report
 
@@ -482,17 +493,35 @@ def _adapter_digest(folder: Path) -> str | None:
     return hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else None
 
 
-def _scored_rounds(path: Path, test: Sequence[Anchor], base_messages: list[str | None], audience: dict[str, Any],
-                   probe_keys: set[str], judge: str | None) -> dict[int, tuple[str, dict[str, Any]]]:
-    """The rounds of an earlier report at `path` that can stand for a new evaluation: scored by the same audience
-    and judge with the same probes, on the same anchors against the same base messages; each with the digest of the adapter
-    it scored (recorded, or taken from the round folder of the run the report names, for a report written before
-    digests were recorded or copied from another run). Unreadable or different reports give nothing."""
+def _scored_with_of_run(report: dict[str, Any]) -> dict[str, Any] | None:
+    """For a report written before `scored_with` was recorded: that of the run it names, with its audience and
+    judge (None when the run folder is gone or unreadable)."""
+    from reasonlab.config import resolve_config
+
+    folder = Path(str(report.get("run") or ""))
+    if not report.get("run") or not (folder / "config.yaml").is_file():
+        return None
+    try:
+        trained = resolve_config(TrainConfig, Run.open(folder).config(), None, ())
+        return _scoring(trained, AudienceConfig.model_validate(report.get("audience")), report.get("judge"))
+    except (UserError, ValueError, OSError):
+        return None
+
+
+def _scored_rounds(path: Path, test: Sequence[Anchor], base_messages: list[str | None], scored_with: dict[str, Any],
+                   probe_keys: set[str]) -> dict[int, tuple[str, dict[str, Any]]]:
+    """The rounds of an earlier report at `path` that can stand for a new evaluation: scored with the same agent,
+    audience, judge and probes, on the same anchors against the same base messages; each with the digest of the
+    adapter it scored. A report written before these were recorded (or copied from another run) is checked against
+    the run folder it names. Unreadable or different reports give nothing."""
     try:
         report = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    if json.loads(json.dumps(report.get("audience"))) != audience or report.get("judge") != judge:
+    if not isinstance(report, dict):
+        return {}
+    recorded = report.get("scored_with") or _scored_with_of_run(report)
+    if recorded is None or json.loads(json.dumps(recorded)) != scored_with:
         return {}
     expected = [{"anchor_id": a.anchor_id, "base": m} for a, m in zip(test, base_messages, strict=True)]
     scored: dict[int, tuple[str, dict[str, Any]]] = {}
@@ -506,7 +535,8 @@ def _scored_rounds(path: Path, test: Sequence[Anchor], base_messages: list[str |
             continue
         if not same_base or probes != probe_keys:
             continue
-        digest = result.get("adapter_digest") or _adapter_digest(Path(report.get("run", "")) / f"round{k}" / "adapter")
+        legacy = Path(str(report.get("run"))) / f"round{k}" / "adapter" if report.get("run") else None
+        digest = result.get("adapter_digest") or (_adapter_digest(legacy) if legacy is not None else None)
         if digest is not None:
             scored[k] = (digest, {**result, "adapter_digest": digest})
     return scored
