@@ -889,8 +889,8 @@ def test_the_fresh_test_script_evaluates_every_run_of_an_experiment_on_fresh_car
     assert "| market-rft | 1 | 0 |" in capsys.readouterr().out
     assert (tmp_path / "exp" / "market-rft-s0" / "eval-market-fresh-4-seed1.json").is_file()
     assert (tmp_path / "exp" / "control-rft-s0" / "eval-control-fresh-4-seed1.json").is_file()
-    # a second call reuses the finished reports
-    monkeypatch.setattr(script, "evaluate_run", lambda config: pytest.fail("evaluated again"))
+    # a second call reuses every round the reports scored
+    monkeypatch.setattr(training, "evaluate_round", lambda *args, **kwargs: pytest.fail("scored again"))
     script.main(args)
     assert json.loads((tmp_path / "exp" / "fresh-test-4-seed1.json").read_text()) == written
     with pytest.raises(UserError, match="the experiment's own"):
