@@ -7,9 +7,10 @@ The cards come from another generator seed's stream, none sharing a title with t
 cards, under ids of their own (`arenas.fresh_anchors`), saved as EXPERIMENT/fresh-CARDS-seedS.jsonl. Each run is
 evaluated as `reasonlab moloch eval RUN --test-file THAT_FILE` does (its own audience and decoding; the tuned
 agent of every round against the base agent, one message each per card), writing RUN/eval-AUDIENCE-fresh-....json;
-a round scored before (the same adapter, agent, cards, base messages, audience and probes) is reused, so after more
-rounds only the new ones are scored, in a copied experiment too. The table per condition and round is printed and written to
-EXPERIMENT/fresh-test-CARDS-seedS.json, with each seed's tuned and base rates and their 95% intervals.
+a round scored before (the same adapter, agent, cards, base messages, audience and probes) is reused, so after
+more rounds only the new ones are scored, in a copied experiment too. The table per condition and round is printed
+and written to EXPERIMENT/fresh-test-CARDS-seedS.json, with each seed's tuned and base rates and their 95%
+intervals.
 """
 
 from __future__ import annotations

@@ -493,13 +493,12 @@ def _adapter_digest(folder: Path) -> str | None:
     return hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else None
 
 
-def _scored_with_of_run(report: dict[str, Any]) -> dict[str, Any] | None:
-    """For a report written before `scored_with` was recorded: that of the run it names, with its audience and
-    judge (None when the run folder is gone or unreadable)."""
+def _scored_with_of_run(report: dict[str, Any], folder: Path | None) -> dict[str, Any] | None:
+    """For a report written before `scored_with` was recorded: that of the run it names (`folder`), with the
+    report's audience and judge (None when the run folder is gone or unreadable)."""
     from reasonlab.config import resolve_config
 
-    folder = Path(str(report.get("run") or ""))
-    if not report.get("run") or not (folder / "config.yaml").is_file():
+    if folder is None or not (folder / "config.yaml").is_file():
         return None
     try:
         trained = resolve_config(TrainConfig, Run.open(folder).config(), None, ())
@@ -520,7 +519,8 @@ def _scored_rounds(path: Path, test: Sequence[Anchor], base_messages: list[str |
         return {}
     if not isinstance(report, dict):
         return {}
-    recorded = report.get("scored_with") or _scored_with_of_run(report)
+    named_run = Path(str(report["run"])) if report.get("run") else None
+    recorded = report.get("scored_with") or _scored_with_of_run(report, named_run)
     if recorded is None or json.loads(json.dumps(recorded)) != scored_with:
         return {}
     expected = [{"anchor_id": a.anchor_id, "base": m} for a, m in zip(test, base_messages, strict=True)]
@@ -535,8 +535,8 @@ def _scored_rounds(path: Path, test: Sequence[Anchor], base_messages: list[str |
             continue
         if not same_base or probes != probe_keys:
             continue
-        legacy = Path(str(report.get("run"))) / f"round{k}" / "adapter" if report.get("run") else None
-        digest = result.get("adapter_digest") or (_adapter_digest(legacy) if legacy is not None else None)
+        digest = result.get("adapter_digest") or (
+            _adapter_digest(named_run / f"round{k}" / "adapter") if named_run is not None else None)
         if digest is not None:
             scored[k] = (digest, {**result, "adapter_digest": digest})
     return scored
