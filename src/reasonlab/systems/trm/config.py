@@ -229,6 +229,11 @@ PRESETS: dict[str, ExperimentConfig] = {
     # against 16; 2.2x the CPU per optimizer step, about 3 h with --jobs 3 on 2 cores, AMD EPYC, 2026-12-06);
     # the deep-supervision arms are those of `nine-steps-16`
     "nine-steps-16-deep": _preset({**NINE, "n_sup": 16}, arms=TWO_ARMS, steps=20_000, trm_T=3, trm_n=6),
+    # the same with the paper's 1000 training puzzles (not 200), where the deep TRM no longer overfits by step 6000;
+    # 12000 steps per arm, both arms past their best by then: about 1 h 5 min with --jobs 2 on 2 cores (AMD EPYC,
+    # 2026-12-06), 47 CPU-min per trm arm, 10 per deep-supervision arm
+    "nine-steps-16-deep-1k": _preset({**NINE, "n_sup": 16, "train_size": 1000}, arms=TWO_ARMS, steps=12_000,
+                                     trm_T=3, trm_n=6),
     # the same data and network at equal CPU time: 480 process-CPU-seconds per arm (one thread)
     "nine-time": _preset(NINE, arms=TWO_ARMS, budget_s=480.0),
     # `reasonlab demo --only trm`: the run of record's data and net, TRM vs. deep supervision alone at equal
