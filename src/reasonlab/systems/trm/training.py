@@ -272,6 +272,9 @@ def _open_session(config: TRMTrainConfig) -> _Session:
     if rank == 0:
         run = Run.create(config.out, name, config, resume=config.resume, overwrite=config.overwrite, ignore=RESUMABLE)
         if config.resume:  # a longer budget: the saved config says what the run now trains for
+            # and a summary of the shorter run no longer describes it: an extension stopped before its end must
+            # read as unfinished (continued from its checkpoint), not as done at the new budget
+            run.summary_path.unlink(missing_ok=True)
             run.update_config({"max_steps": config.max_steps, "time_budget_s": config.time_budget_s})
     else:
         run = Run(run_dir)
