@@ -432,8 +432,8 @@ def test_with_the_papers_1000_training_puzzles_trm_leads_by_10_points_on_every_s
     """Measured (`--preset nine-steps-16-deep-1k`: the paper's depth and N_sup = 16 on 1000 training puzzles, 12000
     steps; RESULTS.md): TRM − deep supervision +32.6, +43.0, +38.4 points on the run's 500 test puzzles, TRM's best
     checkpoints at steps 7000, 7000, 8000; deep supervision's seed-2 best is its last evaluation, so its arms are
-    trained on to 30000 steps, where TRM (at 12000) leads by DS30_MARGINS. About 1 h 30 min on 2 cores, plus
-    DS30_ADD min for the longer deep-supervision arms."""
+    trained on to 30000 steps, where TRM (at 12000) leads by +30.0, +36.6, +33.4 (deep supervision's best
+    checkpoints at steps 23000-28000). About 1 h 30 min on 2 cores, plus about 40 min for the longer arms."""
     summary = _experiment("nine-steps-16-deep-1k")
     _assert_trm_leads_by(summary, 0.10)
     for seed, record in summary["per_seed"]["trm"].items():
@@ -451,7 +451,7 @@ def test_with_the_papers_1000_training_puzzles_trm_leads_by_10_points_on_every_s
 def test_with_the_papers_1000_training_puzzles_trm_leads_by_10_points_on_every_seed_on_2000_fresh_puzzles():
     """Measured (`benchmarks/trm_fresh_test.py`, the best checkpoints on 2000 fresh puzzles; RESULTS.md): TRM − deep
     supervision +33.9, +37.9, +37.5 points (each 95% interval from +30.9); against deep supervision at 30000 steps
-    FRESH30_MARGINS."""
+    +27.4, +35.2, +33.6 (each interval from +24.3)."""
     for seed, margin in _margins_on_2000_fresh_puzzles("nine-steps-16-deep-1k").items():
         assert margin >= 0.10, f"seed {seed}: TRM leads by {margin:.3f} on fresh puzzles"
     root = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
