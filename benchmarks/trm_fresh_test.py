@@ -13,7 +13,7 @@ Prints one line per seed and writes the numbers to `<experiment>/fresh-test-<puz
 `fresh-test-<puzzles>-seed<data_seed>-ds-<OTHER's name>.json`:
 
     .venv/bin/python benchmarks/trm_fresh_test.py runs/trm-nine16-deep-1k --puzzles 2000 --data-seed 1 \
-        --deep-supervision-from runs/trm-nine16-deep-1k-ds20k
+        --deep-supervision-from runs/trm-nine16-deep-1k-ds30k
 """
 
 from __future__ import annotations

@@ -229,9 +229,10 @@ PRESETS: dict[str, ExperimentConfig] = {
     # against 16; 2.2x the CPU per optimizer step, about 3 h with --jobs 3 on 2 cores, AMD EPYC, 2026-12-06);
     # the deep-supervision arms are those of `nine-steps-16`
     "nine-steps-16-deep": _preset({**NINE, "n_sup": 16}, arms=TWO_ARMS, steps=20_000, trm_T=3, trm_n=6),
-    # the same with the paper's 1000 training puzzles (not 200), where the deep TRM no longer overfits by step 6000;
-    # 12000 steps per arm, both arms past their best by then: about 1 h 5 min with --jobs 2 on 2 cores (AMD EPYC,
-    # 2026-12-06), 47 CPU-min per trm arm, 10 per deep-supervision arm
+    # the same on the paper's 1000 training puzzles (not 200): the deep TRM peaks at steps 7000-8000, so 12000 steps
+    # per arm; about 1 h 30 min with --jobs 3 on 2 cores (AMD EPYC, 2026-12-06: 47 CPU-min per trm arm, 10 per
+    # deep-supervision arm). Deep supervision alone is near its best for longer: `--arm deep_supervision --steps
+    # 30000` in another folder trains it on (RESULTS, issue 25 fifth pass)
     "nine-steps-16-deep-1k": _preset({**NINE, "n_sup": 16, "train_size": 1000}, arms=TWO_ARMS, steps=12_000,
                                      trm_T=3, trm_n=6),
     # the same data and network at equal CPU time: 480 process-CPU-seconds per arm (one thread)
