@@ -435,15 +435,22 @@ def test_with_the_papers_1000_training_puzzles_trm_leads_by_10_points_on_every_s
     trained on to 30000 steps, where TRM (at 12000) leads by +30.0, +36.6, +33.4 (deep supervision's best
     checkpoints at steps 23000-28000). About 1 h 30 min on 2 cores, plus about 40 min for the longer arms."""
     summary = _experiment("nine-steps-16-deep-1k")
-    _assert_trm_leads_by(summary, 0.10)
+    _assert_trm_leads_by(summary, 0.30)  # README: 30 points or more on every seed
     for seed, record in summary["per_seed"]["trm"].items():
         assert record["best_step"] < record["train_steps"], f"trm seed {seed} was still improving"
+        # not an equal-compute result: a step costs 4.8x deep supervision's, and at the evaluation nearest deep
+        # supervision's whole CPU budget TRM validates under deep supervision's best
+        ds = summary["per_seed"]["deep_supervision"][seed]
+        trm_step_seconds = record["train_seconds"] / record["train_steps"]
+        assert trm_step_seconds > 4 * ds["train_seconds"] / ds["train_steps"], f"seed {seed}: a TRM step got cheaper"
+        equal_cpu_step = round(ds["train_seconds"] / trm_step_seconds, -3)
+        assert dict(record["val_exact_by_train_step"])[equal_cpu_step] < ds["val_exact"], f"seed {seed}: equal CPU"
     longer = _longer_deep_supervision()
     _assert_both_arms_stopped_improving(longer)
     for seed, ds in longer["per_seed"]["deep_supervision"].items():
         assert ds["train_steps"] == DEEP_SUPERVISION_STEPS
         margin = summary["per_seed"]["trm"][seed]["test_exact"] - ds["test_exact"]
-        assert margin >= 0.10, f"seed {seed}: TRM leads deep supervision at {DEEP_SUPERVISION_STEPS} steps by {margin:.3f}"
+        assert margin >= 0.27, f"seed {seed}: TRM leads deep supervision at {DEEP_SUPERVISION_STEPS} steps by {margin:.3f}"
 
 
 @pytest.mark.experiment
@@ -452,9 +459,15 @@ def test_with_the_papers_1000_training_puzzles_trm_leads_by_10_points_on_every_s
     """Measured (`benchmarks/trm_fresh_test.py`, the best checkpoints on 2000 fresh puzzles; RESULTS.md): TRM − deep
     supervision +33.9, +37.9, +37.5 points (each 95% interval from +30.9); against deep supervision at 30000 steps
     +27.4, +35.2, +33.6 (each interval from +24.3)."""
-    for seed, margin in _margins_on_2000_fresh_puzzles("nine-steps-16-deep-1k").items():
-        assert margin >= 0.10, f"seed {seed}: TRM leads by {margin:.3f} on fresh puzzles"
+    from reasonlab.systems.trm.experiment import difference_interval
+
     root = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
+    _margins_on_2000_fresh_puzzles("nine-steps-16-deep-1k")
+    equal_steps = json.loads((root / "nine-steps-16-deep-1k" / "fresh-test-2000-seed1.json").read_text())["results"]
+    for seed, trm in equal_steps["trm"].items():  # README: each 95% interval above +30
+        ds = equal_steps["deep_supervision"][seed]
+        low, _ = difference_interval(round(trm["exact"] * 2000), 2000, round(ds["exact"] * 2000), 2000)
+        assert low > 0.30, f"seed {seed}: the interval of TRM's lead on fresh puzzles starts at {low:.3f}"
     _longer_deep_supervision()
     longer = root / "nine-steps-16-deep-1k-ds30k"
     subprocess.run([sys.executable, "benchmarks/trm_fresh_test.py", str(root / "nine-steps-16-deep-1k"), "--puzzles",
@@ -463,4 +476,4 @@ def test_with_the_papers_1000_training_puzzles_trm_leads_by_10_points_on_every_s
     results = record["results"]
     for seed, trm in results["trm"].items():
         margin = trm["exact"] - results["deep_supervision"][seed]["exact"]
-        assert margin >= 0.10, f"seed {seed}: TRM leads deep supervision at {DEEP_SUPERVISION_STEPS} steps by {margin:.3f}"
+        assert margin >= 0.27, f"seed {seed}: TRM leads deep supervision at {DEEP_SUPERVISION_STEPS} steps by {margin:.3f}"
