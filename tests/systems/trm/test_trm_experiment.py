@@ -81,6 +81,16 @@ def test_the_trm_arms_depth_is_set_apart_and_the_other_arms_keep_their_runs():
         ExperimentConfig(trm_n=0)
 
 
+def test_the_equal_cpu_preset_at_the_papers_depth_differs_from_the_equal_steps_one_only_in_its_budget():
+    steps, time = PRESETS["nine-steps-16-deep-1k"], PRESETS["nine-time-16-deep-1k"]
+    assert time.recipe == steps.recipe and (time.arms, time.seeds, time.trm_T, time.trm_n) == (
+        steps.arms, steps.seeds, steps.trm_T, steps.trm_n)
+    assert (steps.steps, time.steps, time.budget_s) == (12_000, None, 1470.0)
+    for arm in time.arms:
+        config = time.arm_config(arm, 0, "runs")
+        assert (config.time_budget_s, config.budget_clock, config.max_steps) == (1470.0, "process", 1_000_000)
+
+
 def test_an_experiment_is_a_run_that_reuses_only_matching_finished_arms(tmp_path, capsys):
     config = ExperimentConfig(recipe=TRMTrainConfig(**TINY_RECIPE), arms=["trm", "deep_supervision"], seeds=[0], steps=2)
     out = tmp_path / "tiny"

@@ -91,7 +91,7 @@ def train_command(
 @app.command("experiment")
 @help_defaults(_experiment_preset, seed="seeds", arm="arms")
 def experiment_command(
-    preset: str = typer.Option("main", help="main (run of record) | hard | equal-steps | nine | nine-steps | nine-steps-16 | nine-steps-16-deep | nine-steps-16-deep-1k | nine-time | quick"),
+    preset: str = typer.Option("main", help="main (run of record) | hard | equal-steps | nine | nine-steps | nine-steps-16 | nine-steps-16-deep | nine-steps-16-deep-1k | nine-time | nine-time-16-deep-1k | quick"),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     seed: Optional[list[int]] = typer.Option(None, "--seed", help="Seeds (repeatable; replaces the preset's)."),

@@ -237,6 +237,10 @@ PRESETS: dict[str, ExperimentConfig] = {
                                      trm_T=3, trm_n=6),
     # the same data and network at equal CPU time: 480 process-CPU-seconds per arm (one thread)
     "nine-time": _preset(NINE, arms=TWO_ARMS, budget_s=480.0),
+    # `nine-steps-16-deep-1k` at equal CPU time: 1470 process-CPU-seconds per arm, what deep supervision's 30000
+    # steps cost there (about 6300 steps of the deep TRM); about 75 min with --jobs 2 on 2 cores
+    "nine-time-16-deep-1k": _preset({**NINE, "n_sup": 16, "train_size": 1000}, arms=TWO_ARMS, budget_s=1470.0,
+                                    trm_T=3, trm_n=6),
     # `reasonlab demo --only trm`: the run of record's data and net, TRM vs. deep supervision alone at equal
     # optimizer steps (the paper's protocol), one seed, 1000 steps per arm; the last step is tested (validated
     # once, no checkpoint choice) on 1000 held-out puzzles at N_sup, so the test interval is about +-3 points
