@@ -238,7 +238,8 @@ PRESETS: dict[str, ExperimentConfig] = {
     # the same data and network at equal CPU time: 480 process-CPU-seconds per arm (one thread)
     "nine-time": _preset(NINE, arms=TWO_ARMS, budget_s=480.0),
     # `nine-steps-16-deep-1k` at equal CPU time: 1470 process-CPU-seconds per arm, what deep supervision's 30000
-    # steps cost there (about 6300 steps of the deep TRM); about 75 min with --jobs 2 on 2 cores
+    # steps cost on an AMD Zen 4 (about 6300 deep-TRM steps there); on a Zen 3 without AVX-512 it bought 4100-4700
+    # TRM and 18500-20100 deep-supervision steps, 81 min with --jobs 2 on 2 cores (RESULTS, issue 25 sixth pass)
     "nine-time-16-deep-1k": _preset({**NINE, "n_sup": 16, "train_size": 1000}, arms=TWO_ARMS, budget_s=1470.0,
                                     trm_T=3, trm_n=6),
     # `reasonlab demo --only trm`: the run of record's data and net, TRM vs. deep supervision alone at equal
