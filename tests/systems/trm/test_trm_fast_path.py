@@ -18,7 +18,7 @@ VARIANTS = {
 # largest error over largest magnitude (fla's ratio): float32 rounding of SDPA and fused RMSNorm, carried through
 # two supervision steps of T * (n + 1) recursive calls, stays near 2e-5 on an AVX-512 CPU; on an AVX2 one (AMD Zen 3)
 # it reached 4.7e-5 on values and 1.02e-4 on gradients (the one-step-gradient variant's token embedding, summed over
-# every position). A wrong fast path is off by 1e-2 or more
+# every position)
 VALUE_RATIO = 2e-4
 GRAD_RATIO = 5e-4
 OUTPUTS = ("loss", "logits", "q_halt", "q_continue", "y", "z")
