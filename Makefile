@@ -42,9 +42,13 @@ browser-tools:
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
 	  echo "note: chromium/chromedriver not installed; the report's browser test will be skipped"
 
-# the browser test's screenshot of the report is kept in runs/ci-artifacts
+# the suite in TEST_WORKERS processes (pytest-xdist), one test file to a worker so a file's shared fixtures are
+# built once; tests/conftest.py splits the cores between the workers. Serially the suite took 24 min on a 2-vCPU
+# AMD EPYC (Zen 3), most of it one core waiting on the other; in two workers 14.5 min. TEST_WORKERS=0: serial.
+# The browser test's screenshot of the report is kept in runs/ci-artifacts.
+TEST_WORKERS ?= 2
 test: venv sandbox-tools browser-tools
-	REASONLAB_ARTIFACTS=runs/ci-artifacts $(VENV)/bin/python -m pytest tests
+	REASONLAB_ARTIFACTS=runs/ci-artifacts $(VENV)/bin/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -18,6 +18,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _split_cores_between_workers() -> None:
+    """Under pytest-xdist (`make test` runs two workers) each worker gets its share of the cores as torch's and
+    OpenMP's thread count, set before torch is imported and inherited by the subprocesses tests start: two workers
+    of two threads each on 2 cores spin-wait on each other. An explicit OMP_NUM_THREADS is kept."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+
+_split_cores_between_workers()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
