@@ -44,7 +44,7 @@ browser-tools:
 
 # the suite in TEST_WORKERS processes (pytest-xdist), one test file to a worker so a file's shared fixtures are
 # built once; tests/conftest.py splits the cores between the workers. Serially the suite took 24 min on a 2-vCPU
-# AMD EPYC (Zen 3), most of it one core waiting on the other; in two workers 14.5 min. TEST_WORKERS=0: serial.
+# AMD EPYC (Zen 3) and kept about one core busy; in two workers 14.5 min (RESULTS.md). TEST_WORKERS=0: serial.
 # The browser test's screenshot of the report is kept in runs/ci-artifacts.
 TEST_WORKERS ?= 2
 test: venv sandbox-tools browser-tools
