@@ -531,7 +531,6 @@ def test_deep_trm_on_1000_puzzles_at_equal_cpu_time_is_level_on_2000_fresh_puzzl
         assert high > 0, f"seed {seed}: TRM trails beyond the noise at equal CPU time (interval up to {high:+.3f})"
 
 
-
 LONGER_BUDGET_S = 2500.0  # CPU-s per arm: the equal-CPU arms above trained on from their 1470 s
 LONGER_EQUAL_CPU = "nine-time-16-deep-1k-2500"
 
@@ -555,7 +554,7 @@ def test_deep_trm_on_1000_puzzles_at_2500_cpu_seconds_leads_by_20_points_on_ever
     without AVX-512): TRM 0.714, 0.754, 0.688 after 7028, 7000, 6504 steps against deep supervision 0.414, 0.388,
     0.442 after 30,721-32,460 steps: +30.0, +36.6, +24.6 points on the test split. Deep supervision is past its best
     on every seed (best checkpoints at steps 23000-28000); TRM's best is at or next to its last evaluation. About
-    55 min on 2 cores after the 1470 s run."""
+    60 min on 2 cores after the 1470 s run."""
     summary = _longer_equal_cpu()
     for seed, margin in summary["trm_minus_deep_supervision"]["by_seed"].items():
         assert margin > 0.20, f"seed {seed}: TRM - deep supervision {margin:+.3f} at 2500 CPU-s per arm"
