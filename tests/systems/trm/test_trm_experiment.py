@@ -228,9 +228,13 @@ def test_cli_experiment_errors_are_one_line(fake_arms, tmp_path):
     assert isinstance(result.exception, UserError) and "no option 'recipe.givnes'" in str(result.exception)
 
 
+def _experiment_root() -> Path:
+    """Where the experiment tests keep their runs: TRM_EXPERIMENT_OUT, by default runs/trm-experiment."""
+    return Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
+
+
 def _experiment(preset: str) -> dict:
-    root = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
-    return run_experiment(PRESETS[preset], root / preset, resume=True)
+    return run_experiment(PRESETS[preset], _experiment_root() / preset, resume=True)
 
 
 @pytest.mark.experiment
@@ -286,7 +290,7 @@ def test_at_equal_steps_the_demos_trm_is_right_after_fewer_supervision_steps_on_
     +0.118, each 95% interval above 0; at N_sup the sign depends on the seed (+0.129, -0.029, -0.110)."""
     from reasonlab.systems.trm.experiment import demo_headline
 
-    root = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
+    root = _experiment_root()
     for seed in (0, 1, 2):
         config = PRESETS["quick"].model_copy(update={"seeds": [seed]})
         headline = demo_headline(config, run_experiment(config, root / f"quick-seed{seed}", resume=True))
@@ -359,21 +363,25 @@ def test_on_9x9_at_the_papers_n_sup_trm_leads_on_every_seed_on_2000_fresh_puzzle
 def _margins_on_2000_fresh_puzzles(preset: str, finish: Callable[[], dict] | None = None) -> dict[str, float]:
     """TRM − deep supervision per seed, the best checkpoints of the run in folder `preset` scored on 2000 fresh
     puzzles (data seed 1); `finish` trains that run (default: the preset's experiment)."""
-    out = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment")) / preset
+    out = _experiment_root() / preset
     (finish or functools.partial(_experiment, preset))()
     subprocess.run([sys.executable, "benchmarks/trm_fresh_test.py", str(out), "--puzzles", "2000", "--data-seed", "1"],
                    check=True)
-    results = json.loads((out / "fresh-test-2000-seed1.json").read_text())["results"]
+    results = _fresh_results(preset)
     assert all(record["count"] == 2000 for arm in results.values() for record in arm.values())
     return {seed: trm["exact"] - results["deep_supervision"][seed]["exact"] for seed, trm in results["trm"].items()}
+
+
+def _fresh_results(preset: str) -> dict:
+    """Per arm and seed, the scores `benchmarks/trm_fresh_test.py` wrote for the run in folder `preset`."""
+    return json.loads((_experiment_root() / preset / "fresh-test-2000-seed1.json").read_text())["results"]
 
 
 def _fresh_intervals(preset: str) -> dict[str, tuple[float, float]]:
     """Newcombe's 95% interval of TRM − deep supervision per seed, from the preset's scored 2000 fresh puzzles."""
     from reasonlab.systems.trm.experiment import difference_interval
 
-    out = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment")) / preset
-    results = json.loads((out / "fresh-test-2000-seed1.json").read_text())["results"]
+    results = _fresh_results(preset)
     return {seed: difference_interval(round(trm["exact"] * 2000), 2000,
                                       round(results["deep_supervision"][seed]["exact"] * 2000), 2000)
             for seed, trm in results["trm"].items()}
@@ -444,7 +452,7 @@ DEEP_SUPERVISION_STEPS = 30_000  # deep supervision alone trained on past the ex
 
 def _longer_deep_supervision() -> dict:
     """The deep-supervision arms of `nine-steps-16-deep-1k` trained on to 30000 steps (their own folder)."""
-    root = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
+    root = _experiment_root()
     config = PRESETS["nine-steps-16-deep-1k"].model_copy(update={"arms": ["deep_supervision"],
                                                                  "steps": DEEP_SUPERVISION_STEPS})
     return run_experiment(config, root / "nine-steps-16-deep-1k-ds30k", resume=True)
@@ -483,7 +491,7 @@ def test_with_the_papers_1000_training_puzzles_trm_leads_by_30_points_on_every_s
     """Measured (`benchmarks/trm_fresh_test.py`, the best checkpoints on 2000 fresh puzzles; RESULTS.md): TRM − deep
     supervision +33.9, +37.9, +37.5 points (each 95% interval from +30.9); against deep supervision at 30000 steps
     +27.4, +35.2, +33.6 (each interval from +24.3)."""
-    root = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
+    root = _experiment_root()
     _margins_on_2000_fresh_puzzles("nine-steps-16-deep-1k")
     for seed, (low, _) in _fresh_intervals("nine-steps-16-deep-1k").items():  # README: each interval above +30
         assert low > 0.30, f"seed {seed}: the interval of TRM's lead on fresh puzzles starts at {low:.3f}"
@@ -538,7 +546,7 @@ LONGER_EQUAL_CPU = "nine-time-16-deep-1k-2500"
 def _longer_equal_cpu() -> dict:
     """`nine-time-16-deep-1k` trained on to 2500 CPU-s per arm in its own folder: a copy of the finished run resumed
     with the larger budget, as `cp -r` and `trm experiment --resume --budget-s 2500` do from the command line."""
-    root = Path(os.environ.get("TRM_EXPERIMENT_OUT", "runs/trm-experiment"))
+    root = _experiment_root()
     out = root / LONGER_EQUAL_CPU
     if not out.exists():
         _experiment("nine-time-16-deep-1k")
