@@ -26,7 +26,7 @@ from reasonlab.errors import UserError
 from reasonlab.report import find_runs
 from reasonlab.systems.trm.cli import app
 from reasonlab.systems.trm.config import ARMS, PRESETS, ExperimentConfig, TRMTrainConfig
-from reasonlab.systems.trm.experiment import arm_run_name, run_experiment, summarize
+from reasonlab.systems.trm.experiment import arm_run_name, run_experiment, summarize, validation_curves
 
 TINY_RECIPE = dict(
     task="sudoku", size=4, givens=6, train_size=16, val_size=8, test_size=8, mixer="mlp", hidden_size=16,
@@ -53,6 +53,20 @@ def test_summary_gives_each_arm_mean_spread_and_n():
     assert summary["per_seed"]["trm"]["1"]["test_exact"] == 0.946
     single = summarize({"trm": _per_seed([0.5])}, 8)
     assert (single["arms"]["trm"]["std"], single["arms"]["trm"]["n"]) == (0.0, 1)
+
+
+def test_validation_rows_take_the_seconds_of_the_last_training_row_at_or_before_them():
+    metrics = [
+        {"step": 25, "loss": 2.0, "train_seconds": 8.5},
+        {"step": 50, "loss": 1.9, "train_seconds": 16.2},
+        {"step": 50, "val_exact": 0.1},
+        {"step": 60, "loss": 1.8, "train_seconds": 19.0},  # the last training row of a run that stopped at its budget
+        {"step": 60, "val_exact": 0.25},
+        {"step": 70, "val_exact": 0.3},  # a row logged without a training row of its own keeps the last clock
+    ]
+    by_step, by_seconds = validation_curves(metrics)
+    assert by_step == [[50, 0.1], [60, 0.25], [70, 0.3]]
+    assert by_seconds == [[16.2, 0.1], [19.0, 0.25], [19.0, 0.3]]
 
 
 def test_arms_share_the_network_and_their_runs_are_keyed_by_the_config():
@@ -102,6 +116,9 @@ def test_an_experiment_is_a_run_that_reuses_only_matching_finished_arms(tmp_path
     assert summary["per_seed"]["trm"]["0"]["train_steps"] == 2
     # the learning curve: validation every 2 steps, so one point at step 2
     assert [step for step, _ in summary["per_seed"]["trm"]["0"]["val_exact_by_train_step"]] == [2]
+    # and against the training clock: the seconds of the step-2 training row, at most the arm's whole training
+    (seconds, _), = summary["per_seed"]["trm"]["0"]["val_exact_by_train_seconds"]
+    assert 0 < seconds <= summary["per_seed"]["trm"]["0"]["train_seconds"]
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert (saved["steps"], saved["seeds"], saved["recipe"]["size"]) == (2, [0], 4)
     assert (out / "plots" / "arms.png").is_file()
@@ -583,3 +600,25 @@ def test_deep_trm_on_1000_puzzles_at_2500_cpu_seconds_leads_by_20_points_on_2000
     for seed, (low, _) in _fresh_intervals(LONGER_EQUAL_CPU).items():
         assert margins[seed] > 0.20, f"seed {seed}: TRM - deep supervision {margins[seed]:+.3f} on fresh puzzles"
         assert low > 0.20, f"seed {seed}: the interval of TRM's lead on fresh puzzles starts at {low:+.3f}"
+
+
+@pytest.mark.experiment
+@pytest.mark.timeout(14400)
+def test_deep_trm_on_1000_puzzles_trails_for_1000_cpu_seconds_then_the_crossing_comes_before_2100():
+    """Measured (`benchmarks/trm_cpu_crossing.py` on the 2500-CPU-s run; RESULTS.md): each arm's best validation
+    accuracy within 1000 CPU-s, TRM 0.195, 0.135, 0.135 against deep supervision 0.415, 0.370, 0.435; TRM ahead for
+    good from 2,056, 1,465 and 1,886 CPU-s (seeds 0-2)."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "trm_cpu_crossing.py"
+    spec = importlib.util.spec_from_file_location("trm_cpu_crossing", script)
+    crossing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(crossing)
+    per_seed = _longer_equal_cpu()["per_seed"]
+    for seed, trm in per_seed["trm"].items():
+        mine = [tuple(point) for point in trm["val_exact_by_train_seconds"]]
+        theirs = [tuple(point) for point in per_seed["deep_supervision"][seed]["val_exact_by_train_seconds"]]
+        lead = crossing.best_so_far(theirs, 1000) - (crossing.best_so_far(mine, 1000) or 0.0)
+        assert lead > 0.15, f"seed {seed}: deep supervision leads by only {lead:+.3f} within 1000 CPU-s"
+        at = crossing.crossing(mine, theirs)
+        assert at is not None and 1400 < at < 2100, f"seed {seed}: TRM crosses at {at} CPU-s"

@@ -40,7 +40,9 @@ from reasonlab.runs import Run, config_diff, config_hash
 from reasonlab.stats import format_mean, format_rate, mean_spread, wilson_interval
 from reasonlab.systems.trm.config import PRESETS, ExperimentConfig, TRMTrainConfig
 
-__all__ = ["arm_run_name", "demo_headline", "difference_interval", "quick", "run_experiment", "summarize"]
+__all__ = [
+    "arm_run_name", "demo_headline", "difference_interval", "quick", "run_experiment", "summarize", "validation_curves",
+]
 
 # run-location fields: they do not change what an arm computes
 _LOCATION = ("out", "name", "resume", "overwrite", "progress")
@@ -48,7 +50,8 @@ _LOCATION = ("out", "name", "resume", "overwrite", "progress")
 _BUDGET = ("max_steps", "time_budget_s")
 # per-seed numbers kept in the experiment's summary
 _PER_SEED = ("test_exact", "val_exact", "best_step", "train_steps", "train_seconds", "test_exact_by_step",
-             "test_halted_exact", "test_mean_halt_step", "test_count", "val_exact_by_train_step")
+             "test_halted_exact", "test_mean_halt_step", "test_count", "val_exact_by_train_step",
+             "val_exact_by_train_seconds")
 
 
 def arm_run_name(arm: str, seed: int, config: TRMTrainConfig) -> str:
@@ -109,7 +112,8 @@ def run_experiment(
 
 def _train_arm(arm_config: TRMTrainConfig, arm: str, seed: int) -> dict[str, Any]:
     """The summary of one arm's run (reused when finished, continued from its checkpoint, or trained), with its
-    validation curve added as `val_exact_by_train_step`."""
+    validation curve added against optimizer steps (`val_exact_by_train_step`) and against the training clock's
+    seconds (`val_exact_by_train_seconds`: process CPU seconds unless the recipe's budget clock is wall time)."""
     from reasonlab.systems.trm.training import train
 
     name = arm_run_name(arm, seed, arm_config)
@@ -129,7 +133,8 @@ def _train_arm(arm_config: TRMTrainConfig, arm: str, seed: int) -> dict[str, Any
         say(f"{'continuing' if resume else 'training'} {arm} seed {seed} in {run.dir}")
         options = {"name": name, "resume": resume, "overwrite": run.dir.exists() and not resume}
         run = Run(train(arm_config.model_copy(update=options)))
-    return {**run.summary(), "val_exact_by_train_step": _validation_curve(run)}
+    by_step, by_seconds = validation_curves(run.metrics())
+    return {**run.summary(), "val_exact_by_train_step": by_step, "val_exact_by_train_seconds": by_seconds}
 
 
 def _budget(config: dict[str, Any]) -> tuple[Any, ...]:
@@ -150,9 +155,18 @@ def _extends(trained: dict[str, Any], asked: TRMTrainConfig) -> bool:
             and asked.max_steps >= trained["max_steps"])
 
 
-def _validation_curve(run: Run) -> list[list[float]]:
-    """[[optimizer step, validation exact accuracy], ...] of one arm's run, in step order."""
-    return [[row["step"], row["val_exact"]] for row in run.metrics() if "val_exact" in row]
+def validation_curves(metrics: list[dict[str, Any]]) -> tuple[list[list[float]], list[list[float]]]:
+    """One arm's validation exact accuracy from its metrics rows, in step order: [[optimizer step, accuracy], ...]
+    and [[training seconds, accuracy], ...]. A validation row carries no clock, so it takes the seconds of the
+    last training row at or before its step (training rows are logged every `log_every` steps and at the last)."""
+    by_step, by_seconds, seconds = [], [], 0.0
+    for row in metrics:
+        if "train_seconds" in row:
+            seconds = row["train_seconds"]
+        if "val_exact" in row:
+            by_step.append([row["step"], row["val_exact"]])
+            by_seconds.append([round(seconds, 2), row["val_exact"]])
+    return by_step, by_seconds
 
 
 def summarize(per_seed: dict[str, dict[str, dict[str, Any]]], n_sup: int) -> dict[str, Any]:
@@ -191,14 +205,15 @@ def _rate_text(record: dict[str, Any]) -> str:
 def _plot(run: Run, summary: dict[str, Any], n_sup: int) -> None:
     """plots/arms.png: test accuracy after each supervision step (every arm and seed), each arm's test exact
     accuracy per seed with its 95% Wilson interval and its CPU seconds per optimizer step, and validation accuracy
-    against optimizer steps (the learning curves, with the checkpoint that was tested)."""
+    against optimizer steps (the learning curves, with the checkpoint that was tested) and against training
+    seconds (where the arms meet at equal CPU time)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     arms = summary["per_seed"]
-    fig, ax = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, ax = plt.subplots(1, 4, figsize=(20, 3.8))
     colors = {"trm": "C0", "deep_supervision": "C1", "neither": "C2"}
     labels = []
     for position, (arm, seeds) in enumerate(arms.items()):
@@ -213,6 +228,10 @@ def _plot(run: Run, summary: dict[str, Any], n_sup: int) -> None:
                 if record.get("best_step") in steps:  # the checkpoint that was tested
                     ax[2].plot([record["best_step"]], [values[steps.index(record["best_step"])]], "*", ms=9,
                                color=colors[arm])
+            by_seconds = record.get("val_exact_by_train_seconds") or []
+            if by_seconds:
+                seconds, values = zip(*by_seconds, strict=True)
+                ax[3].plot(seconds, values, "-", color=colors[arm], alpha=0.8, label=arm if index == 0 else None)
             offset = position + 0.08 * (index - (len(seeds) - 1) / 2)
             count = record.get("test_count")
             if count:
@@ -228,8 +247,11 @@ def _plot(run: Run, summary: dict[str, Any], n_sup: int) -> None:
     ax[0].set(xlabel="supervision steps at test time", ylabel="test exact accuracy", ylim=(0, 1.02))
     ax[0].legend()
     ax[2].set(xlabel="optimizer steps", ylabel="validation exact accuracy\n(* = checkpoint tested)", ylim=(0, 1.02))
-    if ax[2].lines:
-        ax[2].legend()
+    ax[3].set(xlabel="training seconds (the budget clock: process CPU by default)",
+              ylabel="validation exact accuracy", ylim=(0, 1.02))
+    for panel in ax[2:]:
+        if panel.lines:
+            panel.legend()
     ax[1].set_xticks(range(len(arms)), labels)
     ax[1].set(ylabel=f"test exact accuracy at N_sup={n_sup}\n(per seed, 95% CI)", ylim=(0, 1.02),
               xlim=(-0.5, len(arms) - 0.5))
