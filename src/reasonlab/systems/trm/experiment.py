@@ -231,7 +231,7 @@ def _plot(run: Run, summary: dict[str, Any], n_sup: int) -> None:
             by_seconds = record.get("val_exact_by_train_seconds") or []
             if by_seconds:
                 seconds, values = zip(*by_seconds, strict=True)
-                ax[3].plot(seconds, values, "-", color=colors[arm], alpha=0.8, label=arm if index == 0 else None)
+                ax[3].plot(seconds, values, "o-", ms=2.5, color=colors[arm], alpha=0.8, label=arm if index == 0 else None)
             offset = position + 0.08 * (index - (len(seeds) - 1) / 2)
             count = record.get("test_count")
             if count:
@@ -249,9 +249,13 @@ def _plot(run: Run, summary: dict[str, Any], n_sup: int) -> None:
     ax[2].set(xlabel="optimizer steps", ylabel="validation exact accuracy\n(* = checkpoint tested)", ylim=(0, 1.02))
     ax[3].set(xlabel="training seconds (the budget clock: process CPU by default)",
               ylabel="validation exact accuracy", ylim=(0, 1.02))
-    for panel in ax[2:]:
-        if panel.lines:
-            panel.legend()
+    latest = max((line.get_xdata()[-1] for line in ax[3].lines), default=0.0)
+    if latest > 0:  # from 0, with room on the right: a single evaluation (the demo's) would sit on the edge
+        ax[3].set_xlim(0, 1.05 * latest)
+    if ax[2].lines:
+        ax[2].legend()
+    if ax[3].lines:
+        ax[3].legend(loc="lower right")  # learning curves end at the upper right
     ax[1].set_xticks(range(len(arms)), labels)
     ax[1].set(ylabel=f"test exact accuracy at N_sup={n_sup}\n(per seed, 95% CI)", ylim=(0, 1.02),
               xlim=(-0.5, len(arms) - 0.5))
