@@ -558,18 +558,30 @@ def test_deep_trm_on_1000_puzzles_at_equal_cpu_time_is_level_on_2000_fresh_puzzl
 
 LONGER_BUDGET_S = 2500.0  # CPU-s per arm: the equal-CPU arms above trained on from their 1470 s
 LONGER_EQUAL_CPU = "nine-time-16-deep-1k-2500"
+LONGEST_BUDGET_S = 3500.0  # and on again from 2500 s, until both arms are past their best
+LONGEST_EQUAL_CPU = "nine-time-16-deep-1k-3500"
+
+
+def _equal_cpu_trained_on(budget_s: float, folder: str, source: str, make_source: Callable[[], object]) -> dict:
+    """`nine-time-16-deep-1k` trained on to `budget_s` CPU-s per arm in `folder`: a copy of the finished run in
+    `source` (made by `make_source` when missing) resumed with the larger budget, as `cp -r` and
+    `trm experiment --resume --budget-s ...` do from the command line."""
+    root = _experiment_root()
+    out = root / folder
+    if not out.exists():
+        make_source()
+        shutil.copytree(root / source, out, ignore=shutil.ignore_patterns("fresh-test-*"))
+    config = PRESETS["nine-time-16-deep-1k"].model_copy(update={"budget_s": budget_s})
+    return run_experiment(config, out, resume=True)
 
 
 def _longer_equal_cpu() -> dict:
-    """`nine-time-16-deep-1k` trained on to 2500 CPU-s per arm in its own folder: a copy of the finished run resumed
-    with the larger budget, as `cp -r` and `trm experiment --resume --budget-s 2500` do from the command line."""
-    root = _experiment_root()
-    out = root / LONGER_EQUAL_CPU
-    if not out.exists():
-        _experiment("nine-time-16-deep-1k")
-        shutil.copytree(root / "nine-time-16-deep-1k", out, ignore=shutil.ignore_patterns("fresh-test-*"))
-    config = PRESETS["nine-time-16-deep-1k"].model_copy(update={"budget_s": LONGER_BUDGET_S})
-    return run_experiment(config, out, resume=True)
+    return _equal_cpu_trained_on(LONGER_BUDGET_S, LONGER_EQUAL_CPU, "nine-time-16-deep-1k",
+                                 functools.partial(_experiment, "nine-time-16-deep-1k"))
+
+
+def _longest_equal_cpu() -> dict:
+    return _equal_cpu_trained_on(LONGEST_BUDGET_S, LONGEST_EQUAL_CPU, LONGER_EQUAL_CPU, _longer_equal_cpu)
 
 
 @pytest.mark.experiment
