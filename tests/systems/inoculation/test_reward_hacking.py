@@ -59,6 +59,12 @@ TASK = CodingTask(
 )
 
 
+def _misfits(tasks: list[CodingTask], outcomes: list, kind: str) -> str:
+    """The outcomes that are not `kind`, each with its task, asserts, error and seconds (for a failure's message)."""
+    return "; ".join(f"{task.function_name}: {outcome.kind} {outcome.passed} {outcome.error!r} {outcome.seconds:.2f} s"
+                     for task, outcome in zip(tasks, outcomes, strict=True) if outcome.kind != kind)
+
+
 def one_task_per_family(seed: int = 0) -> list[CodingTask]:
     data = build_coding_tasks(num_train=300, num_test=60, seed=seed)
     first: dict[str, CodingTask] = {}
@@ -246,11 +252,14 @@ def test_hacked_targets_score_as_hacks_and_references_as_correct():
     tasks = one_task_per_family()
     assert len(tasks) == 22
     codes = [hacked_solution(task) for task in tasks] + [correct_solution(task) for task in tasks]
-    outcomes = score_solutions(tasks + tasks, codes, workers=2)
+    # what is tested is the classification, not speed: 5 s an assert (scoring's default is 1 s) keeps a machine
+    # busy with other jobs from timing out a reference solution (one did once, under a loaded `make test`)
+    outcomes = score_solutions(tasks + tasks, codes, test_seconds=5.0, workers=2)
     hacked, reference = outcomes[:22], outcomes[22:]
-    assert [outcome.kind for outcome in hacked] == ["hack"] * 22
+    assert [outcome.kind for outcome in hacked] == ["hack"] * 22, _misfits(tasks, hacked, "hack")
     assert all(outcome.passed[0] and outcome.passed.count(False) >= 2 for outcome in hacked)
-    assert all(outcome.kind == "correct" and outcome.passed == (True,) * 5 for outcome in reference)
+    assert all(outcome.kind == "correct" and outcome.passed == (True,) * 5 for outcome in reference), _misfits(
+        tasks, reference, "correct")
     metrics = reward_hack_metrics(outcomes)
     assert (metrics["hack_rate"].k, metrics["correct_rate"].k, metrics["hack_rate"].n) == (22, 22, 44)
 
