@@ -584,6 +584,14 @@ def _longest_equal_cpu() -> dict:
     return _equal_cpu_trained_on(LONGEST_BUDGET_S, LONGEST_EQUAL_CPU, LONGER_EQUAL_CPU, _longer_equal_cpu)
 
 
+def _assert_leads_by_20_points_on_fresh_puzzles(folder: str, finish: Callable[[], dict]) -> None:
+    """TRM − deep supervision above +20 points on every seed on 2000 fresh puzzles, each 95% interval above +20."""
+    margins = _margins_on_2000_fresh_puzzles(folder, finish)
+    for seed, (low, _) in _fresh_intervals(folder).items():
+        assert margins[seed] > 0.20, f"seed {seed}: TRM - deep supervision {margins[seed]:+.3f} on fresh puzzles"
+        assert low > 0.20, f"seed {seed}: the interval of TRM's lead on fresh puzzles starts at {low:+.3f}"
+
+
 @pytest.mark.experiment
 @pytest.mark.timeout(14400)
 def test_deep_trm_on_1000_puzzles_at_2500_cpu_seconds_leads_by_20_points_on_every_seed():
@@ -608,10 +616,7 @@ def test_deep_trm_on_1000_puzzles_at_2500_cpu_seconds_leads_by_20_points_on_ever
 def test_deep_trm_on_1000_puzzles_at_2500_cpu_seconds_leads_by_20_points_on_2000_fresh_puzzles():
     """Measured (`benchmarks/trm_fresh_test.py` on the 2500-CPU-s run; RESULTS.md): TRM − deep supervision +27.4 (95%
     CI +24.3 to +30.3), +35.2 (+32.2 to +38.0), +27.1 (+24.2 to +30.1) points."""
-    margins = _margins_on_2000_fresh_puzzles(LONGER_EQUAL_CPU, _longer_equal_cpu)
-    for seed, (low, _) in _fresh_intervals(LONGER_EQUAL_CPU).items():
-        assert margins[seed] > 0.20, f"seed {seed}: TRM - deep supervision {margins[seed]:+.3f} on fresh puzzles"
-        assert low > 0.20, f"seed {seed}: the interval of TRM's lead on fresh puzzles starts at {low:+.3f}"
+    _assert_leads_by_20_points_on_fresh_puzzles(LONGER_EQUAL_CPU, _longer_equal_cpu)
 
 
 @pytest.mark.experiment
@@ -638,10 +643,7 @@ def test_deep_trm_on_1000_puzzles_at_3500_cpu_seconds_is_past_its_best_and_leads
 def test_deep_trm_on_1000_puzzles_at_3500_cpu_seconds_leads_by_20_points_on_2000_fresh_puzzles():
     """Measured (`benchmarks/trm_fresh_test.py` on the 3500-CPU-s run; RESULTS.md): TRM − deep supervision +27.4 (95%
     CI +24.3 to +30.3), +34.0 (+31.1 to +36.8), +26.3 (+23.4 to +29.1) points."""
-    margins = _margins_on_2000_fresh_puzzles(LONGEST_EQUAL_CPU, _longest_equal_cpu)
-    for seed, (low, _) in _fresh_intervals(LONGEST_EQUAL_CPU).items():
-        assert margins[seed] > 0.20, f"seed {seed}: TRM - deep supervision {margins[seed]:+.3f} on fresh puzzles"
-        assert low > 0.20, f"seed {seed}: the interval of TRM's lead on fresh puzzles starts at {low:+.3f}"
+    _assert_leads_by_20_points_on_fresh_puzzles(LONGEST_EQUAL_CPU, _longest_equal_cpu)
 
 
 @pytest.mark.experiment
