@@ -14,49 +14,29 @@ Prints a markdown table and one JSON line per seed.
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import sys
 from pathlib import Path
 
-CurvePoints = list[tuple[float, float]]
+from reasonlab.systems.trm.experiment import best_within, crossing_seconds
 
+Curve = list[list[float]]
 
-def best_so_far(curve: CurvePoints, seconds: float) -> float | None:
-    """The highest validation accuracy among the evaluations at or before `seconds` (None before the first)."""
-    reached = [accuracy for at, accuracy in curve if at <= seconds]
-    return max(reached) if reached else None
-
-
-def crossing(trm: CurvePoints, deep: CurvePoints) -> float | None:
-    """The first TRM evaluation time from which TRM's best-so-far beats deep supervision's at every later
-    evaluation time of either arm."""
-    times = sorted({at for at, _ in trm} | {at for at, _ in deep})
-    ahead = [_ahead(trm, deep, at) for at in times]
-    for at, _ in sorted(trm):
-        start = bisect.bisect_left(times, at)
-        if all(ahead[start:]):
-            return at
-    return None
-
-
-def _ahead(trm: CurvePoints, deep: CurvePoints, seconds: float) -> bool:
-    mine, theirs = best_so_far(trm, seconds), best_so_far(deep, seconds)
-    return mine is not None and (theirs is None or mine > theirs)
-
-
-def read_curves(run: Path) -> dict[str, dict[str, CurvePoints]]:
-    """{arm: {seed: [(seconds, validation accuracy), ...]}} from the experiment's summary.json."""
+def read_curves(run: Path) -> dict[str, dict[str, Curve]]:
+    """{arm: {seed: [[seconds, validation accuracy], ...]}} from the experiment's summary.json."""
     summary_path = run / "summary.json"
     if not summary_path.is_file():
         sys.exit(f"{summary_path} not found: give the folder of a finished `reasonlab trm experiment` run")
-    per_seed = json.loads(summary_path.read_text())["per_seed"]
-    curves = {arm: {seed: [tuple(point) for point in record.get("val_exact_by_train_seconds") or []]
-                    for seed, record in seeds.items()} for arm, seeds in per_seed.items()}
+    try:
+        per_seed = json.loads(summary_path.read_text())["per_seed"]
+    except (ValueError, KeyError, TypeError):
+        sys.exit(f"{summary_path} is not an experiment's summary (no per_seed): give a `reasonlab trm experiment` run")
+    curves = {arm: {seed: record.get("val_exact_by_train_seconds") or [] for seed, record in seeds.items()}
+              for arm, seeds in per_seed.items()}
     if not any(curves.get("trm", {}).values()):
         sys.exit(f"{summary_path} has no validation curves against seconds: rerun the same `reasonlab trm "
                  "experiment` command with --resume (finished arms are reused) to write them")
-    return curves  # type: ignore[return-value]
+    return curves
 
 
 def main() -> None:
@@ -73,14 +53,14 @@ def main() -> None:
     for seed in sorted(trm, key=int):
         if seed not in deep:
             continue
-        cross = crossing(trm[seed], deep[seed])
+        cross = crossing_seconds(trm[seed], deep[seed])
         rows = {"trm": trm[seed], "deep_supervision": deep[seed]}
         for arm, curve in rows.items():
-            cells = " | ".join(_cell(best_so_far(curve, at)) for at in args.at)
+            cells = " | ".join(_cell(best_within(curve, at)) for at in args.at)
             last = f"{cross:.0f}" if cross is not None and arm == "trm" else ("never" if arm == "trm" else "")
             print(f"| {seed} | {arm} | {cells} | {last} |")
         record = {"seed": int(seed), "crossing_seconds": cross,
-                  **{f"{arm}_best_by": {f"{at:g}": best_so_far(curve, at) for at in args.at}
+                  **{f"{arm}_best_by": {f"{at:g}": best_within(curve, at) for at in args.at}
                      for arm, curve in rows.items()}}
         print(json.dumps(record))
 

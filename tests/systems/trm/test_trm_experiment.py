@@ -26,7 +26,14 @@ from reasonlab.errors import UserError
 from reasonlab.report import find_runs
 from reasonlab.systems.trm.cli import app
 from reasonlab.systems.trm.config import ARMS, PRESETS, ExperimentConfig, TRMTrainConfig
-from reasonlab.systems.trm.experiment import arm_run_name, run_experiment, summarize, validation_curves
+from reasonlab.systems.trm.experiment import (
+    arm_run_name,
+    best_within,
+    crossing_seconds,
+    run_experiment,
+    summarize,
+    validation_curves,
+)
 
 TINY_RECIPE = dict(
     task="sudoku", size=4, givens=6, train_size=16, val_size=8, test_size=8, mixer="mlp", hidden_size=16,
@@ -67,6 +74,21 @@ def test_validation_rows_take_the_seconds_of_the_last_training_row_at_or_before_
     by_step, by_seconds = validation_curves(metrics)
     assert by_step == [[50, 0.1], [60, 0.25], [70, 0.3]]
     assert by_seconds == [[16.2, 0.1], [19.0, 0.25], [19.0, 0.3]]
+
+
+def test_best_within_is_what_a_run_with_that_budget_could_have_tested():
+    curve = [[100.0, 0.2], [200.0, 0.5], [300.0, 0.4]]
+    assert best_within(curve, 50) is None
+    assert best_within(curve, 200) == 0.5
+    assert best_within(curve, 1000) == 0.5  # a later, worse evaluation does not lower it
+
+
+def test_the_crossing_is_where_trm_stays_ahead_not_where_it_first_leads():
+    deep = [[50.0, 0.3], [150.0, 0.45], [250.0, 0.46]]
+    # TRM leads at 100 s (0.40 > 0.30), falls behind at 150 s (0.40 < 0.45), and leads for good from 200 s
+    assert crossing_seconds([[100.0, 0.4], [200.0, 0.5], [300.0, 0.7]], deep) == 200.0
+    assert crossing_seconds([[100.0, 0.1], [300.0, 0.46]], deep) is None  # level is not ahead
+    assert crossing_seconds([[10.0, 0.9]], deep) == 10.0  # ahead before deep supervision's first evaluation
 
 
 def test_arms_share_the_network_and_their_runs_are_keyed_by_the_config():
@@ -652,17 +674,11 @@ def test_deep_trm_on_1000_puzzles_trails_for_1000_cpu_seconds_then_the_crossing_
     """Measured (`benchmarks/trm_cpu_crossing.py` on the 2500-CPU-s run; RESULTS.md): each arm's best validation
     accuracy within 1000 CPU-s, TRM 0.195, 0.135, 0.135 against deep supervision 0.415, 0.370, 0.435; TRM ahead for
     good from 2,056, 1,465 and 1,886 CPU-s (seeds 0-2)."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[3] / "benchmarks" / "trm_cpu_crossing.py"
-    spec = importlib.util.spec_from_file_location("trm_cpu_crossing", script)
-    crossing = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(crossing)
     per_seed = _longer_equal_cpu()["per_seed"]
     for seed, trm in per_seed["trm"].items():
-        mine = [tuple(point) for point in trm["val_exact_by_train_seconds"]]
-        theirs = [tuple(point) for point in per_seed["deep_supervision"][seed]["val_exact_by_train_seconds"]]
-        lead = crossing.best_so_far(theirs, 1000) - (crossing.best_so_far(mine, 1000) or 0.0)
+        mine = trm["val_exact_by_train_seconds"]
+        theirs = per_seed["deep_supervision"][seed]["val_exact_by_train_seconds"]
+        lead = best_within(theirs, 1000) - (best_within(mine, 1000) or 0.0)
         assert lead > 0.15, f"seed {seed}: deep supervision leads by only {lead:+.3f} within 1000 CPU-s"
-        at = crossing.crossing(mine, theirs)
+        at = crossing_seconds(mine, theirs)
         assert at is not None and 1400 < at < 2100, f"seed {seed}: TRM crosses at {at} CPU-s"

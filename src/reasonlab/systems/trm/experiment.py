@@ -26,6 +26,7 @@ and the CPU cost of one TRM step against one deep-supervision step, measured sid
 
 from __future__ import annotations
 
+import bisect
 import math
 import multiprocessing
 import time
@@ -41,7 +42,8 @@ from reasonlab.stats import format_mean, format_rate, mean_spread, wilson_interv
 from reasonlab.systems.trm.config import PRESETS, ExperimentConfig, TRMTrainConfig
 
 __all__ = [
-    "arm_run_name", "demo_headline", "difference_interval", "quick", "run_experiment", "summarize", "validation_curves",
+    "arm_run_name", "best_within", "crossing_seconds", "demo_headline", "difference_interval", "quick", "run_experiment",
+    "summarize", "validation_curves",
 ]
 
 # run-location fields: they do not change what an arm computes
@@ -167,6 +169,28 @@ def validation_curves(metrics: list[dict[str, Any]]) -> tuple[list[list[float]],
             by_step.append([row["step"], row["val_exact"]])
             by_seconds.append([round(seconds, 2), row["val_exact"]])
     return by_step, by_seconds
+
+
+def best_within(curve: list[list[float]], seconds: float) -> float | None:
+    """The best validation accuracy among a [[seconds, accuracy], ...] curve's evaluations at or before `seconds`:
+    the checkpoint a run given that budget would test (None before its first evaluation)."""
+    reached = [accuracy for at, accuracy in curve if at <= seconds]
+    return max(reached) if reached else None
+
+
+def crossing_seconds(trm: list[list[float]], deep: list[list[float]]) -> float | None:
+    """The first TRM evaluation time from which TRM's `best_within` beats deep supervision's at every later
+    evaluation time of either arm (None if it never does): where TRM overtakes for good at equal CPU time."""
+    times = sorted({at for at, _ in trm} | {at for at, _ in deep})
+    ahead = [_ahead(best_within(trm, at), best_within(deep, at)) for at in times]
+    for at, _ in sorted(trm):
+        if all(ahead[bisect.bisect_left(times, at):]):
+            return at
+    return None
+
+
+def _ahead(mine: float | None, theirs: float | None) -> bool:
+    return mine is not None and (theirs is None or mine > theirs)
 
 
 def summarize(per_seed: dict[str, dict[str, dict[str, Any]]], n_sup: int) -> dict[str, Any]:
